@@ -1,0 +1,3 @@
+from aiogw.cli import main
+
+raise SystemExit(main())

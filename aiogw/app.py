@@ -1,0 +1,88 @@
+"""Builds the aiohttp application and runs it: routes, start-up, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator, Iterable
+
+from aiohttp import web
+
+from aiogw.config import Config
+from aiogw.dialects import DIALECTS
+from aiogw.keys import KeyIndex
+from aiogw.proxy import Proxy, Sink
+from aiogw.upstream import Upstream
+
+log = logging.getLogger("aiogw")
+
+PROXY = web.AppKey("proxy", Proxy)
+
+
+def build_app(config: Config, sinks: Iterable[Sink] = ()) -> web.Application:
+    """The gateway as an aiohttp Application; nothing listens until it is run."""
+    # aiohttp refuses larger bodies itself, before the handler, with a plain-text 413;
+    # the proxy translates that into the provider's envelope.
+    app = web.Application(client_max_size=config.server.max_body_bytes)
+    keys = KeyIndex(config.state_path)
+    upstreams = {
+        route.name: Upstream(route, DIALECTS[route.dialect], config.server.max_upstream_connections)
+        for route in config.routes
+    }
+    proxy = Proxy(config, keys, upstreams, sinks)
+    app[PROXY] = proxy
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_route("*", "/{tail:.*}", proxy.handle)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        keys.load()
+        for upstream in upstreams.values():
+            await upstream.start()
+            if upstream.credential is None and not upstream.passes_client_key:
+                log.warning(
+                    "route %r has no provider credential: set %s, or its requests get a 500",
+                    upstream.route.name, upstream.route.credential.name,
+                )
+        yield
+        await asyncio.gather(*(upstream.close() for upstream in upstreams.values()))
+
+    app.cleanup_ctx.append(lifecycle)
+    return app
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def start(config: Config, sinks: Iterable[Sink] = (), *, port: int | None = None) -> tuple[web.AppRunner, int]:
+    """Start serving; returns the runner (for `cleanup()`) and the bound port."""
+    app = build_app(config, sinks)
+    # handler_cancellation: a client that leaves while the gateway still waits for the
+    # upstream's first byte cancels the handler, which closes the upstream request.
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(
+        runner, config.server.host, config.server.port if port is None else port, backlog=4096, reuse_address=True
+    )
+    await site.start()
+    server = site._server  # the asyncio Server: the only way to learn an ephemeral port
+    bound = server.sockets[0].getsockname()[1] if server is not None and server.sockets else config.server.port
+    return runner, bound
+
+
+async def serve(config: Config) -> None:
+    """Run until SIGTERM or SIGINT, then stop accepting and close cleanly."""
+    runner, port = await start(config)
+    mount = config.server.mount
+    log.info("aiogw listening on http://%s:%d%s/<route>/ (routes: %s)", config.server.host, port, mount,
+             ", ".join(r.name for r in config.routes))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        log.info("aiogw stopping")
+        await runner.cleanup()

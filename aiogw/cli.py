@@ -1,0 +1,111 @@
+"""The `aiogw` command: serve, check-config, keys."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from aiogw import config as config_mod
+from aiogw import keys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="aiogw", description="A transparent, governed LLM gateway.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="run the gateway")
+    p.add_argument("--config", help="TOML config file (default: built-in routes to the real providers)")
+    p.set_defaults(run=_serve)
+
+    p = sub.add_parser("check-config", help="validate a config file without serving")
+    p.add_argument("file")
+    p.set_defaults(run=_check_config)
+
+    p = sub.add_parser("keys", help="manage gateway keys")
+    keys_sub = p.add_subparsers(dest="keys_command", required=True)
+    k = keys_sub.add_parser("create", help="make a key for USER; prints the key alone")
+    k.add_argument("user")
+    k.set_defaults(run=_keys_create)
+    k = keys_sub.add_parser("list", help="list keys (never the keys themselves)")
+    k.set_defaults(run=_keys_list)
+    k = keys_sub.add_parser("revoke", help="revoke a key by its id")
+    k.add_argument("key_id")
+    k.set_defaults(run=_keys_revoke)
+    for k in keys_sub.choices.values():
+        k.add_argument("--config", help="TOML config file (for the state path and user list)")
+
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except config_mod.ConfigError as exc:
+        print(f"aiogw: config error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _serve(args: argparse.Namespace) -> int:
+    cfg = config_mod.load(args.config)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from aiogw.app import serve  # imported here: the key commands need no aiohttp
+
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency; this keeps a broken install usable
+        import asyncio
+
+        asyncio.run(serve(cfg))
+    else:
+        uvloop.run(serve(cfg))
+    return 0
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    cfg = config_mod.load(args.file)
+    for route in cfg.routes:
+        cred = route.credential
+        state = "client key passed through" if cred.source == "client" else (
+            f"{cred.source} {cred.name}: " + ("set" if cred.secret else "NOT SET")
+        )
+        print(f"route {route.name}: {route.dialect} -> {route.upstream} ({state})")
+    print(f"{cfg.source}: ok, {len(cfg.routes)} routes, {len(cfg.users)} users, state {cfg.state_path}")
+    return 0
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    cfg = config_mod.load(args.config)
+    users = cfg.user_names()
+    if users and args.user not in users:
+        print(f"aiogw: no user {args.user!r} in {cfg.source}; add a [[users]] entry or use one of: "
+              f"{', '.join(sorted(users))}", file=sys.stderr)
+        return 2
+    record, key = keys.create(cfg.state_path, args.user)
+    print(f"created {record.id} for {record.user}", file=sys.stderr)
+    print(key)
+    return 0
+
+
+def _keys_list(args: argparse.Namespace) -> int:
+    cfg = config_mod.load(args.config)
+    rows = keys.list_keys(cfg.state_path)
+    if not rows:
+        print("no keys yet: create one with `aiogw keys create USER`")
+        return 0
+    print(f"{'ID':<18} {'USER':<24} {'CREATED (UTC)':<20} STATUS")
+    for r in rows:
+        status = "revoked " + _utc(r.revoked_at) if r.revoked_at else "active"
+        print(f"{r.id:<18} {r.user:<24} {_utc(r.created_at):<20} {status}")
+    return 0
+
+
+def _keys_revoke(args: argparse.Namespace) -> int:
+    cfg = config_mod.load(args.config)
+    if not keys.revoke(cfg.state_path, args.key_id):
+        print(f"aiogw: no active key {args.key_id!r}; see `aiogw keys list`", file=sys.stderr)
+        return 1
+    print(f"revoked {args.key_id}")
+    return 0
+
+
+def _utc(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts))

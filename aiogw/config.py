@@ -1,0 +1,261 @@
+"""Configuration: one TOML file read once into frozen, validated values.
+
+Every mistake is reported as a `ConfigError` naming the file, the key and what was
+expected, so `aiogw check-config` can tell an operator exactly what to fix. This is the
+only module that reads the environment: provider credentials are resolved here, once.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
+
+DIALECTS = ("anthropic", "openai", "gemini")
+DEFAULT_MOUNT = "/llm-gateway"
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be served; the message says where and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """Where a route's provider key comes from. `secret` is None when it is unset."""
+
+    source: str  # "env" | "file" | "client"
+    name: str = ""  # the variable or file it came from, for messages
+    secret: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Upstream timeouts in seconds; 0 means no limit.
+
+    `first_byte` covers a whole non-streaming generation (the provider sends headers
+    only when it is done), so it is long; `idle` is the silence allowed between two
+    chunks of a stream (providers ping every few seconds while they think).
+    """
+
+    connect: float = 10.0
+    first_byte: float = 600.0
+    idle: float = 300.0
+    total: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    name: str
+    dialect: str
+    upstream: str  # scheme://host[:port][/base-path], no trailing slash
+    credential: Credential
+    timeouts: Timeouts
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    mount: str = DEFAULT_MOUNT
+    max_body_bytes: int = 32 * 1024 * 1024
+    # Per upstream: the default (100) would queue agents behind each other once a
+    # hundred streams are open; each stream holds one connection for its whole life.
+    max_upstream_connections: int = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    source: str
+    server: Server
+    state_path: Path
+    routes: tuple[Route, ...]
+    users: tuple[User, ...]
+
+    def route(self, name: str) -> Route | None:
+        for route in self.routes:
+            if route.name == name:
+                return route
+        return None
+
+    def user_names(self) -> frozenset[str]:
+        return frozenset(user.name for user in self.users)
+
+
+TIMEOUT_KEYS = {f"{slot}_timeout" for slot in Timeouts.__slots__}
+
+DEFAULT_ROUTES = (
+    ("anthropic", "anthropic", "https://api.anthropic.com", "ANTHROPIC_API_KEY"),
+    ("openai", "openai", "https://api.openai.com", "OPENAI_API_KEY"),
+    ("google", "gemini", "https://generativelanguage.googleapis.com", "GEMINI_API_KEY"),
+)
+
+
+def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Config:
+    """Read and validate a config file; with no path, the defaults (real providers)."""
+    env = dict(os.environ) if env is None else env
+    if path is None:
+        raw: dict[str, Any] = {
+            "routes": [
+                {"name": n, "dialect": d, "upstream": u, "credential": {"env": v}}
+                for n, d, u, v in DEFAULT_ROUTES
+            ]
+        }
+        return _build(raw, "<defaults>", Path.cwd(), env)
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read the config file: {exc.strerror}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+    return _build(raw, str(file), file.resolve().parent, env)
+
+
+def _build(raw: dict[str, Any], source: str, base_dir: Path, env: dict[str, str]) -> Config:
+    r = _Reader(source)
+    r.only(raw, "", {"server", "state", "upstream", "routes", "users"})
+    server_raw = r.table(raw, "server")
+    r.only(server_raw, "server", {"host", "port", "mount", "max_body_bytes", "max_upstream_connections"})
+    mount = r.get(server_raw, "server.mount", str, DEFAULT_MOUNT).rstrip("/")
+    if mount and (not mount.startswith("/") or "?" in mount or "%" in mount):
+        r.fail("server.mount", f"expected a path such as {DEFAULT_MOUNT!r}, got {mount!r}")
+    server = Server(
+        host=r.get(server_raw, "server.host", str, "127.0.0.1"),
+        port=r.int_in(server_raw, "server.port", 8080, 0, 65535),
+        mount=mount,
+        max_body_bytes=r.int_in(server_raw, "server.max_body_bytes", 32 * 1024 * 1024, 1024, 1 << 31),
+        max_upstream_connections=r.int_in(server_raw, "server.max_upstream_connections", 4096, 1, 1 << 20),
+    )
+    state_raw = r.table(raw, "state")
+    r.only(state_raw, "state", {"path"})
+    state_path = Path(r.get(state_raw, "state.path", str, "var/aiogw.db"))
+    if not state_path.is_absolute():
+        state_path = base_dir / state_path
+
+    upstream_raw = r.table(raw, "upstream")
+    r.only(upstream_raw, "upstream", TIMEOUT_KEYS)
+    defaults = _timeouts(r, upstream_raw, "upstream", Timeouts())
+    routes_raw = raw.get("routes", [])
+    if not isinstance(routes_raw, list) or not routes_raw:
+        r.fail("routes", "expected at least one [[routes]] table")
+    routes = tuple(_route(r, item, f"routes[{i}]", defaults, env) for i, item in enumerate(routes_raw))
+    names = [route.name for route in routes]
+    for name in names:
+        if names.count(name) > 1:
+            r.fail("routes", f"route name {name!r} is used twice; each route needs its own URL segment")
+
+    users_raw = raw.get("users", [])
+    if not isinstance(users_raw, list):
+        r.fail("users", "expected [[users]] tables")
+    users = []
+    for i, item in enumerate(users_raw):
+        where = f"users[{i}]"
+        if not isinstance(item, dict):
+            r.fail(where, "expected a table")
+        r.only(item, where, {"name"})
+        users.append(User(name=r.name(item, f"{where}.name")))
+    if len({u.name for u in users}) != len(users):
+        r.fail("users", "a user name is listed twice")
+    return Config(source, server, state_path, routes, tuple(users))
+
+
+def _route(r: _Reader, item: Any, where: str, defaults: Timeouts, env: dict[str, str]) -> Route:
+    if not isinstance(item, dict):
+        r.fail(where, "expected a table")
+    r.only(item, where, {"name", "dialect", "upstream", "credential", *TIMEOUT_KEYS})
+    name = r.name(item, f"{where}.name")
+    dialect = r.get(item, f"{where}.dialect", str, None)
+    if dialect not in DIALECTS:
+        r.fail(f"{where}.dialect", f"expected one of {', '.join(DIALECTS)}, got {dialect!r}")
+    upstream = r.get(item, f"{where}.upstream", str, None).rstrip("/")
+    parts = urlsplit(upstream)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        r.fail(f"{where}.upstream", f"expected an http(s) base URL such as https://api.anthropic.com, got {upstream!r}")
+    return Route(
+        name=name,
+        dialect=dialect,
+        upstream=upstream,
+        credential=_credential(r, item.get("credential"), f"{where}.credential", env),
+        timeouts=_timeouts(r, item, where, defaults),
+    )
+
+
+def _credential(r: _Reader, value: Any, where: str, env: dict[str, str]) -> Credential:
+    if value == "client":
+        return Credential("client")
+    if isinstance(value, dict) and len(value) == 1 and "env" in value and isinstance(value["env"], str):
+        return Credential("env", value["env"], env.get(value["env"]) or None)
+    if isinstance(value, dict) and len(value) == 1 and "file" in value and isinstance(value["file"], str):
+        try:
+            secret = Path(value["file"]).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            r.fail(where, f"cannot read credential file {value['file']!r}: {exc.strerror}")
+        return Credential("file", value["file"], secret or None)
+    r.fail(where, 'expected { env = "VAR" }, { file = "/path" } or "client"')
+
+
+def _timeouts(r: _Reader, table: dict[str, Any], where: str, base: Timeouts) -> Timeouts:
+    """`connect_timeout`, `first_byte_timeout`, ... in [upstream] or in one route."""
+    values = {}
+    for slot in Timeouts.__slots__:
+        name = f"{slot}_timeout"
+        values[slot] = r.number(table, f"{where}.{name}", getattr(base, slot), name)
+    return Timeouts(**values)
+
+
+class _Reader:
+    """Typed access to the raw TOML with errors that name the file and the key."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str, expected: str) -> NoReturn:
+        raise ConfigError(f"{self.source}: {key}: {expected}")
+
+    def only(self, table: dict[str, Any], where: str, allowed: set[str]) -> None:
+        for key in table:
+            if key not in allowed:
+                self.fail(f"{where}.{key}" if where else key, f"unknown key; expected one of {', '.join(sorted(allowed))}")
+
+    def table(self, raw: dict[str, Any], key: str) -> dict[str, Any]:
+        value = raw.get(key, {})
+        if not isinstance(value, dict):
+            self.fail(key, "expected a table")
+        return value
+
+    def get(self, table: dict[str, Any], key: str, kind: type, default: Any) -> Any:
+        value = table.get(key.rsplit(".", 1)[-1], default)
+        if value is None:
+            self.fail(key, f"required; expected a {kind.__name__}")
+        if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+            self.fail(key, f"expected a {kind.__name__}, got {value!r}")
+        return value
+
+    def int_in(self, table: dict[str, Any], key: str, default: int, lo: int, hi: int) -> int:
+        value = self.get(table, key, int, default)
+        if not lo <= value <= hi:
+            self.fail(key, f"expected a whole number from {lo} to {hi}, got {value}")
+        return value
+
+    def number(self, table: dict[str, Any], key: str, default: float, local: str) -> float:
+        value = table.get(local, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            self.fail(key, f"expected a number of seconds >= 0 (0 = no limit), got {value!r}")
+        return float(value)
+
+    def name(self, table: dict[str, Any], key: str) -> str:
+        value = self.get(table, key, str, None)
+        if not value or not all(c.isalnum() or c in "-_." for c in value) or value in (".", ".."):
+            self.fail(key, f"expected a name of letters, digits, '-', '_' or '.', got {value!r}")
+        return value
+

@@ -1,0 +1,27 @@
+"""What differs between providers, as plain data in and out (no sockets here).
+
+A dialect classifies an upstream path into an `Endpoint`, names the header that carries
+the provider credential, and renders the gateway's own errors in the provider's
+envelope so each SDK raises its usual exception. Later stages (guards, limits, audit)
+add text and usage extraction here.
+"""
+
+from __future__ import annotations
+
+from aiogw.dialects.anthropic import ANTHROPIC
+from aiogw.dialects.base import OTHER, Dialect, Endpoint
+from aiogw.dialects.gemini import GEMINI
+from aiogw.dialects.openai import OPENAI
+
+__all__ = ["DIALECTS", "OTHER", "Dialect", "Endpoint", "guess"]
+
+DIALECTS: dict[str, Dialect] = {d.name: d for d in (ANTHROPIC, OPENAI, GEMINI)}
+
+
+def guess(path: str) -> Dialect:
+    """The dialect a path most likely speaks, for errors before a route is known."""
+    if "/messages" in path or "/anthropic" in path:
+        return ANTHROPIC
+    if ":generateContent" in path or ":streamGenerateContent" in path or "/v1beta/" in path:
+        return GEMINI
+    return OPENAI

@@ -1,0 +1,62 @@
+"""The gateway's own refusals and failures, each with the HTTP status it answers with.
+
+    GatewayError
+     ├── BadRequest           400  body or path the gateway cannot accept
+     ├── Unauthorized         401  missing, unknown or revoked gateway key
+     ├── NotFound             404  no such route
+     ├── TooLarge             413  body over server.max_body_bytes
+     ├── NotConfigured        500  the route has no provider credential
+     ├── UpstreamUnreachable  502  connect refused, reset, DNS failure
+     └── UpstreamTimeout      504  connect, first byte or idle timeout
+
+Dialects turn these into the provider's own error envelope at the boundary (see
+`dialects`), so an SDK raises its usual exception. Messages go to the client: they
+say what to do and never contain a key.
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    status = 500
+    kind = "internal"
+
+    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+
+
+class BadRequest(GatewayError):
+    status = 400
+    kind = "bad_request"
+
+
+class Unauthorized(GatewayError):
+    status = 401
+    kind = "auth"
+
+
+class NotFound(GatewayError):
+    status = 404
+    kind = "not_found"
+
+
+class TooLarge(GatewayError):
+    status = 413
+    kind = "too_large"
+
+
+class NotConfigured(GatewayError):
+    status = 500
+    kind = "not_configured"
+
+
+class UpstreamUnreachable(GatewayError):
+    status = 502
+    kind = "upstream"
+
+
+class UpstreamTimeout(GatewayError):
+    status = 504
+    kind = "upstream_timeout"

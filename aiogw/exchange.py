@@ -1,0 +1,57 @@
+"""The one per-request object every stage reads and writes.
+
+Slotted and flat: it is created for every request, so it must be cheap, and it is
+what the audit record (a later stage) is made from once the exchange is over.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+# Outcomes, as the audit and the logs name them.
+OK = "ok"
+REFUSED = "refused"
+UPSTREAM_ERROR = "upstream_error"
+CLIENT_ABORTED = "client_aborted"
+UPSTREAM_ABORTED = "upstream_aborted"
+
+
+class Exchange:
+    __slots__ = (
+        "started", "t0", "t_first_byte", "t_end",
+        "method", "path", "query", "route", "dialect", "endpoint",
+        "user", "key_id", "body", "json", "model", "stream",
+        "status", "outcome", "reason", "response_headers", "response_body", "chunks",
+    )
+
+    def __init__(self, method: str) -> None:
+        self.started = time.time()
+        self.t0 = time.perf_counter()
+        self.t_first_byte: float | None = None
+        self.t_end: float | None = None
+        self.method = method
+        self.path = ""
+        self.query = ""
+        self.route = ""
+        self.dialect = ""
+        self.endpoint = ""
+        self.user: str | None = None
+        self.key_id: str | None = None
+        self.body: bytes | None = None
+        self.json: dict[str, Any] | None = None
+        self.model: str | None = None
+        self.stream = False
+        self.status = 0
+        self.outcome = OK
+        self.reason: str | None = None
+        self.response_headers: Any = None
+        self.response_body: bytes | None = None
+        # Relayed chunks, by reference, for the audit tap; None while no tap wants them.
+        self.chunks: list[bytes] | None = None
+
+    def first_byte(self) -> None:
+        self.t_first_byte = time.perf_counter()
+
+    def finish(self) -> None:
+        self.t_end = time.perf_counter()

@@ -1,0 +1,170 @@
+"""Gateway keys: create, list, revoke (CLI) and resolve (gateway).
+
+Only a SHA-256 of each key is stored; keys are 256 random bits, so a fast hash is as
+good as a slow one and costs a microsecond per request. The CLI writes the `keys`
+table of the state database and then rewrites a small stamp file beside it; the
+gateway compares the stamp's stat() on every request (no disk read: the inode is in
+the page cache) and reloads the table in a thread only when it changed. So a key
+created or revoked takes effect on the very next request, with no restart and no
+polling task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import secrets
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+KEY_PREFIX = "aiogw-"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS keys (
+    id TEXT PRIMARY KEY,
+    user TEXT NOT NULL,
+    hash BLOB NOT NULL UNIQUE,
+    created_at REAL NOT NULL,
+    revoked_at REAL
+)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    id: str
+    user: str
+    created_at: float
+    revoked_at: float | None
+
+
+def digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()
+
+
+def stamp_path(db_path: Path) -> Path:
+    return db_path.with_name(db_path.name + ".keys-stamp")
+
+
+def connect(db_path: Path) -> sqlite3.Connection:
+    """Open the state database for the key commands, creating it if needed."""
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(db_path, timeout=10)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(_SCHEMA)
+    return conn
+
+
+def create(db_path: Path, user: str) -> tuple[KeyRecord, str]:
+    """Make a new key for `user`; returns its record and the key, shown only once."""
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    record = KeyRecord(id="key_" + secrets.token_hex(6), user=user, created_at=time.time(), revoked_at=None)
+    with _writing(db_path) as conn:
+        conn.execute(
+            "INSERT INTO keys (id, user, hash, created_at) VALUES (?, ?, ?, ?)",
+            (record.id, user, digest(key), record.created_at),
+        )
+    return record, key
+
+
+def revoke(db_path: Path, key_id: str) -> bool:
+    """Revoke a key by its id; False when there is no such live key."""
+    with _writing(db_path) as conn:
+        cur = conn.execute(
+            "UPDATE keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (time.time(), key_id)
+        )
+        return cur.rowcount == 1
+
+
+def list_keys(db_path: Path) -> list[KeyRecord]:
+    if not db_path.exists():
+        return []
+    conn = connect(db_path)
+    try:
+        rows = conn.execute("SELECT id, user, created_at, revoked_at FROM keys ORDER BY created_at").fetchall()
+    finally:
+        conn.close()
+    return [KeyRecord(*row) for row in rows]
+
+
+class _writing:
+    """A transaction on the keys table that rewrites the stamp after it commits."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.db_path = db_path
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn = connect(self.db_path)
+        return self.conn
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        try:
+            if exc_type is None:
+                self.conn.commit()
+                stamp = stamp_path(self.db_path)
+                stamp.write_text(f"{time.time_ns()} {os.getpid()}\n")
+        finally:
+            self.conn.close()
+
+
+def _load(db_path: Path) -> dict[bytes, KeyRecord]:
+    if not db_path.exists():
+        return {}
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
+    try:
+        rows = conn.execute("SELECT hash, id, user, created_at FROM keys WHERE revoked_at IS NULL").fetchall()
+    except sqlite3.OperationalError:  # no keys table yet: no key was ever created
+        return {}
+    finally:
+        conn.close()
+    return {bytes(h): KeyRecord(i, u, c, None) for h, i, u, c in rows}
+
+
+class KeyIndex:
+    """The live keys in memory, refreshed when the key commands touch the stamp."""
+
+    __slots__ = ("db_path", "_stamp", "_seen", "_by_hash", "_reloading")
+
+    def __init__(self, db_path: Path) -> None:
+        self.db_path = db_path
+        self._stamp = stamp_path(db_path)
+        self._seen: tuple[int, int, int] | None = None
+        self._by_hash: dict[bytes, KeyRecord] = {}
+        self._reloading: asyncio.Future[None] | None = None
+
+    def load(self) -> None:
+        """Blocking load, for start-up before the server accepts."""
+        self._seen = self._signature()
+        self._by_hash = _load(self.db_path)
+
+    async def resolve(self, key: str) -> KeyRecord | None:
+        if self._signature() != self._seen:
+            await self._reload()
+        return self._by_hash.get(digest(key))
+
+    def __len__(self) -> int:
+        return len(self._by_hash)
+
+    def _signature(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self._stamp)
+        except FileNotFoundError:
+            return None
+        return st.st_mtime_ns, st.st_size, st.st_ino
+
+    async def _reload(self) -> None:
+        # One reload at a time; requests that see the same change wait for it.
+        if self._reloading is None:
+            self._reloading = asyncio.get_running_loop().create_future()
+            try:
+                seen = self._signature()
+                self._by_hash = await asyncio.to_thread(_load, self.db_path)
+                self._seen = seen
+            finally:
+                self._reloading.set_result(None)
+                self._reloading = None
+        else:
+            await asyncio.shield(self._reloading)

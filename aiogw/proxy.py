@@ -1,0 +1,198 @@
+"""The hot path: route → authenticate → read → parse once → forward → relay.
+
+Nothing here knows a provider: what differs lives in the route's dialect. The body is
+parsed once (orjson) for the stages that need it and forwarded as the original bytes.
+A stream is relayed chunk by chunk as it arrives, with no re-framing; when the client
+leaves, the upstream response is closed at once (the server runs with handler
+cancellation, so that holds while waiting for the first byte too); when the upstream
+breaks, the client keeps what arrived and its connection is closed without the final
+chunk, so it sees a truncated stream exactly as it would have from the provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from aiogw import exchange, routing
+from aiogw.config import Config
+from aiogw.dialects import Dialect, guess
+from aiogw.errors import BadRequest, GatewayError, NotConfigured, NotFound, TooLarge, Unauthorized, UpstreamTimeout, UpstreamUnreachable
+from aiogw.exchange import Exchange
+from aiogw.keys import KeyIndex
+from aiogw.upstream import GATEWAY_KEY_HEADER, Upstream, find_gateway_key, response_headers
+
+log = logging.getLogger("aiogw.proxy")
+
+Sink = Callable[[Exchange], None]
+
+_UPSTREAM_BROKE = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, asyncio.TimeoutError)
+
+
+class Proxy:
+    __slots__ = ("mount", "max_body", "users", "keys", "upstreams", "sinks")
+
+    def __init__(self, config: Config, keys: KeyIndex, upstreams: dict[str, Upstream], sinks: Iterable[Sink] = ()) -> None:
+        self.mount = config.server.mount
+        self.max_body = config.server.max_body_bytes
+        # An empty user list in the config means: any user a key was made for.
+        self.users = config.user_names()
+        self.keys = keys
+        self.upstreams = upstreams
+        self.sinks = tuple(sinks)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        ex = Exchange(request.method)
+        dialect: Dialect | None = None
+        try:
+            route, path, query = routing.split(request.raw_path, self.mount)
+            upstream = self.upstreams.get(route)
+            if upstream is None:
+                raise NotFound(f"no route named {route!r}; the gateway serves {', '.join(sorted(self.upstreams))}")
+            dialect = upstream.dialect
+            ex.route, ex.dialect, ex.path, ex.query = route, dialect.name, path, query
+            if path == "/" and request.method == "HEAD":
+                return web.Response()  # Claude Code's start-up probe: answer at once, no upstream
+            endpoint = dialect.endpoint(request.method, path)
+            ex.endpoint = endpoint.name
+            await self._authenticate(request, upstream, query, ex)
+            body = await self._read_body(request)
+            if endpoint.json:
+                ex.json = _parse(body)
+                ex.model = endpoint.model or _model(ex.json)
+                ex.stream = endpoint.stream or ex.json.get("stream") is True
+            ex.body = body
+            return await self._forward(request, upstream, ex)
+        except GatewayError as err:
+            ex.status = err.status
+            ex.outcome = exchange.UPSTREAM_ERROR if err.status >= 500 else exchange.REFUSED
+            ex.reason = err.kind
+            return _error_response(dialect or guess(request.path), err)
+        except asyncio.CancelledError:
+            ex.outcome = exchange.CLIENT_ABORTED
+            raise
+        finally:
+            ex.finish()
+            for sink in self.sinks:
+                sink(ex)
+
+    async def _authenticate(self, request: web.Request, upstream: Upstream, query: str, ex: Exchange) -> None:
+        if upstream.passes_client_key:
+            key = request.headers.get(GATEWAY_KEY_HEADER)
+            where = f"the {GATEWAY_KEY_HEADER} header (this route passes your own provider key through)"
+        else:
+            key = find_gateway_key(request.headers, query)
+            where = "your SDK's API key setting (x-api-key, Authorization: Bearer, x-goog-api-key or ?key=)"
+        if not key:
+            raise Unauthorized(f"missing gateway key: put the key from `aiogw keys create` in {where}")
+        record = await self.keys.resolve(key)
+        if record is None:
+            raise Unauthorized("unknown or revoked gateway key: ask the gateway operator for a key (`aiogw keys create USER`)")
+        if self.users and record.user not in self.users:
+            raise Unauthorized(f"the user {record.user!r} of this key is no longer in the gateway's config")
+        if upstream.credential is None and not upstream.passes_client_key:
+            raise NotConfigured(
+                f"route {upstream.route.name!r} has no provider credential: the operator must set "
+                f"{upstream.route.credential.name} for the gateway"
+            )
+        ex.user, ex.key_id = record.user, record.id
+
+    async def _read_body(self, request: web.Request) -> bytes | None:
+        if not request.body_exists:
+            return None
+        length = request.content_length
+        if length is not None and length > self.max_body:
+            raise TooLarge(f"the request body ({length} bytes) is over the gateway's limit of {self.max_body} bytes")
+        try:
+            return await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise TooLarge(f"the request body is over the gateway's limit of {self.max_body} bytes") from None
+
+    async def _forward(self, request: web.Request, upstream: Upstream, ex: Exchange) -> web.StreamResponse:
+        resp = await upstream.send(request.method, ex.path, ex.query, upstream.headers(request.headers), ex.body)
+        ex.first_byte()
+        ex.status = resp.status
+        ex.response_headers = resp.headers
+        if resp.status >= 400:
+            ex.outcome = exchange.UPSTREAM_ERROR
+        try:
+            if _is_streamed(resp):
+                return await self._relay(request, resp, ex)
+            try:
+                data = await resp.read()
+            except asyncio.TimeoutError:
+                raise UpstreamTimeout("the upstream stopped sending its response; try again later") from None
+            except aiohttp.ClientError:
+                raise UpstreamUnreachable("the upstream closed the connection before its response was complete") from None
+            ex.response_body = data
+            return web.Response(status=resp.status, reason=resp.reason, body=data, headers=response_headers(resp.headers))
+        finally:
+            # A response read to its end goes back to the pool; any other (client gone,
+            # upstream broken, cancelled) closes its connection now, which stops upstream.
+            if resp.content.is_eof():
+                resp.release()
+            else:
+                resp.close()
+
+    async def _relay(self, request: web.Request, resp: aiohttp.ClientResponse, ex: Exchange) -> web.StreamResponse:
+        headers = response_headers(resp.headers)
+        headers["X-Accel-Buffering"] = "no"  # an nginx in front must not buffer the stream
+        out = web.StreamResponse(status=resp.status, reason=resp.reason, headers=headers)
+        await out.prepare(request)
+        content = resp.content
+        chunks = ex.chunks
+        while True:
+            try:
+                chunk = await content.readany()
+            except _UPSTREAM_BROKE:
+                ex.outcome = exchange.UPSTREAM_ABORTED
+                # Close without the final chunk: the client sees a truncated body, as it
+                # would from the provider, and never waits for more.
+                if request.transport is not None:
+                    request.transport.close()
+                return out
+            if not chunk:
+                break
+            if chunks is not None:
+                chunks.append(chunk)
+            try:
+                await out.write(chunk)
+            except ConnectionError:
+                ex.outcome = exchange.CLIENT_ABORTED
+                return out
+        await out.write_eof()
+        return out
+
+
+def _is_streamed(resp: aiohttp.ClientResponse) -> bool:
+    """Relay piecewise unless the upstream sent a sized, non-SSE body."""
+    return resp.content_length is None or resp.content_type == "text/event-stream"
+
+
+def _parse(body: bytes | None) -> dict:
+    if not body:
+        raise BadRequest("this endpoint needs a JSON object as the request body")
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise BadRequest("the request body must be a JSON object")
+    return value
+
+
+def _model(body: dict) -> str | None:
+    model = body.get("model")
+    return model if isinstance(model, str) else None
+
+
+def _error_response(dialect: Dialect, err: GatewayError) -> web.Response:
+    headers = {"Content-Type": "application/json"}
+    if err.retry_after is not None:
+        headers["Retry-After"] = str(err.retry_after)
+    return web.Response(status=err.status, body=dialect.error_body(err.status, err.message), headers=headers)

@@ -1,0 +1,164 @@
+"""One upstream per route: its client session, timeouts, header hygiene, credential swap.
+
+The session never decompresses (`auto_decompress=False`): the relay hands the client
+the upstream's bytes with the upstream's Content-Encoding, and only the audit tap
+decodes them, off the hot path. For that to stay possible the gateway asks upstream
+only for codings it can decode itself (gzip, deflate).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+from aiogw.config import Route, Timeouts
+from aiogw.dialects import Dialect
+from aiogw.errors import UpstreamTimeout, UpstreamUnreachable
+
+# Never forwarded in either direction (RFC 9110 §7.6.1), plus what aiohttp recomputes.
+HOP_BY_HOP = frozenset(
+    (
+        "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
+        "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length",
+    )
+)
+# Where agents put keys. The gateway key must never travel upstream, so all of these
+# are dropped on credential routes, and the route's provider key is added instead.
+KEY_HEADERS = frozenset(("authorization", "x-api-key", "x-goog-api-key"))
+GATEWAY_KEY_HEADER = "x-aiogw-key"
+_DECODABLE = frozenset(("gzip", "deflate", "identity"))
+
+
+def find_gateway_key(headers: CIMultiDictProxy[str], query: str) -> str | None:
+    """The key where the agent's SDK put it: x-api-key, Bearer, x-goog-api-key or ?key=."""
+    key = headers.get("x-api-key") or headers.get("x-goog-api-key")
+    if key:
+        return key
+    auth = headers.get("authorization")
+    if auth and auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    if "key=" in query:
+        for item in query.split("&"):
+            if item.startswith("key="):
+                return item[4:]
+    return None
+
+
+def strip_key_param(query: str) -> str:
+    """Drop Gemini's `?key=` so a gateway key never reaches the upstream URL."""
+    if "key=" not in query:
+        return query
+    return "&".join(item for item in query.split("&") if not item.startswith("key="))
+
+
+def accept_encoding(value: str) -> str:
+    """Keep only codings the audit tap can decode; 'identity' if none are left."""
+    kept = [part for part in value.split(",") if part.split(";", 1)[0].strip().lower() in _DECODABLE]
+    return ",".join(kept).strip() or "identity"
+
+
+def response_headers(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
+    """The upstream's response headers minus hop-by-hop ones; Content-Encoding stays."""
+    out: CIMultiDict[str] = CIMultiDict()
+    drop = _connection_tokens(headers)
+    for name, value in headers.items():
+        lower = name.lower()
+        if lower not in HOP_BY_HOP and lower not in drop:
+            out.add(name, value)
+    return out
+
+
+def _connection_tokens(headers: CIMultiDictProxy[str]) -> frozenset[str]:
+    value = headers.get("connection")
+    if not value:
+        return frozenset()
+    return frozenset(token.strip().lower() for token in value.split(","))
+
+
+class Upstream:
+    """A route's way out: base URL, provider credential and one keep-alive session."""
+
+    __slots__ = ("route", "dialect", "base", "credential", "timeouts", "session", "_max_connections")
+
+    def __init__(self, route: Route, dialect: Dialect, max_connections: int) -> None:
+        self.route = route
+        self.dialect = dialect
+        self.base = route.upstream
+        secret = route.credential.secret
+        self.credential = dialect.credential(secret) if secret else None
+        self.timeouts: Timeouts = route.timeouts
+        self.session: aiohttp.ClientSession | None = None
+        self._max_connections = max_connections
+
+    @property
+    def passes_client_key(self) -> bool:
+        return self.route.credential.source == "client"
+
+    async def start(self) -> None:
+        t = self.timeouts
+        connector = aiohttp.TCPConnector(
+            limit=self._max_connections, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=30
+        )
+        self.session = aiohttp.ClientSession(
+            connector=connector,
+            auto_decompress=False,
+            # Send only what the agent sent: no default User-Agent, Accept or, above all,
+            # Accept-Encoding that would make upstream compress for a client that can't decode.
+            skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+            cookie_jar=aiohttp.DummyCookieJar(),
+            # sock_read is the first-byte timeout until headers arrive; `send` then
+            # switches it to the idle timeout for the rest of the body.
+            timeout=aiohttp.ClientTimeout(
+                total=t.total or None, sock_connect=t.connect or None, sock_read=t.first_byte or None
+            ),
+        )
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+
+    def headers(self, incoming: CIMultiDictProxy[str]) -> CIMultiDict[str]:
+        """Request headers for upstream: hop-by-hop, gateway and key headers removed."""
+        out: CIMultiDict[str] = CIMultiDict()
+        drop = _connection_tokens(incoming)
+        keep_keys = self.passes_client_key
+        for name, value in incoming.items():
+            lower = name.lower()
+            if lower in HOP_BY_HOP or lower in drop or lower.startswith("x-aiogw-"):
+                continue
+            if lower in KEY_HEADERS and not keep_keys:
+                continue
+            if lower == "accept-encoding":
+                value = accept_encoding(value)
+            out.add(name, value)
+        if self.credential is not None and not keep_keys:
+            out[self.credential[0]] = self.credential[1]
+        return out
+
+    async def send(
+        self, method: str, path: str, query: str, headers: CIMultiDict[str], body: bytes | None
+    ) -> aiohttp.ClientResponse:
+        """Send the request and return once the response headers are in."""
+        assert self.session is not None, "Upstream.start() was not awaited"
+        if not self.passes_client_key:
+            query = strip_key_param(query)
+        url = URL(self.base + path + ("?" + query if query else ""), encoded=True)
+        try:
+            resp = await self.session.request(method, url, headers=headers, data=body, allow_redirects=False)
+        except (aiohttp.ServerTimeoutError, asyncio.TimeoutError):
+            raise UpstreamTimeout(
+                f"the upstream of route {self.route.name!r} did not answer in time; try again later"
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamUnreachable(
+                f"cannot reach the upstream of route {self.route.name!r} ({type(exc).__name__}); try again later"
+            ) from None
+        conn = resp.connection
+        if conn is not None and conn.protocol is not None:
+            # From here on, the allowed silence is the idle timeout between chunks.
+            conn.protocol.read_timeout = self.timeouts.idle or None
+            conn.protocol.start_timeout()
+        return resp

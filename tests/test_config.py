@@ -1,0 +1,102 @@
+import textwrap
+
+import pytest
+
+from aiogw import config
+from aiogw.config import ConfigError
+
+
+def write(tmp_path, text):
+    path = tmp_path / "aiogw.toml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_defaults_route_to_the_real_providers(tmp_path):
+    cfg = config.load(None, env={"ANTHROPIC_API_KEY": "sk-ant-x"})
+    assert cfg.source == "<defaults>"
+    assert (cfg.server.host, cfg.server.port, cfg.server.mount) == ("127.0.0.1", 8080, "/llm-gateway")
+    assert [(r.name, r.dialect, r.upstream) for r in cfg.routes] == [
+        ("anthropic", "anthropic", "https://api.anthropic.com"),
+        ("openai", "openai", "https://api.openai.com"),
+        ("google", "gemini", "https://generativelanguage.googleapis.com"),
+    ]
+    assert cfg.routes[0].credential.secret == "sk-ant-x"
+    assert cfg.routes[1].credential.secret is None  # unset: reported at start, refused per request
+    assert cfg.state_path.name == "aiogw.db"
+
+
+def test_full_file(tmp_path):
+    key_file = tmp_path / "key"
+    key_file.write_text("sk-from-file\n")
+    path = write(
+        tmp_path,
+        f"""
+        [server]
+        host = "0.0.0.0"
+        port = 9000
+        mount = "/gw/"
+        max_body_bytes = 2048
+        [state]
+        path = "state/gw.db"
+        [upstream]
+        connect_timeout = 2
+        idle_timeout = 30
+        [[routes]]
+        name = "vllm"
+        dialect = "openai"
+        upstream = "http://10.0.0.5:8000/"
+        credential = {{ file = "{key_file}" }}
+        first_byte_timeout = 5
+        [[routes]]
+        name = "claude-own-key"
+        dialect = "anthropic"
+        upstream = "https://api.anthropic.com"
+        credential = "client"
+        [[users]]
+        name = "build-agent"
+        """,
+    )
+    cfg = config.load(path, env={})
+    assert cfg.server.mount == "/gw"
+    assert cfg.server.max_body_bytes == 2048
+    assert cfg.state_path == tmp_path / "state" / "gw.db"
+    vllm, own = cfg.routes
+    assert vllm.upstream == "http://10.0.0.5:8000"
+    assert vllm.credential.secret == "sk-from-file"
+    assert (vllm.timeouts.connect, vllm.timeouts.first_byte, vllm.timeouts.idle) == (2.0, 5.0, 30.0)
+    assert own.credential.source == "client"
+    assert own.timeouts.first_byte == 600.0
+    assert cfg.user_names() == {"build-agent"}
+    assert "sk-from-file" not in repr(cfg)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[server]\nport = 'x'\n", "server.port: expected a int"),
+        ("[server]\nport = 70000\n", "server.port: expected a whole number from 0 to 65535"),
+        ("[server]\nprot = 1\n", "server.prot: unknown key"),
+        ("[serve]\n", "serve: unknown key"),
+        ("[[routes]]\nname='a'\ndialect='cohere'\nupstream='https://x'\ncredential='client'\n", "routes[0].dialect: expected one of anthropic, openai, gemini"),
+        ("[[routes]]\nname='a'\ndialect='openai'\nupstream='ftp://x'\ncredential='client'\n", "routes[0].upstream: expected an http(s) base URL"),
+        ("[[routes]]\nname='a/b'\ndialect='openai'\nupstream='https://x'\ncredential='client'\n", "routes[0].name: expected a name"),
+        ("[[routes]]\nname='a'\ndialect='openai'\nupstream='https://x'\ncredential='mine'\n", "routes[0].credential: expected { env"),
+        ("[[routes]]\nname='a'\ndialect='openai'\nupstream='https://x'\ncredential={file='/nonexistent/k'}\n", "routes[0].credential: cannot read credential file"),
+        ("[[routes]]\nname='a'\ndialect='openai'\nupstream='https://x'\ncredential='client'\nidle_timeout=-1\n", "routes[0].idle_timeout: expected a number of seconds"),
+        ("[[routes]]\nname='a'\ndialect='openai'\nupstream='https://x'\ncredential='client'\n[[routes]]\nname='a'\ndialect='openai'\nupstream='https://y'\ncredential='client'\n", "route name 'a' is used twice"),
+        ("routes = []\n", "routes: expected at least one"),
+        ("[server\n", "not valid TOML"),
+    ],
+)
+def test_mistakes_name_the_file_and_key(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        config.load(path, env={})
+    assert str(info.value).startswith(f"{path}: ")
+    assert message in str(info.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read the config file"):
+        config.load(tmp_path / "nope.toml")

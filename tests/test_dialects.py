@@ -1,0 +1,64 @@
+import orjson
+import pytest
+
+from aiogw.dialects import DIALECTS, guess
+
+ANTHROPIC, OPENAI, GEMINI = DIALECTS["anthropic"], DIALECTS["openai"], DIALECTS["gemini"]
+
+
+@pytest.mark.parametrize(
+    ("dialect", "method", "path", "name", "json", "stream", "model"),
+    [
+        (ANTHROPIC, "POST", "/v1/messages", "messages", True, False, None),
+        (ANTHROPIC, "POST", "/v1/messages/count_tokens", "count_tokens", True, False, None),
+        (ANTHROPIC, "GET", "/v1/models", "models", False, False, None),
+        (ANTHROPIC, "GET", "/v1/messages", "other", False, False, None),
+        (OPENAI, "POST", "/v1/chat/completions", "chat", True, False, None),
+        (OPENAI, "POST", "/v1/responses", "responses", True, False, None),
+        (OPENAI, "POST", "/v1/responses/input_tokens", "input_tokens", True, False, None),
+        (OPENAI, "POST", "/v1/embeddings", "embeddings", True, False, None),
+        (OPENAI, "POST", "/v1/files", "other", False, False, None),
+        (GEMINI, "POST", "/v1beta/models/gemini-2.5-pro:generateContent", "generate", True, False, "gemini-2.5-pro"),
+        (GEMINI, "POST", "/v1/models/gemini-2.5-flash:streamGenerateContent", "stream_generate", True, True, "gemini-2.5-flash"),
+        (GEMINI, "POST", "/v1beta/models/g:countTokens", "count_tokens", True, False, "g"),
+        (GEMINI, "POST", "/v1beta/models/text-embedding-004:embedContent", "embed", True, False, "text-embedding-004"),
+        (GEMINI, "GET", "/v1beta/models", "models", False, False, None),
+        (GEMINI, "GET", "/v1beta/models/gemini-2.5-pro", "other", False, False, None),
+        (GEMINI, "POST", "/v1beta/models/:generateContent", "other", False, False, None),
+        (GEMINI, "POST", "/v2/models/g:generateContent", "other", False, False, None),
+    ],
+)
+def test_endpoints(dialect, method, path, name, json, stream, model):
+    ep = dialect.endpoint(method, path)
+    assert (ep.name, ep.json, ep.stream, ep.model) == (name, json, stream, model)
+
+
+def test_anthropic_error_envelope():
+    body = orjson.loads(ANTHROPIC.error_body(429, "slow down"))
+    assert body == {"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}}
+    assert orjson.loads(ANTHROPIC.error_body(502, "x"))["error"]["type"] == "api_error"
+    assert orjson.loads(ANTHROPIC.error_body(413, "x"))["error"]["type"] == "request_too_large"
+
+
+def test_openai_error_envelope():
+    body = orjson.loads(OPENAI.error_body(401, "bad key"))
+    assert body == {"error": {"message": "bad key", "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}}
+    assert orjson.loads(OPENAI.error_body(504, "x"))["error"]["type"] == "server_error"
+
+
+def test_gemini_error_envelope():
+    body = orjson.loads(GEMINI.error_body(429, "quota"))
+    assert body == {"error": {"code": 429, "message": "quota", "status": "RESOURCE_EXHAUSTED"}}
+    assert orjson.loads(GEMINI.error_body(504, "x"))["error"]["status"] == "DEADLINE_EXCEEDED"
+
+
+def test_credential_headers():
+    assert ANTHROPIC.credential("k") == ("x-api-key", "k")
+    assert OPENAI.credential("k") == ("authorization", "Bearer k")
+    assert GEMINI.credential("k") == ("x-goog-api-key", "k")
+
+
+def test_guess():
+    assert guess("/llm-gateway/x/v1/messages") is ANTHROPIC
+    assert guess("/llm-gateway/x/v1beta/models/g:generateContent") is GEMINI
+    assert guess("/llm-gateway/x/v1/chat/completions") is OPENAI
