@@ -42,7 +42,8 @@ def build_app(config: Config, sinks: Iterable[Sink] = ()) -> web.Application:
             if upstream.credential is None and not upstream.passes_client_key:
                 log.warning(
                     "route %r has no provider credential: set %s, or its requests get a 500",
-                    upstream.route.name, upstream.route.credential.name,
+                    upstream.route.name,
+                    upstream.route.credential.name,
                 )
         yield
         await asyncio.gather(*(upstream.close() for upstream in upstreams.values()))
@@ -75,8 +76,13 @@ async def serve(config: Config) -> None:
     """Run until SIGTERM or SIGINT, then stop accepting and close cleanly."""
     runner, port = await start(config)
     mount = config.server.mount
-    log.info("aiogw listening on http://%s:%d%s/<route>/ (routes: %s)", config.server.host, port, mount,
-             ", ".join(r.name for r in config.routes))
+    log.info(
+        "aiogw listening on http://%s:%d%s/<route>/ (routes: %s)",
+        config.server.host,
+        port,
+        mount,
+        ", ".join(r.name for r in config.routes),
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -64,8 +64,10 @@ def _check_config(args: argparse.Namespace) -> int:
     cfg = config_mod.load(args.file)
     for route in cfg.routes:
         cred = route.credential
-        state = "client key passed through" if cred.source == "client" else (
-            f"{cred.source} {cred.name}: " + ("set" if cred.secret else "NOT SET")
+        state = (
+            "client key passed through"
+            if cred.source == "client"
+            else (f"{cred.source} {cred.name}: " + ("set" if cred.secret else "NOT SET"))
         )
         print(f"route {route.name}: {route.dialect} -> {route.upstream} ({state})")
     print(f"{cfg.source}: ok, {len(cfg.routes)} routes, {len(cfg.users)} users, state {cfg.state_path}")
@@ -76,8 +78,11 @@ def _keys_create(args: argparse.Namespace) -> int:
     cfg = config_mod.load(args.config)
     users = cfg.user_names()
     if users and args.user not in users:
-        print(f"aiogw: no user {args.user!r} in {cfg.source}; add a [[users]] entry or use one of: "
-              f"{', '.join(sorted(users))}", file=sys.stderr)
+        print(
+            f"aiogw: no user {args.user!r} in {cfg.source}; add a [[users]] entry or use one of: "
+            f"{', '.join(sorted(users))}",
+            file=sys.stderr,
+        )
         return 2
     record, key = keys.create(cfg.state_path, args.user)
     print(f"created {record.id} for {record.user}", file=sys.stderr)

@@ -104,8 +104,7 @@ def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None 
     if path is None:
         raw: dict[str, Any] = {
             "routes": [
-                {"name": n, "dialect": d, "upstream": u, "credential": {"env": v}}
-                for n, d, u, v in DEFAULT_ROUTES
+                {"name": n, "dialect": d, "upstream": u, "credential": {"env": v}} for n, d, u, v in DEFAULT_ROUTES
             ]
         }
         return _build(raw, "<defaults>", Path.cwd(), env)
@@ -225,7 +224,9 @@ class _Reader:
     def only(self, table: dict[str, Any], where: str, allowed: set[str]) -> None:
         for key in table:
             if key not in allowed:
-                self.fail(f"{where}.{key}" if where else key, f"unknown key; expected one of {', '.join(sorted(allowed))}")
+                self.fail(
+                    f"{where}.{key}" if where else key, f"unknown key; expected one of {', '.join(sorted(allowed))}"
+                )
 
     def table(self, raw: dict[str, Any], key: str) -> dict[str, Any]:
         value = raw.get(key, {})
@@ -237,7 +238,7 @@ class _Reader:
         value = table.get(key.rsplit(".", 1)[-1], default)
         if value is None:
             self.fail(key, f"required; expected a {kind.__name__}")
-        if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
             self.fail(key, f"expected a {kind.__name__}, got {value!r}")
         return value
 
@@ -258,4 +259,3 @@ class _Reader:
         if not value or not all(c.isalnum() or c in "-_." for c in value) or value in (".", ".."):
             self.fail(key, f"expected a name of letters, digits, '-', '_' or '.', got {value!r}")
         return value
-

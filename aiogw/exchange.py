@@ -19,10 +19,28 @@ UPSTREAM_ABORTED = "upstream_aborted"
 
 class Exchange:
     __slots__ = (
-        "started", "t0", "t_first_byte", "t_end",
-        "method", "path", "query", "route", "dialect", "endpoint",
-        "user", "key_id", "body", "json", "model", "stream",
-        "status", "outcome", "reason", "response_headers", "response_body", "chunks",
+        "body",
+        "chunks",
+        "dialect",
+        "endpoint",
+        "json",
+        "key_id",
+        "method",
+        "model",
+        "outcome",
+        "path",
+        "query",
+        "reason",
+        "response_body",
+        "response_headers",
+        "route",
+        "started",
+        "status",
+        "stream",
+        "t0",
+        "t_end",
+        "t_first_byte",
+        "user",
     )
 
     def __init__(self, method: str) -> None:

@@ -73,9 +73,7 @@ def create(db_path: Path, user: str) -> tuple[KeyRecord, str]:
 def revoke(db_path: Path, key_id: str) -> bool:
     """Revoke a key by its id; False when there is no such live key."""
     with _writing(db_path) as conn:
-        cur = conn.execute(
-            "UPDATE keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (time.time(), key_id)
-        )
+        cur = conn.execute("UPDATE keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (time.time(), key_id))
         return cur.rowcount == 1
 
 
@@ -126,7 +124,7 @@ def _load(db_path: Path) -> dict[bytes, KeyRecord]:
 class KeyIndex:
     """The live keys in memory, refreshed when the key commands touch the stamp."""
 
-    __slots__ = ("db_path", "_stamp", "_seen", "_by_hash", "_reloading")
+    __slots__ = ("_by_hash", "_reloading", "_seen", "_stamp", "db_path")
 
     def __init__(self, db_path: Path) -> None:
         self.db_path = db_path

@@ -22,7 +22,16 @@ from aiohttp import web
 from aiogw import exchange, routing
 from aiogw.config import Config
 from aiogw.dialects import Dialect, guess
-from aiogw.errors import BadRequest, GatewayError, NotConfigured, NotFound, TooLarge, Unauthorized, UpstreamTimeout, UpstreamUnreachable
+from aiogw.errors import (
+    BadRequest,
+    GatewayError,
+    NotConfigured,
+    NotFound,
+    TooLarge,
+    Unauthorized,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
 from aiogw.exchange import Exchange
 from aiogw.keys import KeyIndex
 from aiogw.upstream import GATEWAY_KEY_HEADER, Upstream, find_gateway_key, response_headers
@@ -35,9 +44,11 @@ _UPSTREAM_BROKE = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, as
 
 
 class Proxy:
-    __slots__ = ("mount", "max_body", "users", "keys", "upstreams", "sinks")
+    __slots__ = ("keys", "max_body", "mount", "sinks", "upstreams", "users")
 
-    def __init__(self, config: Config, keys: KeyIndex, upstreams: dict[str, Upstream], sinks: Iterable[Sink] = ()) -> None:
+    def __init__(
+        self, config: Config, keys: KeyIndex, upstreams: dict[str, Upstream], sinks: Iterable[Sink] = ()
+    ) -> None:
         self.mount = config.server.mount
         self.max_body = config.server.max_body_bytes
         # An empty user list in the config means: any user a key was made for.
@@ -92,7 +103,9 @@ class Proxy:
             raise Unauthorized(f"missing gateway key: put the key from `aiogw keys create` in {where}")
         record = await self.keys.resolve(key)
         if record is None:
-            raise Unauthorized("unknown or revoked gateway key: ask the gateway operator for a key (`aiogw keys create USER`)")
+            raise Unauthorized(
+                "unknown or revoked gateway key: ask the gateway operator for a key (`aiogw keys create USER`)"
+            )
         if self.users and record.user not in self.users:
             raise Unauthorized(f"the user {record.user!r} of this key is no longer in the gateway's config")
         if upstream.credential is None and not upstream.passes_client_key:
@@ -125,12 +138,16 @@ class Proxy:
                 return await self._relay(request, resp, ex)
             try:
                 data = await resp.read()
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise UpstreamTimeout("the upstream stopped sending its response; try again later") from None
             except aiohttp.ClientError:
-                raise UpstreamUnreachable("the upstream closed the connection before its response was complete") from None
+                raise UpstreamUnreachable(
+                    "the upstream closed the connection before its response was complete"
+                ) from None
             ex.response_body = data
-            return web.Response(status=resp.status, reason=resp.reason, body=data, headers=response_headers(resp.headers))
+            return web.Response(
+                status=resp.status, reason=resp.reason, body=data, headers=response_headers(resp.headers)
+            )
         finally:
             # A response read to its end goes back to the pool; any other (client gone,
             # upstream broken, cancelled) closes its connection now, which stops upstream.

@@ -8,9 +8,8 @@ only for codings it can decode itself (gzip, deflate).
 
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
+from aiohttp import payload
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
@@ -21,8 +20,17 @@ from aiogw.errors import UpstreamTimeout, UpstreamUnreachable
 # Never forwarded in either direction (RFC 9110 §7.6.1), plus what aiohttp recomputes.
 HOP_BY_HOP = frozenset(
     (
-        "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization",
-        "te", "trailer", "transfer-encoding", "upgrade", "host", "content-length",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
     )
 )
 # Where agents put keys. The gateway key must never travel upstream, so all of these
@@ -30,6 +38,20 @@ HOP_BY_HOP = frozenset(
 KEY_HEADERS = frozenset(("authorization", "x-api-key", "x-goog-api-key"))
 GATEWAY_KEY_HEADER = "x-aiogw-key"
 _DECODABLE = frozenset(("gzip", "deflate", "identity"))
+
+
+class RequestBody(payload.BytesPayload):
+    """The client's body bytes, sent as they are.
+
+    aiohttp warns (ResourceWarning) for bytes bodies over 1 MiB, suggesting a file-like
+    object, which would be read back in an executor, chunk by chunk. For bytes already
+    in memory one transport write is the cheapest way out, and agents' bodies are often
+    over 1 MiB, so this skips that check and nothing else.
+    """
+
+    def __init__(self, value: bytes) -> None:
+        payload.Payload.__init__(self, value)
+        self._size = len(value)
 
 
 def find_gateway_key(headers: CIMultiDictProxy[str], query: str) -> str | None:
@@ -81,7 +103,7 @@ def _connection_tokens(headers: CIMultiDictProxy[str]) -> frozenset[str]:
 class Upstream:
     """A route's way out: base URL, provider credential and one keep-alive session."""
 
-    __slots__ = ("route", "dialect", "base", "credential", "timeouts", "session", "_max_connections")
+    __slots__ = ("_max_connections", "base", "credential", "dialect", "route", "session", "timeouts")
 
     def __init__(self, route: Route, dialect: Dialect, max_connections: int) -> None:
         self.route = route
@@ -147,8 +169,9 @@ class Upstream:
             query = strip_key_param(query)
         url = URL(self.base + path + ("?" + query if query else ""), encoded=True)
         try:
-            resp = await self.session.request(method, url, headers=headers, data=body, allow_redirects=False)
-        except (aiohttp.ServerTimeoutError, asyncio.TimeoutError):
+            data = RequestBody(body) if body is not None else None
+            resp = await self.session.request(method, url, headers=headers, data=data, allow_redirects=False)
+        except (TimeoutError, aiohttp.ServerTimeoutError):
             raise UpstreamTimeout(
                 f"the upstream of route {self.route.name!r} did not answer in time; try again later"
             ) from None

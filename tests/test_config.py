@@ -78,13 +78,34 @@ def test_full_file(tmp_path):
         ("[server]\nport = 70000\n", "server.port: expected a whole number from 0 to 65535"),
         ("[server]\nprot = 1\n", "server.prot: unknown key"),
         ("[serve]\n", "serve: unknown key"),
-        ("[[routes]]\nname='a'\ndialect='cohere'\nupstream='https://x'\ncredential='client'\n", "routes[0].dialect: expected one of anthropic, openai, gemini"),
-        ("[[routes]]\nname='a'\ndialect='openai'\nupstream='ftp://x'\ncredential='client'\n", "routes[0].upstream: expected an http(s) base URL"),
-        ("[[routes]]\nname='a/b'\ndialect='openai'\nupstream='https://x'\ncredential='client'\n", "routes[0].name: expected a name"),
-        ("[[routes]]\nname='a'\ndialect='openai'\nupstream='https://x'\ncredential='mine'\n", "routes[0].credential: expected { env"),
-        ("[[routes]]\nname='a'\ndialect='openai'\nupstream='https://x'\ncredential={file='/nonexistent/k'}\n", "routes[0].credential: cannot read credential file"),
-        ("[[routes]]\nname='a'\ndialect='openai'\nupstream='https://x'\ncredential='client'\nidle_timeout=-1\n", "routes[0].idle_timeout: expected a number of seconds"),
-        ("[[routes]]\nname='a'\ndialect='openai'\nupstream='https://x'\ncredential='client'\n[[routes]]\nname='a'\ndialect='openai'\nupstream='https://y'\ncredential='client'\n", "route name 'a' is used twice"),
+        (
+            "[[routes]]\nname='a'\ndialect='cohere'\nupstream='https://x'\ncredential='client'\n",
+            "routes[0].dialect: expected one of anthropic, openai, gemini",
+        ),
+        (
+            "[[routes]]\nname='a'\ndialect='openai'\nupstream='ftp://x'\ncredential='client'\n",
+            "routes[0].upstream: expected an http(s) base URL",
+        ),
+        (
+            "[[routes]]\nname='a/b'\ndialect='openai'\nupstream='https://x'\ncredential='client'\n",
+            "routes[0].name: expected a name",
+        ),
+        (
+            "[[routes]]\nname='a'\ndialect='openai'\nupstream='https://x'\ncredential='mine'\n",
+            "routes[0].credential: expected { env",
+        ),
+        (
+            "[[routes]]\nname='a'\ndialect='openai'\nupstream='https://x'\ncredential={file='/nonexistent/k'}\n",
+            "routes[0].credential: cannot read credential file",
+        ),
+        (
+            "[[routes]]\nname='a'\ndialect='openai'\nupstream='https://x'\ncredential='client'\nidle_timeout=-1\n",
+            "routes[0].idle_timeout: expected a number of seconds",
+        ),
+        (
+            "[[routes]]\nname='a'\ndialect='openai'\nupstream='https://x'\ncredential='client'\n[[routes]]\nname='a'\ndialect='openai'\nupstream='https://y'\ncredential='client'\n",
+            "route name 'a' is used twice",
+        ),
         ("routes = []\n", "routes: expected at least one"),
         ("[server\n", "not valid TOML"),
     ],

@@ -19,7 +19,15 @@ ANTHROPIC, OPENAI, GEMINI = DIALECTS["anthropic"], DIALECTS["openai"], DIALECTS[
         (OPENAI, "POST", "/v1/embeddings", "embeddings", True, False, None),
         (OPENAI, "POST", "/v1/files", "other", False, False, None),
         (GEMINI, "POST", "/v1beta/models/gemini-2.5-pro:generateContent", "generate", True, False, "gemini-2.5-pro"),
-        (GEMINI, "POST", "/v1/models/gemini-2.5-flash:streamGenerateContent", "stream_generate", True, True, "gemini-2.5-flash"),
+        (
+            GEMINI,
+            "POST",
+            "/v1/models/gemini-2.5-flash:streamGenerateContent",
+            "stream_generate",
+            True,
+            True,
+            "gemini-2.5-flash",
+        ),
         (GEMINI, "POST", "/v1beta/models/g:countTokens", "count_tokens", True, False, "g"),
         (GEMINI, "POST", "/v1beta/models/text-embedding-004:embedContent", "embed", True, False, "text-embedding-004"),
         (GEMINI, "GET", "/v1beta/models", "models", False, False, None),
@@ -42,7 +50,9 @@ def test_anthropic_error_envelope():
 
 def test_openai_error_envelope():
     body = orjson.loads(OPENAI.error_body(401, "bad key"))
-    assert body == {"error": {"message": "bad key", "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}}
+    assert body == {
+        "error": {"message": "bad key", "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}
+    }
     assert orjson.loads(OPENAI.error_body(504, "x"))["error"]["type"] == "server_error"
 
 

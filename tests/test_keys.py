@@ -11,7 +11,7 @@ def test_create_stores_only_a_hash(tmp_path):
     assert record.user == "alice" and record.id.startswith("key_")
     dump = b"".join(line.encode() for line in sqlite3.connect(db).iterdump())
     assert key.encode() not in dump
-    assert key[len(keys.KEY_PREFIX):].encode() not in dump
+    assert key[len(keys.KEY_PREFIX) :].encode() not in dump
     assert [r.id for r in keys.list_keys(db)] == [record.id]
 
 

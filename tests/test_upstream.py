@@ -9,7 +9,10 @@ def headers(*pairs):
     return CIMultiDictProxy(CIMultiDict(pairs))
 
 
-def upstream(dialect="anthropic", credential=Credential("env", "K", "sk-provider")):
+PROVIDER = Credential("env", "K", "sk-provider")
+
+
+def upstream(dialect="anthropic", credential=PROVIDER):
     route = Route("r", dialect, "https://api.example", credential, Timeouts())
     return Upstream(route, DIALECTS[dialect], 10)
 
@@ -89,5 +92,9 @@ def test_response_headers_drop_hop_by_hop_only():
         )
     )
     assert list(out.keys()) == [
-        "Content-Type", "Content-Encoding", "request-id", "retry-after", "anthropic-ratelimit-requests-remaining",
+        "Content-Type",
+        "Content-Encoding",
+        "request-id",
+        "retry-after",
+        "anthropic-ratelimit-requests-remaining",
     ]

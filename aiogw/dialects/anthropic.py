@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from aiogw.dialects.base import Dialect, Endpoint, dumps
 
 # https status → Anthropic error type, as its SDK maps them back to exceptions.
@@ -20,7 +22,7 @@ _TYPES = {
 class Anthropic(Dialect):
     name = "anthropic"
     credential_header = "x-api-key"
-    endpoints = {
+    endpoints: ClassVar[dict[str, Endpoint]] = {
         "POST /v1/messages": Endpoint("messages", json=True),
         "POST /v1/messages/count_tokens": Endpoint("count_tokens", json=True),
         "GET /v1/models": Endpoint("models"),

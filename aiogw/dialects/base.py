@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import orjson
 
@@ -27,7 +28,7 @@ class Dialect:
     credential_header = ""
     credential_prefix = ""
     # Exact "METHOD path" → endpoint; path-shaped endpoints are handled in `endpoint`.
-    endpoints: dict[str, Endpoint] = {}
+    endpoints: ClassVar[dict[str, Endpoint]] = {}
 
     def endpoint(self, method: str, path: str) -> Endpoint:
         return self.endpoints.get(f"{method} {path}", OTHER)

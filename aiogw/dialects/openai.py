@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from aiogw.dialects.base import Dialect, Endpoint, dumps
 
 # status → (type, code) in OpenAI's envelope; the SDK picks its exception by status.
@@ -19,7 +21,7 @@ class OpenAI(Dialect):
     name = "openai"
     credential_header = "authorization"
     credential_prefix = "Bearer "
-    endpoints = {
+    endpoints: ClassVar[dict[str, Endpoint]] = {
         "POST /v1/chat/completions": Endpoint("chat", json=True),
         "POST /v1/responses": Endpoint("responses", json=True),
         "POST /v1/responses/input_tokens": Endpoint("input_tokens", json=True),

@@ -1,0 +1,206 @@
+"""Real servers on 127.0.0.1 for the integration tests.
+
+The fake upstream and the gateway run in one background thread with their own uvloop
+loop, so tests can drive them with the official SDKs' ordinary (sync) clients, exactly
+as an agent would, and inspect what the fake received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import textwrap
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import uvloop
+
+from aiogw import config, keys
+from aiogw.app import start
+from aiogw.exchange import Exchange
+from aiogw.fake_upstream import FakeConfig, FakeUpstream
+
+PROVIDER_KEYS = {"FAKE_ANTHROPIC": "sk-ant-fake", "FAKE_OPENAI": "sk-openai-fake", "FAKE_GEMINI": "gemini-fake"}
+
+
+class LoopThread:
+    """An event loop in a daemon thread; `run` executes a coroutine there and waits."""
+
+    def __init__(self) -> None:
+        self.loop = uvloop.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="servers", daemon=True)
+        self.thread.start()
+
+    def run(self, coro, timeout: float = 30):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def call(self, fn, *args) -> None:
+        self.loop.call_soon_threadsafe(fn, *args)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.close()
+
+
+def free_port() -> int:
+    """A port nothing listens on (bound then released), for 'upstream unreachable'."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Gateway:
+    base: str  # http://127.0.0.1:PORT/llm-gateway
+    key: str
+    key_id: str
+    state: Path
+    cfg: config.Config
+    fake: FakeUpstream
+    fake_url: str
+    gzip_fake: FakeUpstream
+    servers: LoopThread
+    exchanges: list[Exchange] = field(default_factory=list)
+
+    def url(self, route: str) -> str:
+        return f"{self.base}/{route}"
+
+    def last_exchange(self, timeout: float = 5.0) -> Exchange:
+        """The newest finished exchange (the sink runs when the handler ends)."""
+        deadline = time.monotonic() + timeout
+        while not self.exchanges and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.exchanges[-1]
+
+    def wait_for(self, predicate, timeout: float = 5.0):
+        """Poll a condition set by the server thread; the test timeout bounds it too."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.01)
+        return predicate()
+
+
+GATEWAY_TOML = """
+[server]
+host = "127.0.0.1"
+port = 0
+max_body_bytes = {max_body}
+[state]
+path = "{state}"
+[upstream]
+connect_timeout = 5
+first_byte_timeout = 30
+idle_timeout = 30
+[[routes]]
+name = "anthropic"
+dialect = "anthropic"
+upstream = "{fake}"
+credential = {{ env = "FAKE_ANTHROPIC" }}
+[[routes]]
+name = "openai"
+dialect = "openai"
+upstream = "{fake}"
+credential = {{ env = "FAKE_OPENAI" }}
+[[routes]]
+name = "google"
+dialect = "gemini"
+upstream = "{fake}"
+credential = {{ env = "FAKE_GEMINI" }}
+[[routes]]
+name = "anthropic-own-key"
+dialect = "anthropic"
+upstream = "{fake}"
+credential = "client"
+[[routes]]
+name = "anthropic-gzip"
+dialect = "anthropic"
+upstream = "{gzip_fake}"
+credential = {{ env = "FAKE_ANTHROPIC" }}
+[[routes]]
+name = "anthropic-slow"
+dialect = "anthropic"
+upstream = "{fake}"
+credential = {{ env = "FAKE_ANTHROPIC" }}
+first_byte_timeout = 0.5
+idle_timeout = 0.5
+[[routes]]
+name = "openai-dead"
+dialect = "openai"
+upstream = "http://127.0.0.1:{dead_port}"
+credential = {{ env = "FAKE_OPENAI" }}
+[[routes]]
+name = "openai-nocred"
+dialect = "openai"
+upstream = "{fake}"
+credential = {{ env = "NOT_SET_ANYWHERE" }}
+[[users]]
+name = "alice"
+[[users]]
+name = "bob"
+"""
+
+MAX_BODY = 4 * 1024 * 1024
+
+
+@pytest.fixture(scope="session")
+def servers():
+    loop_thread = LoopThread()
+    yield loop_thread
+    loop_thread.close()
+
+
+@pytest.fixture(scope="session")
+def gateway(servers: LoopThread, tmp_path_factory) -> Gateway:
+    tmp = tmp_path_factory.mktemp("gateway")
+    fake = FakeUpstream(FakeConfig())
+    gzip_fake = FakeUpstream(FakeConfig(compress=True))
+    fake_port = servers.run(fake.start())
+    gzip_port = servers.run(gzip_fake.start())
+    fake_url = f"http://127.0.0.1:{fake_port}"
+    state = tmp / "state.db"
+    path = tmp / "aiogw.toml"
+    path.write_text(
+        textwrap.dedent(GATEWAY_TOML).format(
+            max_body=MAX_BODY,
+            state=state,
+            fake=fake_url,
+            gzip_fake=f"http://127.0.0.1:{gzip_port}",
+            dead_port=free_port(),
+        )
+    )
+    cfg = config.load(path, env=PROVIDER_KEYS)
+    record, key = keys.create(state, "alice")
+    exchanges: list[Exchange] = []
+    runner, port = servers.run(start(cfg, sinks=[exchanges.append]))
+    gw = Gateway(
+        base=f"http://127.0.0.1:{port}/llm-gateway",
+        key=key,
+        key_id=record.id,
+        state=state,
+        cfg=cfg,
+        fake=fake,
+        fake_url=fake_url,
+        gzip_fake=gzip_fake,
+        servers=servers,
+        exchanges=exchanges,
+    )
+    yield gw
+    servers.run(runner.cleanup())
+    servers.run(fake.stop())
+    servers.run(gzip_fake.stop())
+
+
+@pytest.fixture
+def gw(gateway: Gateway) -> Gateway:
+    """The session gateway with a clean record of what the fakes received."""
+    gateway.fake.clear()
+    gateway.gzip_fake.clear()
+    gateway.exchanges.clear()
+    return gateway
