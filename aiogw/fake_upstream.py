@@ -53,7 +53,7 @@ import signal
 import struct
 import time
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,7 +64,8 @@ JSON = dict[str, Any]
 Strs = Mapping[str, str]  # headers, query
 
 DEFAULT_TEXT = "Hello from the aiogw fake upstream. Every request gets this same answer."
-SHELL_COMMAND = "echo aiogw-fake-tool"
+# Its output (aiogw-tool-42) is not in the command, so seeing it proves the tool ran.
+SHELL_COMMAND = "echo aiogw-tool-$((6*7))"
 FAULT_HEADER = "x-fake-fault"
 CHUNKS_HEADER = "x-fake-chunks"
 DELAY_HEADER = "x-fake-delay"
@@ -286,6 +287,13 @@ def _sample(schema: Mapping[str, Any]) -> Any:
     return samples.get(_json_type(schema), "fake")
 
 
+def pick_tool(tools: Iterable[Tool]) -> Tool | None:
+    """The tool the fake model calls: the first shell-like one, so a real agent runs a
+    harmless command and sends its output back; else the first declared."""
+    declared = list(tools)
+    return next((t for t in declared if _SHELL_NAME.search(t.name)), declared[0] if declared else None)
+
+
 def tool_arguments(tool: Tool) -> JSON:
     """Arguments for a call: a shell command for shell-like tools, then every required
     property filled with a short value of its type."""
@@ -402,7 +410,10 @@ def anthropic_headers() -> dict[str, str]:
 
 def anthropic_turn(body: JSON, raw: bytes) -> Turn:
     messages = as_list(body.get("messages"))
-    last = as_dict(messages[-1]) if messages else {}
+    # Claude Code may end the list with a mid-conversation system message; the turn
+    # the model answers is the last user or assistant one.
+    turns = [m for m in map(as_dict, messages) if m.get("role") != "system"]
+    last = turns[-1] if turns else {}
     result = None
     if last.get("role") == "user":
         blocks = map(as_dict, as_list(last.get("content")))
@@ -412,7 +423,7 @@ def anthropic_turn(body: JSON, raw: bytes) -> Turn:
     no_tools = as_dict(body.get("tool_choice")).get("type") == "none"
     if result is None and last.get("role") == "user" and not no_tools:
         tools = map(as_dict, as_list(body.get("tools")))
-        tool = next((Tool(str(t.get("name", "")), as_dict(t.get("input_schema"))) for t in tools), None)
+        tool = pick_tool(Tool(str(t.get("name", "")), as_dict(t.get("input_schema"))) for t in tools)
     texts = (*strings(body.get("system")), *strings(messages), *strings(body.get("tools")))
     return Turn(texts, tool, result, b'"cache_control"' in raw)
 
@@ -598,7 +609,7 @@ def chat_turn(body: JSON, raw: bytes) -> Turn:
     tool = None
     if last.get("role") == "user" and body.get("tool_choice") != "none":
         functions = (as_dict(as_dict(t).get("function")) for t in as_list(body.get("tools")))
-        tool = next((Tool(str(f.get("name", "")), as_dict(f.get("parameters"))) for f in functions if f), None)
+        tool = pick_tool(Tool(str(f.get("name", "")), as_dict(f.get("parameters"))) for f in functions if f)
     texts = (*strings(messages), *strings(body.get("tools")))
     return Turn(texts, tool, result, b'"prompt_cache_key"' in raw)
 
@@ -697,7 +708,7 @@ def responses_turn(body: JSON, raw: bytes) -> Turn:
     tool = None
     if kind == "message" and last.get("role") == "user" and body.get("tool_choice") != "none":
         functions = (t for t in map(as_dict, as_list(body.get("tools"))) if t.get("type") == "function")
-        tool = next((Tool(str(t.get("name", "")), as_dict(t.get("parameters"))) for t in functions), None)
+        tool = pick_tool(Tool(str(t.get("name", "")), as_dict(t.get("parameters"))) for t in functions)
     texts = (*strings(body.get("instructions")), *strings(items), *strings(body.get("tools")))
     return Turn(texts, tool, result, b'"prompt_cache_key"' in raw)
 
@@ -934,12 +945,8 @@ def gemini_turn(body: JSON, raw: bytes) -> Turn:
         decls = (
             as_dict(d) for t in as_list(body.get("tools")) for d in as_list(as_dict(t).get("functionDeclarations"))
         )
-        tool = next(
-            (
-                Tool(str(d.get("name", "")), as_dict(d.get("parameters") or d.get("parametersJsonSchema")))
-                for d in decls
-            ),
-            None,
+        tool = pick_tool(
+            Tool(str(d.get("name", "")), as_dict(d.get("parameters") or d.get("parametersJsonSchema"))) for d in decls
         )
     texts = (*strings(body.get("systemInstruction")), *strings(contents), *strings(body.get("tools")))
     return Turn(texts, tool, result, "cachedContent" in body)
