@@ -53,6 +53,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def full_backlog() -> tuple[int, list[socket.socket]]:
+    """A port that never completes a connect: it listens but its accept queue is full,
+    so the kernel drops new SYNs, the way a firewalled host does. For connect timeouts."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port = server.getsockname()[1]
+    held = [server]
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        try:
+            filler.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        held.append(filler)
+    return port, held
+
+
 @dataclass
 class Gateway:
     base: str  # http://127.0.0.1:PORT/llm-gateway
@@ -136,6 +155,12 @@ dialect = "openai"
 upstream = "http://127.0.0.1:{dead_port}"
 credential = {{ env = "FAKE_OPENAI" }}
 [[routes]]
+name = "openai-blackhole"
+dialect = "openai"
+upstream = "http://127.0.0.1:{blackhole_port}"
+credential = {{ env = "FAKE_OPENAI" }}
+connect_timeout = 0.3
+[[routes]]
 name = "openai-nocred"
 dialect = "openai"
 upstream = "{fake}"
@@ -164,6 +189,7 @@ def gateway(servers: LoopThread, tmp_path_factory) -> Gateway:
     fake_port = servers.run(fake.start())
     gzip_port = servers.run(gzip_fake.start())
     fake_url = f"http://127.0.0.1:{fake_port}"
+    blackhole_port, held_sockets = full_backlog()
     state = tmp / "state.db"
     path = tmp / "aiogw.toml"
     path.write_text(
@@ -172,7 +198,7 @@ def gateway(servers: LoopThread, tmp_path_factory) -> Gateway:
             state=state,
             fake=fake_url,
             gzip_fake=f"http://127.0.0.1:{gzip_port}",
-            dead_port=free_port(),
+            dead_port=free_port(), blackhole_port=blackhole_port,
         )
     )
     cfg = config.load(path, env=PROVIDER_KEYS)
@@ -195,6 +221,8 @@ def gateway(servers: LoopThread, tmp_path_factory) -> Gateway:
     servers.run(runner.cleanup())
     servers.run(fake.stop())
     servers.run(gzip_fake.stop())
+    for sock in held_sockets:
+        sock.close()
 
 
 @pytest.fixture

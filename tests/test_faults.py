@@ -136,6 +136,14 @@ def test_route_without_credential(gw):
     assert gw.fake.received == []
 
 
+def test_connect_timeout(gw):
+    with pytest.raises(openai.APIStatusError) as info:
+        gpt(gw, route="openai-blackhole").chat.completions.create(model="m", messages=HI)
+    assert info.value.status_code == 504
+    assert info.value.body["type"] == "server_error"
+    assert gw.last_exchange().reason == "upstream_timeout"
+
+
 def test_first_byte_timeout(gw):
     with pytest.raises(anthropic.APIStatusError) as info:
         claude(gw, route="anthropic-slow", default_headers={"x-fake-fault": "stall"}).messages.create(

@@ -1,0 +1,100 @@
+"""The `aiogw` command as an operator runs it: real processes, real signals."""
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import httpx
+import pytest
+
+from conftest import free_port
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def aiogw(*args, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "aiogw", *args], capture_output=True, text=True, timeout=30, **kw)
+
+
+@pytest.fixture
+def config_file(tmp_path, gateway):
+    path = tmp_path / "aiogw.toml"
+    port = free_port()
+    path.write_text(textwrap.dedent(f"""
+        [server]
+        port = {port}
+        [state]
+        path = "state/aiogw.db"
+        [[routes]]
+        name = "anthropic"
+        dialect = "anthropic"
+        upstream = "{gateway.fake_url}"
+        credential = {{ env = "FAKE_KEY" }}
+        [[users]]
+        name = "ci"
+        """))
+    return path, port
+
+
+def test_keys_create_list_revoke(config_file):
+    path, _ = config_file
+    created = aiogw("keys", "create", "ci", "--config", str(path))
+    assert created.returncode == 0
+    (key,) = created.stdout.splitlines()  # the key alone on stdout, for scripts
+    assert key.startswith("aiogw-")
+    key_id = created.stderr.split()[1]
+    listed = aiogw("keys", "list", "--config", str(path))
+    assert key_id in listed.stdout and "active" in listed.stdout and key not in listed.stdout
+    assert aiogw("keys", "revoke", key_id, "--config", str(path)).returncode == 0
+    assert "revoked" in aiogw("keys", "list", "--config", str(path)).stdout
+    again = aiogw("keys", "revoke", key_id, "--config", str(path))
+    assert again.returncode == 1 and "no active key" in again.stderr
+
+
+def test_keys_for_unknown_user_refused(config_file):
+    path, _ = config_file
+    result = aiogw("keys", "create", "nobody", "--config", str(path))
+    assert result.returncode == 2 and "no user 'nobody'" in result.stderr and result.stdout == ""
+
+
+def test_check_config(config_file, tmp_path):
+    path, _ = config_file
+    ok = aiogw("check-config", str(path), env={"PATH": "/usr/bin:/bin"})
+    assert ok.returncode == 0 and "FAKE_KEY: NOT SET" in ok.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[server]\nport = -1\n")
+    result = aiogw("check-config", str(bad))
+    assert result.returncode == 2
+    assert f"{bad}: server.port: expected a whole number from 0 to 65535" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_answers_and_stops_on_sigterm(config_file):
+    path, port = config_file
+    key = aiogw("keys", "create", "ci", "--config", str(path)).stdout.strip()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aiogw", "serve", "--config", str(path)],
+        env={"PATH": "/usr/bin:/bin", "FAKE_KEY": "sk-ant-fake"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                if httpx.get(url + "/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        r = httpx.post(url + "/llm-gateway/anthropic/v1/messages", headers={"x-api-key": key},
+                       json={"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]})
+        assert r.status_code == 200 and r.json()["type"] == "message"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    _, err = proc.communicate()
+    assert "listening on" in err and "Traceback" not in err
+    assert key not in err
