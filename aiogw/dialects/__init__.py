@@ -9,11 +9,11 @@ add text and usage extraction here.
 from __future__ import annotations
 
 from aiogw.dialects.anthropic import ANTHROPIC
-from aiogw.dialects.base import OTHER, Dialect, Endpoint
+from aiogw.dialects.base import OTHER, Answer, Dialect, Endpoint, RequestParts, Usage
 from aiogw.dialects.gemini import GEMINI
 from aiogw.dialects.openai import OPENAI
 
-__all__ = ["DIALECTS", "OTHER", "Dialect", "Endpoint", "guess"]
+__all__ = ["DIALECTS", "OTHER", "Answer", "Dialect", "Endpoint", "RequestParts", "Usage", "guess"]
 
 DIALECTS: dict[str, Dialect] = {d.name: d for d in (ANTHROPIC, OPENAI, GEMINI)}
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from aiogw.dialects.base import Dialect, Endpoint, dumps
+from aiogw.dialects.base import Answer, Dialect, Endpoint, PartKeys, Usage, dumps
+from aiogw.dialects.reading import BROKEN, Texts, as_dict, as_int, as_list, as_str, list_at, load, sse_data
 
 # https status → Anthropic error type, as its SDK maps them back to exceptions.
 _TYPES = {
@@ -18,6 +19,11 @@ _TYPES = {
     529: "overloaded_error",
 }
 
+# Blocks whose `input` arrives as input_json_delta pieces.
+_JSON_INPUT_BLOCKS = frozenset({"tool_use", "server_tool_use", "mcp_tool_use"})
+# Delta type → the block field its string piece is appended to.
+_TEXT_DELTAS = {"text_delta": ("text", "text"), "thinking_delta": ("thinking", "thinking")}
+
 
 class Anthropic(Dialect):
     name = "anthropic"
@@ -27,10 +33,164 @@ class Anthropic(Dialect):
         "POST /v1/messages/count_tokens": Endpoint("count_tokens", json=True),
         "GET /v1/models": Endpoint("models"),
     }
+    part_keys: ClassVar[dict[str, PartKeys]] = {"messages": PartKeys(), "count_tokens": PartKeys()}
+    request_id_headers = ("request-id",)
 
     def error_body(self, status: int, message: str) -> bytes:
         kind = _TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
         return dumps({"type": "error", "error": {"type": kind, "message": message}})
+
+    def json_answer(self, endpoint: str, data: dict[str, Any]) -> Answer:
+        error = data if data.get("type") == "error" else None
+        return Answer(
+            message=None if error else data,
+            usage=usage(as_dict(data.get("usage"))),
+            model=as_str(data.get("model")),
+            stop_reason=as_str(data.get("stop_reason")),
+            complete=True,
+            error=error,
+        )
+
+    def stream_answer(self, endpoint: str, body: bytes) -> Answer:
+        events, _ = sse_data(body)
+        stream = _MessageStream()
+        for _, data in events:
+            stream.event(data)
+        message = stream.message()
+        return Answer(
+            message=message,
+            usage=usage(stream.usage),
+            model=as_str(message.get("model")) if message else None,
+            stop_reason=as_str(message.get("stop_reason")) if message else None,
+            complete=stream.stopped and not stream.broken,
+            error=stream.error,
+        )
+
+
+def usage(u: dict[str, Any]) -> Usage:
+    """Anthropic reports cache reads and writes on top of `input_tokens`, so they map
+    straight onto Usage; the 1-hour writes are a part of all writes."""
+    split = as_dict(u.get("cache_creation"))
+    write_5m = as_int(split.get("ephemeral_5m_input_tokens"))
+    write_1h = as_int(split.get("ephemeral_1h_input_tokens"))
+    return Usage(
+        input=as_int(u.get("input_tokens")),
+        output=as_int(u.get("output_tokens")),
+        cache_read=as_int(u.get("cache_read_input_tokens")),
+        cache_write=max(as_int(u.get("cache_creation_input_tokens")), write_5m + write_1h),
+        cache_write_1h=write_1h,
+    )
+
+
+class _MessageStream:
+    """The Messages stream folded back into a Message, event by event.
+
+    Usage comes twice: message_start has input and cache counts (and output so far),
+    message_delta the cumulative output — and, on newer models, final input and cache
+    counts too. Every non-null field of the later report wins; neither replaces the
+    other whole.
+    """
+
+    __slots__ = ("_blocks", "_json", "_message", "_texts", "broken", "error", "stopped", "usage")
+
+    def __init__(self) -> None:
+        self._message: dict[str, Any] | None = None
+        self._blocks: dict[int, dict[str, Any]] = {}
+        self._json: dict[int, list[str]] = {}  # input_json_delta pieces by block index
+        self._texts = Texts()
+        self.usage: dict[str, Any] = {}
+        self.stopped = False
+        self.broken = False
+        self.error: dict[str, Any] | None = None
+
+    def event(self, data: Any) -> None:
+        if data is BROKEN:
+            self.broken = True
+            return
+        data = as_dict(data)
+        handler = _HANDLERS.get(as_str(data.get("type")) or "")
+        if handler is not None:
+            handler(self, data)
+
+    def _start(self, data: dict[str, Any]) -> None:
+        self._message = dict(as_dict(data.get("message")))
+        for index, block in enumerate(as_list(self._message.get("content"))):
+            self._blocks[index] = dict(as_dict(block))
+        self.usage = dict(as_dict(self._message.get("usage")))
+
+    def _block_start(self, data: dict[str, Any]) -> None:
+        index = as_int(data.get("index"))
+        block = dict(as_dict(data.get("content_block")))
+        self._blocks[index] = block
+        if as_str(block.get("type")) in _JSON_INPUT_BLOCKS:
+            self._json[index] = []
+
+    def _block_delta(self, data: dict[str, Any]) -> None:
+        index = as_int(data.get("index"))
+        block = self._blocks.setdefault(index, {})
+        delta = as_dict(data.get("delta"))
+        kind = as_str(delta.get("type"))
+        if kind == "input_json_delta":
+            piece = as_str(delta.get("partial_json"))
+            if piece is not None:
+                self._json.setdefault(index, []).append(piece)
+        elif kind in _TEXT_DELTAS:
+            key, field = _TEXT_DELTAS[kind]
+            piece = as_str(delta.get(key))
+            if piece is not None:
+                self._texts.append(block, field, piece)
+        elif kind == "signature_delta":
+            block["signature"] = delta.get("signature")
+        elif kind == "citations_delta":
+            list_at(block, "citations").append(delta.get("citation"))
+
+    def _block_stop(self, data: dict[str, Any]) -> None:
+        self._finish_block(as_int(data.get("index")))
+
+    def _finish_block(self, index: int) -> None:
+        raw = "".join(self._json.pop(index, ()))
+        if not raw.strip() or index not in self._blocks:
+            return  # no input pieces (a tool without arguments): the start's input stands
+        parsed = load(raw)
+        # A tool input is always an object; anything else means the pieces are cut.
+        self._blocks[index]["input"] = parsed if isinstance(parsed, dict) else raw
+
+    def _delta(self, data: dict[str, Any]) -> None:
+        if self._message is not None:
+            self._message.update(as_dict(data.get("delta")))
+        later = as_dict(data.get("usage"))
+        self.usage.update((k, v) for k, v in later.items() if v is not None)
+
+    def _stop(self, data: dict[str, Any]) -> None:
+        self.stopped = True
+
+    def _error(self, data: dict[str, Any]) -> None:
+        self.error = data
+
+    def message(self) -> dict[str, Any] | None:
+        """The Message so far: blocks in index order, a cut tool input kept as its raw
+        string, the merged usage."""
+        if self._message is None and not self._blocks:
+            return None
+        for index in list(self._json):
+            self._finish_block(index)
+        self._texts.flush()
+        message = dict(self._message or {"type": "message", "role": "assistant"})
+        message["content"] = [self._blocks[i] for i in sorted(self._blocks)]
+        if self.usage:
+            message["usage"] = dict(self.usage)
+        return message
+
+
+_HANDLERS = {
+    "message_start": _MessageStream._start,
+    "content_block_start": _MessageStream._block_start,
+    "content_block_delta": _MessageStream._block_delta,
+    "content_block_stop": _MessageStream._block_stop,
+    "message_delta": _MessageStream._delta,
+    "message_stop": _MessageStream._stop,
+    "error": _MessageStream._error,
+}
 
 
 ANTHROPIC = Anthropic()

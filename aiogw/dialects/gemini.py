@@ -2,7 +2,24 @@
 
 from __future__ import annotations
 
-from aiogw.dialects.base import OTHER, Dialect, Endpoint, dumps
+from typing import Any
+
+from aiogw.dialects.base import OTHER, Answer, Dialect, Endpoint, PartKeys, RequestParts, Usage, dumps, split
+from aiogw.dialects.reading import (
+    BROKEN,
+    Folded,
+    Texts,
+    as_dict,
+    as_int,
+    as_list,
+    as_str,
+    dict_at,
+    list_at,
+    load,
+    looks_like_json,
+    sse_data,
+)
+from aiogw.jsonstream import JSONArraySplitter
 
 _STATUS = {
     400: "INVALID_ARGUMENT",
@@ -26,10 +43,20 @@ _METHODS = {
     "batchEmbedContents": "embed",
 }
 
+# Google's JSON parser takes proto field names as well as lowerCamel ones, and Google's
+# own curl examples write `system_instruction`; both must split (and rebuild) exactly.
+_CAMEL = PartKeys(system="systemInstruction", messages="contents", tools="tools")
+_SNAKE = PartKeys(system="system_instruction", messages="contents", tools="tools")
+_CONVERSATION = frozenset({"generate", "stream_generate", "count_tokens"})
+# countTokens may wrap a whole generate request instead of giving `contents`.
+_WRAPPED = "generateContentRequest"
+
 
 class Gemini(Dialect):
     name = "gemini"
     credential_header = "x-goog-api-key"
+    # The Gemini API sends no request id header (its body carries `responseId`).
+    request_id_headers = ()
 
     def endpoint(self, method: str, path: str) -> Endpoint:
         version, _, rest = path[1:].partition("/")
@@ -46,6 +73,163 @@ class Gemini(Dialect):
     def error_body(self, status: int, message: str) -> bytes:
         code = _STATUS.get(status, "INTERNAL" if status >= 500 else "INVALID_ARGUMENT")
         return dumps({"error": {"code": status, "message": message, "status": code}})
+
+    def request_parts(self, endpoint: str, body: dict[str, Any]) -> RequestParts:
+        if endpoint not in _CONVERSATION:
+            return RequestParts(rest=dict(body))
+        wrapped = as_dict(body.get(_WRAPPED))
+        within = _WRAPPED if wrapped and "contents" not in body else None
+        target = wrapped if within else body
+        keys = _SNAKE if "system_instruction" in target and "systemInstruction" not in target else _CAMEL
+        return split(body, keys, within)
+
+    def json_answer(self, endpoint: str, data: dict[str, Any]) -> Answer:
+        if isinstance(data.get("error"), dict):
+            return Answer(complete=True, error=data)
+        return _answer(Folded(data, as_dict(data.get("usageMetadata")), True))
+
+    def stream_answer(self, endpoint: str, body: bytes) -> Answer:
+        """SSE (`alt=sse`) or the streamed JSON array, told apart by the first byte."""
+        if looks_like_json(body, b"["):
+            return _answer(_fold_array(body))
+        events, clean = sse_data(body)
+        merged = _Merge()
+        for _, data in events:
+            merged.chunk(data)
+        # Gemini's SSE has no end marker: the body just ends. A stream cut on an event
+        # boundary is told from a whole one by the finish reason the last chunk carries.
+        return _answer(merged.folded(clean and merged.finished))
+
+
+def usage(u: dict[str, Any]) -> Usage:
+    """promptTokenCount includes the cached part; tool-use prompt tokens and thoughts
+    are counted apart from prompt and candidates, and billed as input and output."""
+    prompt = as_int(u.get("promptTokenCount"))
+    cached = min(as_int(u.get("cachedContentTokenCount")), prompt)
+    thoughts = as_int(u.get("thoughtsTokenCount"))
+    return Usage(
+        input=prompt - cached + as_int(u.get("toolUsePromptTokenCount")),
+        output=as_int(u.get("candidatesTokenCount")) + thoughts,
+        cache_read=cached,
+        reasoning=thoughts,
+    )
+
+
+def _answer(folded: Folded) -> Answer:
+    message = folded.message or {}
+    first = as_dict(next(iter(as_list(message.get("candidates"))), None))
+    return Answer(
+        message=folded.message,
+        usage=usage(folded.usage),
+        model=as_str(message.get("modelVersion")),
+        stop_reason=as_str(first.get("finishReason")),
+        complete=folded.complete,
+        error=folded.error,
+    )
+
+
+def _fold_array(body: bytes) -> Folded:
+    splitter = JSONArraySplitter()
+    merged = _Merge()
+    for element in splitter.feed(body):
+        parsed = load(element)
+        merged.chunk(BROKEN if parsed is None else parsed)
+    return merged.folded(splitter.close())  # False after a malformed array
+
+
+class _Merge:
+    """Stream chunks (each a GenerateContentResponse) merged into one.
+
+    Text parts that follow each other are joined (thought text apart from answer text);
+    every other part (functionCall, inlineData, …) is kept whole, as Gemini sends a
+    function call whole in one chunk. Other fields of a candidate and of the response
+    (finishReason, safetyRatings, usageMetadata, modelVersion, …): the last one wins.
+    """
+
+    __slots__ = ("_candidates", "_texts", "_top", "broken", "error")
+
+    def __init__(self) -> None:
+        self._texts = Texts()
+        self._top: dict[str, Any] = {}
+        self._candidates: dict[int, dict[str, Any]] = {}
+        self.broken = False
+        self.error: dict[str, Any] | None = None
+
+    @property
+    def finished(self) -> bool:
+        """The last chunk came: a candidate has its finish reason, or the prompt was
+        blocked (then there are no candidates at all)."""
+        blocked = as_dict(self._top.get("promptFeedback")).get("blockReason")
+        return bool(blocked) or any(c.get("finishReason") for c in self._candidates.values())
+
+    def chunk(self, data: Any) -> None:
+        if data is BROKEN:
+            self.broken = True
+            return
+        data = as_dict(data)
+        if isinstance(data.get("error"), dict):
+            self.error = data
+            return
+        for key, value in data.items():
+            if key == "candidates":
+                for candidate in map(as_dict, as_list(value)):
+                    self._candidate(candidate)
+            elif value is not None:
+                self._top[key] = value
+
+    def _candidate(self, candidate: dict[str, Any]) -> None:
+        index = as_int(candidate.get("index"))
+        merged = self._candidates.setdefault(index, {})
+        for key, value in candidate.items():
+            if key == "content" and isinstance(value, dict):
+                content = dict_at(merged, "content")
+                for ckey, cvalue in value.items():
+                    if ckey == "parts":
+                        parts = list_at(content, "parts")
+                        for part in map(as_dict, as_list(cvalue)):
+                            _add_part(parts, part, self._texts)
+                    else:
+                        content[ckey] = cvalue
+            else:
+                merged[key] = value
+
+    def folded(self, ended: bool) -> Folded:
+        self._texts.flush()
+        if not self._top and not self._candidates:
+            return Folded(None, {}, False, self.error)
+        message = dict(self._top)
+        if self._candidates:
+            message["candidates"] = [self._candidates[i] for i in sorted(self._candidates)]
+        complete = ended and not self.broken and self.error is None
+        return Folded(message, as_dict(message.get("usageMetadata")), complete, self.error)
+
+
+_TEXT_PART_KEYS = frozenset({"text", "thought", "thoughtSignature"})
+
+
+def _add_part(parts: list[dict[str, Any]], part: dict[str, Any], texts: Texts) -> None:
+    """Append a part, joining it to the previous text part when both are plain text of
+    the same kind (thought or answer). A thought signature closes the part it is on (it
+    signs what came before), so nothing is joined after it; Gemini often streams it
+    last, on its own (empty or no text), and then it attaches to the part it closes —
+    where the non-streaming response has it."""
+    last = parts[-1] if parts else None
+    text = part.get("text", "")
+    if (
+        last is None
+        or not isinstance(last.get("text"), str)
+        or not isinstance(text, str)
+        or not part.keys() <= _TEXT_PART_KEYS
+        or not last.keys() <= _TEXT_PART_KEYS
+        or bool(last.get("thought")) != bool(part.get("thought"))
+        or "thoughtSignature" in last
+    ):
+        parts.append(dict(part))
+        return
+    if text:
+        texts.append(last, "text", text)
+    if "thoughtSignature" in part:
+        last["thoughtSignature"] = part["thoughtSignature"]
 
 
 GEMINI = Gemini()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from aiogw.dialects.base import Dialect, Endpoint, dumps
+from aiogw.dialects.base import Answer, Dialect, Endpoint, PartKeys, Usage, dumps
+from aiogw.dialects.openai_chat import fold_chat, is_error_envelope
+from aiogw.dialects.openai_responses import fold_responses
+from aiogw.dialects.reading import Folded, as_dict, as_int, as_list, as_str
 
 # status → (type, code) in OpenAI's envelope; the SDK picks its exception by status.
 _TYPES = {
@@ -15,6 +18,10 @@ _TYPES = {
     413: ("invalid_request_error", "request_too_large"),
     429: ("requests", "rate_limit_exceeded"),
 }
+
+# Chat keeps system and developer messages inside `messages`: there is no top-level system.
+_CHAT_KEYS = PartKeys(system=None)
+_RESPONSES_KEYS = PartKeys(system="instructions", messages="input", string_input=True)
 
 
 class OpenAI(Dialect):
@@ -29,10 +36,65 @@ class OpenAI(Dialect):
         "POST /v1/completions": Endpoint("completions", json=True),
         "GET /v1/models": Endpoint("models"),
     }
+    part_keys: ClassVar[dict[str, PartKeys]] = {
+        "chat": _CHAT_KEYS,
+        "responses": _RESPONSES_KEYS,
+        "input_tokens": _RESPONSES_KEYS,
+    }
+    request_id_headers = ("x-request-id",)
 
     def error_body(self, status: int, message: str) -> bytes:
         kind, code = _TYPES.get(status, ("server_error", None) if status >= 500 else ("invalid_request_error", None))
         return dumps({"error": {"message": message, "type": kind, "param": None, "code": code}})
+
+    def json_answer(self, endpoint: str, data: dict[str, Any]) -> Answer:
+        if is_error_envelope(data):
+            return Answer(complete=True, error=data)
+        return self._answer(endpoint, Folded(data, as_dict(data.get("usage")), True))
+
+    def stream_answer(self, endpoint: str, body: bytes) -> Answer:
+        # An unknown endpoint streaming Responses events is read as Responses.
+        if endpoint == "responses" or (endpoint != "chat" and b"response.created" in body[:4096]):
+            return self._answer("responses", fold_responses(body))
+        return self._answer(endpoint, fold_chat(body))
+
+    def _answer(self, endpoint: str, folded: Folded) -> Answer:
+        message, error = folded.message or {}, folded.error
+        if message.get("object") == "response" or endpoint == "responses":
+            stop = _responses_stop_reason(message)
+            error = error or as_dict(message.get("error")) or None  # a failed response
+        else:
+            first = as_dict(next(iter(as_list(message.get("choices"))), None))
+            stop = as_str(first.get("finish_reason"))
+        return Answer(
+            message=folded.message,
+            usage=usage(folded.usage),
+            model=as_str(message.get("model")),
+            stop_reason=stop,
+            complete=folded.complete,
+            error=error,
+        )
+
+
+def _responses_stop_reason(response: dict[str, Any]) -> str | None:
+    """Responses has no finish reason: an incomplete response says why in
+    `incomplete_details.reason` (e.g. max_output_tokens); otherwise its status stands."""
+    return as_str(as_dict(response.get("incomplete_details")).get("reason")) or as_str(response.get("status"))
+
+
+def usage(u: dict[str, Any]) -> Usage:
+    """OpenAI counts cached tokens INSIDE the prompt, so the base-rate input is the
+    prompt minus them. Chat and embeddings say prompt/completion, Responses input/output."""
+    if "input_tokens" in u or "output_tokens" in u:
+        prompt, output = as_int(u.get("input_tokens")), as_int(u.get("output_tokens"))
+        cached = as_int(as_dict(u.get("input_tokens_details")).get("cached_tokens"))
+        reasoning = as_int(as_dict(u.get("output_tokens_details")).get("reasoning_tokens"))
+    else:
+        prompt, output = as_int(u.get("prompt_tokens")), as_int(u.get("completion_tokens"))
+        cached = as_int(as_dict(u.get("prompt_tokens_details")).get("cached_tokens"))
+        reasoning = as_int(as_dict(u.get("completion_tokens_details")).get("reasoning_tokens"))
+    cached = min(cached, prompt)
+    return Usage(input=prompt - cached, output=output, cache_read=cached, reasoning=reasoning)
 
 
 OPENAI = OpenAI()
