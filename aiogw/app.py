@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterable
 
 from aiohttp import web
 
+from aiogw.audit.writer import AuditWriter
 from aiogw.config import Config
 from aiogw.dialects import DIALECTS
 from aiogw.keys import KeyIndex
@@ -30,13 +31,16 @@ def build_app(config: Config, sinks: Iterable[Sink] = ()) -> web.Application:
         route.name: Upstream(route, DIALECTS[route.dialect], config.server.max_upstream_connections)
         for route in config.routes
     }
-    proxy = Proxy(config, keys, upstreams, sinks)
+    audit = AuditWriter(config.state_path, config.audit) if config.audit.enabled else None
+    proxy = Proxy(config, keys, upstreams, sinks, audit)
     app[PROXY] = proxy
     app.router.add_get("/healthz", _healthz)
     app.router.add_route("*", "/{tail:.*}", proxy.handle)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         keys.load()
+        if audit is not None:
+            await audit.start()
         for upstream in upstreams.values():
             await upstream.start()
             if upstream.credential is None and not upstream.passes_client_key:
@@ -46,7 +50,10 @@ def build_app(config: Config, sinks: Iterable[Sink] = ()) -> web.Application:
                     upstream.route.credential.name,
                 )
         yield
+        # The server has stopped and its handlers are done: every exchange is queued.
         await asyncio.gather(*(upstream.close() for upstream in upstreams.values()))
+        if audit is not None:
+            await audit.close()
 
     app.cleanup_ctx.append(lifecycle)
     return app

@@ -9,6 +9,7 @@ import time
 
 from aiogw import config as config_mod
 from aiogw import keys
+from aiogw.audit import cli as audit_cli
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,12 +37,55 @@ def main(argv: list[str] | None = None) -> int:
     for k in keys_sub.choices.values():
         k.add_argument("--config", help="TOML config file (for the state path and user list)")
 
+    p = sub.add_parser("audit", help="read the audit trail")
+    audit_sub = p.add_subparsers(dest="audit_command", required=True)
+    a = audit_sub.add_parser("list", help="exchanges, newest first")
+    _filter_args(a)
+    a.add_argument("--limit", type=int, default=50)
+    a.set_defaults(run=audit_cli.list_cmd)
+    a = audit_sub.add_parser("show", help="one exchange in full")
+    a.add_argument("id")
+    a.add_argument("--json", action="store_true", help="the whole record as JSON")
+    a.set_defaults(run=audit_cli.show_cmd)
+    a = audit_sub.add_parser(
+        "conversation", help="an agent session in order (a conversation id or any exchange id in it)"
+    )
+    a.add_argument("id")
+    a.add_argument("--full", action="store_true", help="every exchange in full, not a table")
+    a.set_defaults(run=audit_cli.conversation_cmd)
+    a = audit_sub.add_parser("export", help="JSON lines with full payloads, oldest first")
+    _filter_args(a)
+    a.set_defaults(run=audit_cli.export_cmd)
+    a = audit_sub.add_parser("prune", help="delete exchanges before a date, and content no longer used")
+    a.add_argument(
+        "--before", required=True, help="a date (2026-11-01), a time (2026-11-01T12:00) or an age (30d, 12h)"
+    )
+    a.set_defaults(run=audit_cli.prune_cmd)
+    for a in audit_sub.choices.values():
+        a.add_argument("--config", help="TOML config file (for the state path)")
+
     args = parser.parse_args(argv)
     try:
         return args.run(args)
     except config_mod.ConfigError as exc:
         print(f"aiogw: config error: {exc}", file=sys.stderr)
         return 2
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"aiogw: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `aiogw audit export | head`
+        return 0
+
+
+def _filter_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--user")
+    p.add_argument("--since", help="a date, a time or an age (7d, 12h)")
+    p.add_argument("--until", help="a date, a time or an age")
+    p.add_argument("--route")
+    p.add_argument("--model", help="exact, or a glob such as 'claude-*'")
+    p.add_argument("--status", type=int)
+    p.add_argument("--outcome", choices=("ok", "refused", "upstream_error", "client_aborted", "upstream_aborted"))
+    p.add_argument("--findings", action="store_true", help="only exchanges with guard findings")
 
 
 def _serve(args: argparse.Namespace) -> int:

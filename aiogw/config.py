@@ -72,12 +72,25 @@ class Server:
 
 
 @dataclass(frozen=True, slots=True)
+class AuditSettings:
+    enabled: bool = True
+    policy: str = "full"  # full | redacted | metadata
+    # Records waiting for the writer before new requests are refused (fail-closed).
+    # 10,000 is minutes of agent traffic at a batch a quarter second; each waits with
+    # its request and response in memory, so this also bounds the gateway's memory.
+    queue_size: int = 10_000
+    batch_size: int = 256
+    flush_interval: float = 0.25  # seconds
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     source: str
     server: Server
     state_path: Path
     routes: tuple[Route, ...]
     users: tuple[User, ...]
+    audit: AuditSettings = AuditSettings()
 
     def route(self, name: str) -> Route | None:
         for route in self.routes:
@@ -122,7 +135,7 @@ def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None 
 
 def _build(raw: dict[str, Any], source: str, base_dir: Path, env: dict[str, str]) -> Config:
     r = _Reader(source)
-    r.only(raw, "", {"server", "state", "upstream", "routes", "users"})
+    r.only(raw, "", {"server", "state", "upstream", "routes", "users", "audit"})
     server_raw = r.table(raw, "server")
     r.only(server_raw, "server", {"host", "port", "mount", "max_body_bytes", "max_upstream_connections"})
     mount = r.get(server_raw, "server.mount", str, DEFAULT_MOUNT).rstrip("/")
@@ -165,7 +178,24 @@ def _build(raw: dict[str, Any], source: str, base_dir: Path, env: dict[str, str]
         users.append(User(name=r.name(item, f"{where}.name")))
     if len({u.name for u in users}) != len(users):
         r.fail("users", "a user name is listed twice")
-    return Config(source, server, state_path, routes, tuple(users))
+    return Config(source, server, state_path, routes, tuple(users), _audit(r, r.table(raw, "audit")))
+
+
+def _audit(r: _Reader, table: dict[str, Any]) -> AuditSettings:
+    r.only(table, "audit", set(AuditSettings.__slots__))
+    policy = r.get(table, "audit.policy", str, "full")
+    if policy not in ("full", "redacted", "metadata"):
+        r.fail("audit.policy", f"expected full, redacted or metadata, got {policy!r}")
+    interval = r.number(table, "audit.flush_interval", 0.25, "flush_interval")
+    if not 0.001 <= interval <= 60:
+        r.fail("audit.flush_interval", f"expected 0.001 to 60 seconds, got {interval}")
+    return AuditSettings(
+        enabled=r.get(table, "audit.enabled", bool, True),
+        policy=policy,
+        queue_size=r.int_in(table, "audit.queue_size", 10_000, 1, 10_000_000),
+        batch_size=r.int_in(table, "audit.batch_size", 256, 1, 100_000),
+        flush_interval=interval,
+    )
 
 
 def _route(r: _Reader, item: Any, where: str, defaults: Timeouts, env: dict[str, str]) -> Route:

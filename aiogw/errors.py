@@ -6,6 +6,7 @@
      ├── NotFound             404  no such route
      ├── TooLarge             413  body over server.max_body_bytes
      ├── NotConfigured        500  the route has no provider credential
+     ├── Unavailable          503  the audit writer is behind: refused, not lost
      ├── UpstreamUnreachable  502  connect refused, reset, DNS failure
      └── UpstreamTimeout      504  connect, first byte or idle timeout
 
@@ -50,6 +51,11 @@ class TooLarge(GatewayError):
 class NotConfigured(GatewayError):
     status = 500
     kind = "not_configured"
+
+
+class Unavailable(GatewayError):
+    status = 503
+    kind = "audit_backpressure"
 
 
 class UpstreamUnreachable(GatewayError):

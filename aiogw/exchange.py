@@ -21,8 +21,10 @@ class Exchange:
     __slots__ = (
         "body",
         "chunks",
+        "client",
         "dialect",
         "endpoint",
+        "findings",
         "json",
         "key_id",
         "method",
@@ -34,6 +36,7 @@ class Exchange:
         "response_body",
         "response_headers",
         "route",
+        "session",
         "started",
         "status",
         "stream",
@@ -41,6 +44,7 @@ class Exchange:
         "t_end",
         "t_first_byte",
         "user",
+        "user_agent",
     )
 
     def __init__(self, method: str) -> None:
@@ -67,6 +71,10 @@ class Exchange:
         self.response_body: bytes | None = None
         # Relayed chunks, by reference, for the audit tap; None while no tap wants them.
         self.chunks: list[bytes] | None = None
+        self.client: str | None = None
+        self.user_agent: str | None = None
+        self.session: str | None = None  # the agent's own session id, if it sends one
+        self.findings: list[dict[str, Any]] | None = None
 
     def first_byte(self) -> None:
         self.t_first_byte = time.perf_counter()

@@ -20,6 +20,7 @@ import orjson
 from aiohttp import web
 
 from aiogw import exchange, routing
+from aiogw.audit.writer import AuditWriter
 from aiogw.config import Config
 from aiogw.dialects import Dialect, guess
 from aiogw.errors import (
@@ -29,6 +30,7 @@ from aiogw.errors import (
     NotFound,
     TooLarge,
     Unauthorized,
+    Unavailable,
     UpstreamTimeout,
     UpstreamUnreachable,
 )
@@ -44,10 +46,15 @@ _UPSTREAM_BROKE = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, as
 
 
 class Proxy:
-    __slots__ = ("keys", "max_body", "mount", "sinks", "upstreams", "users")
+    __slots__ = ("audit", "keys", "max_body", "mount", "sinks", "upstreams", "users")
 
     def __init__(
-        self, config: Config, keys: KeyIndex, upstreams: dict[str, Upstream], sinks: Iterable[Sink] = ()
+        self,
+        config: Config,
+        keys: KeyIndex,
+        upstreams: dict[str, Upstream],
+        sinks: Iterable[Sink] = (),
+        audit: AuditWriter | None = None,
     ) -> None:
         self.mount = config.server.mount
         self.max_body = config.server.max_body_bytes
@@ -55,10 +62,17 @@ class Proxy:
         self.users = config.user_names()
         self.keys = keys
         self.upstreams = upstreams
-        self.sinks = tuple(sinks)
+        self.audit = audit
+        self.sinks = tuple(sinks) + ((audit.submit,) if audit is not None else ())
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         ex = Exchange(request.method)
+        headers = request.headers
+        ex.client = request.remote
+        ex.user_agent = headers.get("User-Agent")
+        ex.session = headers.get("X-Claude-Code-Session-Id") or headers.get("session-id")
+        if self.audit is not None:
+            ex.chunks = []  # the audit tap keeps the relayed chunks, by reference
         dialect: Dialect | None = None
         try:
             route, path, query = routing.split(request.raw_path, self.mount)
@@ -72,6 +86,8 @@ class Proxy:
             endpoint = dialect.endpoint(request.method, path)
             ex.endpoint = endpoint.name
             await self._authenticate(request, upstream, query, ex)
+            if self.audit is not None and self.audit.saturated:
+                raise Unavailable("the gateway's audit log is catching up; retry in a moment", retry_after=1)
             body = await self._read_body(request)
             if endpoint.json:
                 ex.json = _parse(body)

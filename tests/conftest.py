@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sqlite3
 import textwrap
 import threading
 import time
@@ -95,6 +96,28 @@ class Gateway:
             time.sleep(0.01)
         return self.exchanges[-1]
 
+    def audit(self, sql: str, *args):
+        """Rows from the gateway's audit tables (read-only, beside the running writer)."""
+        conn = sqlite3.connect(f"file:{self.state}?mode=ro", uri=True, timeout=10)
+        conn.row_factory = sqlite3.Row
+        try:
+            return [dict(r) for r in conn.execute(sql, args)]
+        finally:
+            conn.close()
+
+    def audited(self, since_id: str, count: int = 1, timeout: float = 10.0) -> list[dict]:
+        """Wait until `count` exchanges after `since_id` are committed; oldest first."""
+        rows = self.wait_for(
+            lambda: (
+                (r := self.audit("SELECT * FROM exchanges WHERE id > ? ORDER BY id", since_id))
+                and len(r) >= count
+                and r
+            ),
+            timeout,
+        )
+        assert rows and len(rows) >= count, f"expected {count} audit records after {since_id}, found {rows}"
+        return rows
+
     def wait_for(self, predicate, timeout: float = 5.0):
         """Poll a condition set by the server thread; the test timeout bounds it too."""
         deadline = time.monotonic() + timeout
@@ -113,6 +136,8 @@ port = 0
 max_body_bytes = {max_body}
 [state]
 path = "{state}"
+[audit]
+flush_interval = 0.02
 [upstream]
 connect_timeout = 5
 first_byte_timeout = 30
@@ -198,7 +223,8 @@ def gateway(servers: LoopThread, tmp_path_factory) -> Gateway:
             state=state,
             fake=fake_url,
             gzip_fake=f"http://127.0.0.1:{gzip_port}",
-            dead_port=free_port(), blackhole_port=blackhole_port,
+            dead_port=free_port(),
+            blackhole_port=blackhole_port,
         )
     )
     cfg = config.load(path, env=PROVIDER_KEYS)
@@ -223,6 +249,31 @@ def gateway(servers: LoopThread, tmp_path_factory) -> Gateway:
     servers.run(gzip_fake.stop())
     for sock in held_sockets:
         sock.close()
+
+
+@pytest.fixture(autouse=True)
+def close_sdk_clients(monkeypatch):
+    """Close every SDK client a test made, so their pooled sockets never outlive it.
+
+    Tests make clients inline, as agents do; left to the garbage collector, their
+    connections would surface as ResourceWarnings (errors here) in a later test.
+    """
+    import anthropic
+    import openai
+    from google import genai
+
+    made = []
+    for cls in (anthropic.Anthropic, openai.OpenAI, genai.Client):
+        original = cls.__init__
+
+        def tracking(self, *args, _original=original, **kwargs):
+            _original(self, *args, **kwargs)
+            made.append(self)
+
+        monkeypatch.setattr(cls, "__init__", tracking)
+    yield
+    for client in made:
+        client.close()
 
 
 @pytest.fixture

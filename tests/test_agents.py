@@ -13,7 +13,6 @@ import subprocess
 
 import orjson
 import pytest
-
 from sdk_helpers import assert_no_gateway_key
 
 pytestmark = [pytest.mark.agents, pytest.mark.timeout(180)]
@@ -45,7 +44,15 @@ def posts(gw, path: str) -> list:
 def test_claude_code_tool_turn(gw, tmp_path):
     claude = agent("claude")
     result = run(
-        [claude, "-p", "Print the gateway marker with the Bash tool.", "--allowedTools", "Bash", "--output-format", "json"],
+        [
+            claude,
+            "-p",
+            "Print the gateway marker with the Bash tool.",
+            "--allowedTools",
+            "Bash",
+            "--output-format",
+            "json",
+        ],
         tmp_path,
         {
             "ANTHROPIC_BASE_URL": gw.url("anthropic"),
@@ -64,9 +71,7 @@ def test_claude_code_tool_turn(gw, tmp_path):
     assert len(calls) == 2 and all(c.query == "beta=true" for c in calls)
     bodies = [orjson.loads(c.body) for c in calls]
     assert all(b["stream"] is True for b in bodies)
-    (result_block,) = [
-        block for block in bodies[1]["messages"][-1]["content"] if block.get("type") == "tool_result"
-    ]
+    (result_block,) = [block for block in bodies[1]["messages"][-1]["content"] if block.get("type") == "tool_result"]
     assert TOOL_OUTPUT in json.dumps(result_block["content"]) and not result_block.get("is_error")
     for c in calls:
         assert c.headers["x-api-key"] == "sk-ant-fake"
@@ -82,16 +87,34 @@ def test_codex_tool_turn(gw, tmp_path):
     (tmp_path / "codex-home").mkdir()
     # Codex ignores OPENAI_BASE_URL: a custom provider is how it takes a base URL.
     provider = [
-        "-c", "model_provider=aiogw",
-        "-c", "model_providers.aiogw.name=aiogw",
-        "-c", f'model_providers.aiogw.base_url="{gw.url("openai")}/v1"',
-        "-c", "model_providers.aiogw.env_key=AIOGW_KEY",
-        "-c", "model_providers.aiogw.wire_api=responses",
-        "-c", "analytics.enabled=false",
+        "-c",
+        "model_provider=aiogw",
+        "-c",
+        "model_providers.aiogw.name=aiogw",
+        "-c",
+        f'model_providers.aiogw.base_url="{gw.url("openai")}/v1"',
+        "-c",
+        "model_providers.aiogw.env_key=AIOGW_KEY",
+        "-c",
+        "model_providers.aiogw.wire_api=responses",
+        "-c",
+        "analytics.enabled=false",
     ]
     result = run(
-        [codex, "exec", "--skip-git-repo-check", "--ephemeral", "-s", "workspace-write", "-m", "gpt-5-codex",
-         *provider, "--disable", "plugins", "Print the gateway marker with your shell tool."],
+        [
+            codex,
+            "exec",
+            "--skip-git-repo-check",
+            "--ephemeral",
+            "-s",
+            "workspace-write",
+            "-m",
+            "gpt-5-codex",
+            *provider,
+            "--disable",
+            "plugins",
+            "Print the gateway marker with your shell tool.",
+        ],
         tmp_path,
         {"CODEX_HOME": str(tmp_path / "codex-home"), "AIOGW_KEY": gw.key},
     )

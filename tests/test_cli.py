@@ -8,7 +8,6 @@ import time
 
 import httpx
 import pytest
-
 from conftest import free_port
 
 pytestmark = pytest.mark.timeout(60)
@@ -22,7 +21,8 @@ def aiogw(*args, **kw) -> subprocess.CompletedProcess:
 def config_file(tmp_path, gateway):
     path = tmp_path / "aiogw.toml"
     port = free_port()
-    path.write_text(textwrap.dedent(f"""
+    path.write_text(
+        textwrap.dedent(f"""
         [server]
         port = {port}
         [state]
@@ -34,7 +34,8 @@ def config_file(tmp_path, gateway):
         credential = {{ env = "FAKE_KEY" }}
         [[users]]
         name = "ci"
-        """))
+        """)
+    )
     return path, port
 
 
@@ -76,7 +77,9 @@ def test_serve_answers_and_stops_on_sigterm(config_file):
     key = aiogw("keys", "create", "ci", "--config", str(path)).stdout.strip()
     proc = subprocess.Popen(
         [sys.executable, "-m", "aiogw", "serve", "--config", str(path)],
-        env={"PATH": "/usr/bin:/bin", "FAKE_KEY": "sk-ant-fake"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={"PATH": "/usr/bin:/bin", "FAKE_KEY": "sk-ant-fake"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
     )
     try:
@@ -87,8 +90,11 @@ def test_serve_answers_and_stops_on_sigterm(config_file):
                     break
             except httpx.TransportError:
                 time.sleep(0.05)
-        r = httpx.post(url + "/llm-gateway/anthropic/v1/messages", headers={"x-api-key": key},
-                       json={"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]})
+        r = httpx.post(
+            url + "/llm-gateway/anthropic/v1/messages",
+            headers={"x-api-key": key},
+            json={"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]},
+        )
         assert r.status_code == 200 and r.json()["type"] == "message"
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0

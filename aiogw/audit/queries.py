@@ -1,0 +1,172 @@
+"""Reading the audit trail back: list, show, conversation, export, prune.
+
+Plain sqlite3 (the CLI is synchronous); the gateway may be writing at the same time,
+which WAL allows. Nothing here is reachable from the agents' routes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from aiogw.audit import ids
+from aiogw.audit.record import COLUMNS, unpack
+from aiogw.dialects import DIALECTS, RequestParts
+
+_LIST_COLUMNS = ", ".join(COLUMNS)
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    user: str | None = None
+    since: float | None = None  # unix seconds
+    until: float | None = None
+    route: str | None = None
+    model: str | None = None  # a glob: claude-*
+    status: int | None = None
+    outcome: str | None = None
+    findings: bool = False
+    conversation: str | None = None
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    if not path.exists():
+        raise FileNotFoundError(f"no state database at {path}: has the gateway run with this config?")
+    conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=10)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA busy_timeout=10000")
+    try:
+        conn.execute("SELECT 1 FROM exchanges LIMIT 1")
+    except sqlite3.OperationalError:
+        raise FileNotFoundError(f"{path} has no audit records yet") from None
+    return conn
+
+
+def _where(f: Filters) -> tuple[str, list[Any]]:
+    clauses, args = [], []
+    if f.since is not None:
+        clauses.append("id >= ?")
+        args.append(ids.bound(f.since))
+    if f.until is not None:
+        clauses.append("id < ?")
+        args.append(ids.bound(f.until))
+    for column in ("user", "route", "outcome", "conversation", "status"):
+        value = getattr(f, column)
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            args.append(value)
+    if f.model is not None:
+        clauses.append("model GLOB ?" if any(c in f.model for c in "*?[") else "model = ?")
+        args.append(f.model)
+    if f.findings:
+        clauses.append("findings > 0")
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", args
+
+
+def list_rows(conn: sqlite3.Connection, f: Filters, limit: int = 50, oldest_first: bool = False) -> list[dict]:
+    where, args = _where(f)
+    order = "ASC" if oldest_first else "DESC"
+    sql = f"SELECT {_LIST_COLUMNS} FROM exchanges{where} ORDER BY id {order} LIMIT ?"
+    return [dict(row) for row in conn.execute(sql, [*args, limit])]
+
+
+def conversation_of(conn: sqlite3.Connection, ident: str) -> str | None:
+    """A conversation id as given, or the conversation of an exchange id."""
+    row = conn.execute("SELECT conversation FROM exchanges WHERE id = ?", (ident,)).fetchone()
+    if row is not None:
+        return row["conversation"]
+    row = conn.execute("SELECT 1 FROM exchanges WHERE conversation = ? LIMIT 1", (ident,)).fetchone()
+    return ident if row is not None else None
+
+
+def show(conn: sqlite3.Connection, ident: str) -> dict | None:
+    """One exchange with its payloads: the request rebuilt, the answer, the findings."""
+    row = conn.execute(f"SELECT {_LIST_COLUMNS} FROM exchanges WHERE id = ?", (ident,)).fetchone()
+    if row is None:
+        return None
+    out = dict(row)
+    p = conn.execute("SELECT * FROM payloads WHERE id = ?", (ident,)).fetchone()
+    if p is None:
+        out["payloads"] = None  # recorded under the metadata policy
+        return out
+    out["request"] = _request(conn, out["dialect"], p)
+    out["response"] = _response(p["response"])
+    out["raw_stream"] = zlib.decompress(p["raw_stream"]).decode("utf-8", "replace") if p["raw_stream"] else None
+    out["findings_detail"] = orjson.loads(p["findings"]) if p["findings"] else []
+    return out
+
+
+def export(conn: sqlite3.Connection, f: Filters) -> Iterator[dict]:
+    """Every matching exchange with full payloads, oldest first, one at a time."""
+    where, args = _where(f)
+    for (ident,) in conn.execute(f"SELECT id FROM exchanges{where} ORDER BY id", args).fetchall():
+        record = show(conn, ident)
+        if record is not None:
+            yield record
+
+
+def _blob(conn: sqlite3.Connection, h: bytes | None) -> Any:
+    if h is None:
+        return None
+    row = conn.execute("SELECT data FROM blobs WHERE hash = ?", (h,)).fetchone()
+    if row is None:
+        return {"missing_blob": h.hex()}
+    return orjson.loads(zlib.decompress(row["data"]))
+
+
+def _request(conn: sqlite3.Connection, dialect_name: str | None, p: sqlite3.Row) -> Any:
+    if p["request_meta"] is None:
+        raw = p["request_raw"]
+        return zlib.decompress(raw).decode("utf-8", "replace") if raw else None
+    meta = unpack(p["request_meta"])
+    refs = p["message_refs"]
+    messages = None if refs is None else [_blob(conn, refs[i : i + 16]) for i in range(0, len(refs), 16)]
+    parts = RequestParts(
+        system=_blob(conn, p["system_ref"]), messages=messages, tools=_blob(conn, p["tools_ref"]), **meta
+    )
+    dialect = DIALECTS.get(dialect_name or "")
+    return dialect.rebuild(parts) if dialect is not None else parts
+
+
+def _response(data: bytes | None) -> Any:
+    if data is None:
+        return None
+    raw = zlib.decompress(data)
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return raw.decode("utf-8", "replace")
+
+
+def prune(conn: sqlite3.Connection, before: float, batch: int = 2000) -> tuple[int, int]:
+    """Delete exchanges started before `before`, then blobs no newer record uses.
+
+    Works in short transactions of `batch` rows, so a running gateway's writer waits
+    milliseconds, not the whole prune. Returns (exchanges, blobs) deleted.
+    """
+    bound = ids.bound(before)
+    exchanges = blobs = 0
+    while True:
+        with conn:
+            chosen = [r[0] for r in conn.execute("SELECT id FROM exchanges WHERE id < ? LIMIT ?", (bound, batch))]
+            if not chosen:
+                break
+            marks = ",".join("?" * len(chosen))
+            conn.execute(f"DELETE FROM payloads WHERE id IN ({marks})", chosen)
+            conn.execute(f"DELETE FROM exchanges WHERE id IN ({marks})", chosen)
+            exchanges += len(chosen)
+    while True:
+        with conn:
+            cur = conn.execute(
+                "DELETE FROM blobs WHERE hash IN (SELECT hash FROM blobs WHERE last_seen < ? LIMIT ?)", (before, batch)
+            )
+            if cur.rowcount <= 0:
+                break
+            blobs += cur.rowcount
+    return exchanges, blobs

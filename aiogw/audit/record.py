@@ -1,0 +1,231 @@
+"""Exchange → Record: the audit row, its payloads and its content-addressed parts.
+
+Runs in the audit writer, never on the hot path: this is where a stream's chunks are
+joined, decoded and read back into one answer, and where the request is split into
+system prompt, messages and tool definitions, each hashed so that a conversation
+resent on every turn is stored once (the writer skips parts it has already stored).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from aiogw import encoding
+from aiogw.audit.ids import new_id
+from aiogw.dialects import DIALECTS, Answer, Usage
+from aiogw.exchange import Exchange
+
+FULL, REDACTED, METADATA = "full", "redacted", "metadata"
+POLICIES = (FULL, REDACTED, METADATA)
+
+# The exchanges table's columns, in the order of Record.row.
+COLUMNS = (
+    "id",
+    "started",
+    "duration_ms",
+    "ttfb_ms",
+    "user",
+    "key_id",
+    "route",
+    "dialect",
+    "endpoint",
+    "model",
+    "stream",
+    "status",
+    "outcome",
+    "reason",
+    "input_tokens",
+    "output_tokens",
+    "cache_write_tokens",
+    "cache_read_tokens",
+    "reasoning_tokens",
+    "findings",
+    "request_id",
+    "client",
+    "user_agent",
+    "conversation",
+    "request_bytes",
+    "response_bytes",
+)
+PAYLOAD_COLUMNS = (
+    "id",
+    "request_meta",
+    "system_ref",
+    "tools_ref",
+    "message_refs",
+    "request_raw",
+    "response",
+    "raw_stream",
+    "findings",
+)
+_CONTENT = ("system", "messages", "tools")
+_ZLEVEL = 6
+# A compressed answer is decoded for the audit up to this size: a bound against
+# decompression bombs far above any real model answer.
+_MAX_DECODED = 64 * 1024 * 1024
+
+
+def digest(data: bytes) -> bytes:
+    """16-byte BLAKE2b: collision-safe for content addressing, and fast."""
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def pack(value: Any) -> bytes:
+    return zlib.compress(orjson.dumps(value), _ZLEVEL)
+
+
+def unpack(data: bytes | None) -> Any:
+    return None if data is None else orjson.loads(zlib.decompress(data))
+
+
+@dataclass(slots=True)
+class Record:
+    id: str
+    row: tuple
+    payload: tuple | None
+    parts: list[tuple[bytes, bytes]]  # (digest, serialized JSON) of system, tools, each message
+    started: float
+
+
+def build(ex: Exchange, policy: str) -> Record:
+    """The record of one finished exchange. Never raises on odd provider data."""
+    ident = new_id(ex.started)
+    dialect = DIALECTS.get(ex.dialect)
+    raw_response = _response_bytes(ex)
+    answer = _answer(ex, dialect, raw_response)
+    usage = answer.usage if answer is not None else Usage()
+    parts: list[tuple[bytes, bytes]] = []
+    refs: dict[str, Any] = {}
+    meta: dict[str, Any] | None = None
+    if ex.json is not None and dialect is not None:
+        meta, refs, parts = _split(dialect, ex)
+    conversation = _conversation(ex, refs)
+    payload = None
+    if policy != METADATA:
+        message_refs = refs.get("messages")
+        payload = (
+            ident,
+            pack(meta) if meta is not None else None,
+            refs.get("system"),
+            refs.get("tools"),
+            b"".join(message_refs) if message_refs is not None else None,
+            zlib.compress(ex.body, _ZLEVEL) if ex.body and meta is None else None,
+            _pack_answer(answer, raw_response, ex),
+            zlib.compress(raw_response, _ZLEVEL) if ex.chunks and raw_response else None,
+            orjson.dumps(ex.findings) if ex.findings else None,
+        )
+    else:
+        parts = []
+    t_end = ex.t_end if ex.t_end is not None else ex.t0
+    row = (
+        ident,
+        ex.started,
+        round((t_end - ex.t0) * 1000, 3),
+        round((ex.t_first_byte - ex.t0) * 1000, 3) if ex.t_first_byte is not None else None,
+        ex.user,
+        ex.key_id,
+        ex.route or None,
+        ex.dialect or None,
+        ex.endpoint or None,
+        ex.model or (answer.model if answer is not None else None),
+        int(ex.stream),
+        ex.status,
+        ex.outcome,
+        ex.reason,
+        usage.input,
+        usage.output,
+        usage.cache_write,
+        usage.cache_read,
+        usage.reasoning,
+        len(ex.findings) if ex.findings else 0,
+        dialect.request_id(ex.response_headers) if dialect is not None and ex.response_headers is not None else None,
+        ex.client,
+        ex.user_agent,
+        conversation,
+        len(ex.body) if ex.body else 0,
+        len(raw_response) if raw_response else 0,
+    )
+    return Record(ident, row, payload, parts, ex.started)
+
+
+def _response_bytes(ex: Exchange) -> bytes | None:
+    """The response as the provider meant it: chunks joined, content-encoding undone."""
+    if ex.response_body is not None:
+        data = ex.response_body
+    elif ex.chunks:
+        data = b"".join(ex.chunks)
+    else:
+        return None
+    coding = ex.response_headers.get("Content-Encoding") if ex.response_headers is not None else None
+    if not coding:
+        return data
+    try:
+        return encoding.decode(data, coding, limit=_MAX_DECODED)
+    except ValueError:
+        return data  # an unknown coding: keep the bytes as they came
+
+
+def _answer(ex: Exchange, dialect: Any, raw: bytes | None) -> Answer | None:
+    if dialect is None or raw is None:
+        return None
+    return dialect.answer(ex.endpoint, ex.status, ex.stream, raw)
+
+
+def _pack_answer(answer: Answer | None, raw: bytes | None, ex: Exchange) -> bytes | None:
+    if answer is not None and answer.message is not None:
+        return pack({"message": answer.message, "complete": answer.complete, "stop_reason": answer.stop_reason})
+    if answer is not None and answer.error is not None:
+        return pack({"error": answer.error, "complete": answer.complete})
+    if raw is not None and not ex.chunks:
+        return zlib.compress(raw, _ZLEVEL)  # a body no dialect could read: kept as it was
+    return None
+
+
+def _split(dialect: Any, ex: Exchange) -> tuple[dict[str, Any], dict[str, Any], list[tuple[bytes, bytes]]]:
+    """Request → (inline metadata, refs by part, new parts). Content parts are hashed."""
+    parts_obj = dialect.request_parts(ex.endpoint, ex.json)
+    meta: dict[str, Any] = {}
+    refs: dict[str, Any] = {}
+    parts: list[tuple[bytes, bytes]] = []
+    for field in dataclasses.fields(parts_obj):
+        value = getattr(parts_obj, field.name)
+        if field.name not in _CONTENT:
+            meta[field.name] = value
+        elif value is None:
+            continue
+        elif field.name == "messages" and isinstance(value, list):
+            hashes = []
+            opening = None
+            for message in value:
+                data = orjson.dumps(message, option=orjson.OPT_SORT_KEYS)
+                h = digest(data)
+                parts.append((h, data))
+                hashes.append(h)
+                if opening is None and isinstance(message, dict) and message.get("role") == "user":
+                    opening = len(hashes)
+            refs["messages"] = hashes
+            refs["opening"] = hashes[: opening or 1]
+        else:
+            data = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+            h = digest(data)
+            parts.append((h, data))
+            refs[field.name] = h
+    return meta, refs, parts
+
+
+def _conversation(ex: Exchange, refs: dict[str, Any]) -> str | None:
+    """The agent's own session id where it sends one, else the conversation's opening."""
+    if ex.session:
+        return ex.session[:128]
+    # Every turn resends the same opening (system prompt, then messages up to the first
+    # user message), so its hash groups the turns of one conversation.
+    opening = refs.get("opening")
+    if not opening:
+        return None
+    return "p-" + digest((refs.get("system") or b"") + b"".join(opening)).hex()

@@ -1,0 +1,194 @@
+"""The audit queue and its writer task: batches committed behind the hot path.
+
+The request path only appends the finished exchange to a deque (`submit`), which never
+blocks and never awaits the database. One task takes batches — `batch_size` records,
+or whatever arrived within `flush_interval` — builds their records and commits each
+batch in one transaction.
+
+Back-pressure is fail-closed: when `queue_size` records wait, `saturated` turns true
+and the proxy refuses new requests with a 503 in the dialect's envelope until the
+writer catches up. Exchanges already in flight still append (so the deque can pass
+`queue_size` by at most the number of open exchanges): no record is ever dropped.
+The refusals are counted (`refused`), not audited: their records would feed the very
+backlog that caused them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import zlib
+from collections import OrderedDict, deque
+from pathlib import Path
+
+import aiosqlite
+import orjson
+
+from aiogw.audit import record as rec
+from aiogw.audit import store
+from aiogw.config import AuditSettings
+from aiogw.errors import Unavailable
+from aiogw.exchange import Exchange
+
+log = logging.getLogger("aiogw.audit")
+
+# Hashes of blobs already stored, with the day their last_seen was last raised: a part
+# seen again the same day costs no write at all. Bounded: 200k entries is ~40 MB.
+_KNOWN_MAX = 200_000
+_DAY = 86_400.0
+
+
+class AuditWriter:
+    def __init__(self, path: Path, settings: AuditSettings) -> None:
+        self.path = path
+        self.settings = settings
+        self._pending: deque[Exchange] = deque()
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+        self._db: aiosqlite.Connection | None = None
+        self._known: OrderedDict[bytes, int] = OrderedDict()
+        # Counters, for metrics and tests.
+        self.written = 0
+        self.batches = 0
+        self.refused = 0
+        self.write_errors = 0
+        self.last_batch_seconds = 0.0
+
+    @property
+    def depth(self) -> int:
+        return len(self._pending)
+
+    @property
+    def saturated(self) -> bool:
+        return len(self._pending) >= self.settings.queue_size
+
+    def submit(self, ex: Exchange) -> None:
+        """Queue a finished exchange. Called from the request path: no await, no I/O."""
+        if ex.reason == Unavailable.kind:
+            self.refused += 1  # refused for back-pressure: counted, not queued
+            return
+        self._pending.append(ex)
+        n = len(self._pending)
+        if n == 1 or n >= self.settings.batch_size:
+            self._wake.set()
+
+    async def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = await aiosqlite.connect(self.path)
+        for pragma in store.PRAGMAS:
+            await self._db.execute(pragma)
+        await self._db.executescript(store.SCHEMA)
+        await self._db.commit()
+        self._task = asyncio.create_task(self._run(), name="aiogw-audit-writer")
+
+    async def close(self) -> None:
+        """Write everything still queued, then close. Called after the server stopped."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+        if self._db is not None:
+            await self._db.close()
+
+    @property
+    def alive(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def _run(self) -> None:
+        failures = 0
+        while True:
+            if not self._pending:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            if len(self._pending) < self.settings.batch_size and not self._closing:
+                # Gather a batch: up to flush_interval after the first record arrived.
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.settings.flush_interval):
+                        await self._wake.wait()
+            batch = [self._pending.popleft() for _ in range(min(self.settings.batch_size, len(self._pending)))]
+            try:
+                await self._write(batch)
+                failures = 0
+            except Exception:
+                failures += 1
+                self.write_errors += 1
+                self._pending.extendleft(reversed(batch))
+                log.exception("audit batch of %d records not written (attempt %d); retrying", len(batch), failures)
+                if self._closing and failures >= 5:
+                    self._spill()
+                    return
+                await asyncio.sleep(min(5.0, 0.1 * 2**failures))
+
+    async def _write(self, batch: list[Exchange]) -> None:
+        assert self._db is not None
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        records = []
+        for ex in batch:
+            records.append(self._build(ex))
+            await asyncio.sleep(0)  # a big request takes about a millisecond: let requests through
+        rows, payloads, blobs, touches, known = [], [], [], [], {}
+        for r in records:
+            rows.append(r.row)
+            if r.payload is not None:
+                payloads.append(r.payload)
+            day = int(r.started // _DAY)
+            for h, data in r.parts:
+                if h in known or self._known.get(h) == day:
+                    continue
+                known[h] = day
+                if h in self._known:
+                    touches.append((r.started, h))
+                else:
+                    blobs.append((h, zlib.compress(data, 6), len(data), r.started))
+        db = self._db
+        try:
+            await db.executemany(store.INSERT_EXCHANGE, rows)
+            if payloads:
+                await db.executemany(store.INSERT_PAYLOAD, payloads)
+            if blobs:
+                await db.executemany(store.INSERT_BLOB, blobs)
+            if touches:
+                await db.executemany(store.TOUCH_BLOB, touches)
+            await db.commit()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await db.rollback()
+            raise
+        for h, day in known.items():
+            self._known[h] = day
+            self._known.move_to_end(h)
+        while len(self._known) > _KNOWN_MAX:
+            self._known.popitem(last=False)
+        self.written += len(rows)
+        self.batches += 1
+        self.last_batch_seconds = loop.time() - t0
+
+    def _build(self, ex: Exchange) -> rec.Record:
+        try:
+            return rec.build(ex, self.settings.policy)
+        except Exception:
+            # A provider answer the tap could not read must not cost the record: keep
+            # the row and the request, note why the answer is missing.
+            log.exception("audit: could not read the answer of a %s %s exchange", ex.dialect, ex.endpoint)
+            ex.chunks = None
+            ex.response_body = None
+            ex.json = None
+            ex.reason = (ex.reason + "; " if ex.reason else "") + "audit: answer unreadable"
+            return rec.build(ex, self.settings.policy)
+
+    def _spill(self) -> None:
+        """Last resort at shutdown when the database refuses writes: rows as JSON lines."""
+        spill = self.path.with_name(self.path.name + ".audit-spill.jsonl")
+        with spill.open("ab") as f:
+            while self._pending:
+                ex = self._pending.popleft()
+                row = dict(zip(rec.COLUMNS, self._build(ex).row, strict=True))
+                f.write(orjson.dumps(row) + b"\n")
+        log.error("audit database unwritable at shutdown: records spilled to %s", spill)
