@@ -133,20 +133,24 @@ class AuditWriter:
         for ex in batch:
             records.append(self._build(ex))
             await asyncio.sleep(0)  # a big request takes about a millisecond: let requests through
-        rows, payloads, blobs, touches, known = [], [], [], [], {}
+        rows, payloads = [], []
+        new: dict[bytes, tuple[bytes, float]] = {}  # parts not stored yet: data, newest use
+        touched: dict[bytes, float] = {}  # parts stored before: newest use
         for r in records:
             rows.append(r.row)
             if r.payload is not None:
                 payloads.append(r.payload)
             day = int(r.started // _DAY)
             for h, data in r.parts:
-                if h in known or self._known.get(h) == day:
-                    continue
-                known[h] = day
-                if h in self._known:
-                    touches.append((r.started, h))
+                if h in new:
+                    new[h] = (data, max(new[h][1], r.started))
+                elif h in self._known:
+                    if self._known[h] != day:  # stored, but last_seen not raised to this day yet
+                        touched[h] = max(touched.get(h, 0.0), r.started)
                 else:
-                    blobs.append((h, zlib.compress(data, 6), len(data), r.started))
+                    new[h] = (data, r.started)
+        blobs = [(h, zlib.compress(data, 6), len(data), seen) for h, (data, seen) in new.items()]
+        touches = [(seen, h) for h, seen in touched.items()]
         db = self._db
         try:
             await db.executemany(store.INSERT_EXCHANGE, rows)
@@ -161,8 +165,8 @@ class AuditWriter:
             with contextlib.suppress(Exception):
                 await db.rollback()
             raise
-        for h, day in known.items():
-            self._known[h] = day
+        for h, seen in [(h, seen) for h, (_, seen) in new.items()] + list(touched.items()):
+            self._known[h] = int(seen // _DAY)
             self._known.move_to_end(h)
         while len(self._known) > _KNOWN_MAX:
             self._known.popitem(last=False)

@@ -1,0 +1,138 @@
+"""`aiogw audit ...` over a real gateway's state: what an operator reads."""
+
+import subprocess
+import sys
+import textwrap
+import time
+
+import anthropic
+import orjson
+import pytest
+from conftest import PROVIDER_KEYS
+
+from aiogw import config, keys
+from aiogw.app import start
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(scope="module")
+def audited(gateway, tmp_path_factory):
+    """A gateway of its own with a short history: two conversations and a refusal."""
+    tmp = tmp_path_factory.mktemp("audit-cli")
+    path = tmp / "aiogw.toml"
+    path.write_text(
+        textwrap.dedent(f"""
+        [state]
+        path = "state.db"
+        [audit]
+        flush_interval = 0.01
+        [[routes]]
+        name = "anthropic"
+        dialect = "anthropic"
+        upstream = "{gateway.fake_url}"
+        credential = {{ env = "FAKE_ANTHROPIC" }}
+        [[users]]
+        name = "alice"
+        [[users]]
+        name = "bob"
+        """)
+    )
+    cfg = config.load(path, env=PROVIDER_KEYS)
+    runner, port = gateway.servers.run(start(cfg, port=0))
+    base = f"http://127.0.0.1:{port}/llm-gateway/anthropic"
+    try:
+        for user, session in (("alice", "s-alice"), ("bob", "s-bob")):
+            _, key = keys.create(cfg.state_path, user)
+            with anthropic.Anthropic(
+                api_key=key, base_url=base, max_retries=0, default_headers={"X-Claude-Code-Session-Id": session}
+            ) as c:
+                messages = [{"role": "user", "content": f"{user} asks about the secret plan"}]
+                for _ in range(2):
+                    answer = c.messages.create(
+                        model=f"claude-{user}-1", max_tokens=16, system="Be brief.", messages=messages
+                    )
+                    messages += [
+                        {"role": "assistant", "content": answer.content[0].text},
+                        {"role": "user", "content": "go on"},
+                    ]
+        with (
+            anthropic.Anthropic(api_key="aiogw-wrong", base_url=base, max_retries=0) as c,
+            pytest.raises(anthropic.AuthenticationError),
+        ):
+            c.messages.create(model="m", max_tokens=1, messages=[{"role": "user", "content": "x"}])
+    finally:
+        gateway.servers.run(runner.cleanup())  # drains the audit queue
+    return path
+
+
+def aiogw(path, *args):
+    result = subprocess.run(
+        [sys.executable, "-m", "aiogw", "audit", *args, "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+def test_list_and_filters(audited):
+    out = aiogw(audited, "list").stdout.splitlines()
+    assert out[0].startswith("ID") and len(out) == 1 + 5
+    assert len(aiogw(audited, "list", "--user", "bob").stdout.splitlines()) == 1 + 2
+    assert len(aiogw(audited, "list", "--outcome", "refused").stdout.splitlines()) == 1 + 1
+    assert len(aiogw(audited, "list", "--model", "claude-alice-*").stdout.splitlines()) == 1 + 2
+    assert len(aiogw(audited, "list", "--status", "401").stdout.splitlines()) == 1 + 1
+    assert aiogw(audited, "list", "--since", "1h", "--limit", "2").stdout.count("\n") == 3
+    assert "no exchanges match" in aiogw(audited, "list", "--until", "2000-01-01").stdout
+    bad = aiogw(audited, "list", "--since", "yesterday-ish")
+    assert bad.returncode == 2 and "cannot read the time" in bad.stderr
+
+
+def test_show(audited):
+    newest_ok = aiogw(audited, "list", "--outcome", "ok", "--limit", "1").stdout.splitlines()[1].split()[0]
+    text = aiogw(audited, "show", newest_ok).stdout
+    assert "== system" in text and "Be brief." in text
+    assert "== messages (3)" in text and "go on" in text
+    assert "== answer" in text and "route      anthropic" in text
+    record = orjson.loads(aiogw(audited, "show", newest_ok, "--json").stdout)
+    assert record["request"]["messages"][0]["content"].endswith("asks about the secret plan")
+    assert record["response"]["complete"] is True
+    missing = aiogw(audited, "show", "01NOPE")
+    assert missing.returncode == 1 and "no exchange" in missing.stderr
+
+
+def test_conversation(audited):
+    text = aiogw(audited, "conversation", "s-alice").stdout
+    assert text.startswith("conversation s-alice: 2 exchanges")
+    any_id = aiogw(audited, "list", "--user", "bob", "--limit", "1").stdout.splitlines()[1].split()[0]
+    assert aiogw(audited, "conversation", any_id).stdout.startswith("conversation s-bob: 2 exchanges")
+    full = aiogw(audited, "conversation", "s-bob", "--full").stdout
+    assert full.count("== answer") == 2
+
+
+def test_export_is_jsonl_with_payloads(audited):
+    lines = aiogw(audited, "export", "--user", "alice").stdout.splitlines()
+    records = [orjson.loads(line) for line in lines]
+    assert [r["user"] for r in records] == ["alice", "alice"]
+    assert records[0]["id"] < records[1]["id"]
+    assert all(r["request"]["system"] == "Be brief." for r in records)
+
+
+def test_prune_deletes_old_records_and_unused_content(audited, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(audited.parent, copy)
+    path = copy / "aiogw.toml"
+    nothing = aiogw(path, "prune", "--before", "2000-01-01").stdout
+    assert "deleted 0 exchanges and 0 stored contents" in nothing
+    everything = aiogw(path, "prune", "--before", time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + 60)))
+    assert "deleted 5 exchanges" in everything.stdout
+    assert "no exchanges match" in aiogw(path, "list").stdout
+    import sqlite3
+
+    conn = sqlite3.connect(copy / "state.db")
+    assert conn.execute("SELECT count(*) FROM blobs").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM payloads").fetchone()[0] == 0

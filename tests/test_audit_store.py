@@ -1,0 +1,128 @@
+"""The writer and the queries on plain exchanges: storage, policies, prune."""
+
+import sqlite3
+
+import orjson
+
+from aiogw.audit import queries
+from aiogw.audit.writer import AuditWriter
+from aiogw.config import AuditSettings
+from aiogw.exchange import Exchange
+
+DAY = 86400.0
+SYSTEM = "You are a careful coding agent. " * 100
+
+
+def exchange(started: float, messages: list, session: str | None = None) -> Exchange:
+    body = {"model": "claude-sonnet-4-6", "max_tokens": 64, "system": SYSTEM, "messages": messages}
+    ex = Exchange("POST")
+    ex.started = started
+    ex.route, ex.dialect, ex.endpoint, ex.path = "anthropic", "anthropic", "messages", "/v1/messages"
+    ex.user, ex.key_id, ex.model, ex.status = "alice", "key_1", "claude-sonnet-4-6", 200
+    ex.body = orjson.dumps(body)
+    ex.json = body
+    ex.session = session
+    ex.response_headers = {"request-id": "req_1"}
+    ex.response_body = orjson.dumps(
+        {
+            "id": "msg_1",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-sonnet-4-6",
+            "content": [{"type": "text", "text": "done"}],
+            "stop_reason": "end_turn",
+            "usage": {"input_tokens": 10, "output_tokens": 2, "cache_read_input_tokens": 5},
+        }
+    )
+    ex.t_first_byte = ex.t0
+    ex.finish()
+    return ex
+
+
+def turns(n: int) -> list[list]:
+    history, out = [{"role": "user", "content": "fix the parser"}], []
+    for i in range(n):
+        out.append(list(history))
+        history += [{"role": "assistant", "content": f"step {i}"}, {"role": "user", "content": f"result {i} " * 50}]
+    return out
+
+
+async def write(path, exchanges, policy="full"):
+    writer = AuditWriter(path, AuditSettings(policy=policy, batch_size=3, flush_interval=0.001))
+    await writer.start()
+    for ex in exchanges:
+        writer.submit(ex)
+    await writer.close()
+    return writer
+
+
+async def test_storage_grows_with_new_content_only(tmp_path):
+    db = tmp_path / "s.db"
+    history = turns(30)
+    writer = await write(db, [exchange(1_000_000 + i, msgs) for i, msgs in enumerate(history)])
+    assert writer.written == 30
+    conn = sqlite3.connect(db)
+    # system once + "fix the parser" + 29 × (assistant, result) distinct messages
+    assert conn.execute("SELECT count(*) FROM blobs").fetchone()[0] == 1 + 1 + 29 * 2
+    raw = sum(len(orjson.dumps({"system": SYSTEM, "messages": m})) for m in history)
+    stored = conn.execute("SELECT sum(length(data)) FROM blobs").fetchone()[0]
+    assert stored < raw / 20
+    row = queries.show(queries.connect(db), conn.execute("SELECT max(id) FROM exchanges").fetchone()[0])
+    assert row["request"]["messages"] == history[-1] and row["request"]["system"] == SYSTEM
+    assert (row["input_tokens"], row["cache_read_tokens"], row["output_tokens"]) == (10, 5, 2)
+    assert row["request_id"] == "req_1"
+
+
+async def test_metadata_policy_keeps_no_payloads(tmp_path):
+    db = tmp_path / "m.db"
+    await write(db, [exchange(1_000_000, [{"role": "user", "content": "secret stuff"}])], policy="metadata")
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT count(*) FROM exchanges").fetchone()[0] == 1
+    assert conn.execute("SELECT count(*) FROM payloads").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM blobs").fetchone()[0] == 0
+    assert b"secret stuff" not in db.read_bytes()
+
+
+async def test_prune_keeps_content_newer_records_still_use(tmp_path):
+    db = tmp_path / "p.db"
+    old = exchange(10 * DAY, [{"role": "user", "content": "shared opening"}])
+    only_old = exchange(10 * DAY + 1, [{"role": "user", "content": "only in the old one"}])
+    new = exchange(
+        20 * DAY,
+        [
+            {"role": "user", "content": "shared opening"},
+            {"role": "assistant", "content": "ok"},
+            {"role": "user", "content": "more"},
+        ],
+    )
+    await write(db, [old, only_old, new])
+    conn = queries.connect(db)
+    deleted = queries.prune(conn, before=15 * DAY, batch=1)
+    assert deleted == (2, 1)  # both old exchanges; of the content, only "only in the old one"
+    (kept,) = queries.list_rows(conn, queries.Filters())
+    shown = queries.show(conn, kept["id"])
+    assert shown["request"]["messages"][0]["content"] == "shared opening"
+    assert shown["request"]["system"] == SYSTEM
+
+
+async def test_conversation_ids(tmp_path):
+    db = tmp_path / "c.db"
+    history = turns(3)
+    await write(
+        db,
+        [exchange(1e6 + i, m) for i, m in enumerate(history)]
+        + [exchange(2e6, [{"role": "user", "content": "another task"}]), exchange(3e6, history[0], "sess-9")],
+    )
+    rows = queries.list_rows(queries.connect(db), queries.Filters(), oldest_first=True)
+    first = {r["conversation"] for r in rows[:3]}
+    assert len(first) == 1 and rows[3]["conversation"] not in first and rows[4]["conversation"] == "sess-9"
+
+
+async def test_an_unreadable_answer_still_leaves_its_record(tmp_path):
+    db = tmp_path / "u.db"
+    ex = exchange(1e6, [{"role": "user", "content": "hi"}])
+    ex.response_body = b"\x1f\x8b not really gzip"
+    ex.response_headers = {"Content-Encoding": "gzip"}
+    await write(db, [ex])
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT count(*) FROM exchanges").fetchone()[0] == 1
