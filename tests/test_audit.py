@@ -158,7 +158,7 @@ def test_client_abort_is_recorded(gw):
 
 def test_conversation_is_stored_once_and_linked(gw):
     c = claude(gw, default_headers={"X-Claude-Code-Session-Id": "sess-audit-1"})
-    system = "You are a coding agent. " * 200  # a big system prompt, resent every turn
+    system = "You are a coding agent. " * 800  # a big system prompt, resent every turn
     tools = [{**TOOLS[0], "description": "Run a command in this conversation's sandbox"}]
     messages = [{"role": "user", "content": "start"}]
     blobs_before = gw.audit("SELECT count(*) AS n FROM blobs")[0]["n"]

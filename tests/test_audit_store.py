@@ -10,7 +10,7 @@ from aiogw.config import AuditSettings
 from aiogw.exchange import Exchange
 
 DAY = 86400.0
-SYSTEM = "You are a careful coding agent. " * 100
+SYSTEM = "You are a careful coding agent. " * 600  # past SPLIT_MIN: stored in parts
 
 
 def exchange(started: float, messages: list, session: str | None = None) -> Exchange:

@@ -7,7 +7,6 @@ which WAL allows. Nothing here is reachable from the agents' routes.
 from __future__ import annotations
 
 import sqlite3
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 import orjson
 
 from aiogw.audit import ids
-from aiogw.audit.record import COLUMNS, unpack
+from aiogw.audit.record import COLUMNS, unpack, unsqueeze
 from aiogw.dialects import DIALECTS, RequestParts
 
 _LIST_COLUMNS = ", ".join(COLUMNS)
@@ -97,7 +96,7 @@ def show(conn: sqlite3.Connection, ident: str) -> dict | None:
         return out
     out["request"] = _request(conn, out["dialect"], p)
     out["response"] = _response(p["response"])
-    out["raw_stream"] = zlib.decompress(p["raw_stream"]).decode("utf-8", "replace") if p["raw_stream"] else None
+    out["raw_stream"] = unsqueeze(p["raw_stream"]).decode("utf-8", "replace") if p["raw_stream"] else None
     out["findings_detail"] = orjson.loads(p["findings"]) if p["findings"] else []
     return out
 
@@ -117,13 +116,13 @@ def _blob(conn: sqlite3.Connection, h: bytes | None) -> Any:
     row = conn.execute("SELECT data FROM blobs WHERE hash = ?", (h,)).fetchone()
     if row is None:
         return {"missing_blob": h.hex()}
-    return orjson.loads(zlib.decompress(row["data"]))
+    return orjson.loads(unsqueeze(row["data"]))
 
 
 def _request(conn: sqlite3.Connection, dialect_name: str | None, p: sqlite3.Row) -> Any:
     if p["request_meta"] is None:
         raw = p["request_raw"]
-        return zlib.decompress(raw).decode("utf-8", "replace") if raw else None
+        return _json_or_text(unsqueeze(raw)) if raw else None
     meta = unpack(p["request_meta"])
     refs = p["message_refs"]
     messages = None if refs is None else [_blob(conn, refs[i : i + 16]) for i in range(0, len(refs), 16)]
@@ -135,9 +134,10 @@ def _request(conn: sqlite3.Connection, dialect_name: str | None, p: sqlite3.Row)
 
 
 def _response(data: bytes | None) -> Any:
-    if data is None:
-        return None
-    raw = zlib.decompress(data)
+    return None if data is None else _json_or_text(unsqueeze(data))
+
+
+def _json_or_text(raw: bytes) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:

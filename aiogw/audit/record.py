@@ -65,7 +65,9 @@ PAYLOAD_COLUMNS = (
     "findings",
 )
 _CONTENT = ("system", "messages", "tools")
-_ZLEVEL = 6
+BLOB_LEVEL = 6
+# Request bodies from this size on are split into content-addressed parts.
+SPLIT_MIN = 16 * 1024
 # A compressed answer is decoded for the audit up to this size: a bound against
 # decompression bombs far above any real model answer.
 _MAX_DECODED = 64 * 1024 * 1024
@@ -76,12 +78,29 @@ def digest(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=16).digest()
 
 
+# Stored bytes carry one leading byte: 0 as they are, 1 zlib. Small values are kept as
+# they are: zlib's set-up costs more than the few bytes it would save.
+_PLAIN, _ZLIB = b"\x00", b"\x01"
+_SQUEEZE_MIN = 512
+
+
+def squeeze(data: bytes, level: int = 1) -> bytes:
+    """Level 1 for what each record writes anew (speed); blobs, written once, use 6."""
+    if len(data) < _SQUEEZE_MIN:
+        return _PLAIN + data
+    return _ZLIB + zlib.compress(data, level)
+
+
+def unsqueeze(data: bytes) -> bytes:
+    return zlib.decompress(data[1:]) if data[:1] == _ZLIB else data[1:]
+
+
 def pack(value: Any) -> bytes:
-    return zlib.compress(orjson.dumps(value), _ZLEVEL)
+    return squeeze(orjson.dumps(value))
 
 
 def unpack(data: bytes | None) -> Any:
-    return None if data is None else orjson.loads(zlib.decompress(data))
+    return None if data is None else orjson.loads(unsqueeze(data))
 
 
 @dataclass(slots=True)
@@ -103,9 +122,12 @@ def build(ex: Exchange, policy: str) -> Record:
     parts: list[tuple[bytes, bytes]] = []
     refs: dict[str, Any] = {}
     meta: dict[str, Any] | None = None
-    if ex.json is not None and dialect is not None:
+    # Only a conversation big enough to be resent at cost is split into stored parts;
+    # a small body is kept whole, which is cheaper to write and no larger.
+    split = ex.json is not None and dialect is not None and len(ex.body or b"") >= SPLIT_MIN
+    if split:
         meta, refs, parts = _split(dialect, ex)
-    conversation = _conversation(ex, refs)
+    conversation = ex.session[:128] if ex.session else _opening(dialect, ex, refs)
     payload = None
     if policy != METADATA:
         message_refs = refs.get("messages")
@@ -115,9 +137,9 @@ def build(ex: Exchange, policy: str) -> Record:
             refs.get("system"),
             refs.get("tools"),
             b"".join(message_refs) if message_refs is not None else None,
-            zlib.compress(ex.body, _ZLEVEL) if ex.body and meta is None else None,
-            _pack_answer(answer, raw_response, ex),
-            zlib.compress(raw_response, _ZLEVEL) if ex.chunks and raw_response else None,
+            squeeze(ex.body) if ex.body and not split else None,
+            _answer_payload(answer, raw_response, ex),
+            squeeze(raw_response) if ex.chunks and raw_response else None,
             orjson.dumps(ex.findings) if ex.findings else None,
         )
     else:
@@ -177,13 +199,22 @@ def _answer(ex: Exchange, dialect: Any, raw: bytes | None) -> Answer | None:
     return dialect.answer(ex.endpoint, ex.status, ex.stream, raw)
 
 
-def _pack_answer(answer: Answer | None, raw: bytes | None, ex: Exchange) -> bytes | None:
-    if answer is not None and answer.message is not None:
-        return pack({"message": answer.message, "complete": answer.complete, "stop_reason": answer.stop_reason})
-    if answer is not None and answer.error is not None:
-        return pack({"error": answer.error, "complete": answer.complete})
+def _answer_payload(answer: Answer | None, raw: bytes | None, ex: Exchange) -> bytes | None:
+    """The answer as {"complete", "stop_reason", "message" | "error"}: for a plain JSON
+    response its own bytes are spliced in, not parsed and dumped again."""
+    if answer is None:
+        return squeeze(raw) if raw is not None else None
+    head = b'{"complete":' + (b"true" if answer.complete else b"false")
+    if answer.stop_reason is not None:
+        head += b',"stop_reason":' + orjson.dumps(answer.stop_reason)
+    if not ex.chunks and raw is not None and (answer.message is not None or answer.error is not None):
+        return squeeze(head + (b',"message":' if answer.message is not None else b',"error":') + raw + b"}")
+    if answer.message is not None:
+        return squeeze(head + b',"message":' + orjson.dumps(answer.message) + b"}")
+    if answer.error is not None:
+        return squeeze(head + b',"error":' + orjson.dumps(answer.error) + b"}")
     if raw is not None and not ex.chunks:
-        return zlib.compress(raw, _ZLEVEL)  # a body no dialect could read: kept as it was
+        return squeeze(raw)  # a body no dialect could read: kept as it was
     return None
 
 
@@ -219,13 +250,21 @@ def _split(dialect: Any, ex: Exchange) -> tuple[dict[str, Any], dict[str, Any], 
     return meta, refs, parts
 
 
-def _conversation(ex: Exchange, refs: dict[str, Any]) -> str | None:
-    """The agent's own session id where it sends one, else the conversation's opening."""
-    if ex.session:
-        return ex.session[:128]
-    # Every turn resends the same opening (system prompt, then messages up to the first
-    # user message), so its hash groups the turns of one conversation.
+def _opening(dialect: Any, ex: Exchange, refs: dict[str, Any]) -> str | None:
+    """The conversation of a request without a session id: every turn resends the same
+    opening (system prompt, then messages up to the first user message), so its hash
+    groups the turns of one conversation."""
     opening = refs.get("opening")
+    system = refs.get("system")
+    if opening is None and ex.json is not None and dialect is not None:
+        parts = dialect.request_parts(ex.endpoint, ex.json)
+        if parts.system is not None:
+            system = digest(orjson.dumps(parts.system, option=orjson.OPT_SORT_KEYS))
+        opening = []
+        for message in parts.messages or ():
+            opening.append(digest(orjson.dumps(message, option=orjson.OPT_SORT_KEYS)))
+            if isinstance(message, dict) and message.get("role") == "user":
+                break
     if not opening:
         return None
-    return "p-" + digest((refs.get("system") or b"") + b"".join(opening)).hex()
+    return "p-" + digest((system or b"") + b"".join(opening)).hex()

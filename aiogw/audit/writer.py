@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import zlib
 from collections import OrderedDict, deque
 from pathlib import Path
 
@@ -149,7 +148,7 @@ class AuditWriter:
                         touched[h] = max(touched.get(h, 0.0), r.started)
                 else:
                     new[h] = (data, r.started)
-        blobs = [(h, zlib.compress(data, 6), len(data), seen) for h, (data, seen) in new.items()]
+        blobs = [(h, rec.squeeze(data, rec.BLOB_LEVEL), len(data), seen) for h, (data, seen) in new.items()]
         touches = [(seen, h) for h, seen in touched.items()]
         db = self._db
         try:
