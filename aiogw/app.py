@@ -68,7 +68,7 @@ async def start(config: Config, sinks: Iterable[Sink] = (), *, port: int | None 
     app = build_app(config, sinks)
     # handler_cancellation: a client that leaves while the gateway still waits for the
     # upstream's first byte cancels the handler, which closes the upstream request.
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=30.0)
     await runner.setup()
     site = web.TCPSite(
         runner, config.server.host, config.server.port if port is None else port, backlog=4096, reuse_address=True

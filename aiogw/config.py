@@ -79,6 +79,8 @@ class AuditSettings:
     # 10,000 is minutes of agent traffic at a batch a quarter second; each waits with
     # its request and response in memory, so this also bounds the gateway's memory.
     queue_size: int = 10_000
+    # The same bound in bytes of queued bodies and answers: agents' requests are large.
+    queue_bytes: int = 256 * 1024 * 1024
     batch_size: int = 256
     flush_interval: float = 0.25  # seconds
 
@@ -193,6 +195,7 @@ def _audit(r: _Reader, table: dict[str, Any]) -> AuditSettings:
         enabled=r.get(table, "audit.enabled", bool, True),
         policy=policy,
         queue_size=r.int_in(table, "audit.queue_size", 10_000, 1, 10_000_000),
+        queue_bytes=r.int_in(table, "audit.queue_bytes", 256 * 1024 * 1024, 1024 * 1024, 1 << 40),
         batch_size=r.int_in(table, "audit.batch_size", 256, 1, 100_000),
         flush_interval=interval,
     )
