@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import AsyncIterator, Iterable
@@ -12,7 +13,11 @@ from aiohttp import web
 from aiogw.audit.writer import AuditWriter
 from aiogw.config import Config
 from aiogw.dialects import DIALECTS
+from aiogw.guards.check import GuardCheck
+from aiogw.guards.policy import Policy
+from aiogw.guards.response import AnswerGuard
 from aiogw.keys import KeyIndex
+from aiogw.preflight import Check
 from aiogw.proxy import Proxy, Sink
 from aiogw.upstream import Upstream
 
@@ -32,7 +37,10 @@ def build_app(config: Config, sinks: Iterable[Sink] = ()) -> web.Application:
         for route in config.routes
     }
     audit = AuditWriter(config.state_path, config.audit) if config.audit.enabled else None
-    proxy = Proxy(config, keys, upstreams, sinks, audit)
+    guards = build_guards(config)
+    # The preflight, in order: guards, then limits and budget.
+    checks: list[Check] = [guards[0]] if guards else []
+    proxy = Proxy(config, keys, upstreams, sinks, audit, checks, guards[1] if guards else None)
     app[PROXY] = proxy
     app.router.add_get("/healthz", _healthz)
     app.router.add_route("*", "/{tail:.*}", proxy.handle)
@@ -59,6 +67,22 @@ def build_app(config: Config, sinks: Iterable[Sink] = ()) -> web.Application:
     return app
 
 
+def build_guards(config: Config) -> tuple[GuardCheck, AnswerGuard] | None:
+    """The request guard (first preflight check) and the answer guard, on one engine.
+
+    Everything is compiled here, before the server listens: a bad pattern or a missing
+    Hyperscan stops the start with a message, never a request.
+    """
+    if not config.guards.enabled:
+        return None
+    from aiogw.guards import catalog
+    from aiogw.guards.engine import Engine
+
+    engine = Engine(catalog.load(config.guards.patterns, config.guards.disabled))
+    policy = Policy(config.guards.actions, config.users)
+    return GuardCheck(engine, policy), AnswerGuard(engine, policy)
+
+
 async def _healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -79,9 +103,23 @@ async def start(config: Config, sinks: Iterable[Sink] = (), *, port: int | None 
     return runner, bound
 
 
+def tune_gc() -> None:
+    """Collect young objects less often, and never rescan what start-up made.
+
+    The heap of a busy gateway is mostly parsed request bodies, each alive for the
+    length of its exchange and then freed by reference counting, not by the cycle
+    collector. With CPython's default thresholds (700, 10, 10) the collector walks
+    those bodies over and over; on 200 KB agent requests that cost a third of the CPU
+    (measured in bench). Cycles are still collected, just in larger, rarer passes.
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
+
+
 async def serve(config: Config) -> None:
     """Run until SIGTERM or SIGINT, then stop accepting and close cleanly."""
     runner, port = await start(config)
+    tune_gc()
     mount = config.server.mount
     log.info(
         "aiogw listening on http://%s:%d%s/<route>/ (routes: %s)",

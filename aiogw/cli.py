@@ -93,19 +93,32 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from aiogw.app import serve  # imported here: the key commands need no aiohttp
 
+    from aiogw.guards.engine import GuardsUnavailable
+
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency; this keeps a broken install usable
         import asyncio
 
-        asyncio.run(serve(cfg))
+        run = asyncio.run
     else:
-        uvloop.run(serve(cfg))
+        run = uvloop.run
+    try:
+        run(serve(cfg))
+    except GuardsUnavailable as exc:
+        print(f"aiogw: guards are enabled but cannot run: {exc}. Install hyperscan, or set "
+              "[guards] enabled = false to run without them.", file=sys.stderr)
+        return 2
     return 0
 
 
 def _check_config(args: argparse.Namespace) -> int:
     cfg = config_mod.load(args.file)
+    from aiogw.app import build_guards
+
+    guards = build_guards(cfg)  # compiles the catalog and the config's own patterns
+    if guards is not None:
+        print(f"guards: {len(guards[0].engine.patterns)} patterns compiled")
     for route in cfg.routes:
         cred = route.credential
         state = (

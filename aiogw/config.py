@@ -55,9 +55,32 @@ class Route:
     timeouts: Timeouts
 
 
+GUARD_CATEGORIES = ("injection", "credential", "pii")
+GUARD_PLACES = ("system", "user", "assistant", "tool_result", "tool_definition")
+GUARD_ACTIONS = ("block", "redact", "log", "off")
+
+
+@dataclass(frozen=True, slots=True)
+class GuardActions:
+    """Actions set explicitly in a config, as ((category, place, action), ...) and the
+    action for the model's answers; what is not set falls back (see guards.policy)."""
+
+    places: tuple[tuple[str, str, str], ...] = ()
+    response: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GuardSettings:
+    enabled: bool = True
+    actions: GuardActions = GuardActions()
+    patterns: tuple[dict[str, Any], ...] = ()  # user patterns, validated by the catalog
+    disabled: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True, slots=True)
 class User:
     name: str
+    guards: GuardActions = GuardActions()
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +116,7 @@ class Config:
     routes: tuple[Route, ...]
     users: tuple[User, ...]
     audit: AuditSettings = AuditSettings()
+    guards: GuardSettings = GuardSettings()
 
     def route(self, name: str) -> Route | None:
         for route in self.routes:
@@ -137,7 +161,7 @@ def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None 
 
 def _build(raw: dict[str, Any], source: str, base_dir: Path, env: dict[str, str]) -> Config:
     r = _Reader(source)
-    r.only(raw, "", {"server", "state", "upstream", "routes", "users", "audit"})
+    r.only(raw, "", {"server", "state", "upstream", "routes", "users", "audit", "guards"})
     server_raw = r.table(raw, "server")
     r.only(server_raw, "server", {"host", "port", "mount", "max_body_bytes", "max_upstream_connections"})
     mount = r.get(server_raw, "server.mount", str, DEFAULT_MOUNT).rstrip("/")
@@ -176,11 +200,55 @@ def _build(raw: dict[str, Any], source: str, base_dir: Path, env: dict[str, str]
         where = f"users[{i}]"
         if not isinstance(item, dict):
             r.fail(where, "expected a table")
-        r.only(item, where, {"name"})
-        users.append(User(name=r.name(item, f"{where}.name")))
+        r.only(item, where, {"name", "guards"})
+        users.append(User(name=r.name(item, f"{where}.name"), guards=_guard_actions(r, r.table(item, "guards"), f"{where}.guards")))
     if len({u.name for u in users}) != len(users):
         r.fail("users", "a user name is listed twice")
-    return Config(source, server, state_path, routes, tuple(users), _audit(r, r.table(raw, "audit")))
+    return Config(
+        source, server, state_path, routes, tuple(users), _audit(r, r.table(raw, "audit")),
+        _guards(r, r.table(raw, "guards")),
+    )
+
+
+def _guards(r: _Reader, table: dict[str, Any]) -> GuardSettings:
+    r.only(table, "guards", {"enabled", "patterns", "disabled", "response", *GUARD_CATEGORIES})
+    patterns = table.get("patterns", [])
+    if not isinstance(patterns, list) or not all(isinstance(p, dict) for p in patterns):
+        r.fail("guards.patterns", "expected [[guards.patterns]] tables")
+    disabled = table.get("disabled", [])
+    if not isinstance(disabled, list) or not all(isinstance(d, str) for d in disabled):
+        r.fail("guards.disabled", "expected a list of pattern ids")
+    actions = {k: v for k, v in table.items() if k in (*GUARD_CATEGORIES, "response")}
+    return GuardSettings(
+        enabled=r.get(table, "guards.enabled", bool, True),
+        actions=_guard_actions(r, actions, "guards"),
+        patterns=tuple(patterns),
+        disabled=tuple(disabled),
+    )
+
+
+def _guard_actions(r: _Reader, table: dict[str, Any], where: str) -> GuardActions:
+    """`category = "action"` or `category = { place = "action", ... }`, and `response`."""
+    r.only(table, where, {*GUARD_CATEGORIES, "response"})
+    places = []
+    for category in GUARD_CATEGORIES:
+        value = table.get(category)
+        if value is None:
+            continue
+        if isinstance(value, str):
+            value = dict.fromkeys(GUARD_PLACES, value)
+        if not isinstance(value, dict):
+            r.fail(f"{where}.{category}", 'expected an action ("block") or a table of places ({ tool_result = "block" })')
+        for place, action in value.items():
+            if place not in GUARD_PLACES:
+                r.fail(f"{where}.{category}.{place}", f"unknown place; expected one of {', '.join(GUARD_PLACES)}")
+            if action not in GUARD_ACTIONS:
+                r.fail(f"{where}.{category}.{place}", f"expected one of {', '.join(GUARD_ACTIONS)}, got {action!r}")
+            places.append((category, place, action))
+    response = table.get("response")
+    if response is not None and response not in ("block", "log", "off"):
+        r.fail(f"{where}.response", f"expected block, log or off, got {response!r}")
+    return GuardActions(tuple(places), response)
 
 
 def _audit(r: _Reader, table: dict[str, Any]) -> AuditSettings:

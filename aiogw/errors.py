@@ -3,6 +3,7 @@
     GatewayError
      ├── BadRequest           400  body or path the gateway cannot accept
      ├── Unauthorized         401  missing, unknown or revoked gateway key
+     ├── Blocked              403  a guard refused the request's content
      ├── NotFound             404  no such route
      ├── TooLarge             413  body over server.max_body_bytes
      ├── NotConfigured        500  the route has no provider credential
@@ -36,6 +37,11 @@ class BadRequest(GatewayError):
 class Unauthorized(GatewayError):
     status = 401
     kind = "auth"
+
+
+class Blocked(GatewayError):
+    status = 403
+    kind = "guard"
 
 
 class NotFound(GatewayError):

@@ -20,6 +20,12 @@ first declared tool with arguments built from that tool's schema (a shell-like t
 the characters of the request's texts, output tokens the words of the answer; ids are
 derived from the request body, so equal bodies get equal ids.
 
+Lean mode (``--lean``, ``FakeConfig.lean``) is for load benches, where the fake shares a
+core with the load generator: for a body over ``LEAN_MIN_BYTES`` it skips the walk over
+every text (input tokens become a quarter of the body's bytes) and derives ids from a
+CRC-32 instead of SHA-256. Everything else — routing, parsing, tool calls, streams,
+faults — behaves as in the default mode.
+
 Per-request controls are request headers (the gateway forwards headers it does not know):
 
     x-fake-fault: refuse      close the connection without answering
@@ -31,6 +37,7 @@ Per-request controls are request headers (the gateway forwards headers it does n
                   status=NNN  answer NNN in the provider's error envelope
     x-fake-chunks: N          text deltas in a stream
     x-fake-delay: S           seconds between stream events
+    x-fake-text: TEXT         the model's answer for this request
     x-fake-gate: NAME         hold every stream event after the first until
                               FakeUpstream.open_gate(NAME)
 
@@ -70,6 +77,7 @@ FAULT_HEADER = "x-fake-fault"
 CHUNKS_HEADER = "x-fake-chunks"
 DELAY_HEADER = "x-fake-delay"
 GATE_HEADER = "x-fake-gate"
+TEXT_HEADER = "x-fake-text"  # the model's answer text for this request
 # Anthropic accepts bodies up to 32 MB and agents resend the whole conversation every
 # turn; the fake must take what the real API takes (aiohttp's default is 1 MiB).
 MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -84,6 +92,9 @@ STALL_POLL_S = 0.05
 # How long stop() lets open streams finish before aiohttp cancels them.
 SHUTDOWN_TIMEOUT_S = 1.0
 EMBEDDING_DIMS = 16
+# Lean mode's threshold: below it the text walk costs little; above it (agents' 200 KB
+# conversations) the walk and the SHA-256 are most of the fake's CPU per request.
+LEAN_MIN_BYTES = 16 * 1024
 
 
 @dataclass
@@ -99,6 +110,7 @@ class FakeConfig:
     text: str = DEFAULT_TEXT
     record: bool = True
     fault: str = ""
+    lean: bool = False  # see the module docstring: cheaper answers to large bodies
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +193,7 @@ class Turn:
     tool: Tool | None = None  # the model calls this tool
     tool_result: str | None = None  # the last turn carries this tool result
     cache: bool = False  # the request asks for prompt caching
+    lean_bytes: int = 0  # lean mode, large body: its size stands in for `texts` (empty)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +224,7 @@ class Call:
     params: Mapping[str, str]  # named groups of the route's pattern
     text: str
     chunks: int
+    lean: bool = False
 
 
 # Keys whose string values are structure, not text the model reads.
@@ -312,10 +326,24 @@ def tool_arguments(tool: Tool) -> JSON:
     return args
 
 
+def make_turn(raw: bytes, lean: bool, sources: tuple[Any, ...], tool: Tool | None, result: str | None,
+              cache: bool) -> Turn:
+    """A Turn whose texts are every string of `sources`; in lean mode, for a large body,
+    none are walked and the body's size stands in for them."""
+    if lean and len(raw) > LEAN_MIN_BYTES:
+        return Turn((), tool, result, cache, len(raw))
+    return Turn(tuple(s for value in sources for s in strings(value)), tool, result, cache)
+
+
 def answer(turn: Turn, raw: bytes, text: str, chunks: int) -> Answer:
-    prompt = max(1, sum(map(len, turn.texts)) // 4)
+    if turn.lean_bytes:
+        prompt = max(1, turn.lean_bytes // 4)
+        # 24 hex digits like the SHA-256 ids: the CRC, then the size to spread them.
+        ident = f"{zlib.crc32(raw):08x}{turn.lean_bytes:016x}"
+    else:
+        prompt = max(1, sum(map(len, turn.texts)) // 4)
+        ident = hashlib.sha256(raw).hexdigest()[:24]
     cached = prompt // 2 if turn.cache else 0
-    ident = hashlib.sha256(raw).hexdigest()[:24]
     if turn.tool is not None:
         arguments = orjson.dumps(tool_arguments(turn.tool)).decode()
         # At least two pieces so clients must join them; never more than characters,
@@ -408,7 +436,7 @@ def anthropic_headers() -> dict[str, str]:
     }
 
 
-def anthropic_turn(body: JSON, raw: bytes) -> Turn:
+def anthropic_turn(body: JSON, raw: bytes, lean: bool = False) -> Turn:
     messages = as_list(body.get("messages"))
     # Claude Code may end the list with a mid-conversation system message; the turn
     # the model answers is the last user or assistant one.
@@ -424,8 +452,8 @@ def anthropic_turn(body: JSON, raw: bytes) -> Turn:
     if result is None and last.get("role") == "user" and not no_tools:
         tools = map(as_dict, as_list(body.get("tools")))
         tool = pick_tool(Tool(str(t.get("name", "")), as_dict(t.get("input_schema"))) for t in tools)
-    texts = (*strings(body.get("system")), *strings(messages), *strings(body.get("tools")))
-    return Turn(texts, tool, result, b'"cache_control"' in raw)
+    sources = (body.get("system"), messages, body.get("tools"))
+    return make_turn(raw, lean, sources, tool, result, b'"cache_control"' in raw)
 
 
 def _anthropic_usage(ans: Answer, output_tokens: int) -> JSON:
@@ -502,7 +530,7 @@ def _anthropic_require(body: JSON, *fields: str) -> None:
 
 def anthropic_messages(call: Call) -> Reply:
     _anthropic_require(call.body, "model", "messages", "max_tokens")
-    ans = answer(anthropic_turn(call.body, call.raw), call.raw, call.text, call.chunks)
+    ans = answer(anthropic_turn(call.body, call.raw, call.lean), call.raw, call.text, call.chunks)
     model = str(call.body["model"])
     if call.body.get("stream") is True:
         return StreamReply(anthropic_stream(ans, model), "text/event-stream; charset=utf-8")
@@ -511,7 +539,7 @@ def anthropic_messages(call: Call) -> Reply:
 
 def anthropic_count_tokens(call: Call) -> Reply:
     _anthropic_require(call.body, "model", "messages")
-    ans = answer(anthropic_turn(call.body, call.raw), call.raw, call.text, 1)
+    ans = answer(anthropic_turn(call.body, call.raw, call.lean), call.raw, call.text, 1)
     return JsonReply({"input_tokens": ans.input_tokens})
 
 
@@ -602,7 +630,7 @@ def _openai_require(body: JSON, *fields: str) -> None:
             raise BadRequest(f"Missing required parameter: '{name}'.")
 
 
-def chat_turn(body: JSON, raw: bytes) -> Turn:
+def chat_turn(body: JSON, raw: bytes, lean: bool = False) -> Turn:
     messages = as_list(body.get("messages"))
     last = as_dict(messages[-1]) if messages else {}
     result = joined(last.get("content")) if last.get("role") in ("tool", "function") else None
@@ -610,8 +638,7 @@ def chat_turn(body: JSON, raw: bytes) -> Turn:
     if last.get("role") == "user" and body.get("tool_choice") != "none":
         functions = (as_dict(as_dict(t).get("function")) for t in as_list(body.get("tools")))
         tool = pick_tool(Tool(str(f.get("name", "")), as_dict(f.get("parameters"))) for f in functions if f)
-    texts = (*strings(messages), *strings(body.get("tools")))
-    return Turn(texts, tool, result, b'"prompt_cache_key"' in raw)
+    return make_turn(raw, lean, (messages, body.get("tools")), tool, result, b'"prompt_cache_key"' in raw)
 
 
 def _chat_usage(ans: Answer) -> JSON:
@@ -685,7 +712,7 @@ def chat_stream(ans: Answer, model: str, include_usage: bool) -> list[bytes]:
 
 def chat_completions(call: Call) -> Reply:
     _openai_require(call.body, "model", "messages")
-    ans = answer(chat_turn(call.body, call.raw), call.raw, call.text, call.chunks)
+    ans = answer(chat_turn(call.body, call.raw, call.lean), call.raw, call.text, call.chunks)
     model = str(call.body["model"])
     if call.body.get("stream") is True:
         include = as_dict(call.body.get("stream_options")).get("include_usage") is True
@@ -700,7 +727,7 @@ def _response_items(body: JSON) -> list[JSON]:
     return [as_dict(i) for i in as_list(items)]
 
 
-def responses_turn(body: JSON, raw: bytes) -> Turn:
+def responses_turn(body: JSON, raw: bytes, lean: bool = False) -> Turn:
     items = _response_items(body)
     last = items[-1] if items else {}
     kind = last.get("type", "message")
@@ -709,8 +736,8 @@ def responses_turn(body: JSON, raw: bytes) -> Turn:
     if kind == "message" and last.get("role") == "user" and body.get("tool_choice") != "none":
         functions = (t for t in map(as_dict, as_list(body.get("tools"))) if t.get("type") == "function")
         tool = pick_tool(Tool(str(t.get("name", "")), as_dict(t.get("parameters"))) for t in functions)
-    texts = (*strings(body.get("instructions")), *strings(items), *strings(body.get("tools")))
-    return Turn(texts, tool, result, b'"prompt_cache_key"' in raw)
+    sources = (body.get("instructions"), items, body.get("tools"))
+    return make_turn(raw, lean, sources, tool, result, b'"prompt_cache_key"' in raw)
 
 
 def _responses_usage(ans: Answer) -> JSON:
@@ -801,7 +828,7 @@ def responses_events(ans: Answer, body: JSON) -> list[JSON]:
 
 def responses(call: Call) -> Reply:
     _openai_require(call.body, "model")
-    ans = answer(responses_turn(call.body, call.raw), call.raw, call.text, call.chunks)
+    ans = answer(responses_turn(call.body, call.raw, call.lean), call.raw, call.text, call.chunks)
     if call.body.get("stream") is True:
         frames = [sse(e["type"], e) for e in responses_events(ans, call.body)]
         return StreamReply(frames, "text/event-stream; charset=utf-8")
@@ -809,7 +836,7 @@ def responses(call: Call) -> Reply:
 
 
 def responses_input_tokens(call: Call) -> Reply:
-    ans = answer(responses_turn(call.body, call.raw), call.raw, call.text, 1)
+    ans = answer(responses_turn(call.body, call.raw, call.lean), call.raw, call.text, 1)
     return JsonReply({"object": "response.input_tokens", "input_tokens": ans.input_tokens})
 
 
@@ -933,7 +960,7 @@ def gemini_headers() -> dict[str, str]:
     return {"server-timing": "gfet4t7; dur=42", "vary": "Origin, X-Origin, Referer"}
 
 
-def gemini_turn(body: JSON, raw: bytes) -> Turn:
+def gemini_turn(body: JSON, raw: bytes, lean: bool = False) -> Turn:
     contents = as_list(body.get("contents"))
     last = as_dict(contents[-1]) if contents else {}
     parts = [as_dict(p) for p in as_list(last.get("parts"))]
@@ -948,8 +975,8 @@ def gemini_turn(body: JSON, raw: bytes) -> Turn:
         tool = pick_tool(
             Tool(str(d.get("name", "")), as_dict(d.get("parameters") or d.get("parametersJsonSchema"))) for d in decls
         )
-    texts = (*strings(body.get("systemInstruction")), *strings(contents), *strings(body.get("tools")))
-    return Turn(texts, tool, result, "cachedContent" in body)
+    sources = (body.get("systemInstruction"), contents, body.get("tools"))
+    return make_turn(raw, lean, sources, tool, result, "cachedContent" in body)
 
 
 def gemini_chunk(ans: Answer, model: str, parts: list[JSON], output_tokens: int, final: bool) -> JSON:
@@ -992,14 +1019,14 @@ def _gemini_require_contents(body: JSON) -> None:
 
 def gemini_generate(call: Call) -> Reply:
     _gemini_require_contents(call.body)
-    ans = answer(gemini_turn(call.body, call.raw), call.raw, call.text, call.chunks)
+    ans = answer(gemini_turn(call.body, call.raw, call.lean), call.raw, call.text, call.chunks)
     parts = [_gemini_call_part(ans)] if ans.tool else [{"text": ans.text}]
     return JsonReply(gemini_chunk(ans, call.params["model"], parts, ans.output_tokens, True))
 
 
 def gemini_stream(call: Call) -> Reply:
     _gemini_require_contents(call.body)
-    ans = answer(gemini_turn(call.body, call.raw), call.raw, call.text, call.chunks)
+    ans = answer(gemini_turn(call.body, call.raw, call.lean), call.raw, call.text, call.chunks)
     chunks = [orjson.dumps(c) for c in gemini_chunks(ans, call.params["model"])]
     if call.query.get("alt") == "sse":
         return StreamReply([b"data: " + c + _GEMINI_SSE_END for c in chunks], "text/event-stream")
@@ -1009,7 +1036,7 @@ def gemini_stream(call: Call) -> Reply:
 
 def gemini_count_tokens(call: Call) -> Reply:
     body = as_dict(call.body.get("generateContentRequest")) or call.body
-    ans = answer(gemini_turn(body, call.raw), call.raw, call.text, 1)
+    ans = answer(gemini_turn(body, call.raw, call.lean), call.raw, call.text, 1)
     return JsonReply(
         {"totalTokens": ans.input_tokens, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": ans.input_tokens}]}
     )
@@ -1310,7 +1337,8 @@ class FakeUpstream:
         endpoint, params = found
         try:
             body = _parse_body(request.method, raw)
-            call = Call(body, raw, request.query, params, self.config.text, knobs.chunks)
+            text = request.headers.get(TEXT_HEADER, self.config.text)
+            call = Call(body, raw, request.query, params, text, knobs.chunks, self.config.lean)
             return endpoint(call)
         except BadRequest as exc:
             return dialect.error(400, str(exc))
@@ -1387,6 +1415,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--chunk-delay", type=float, default=FakeConfig.chunk_delay)
     parser.add_argument("--compress", action="store_true")
     parser.add_argument(
+        "--lean", action="store_true", help=f"for bodies over {LEAN_MIN_BYTES} bytes, skip the text walk (bench mode)"
+    )
+    parser.add_argument(
         "--record", action="store_true", help="keep every request in memory (off: a bench run would grow without bound)"
     )
     return parser.parse_args(argv)
@@ -1416,6 +1447,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         chunk_delay=args.chunk_delay,
         compress=args.compress,
         record=args.record,
+        lean=args.lean,
     )
     try:
         import uvloop

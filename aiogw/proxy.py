@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import aiohttp
 import orjson
 from aiohttp import web
 
-from aiogw import exchange, routing
+from aiogw import encoding, exchange, preflight, routing
 from aiogw.audit.writer import AuditWriter
 from aiogw.config import Config
 from aiogw.dialects import Dialect, guess
 from aiogw.errors import (
     BadRequest,
+    Blocked,
     GatewayError,
     NotConfigured,
     NotFound,
@@ -35,7 +36,9 @@ from aiogw.errors import (
     UpstreamUnreachable,
 )
 from aiogw.exchange import Exchange
+from aiogw.guards.response import AnswerGuard, StreamWatch, block_message
 from aiogw.keys import KeyIndex
+from aiogw.preflight import Check
 from aiogw.upstream import GATEWAY_KEY_HEADER, Upstream, find_gateway_key, response_headers
 
 log = logging.getLogger("aiogw.proxy")
@@ -46,7 +49,7 @@ _UPSTREAM_BROKE = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, as
 
 
 class Proxy:
-    __slots__ = ("audit", "keys", "max_body", "mount", "sinks", "upstreams", "users")
+    __slots__ = ("answers", "audit", "checks", "keys", "max_body", "mount", "sinks", "upstreams", "users")
 
     def __init__(
         self,
@@ -55,6 +58,8 @@ class Proxy:
         upstreams: dict[str, Upstream],
         sinks: Iterable[Sink] = (),
         audit: AuditWriter | None = None,
+        checks: Sequence[Check] = (),
+        answers: AnswerGuard | None = None,
     ) -> None:
         self.mount = config.server.mount
         self.max_body = config.server.max_body_bytes
@@ -63,6 +68,8 @@ class Proxy:
         self.keys = keys
         self.upstreams = upstreams
         self.audit = audit
+        self.checks = tuple(checks)
+        self.answers = answers
         self.sinks = tuple(sinks) + ((audit.submit,) if audit is not None else ())
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -88,12 +95,13 @@ class Proxy:
             await self._authenticate(request, upstream, query, ex)
             if self.audit is not None and self.audit.saturated:
                 raise Unavailable("the gateway's audit log is catching up; retry in a moment", retry_after=1)
-            body = await self._read_body(request)
+            ex.body = body = await self._read_body(request)
             if endpoint.json:
                 ex.json = _parse(body)
                 ex.model = endpoint.model or _model(ex.json)
                 ex.stream = endpoint.stream or ex.json.get("stream") is True
-            ex.body = body
+            if self.checks:
+                preflight.run(self.checks, ex)
             return await self._forward(request, upstream, ex)
         except GatewayError as err:
             ex.status = err.status
@@ -149,9 +157,10 @@ class Proxy:
         ex.response_headers = resp.headers
         if resp.status >= 400:
             ex.outcome = exchange.UPSTREAM_ERROR
+        guard = self.answers.action(ex.user) if self.answers is not None and resp.status < 400 else "off"
         try:
             if _is_streamed(resp):
-                return await self._relay(request, resp, ex)
+                return await self._relay(request, resp, ex, guard)
             try:
                 data = await resp.read()
             except TimeoutError:
@@ -161,6 +170,8 @@ class Proxy:
                     "the upstream closed the connection before its response was complete"
                 ) from None
             ex.response_body = data
+            if guard != "off":
+                self._scan_answer(ex, data, guard)
             return web.Response(
                 status=resp.status, reason=resp.reason, body=data, headers=response_headers(resp.headers)
             )
@@ -172,34 +183,75 @@ class Proxy:
             else:
                 resp.close()
 
-    async def _relay(self, request: web.Request, resp: aiohttp.ClientResponse, ex: Exchange) -> web.StreamResponse:
+    def _scan_answer(self, ex: Exchange, data: bytes, action: str) -> None:
+        assert self.answers is not None
+        coding = ex.response_headers.get("Content-Encoding")
+        try:
+            plain = encoding.decode(data, coding) if coding else data
+        except ValueError:
+            return  # a coding the gateway cannot read: not scanned (it never asks for one)
+        found = self.answers.scan(ex.dialect, plain, action)
+        if found:
+            ex.findings = (ex.findings or []) + found
+            if action == "block":
+                raise Blocked(block_message(found[0]))
+
+    async def _relay(
+        self, request: web.Request, resp: aiohttp.ClientResponse, ex: Exchange, guard: str
+    ) -> web.StreamResponse:
         headers = response_headers(resp.headers)
         headers["X-Accel-Buffering"] = "no"  # an nginx in front must not buffer the stream
         out = web.StreamResponse(status=resp.status, reason=resp.reason, headers=headers)
         await out.prepare(request)
         content = resp.content
         chunks = ex.chunks
-        while True:
-            try:
-                chunk = await content.readany()
-            except _UPSTREAM_BROKE:
-                ex.outcome = exchange.UPSTREAM_ABORTED
-                # Close without the final chunk: the client sees a truncated body, as it
-                # would from the provider, and never waits for more.
-                if request.transport is not None:
-                    request.transport.close()
-                return out
-            if not chunk:
-                break
-            if chunks is not None:
-                chunks.append(chunk)
-            try:
-                await out.write(chunk)
-            except ConnectionError:
-                ex.outcome = exchange.CLIENT_ABORTED
-                return out
-        await out.write_eof()
-        return out
+        watch = None
+        if guard != "off":
+            assert self.answers is not None
+            coding = resp.headers.get("Content-Encoding")
+            watch = self.answers.watch(ex.dialect, resp.content_type != "text/event-stream", coding, guard)
+        try:
+            while True:
+                try:
+                    chunk = await content.readany()
+                except _UPSTREAM_BROKE:
+                    ex.outcome = exchange.UPSTREAM_ABORTED
+                    # Close without the final chunk: the client sees a truncated body, as it
+                    # would from the provider, and never waits for more.
+                    if request.transport is not None:
+                        request.transport.close()
+                    return out
+                if not chunk:
+                    break
+                if chunks is not None:
+                    chunks.append(chunk)
+                try:
+                    await out.write(chunk)
+                except ConnectionError:
+                    ex.outcome = exchange.CLIENT_ABORTED
+                    return out
+                if watch is not None:
+                    watch.feed(chunk)  # after the write: the guard never delays a chunk
+                    if watch.blocked is not None:
+                        await self._stop_answer(out, ex, watch)
+                        return out
+            await out.write_eof()
+            return out
+        finally:
+            if watch is not None and watch.findings:
+                ex.findings = (ex.findings or []) + watch.findings
+
+    async def _stop_answer(self, out: web.StreamResponse, ex: Exchange, watch: StreamWatch) -> None:
+        """A blocked answer: the dialect's error event (readable only without a
+        content-encoding), then the end of the stream; the upstream is closed."""
+        ex.outcome = exchange.REFUSED
+        ex.reason = "guard_response"
+        try:
+            if not ex.response_headers.get("Content-Encoding"):
+                await out.write(watch.error_event(block_message(watch.blocked)))
+            await out.write_eof()
+        except ConnectionError:
+            pass
 
 
 def _is_streamed(resp: aiohttp.ClientResponse) -> bool:

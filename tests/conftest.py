@@ -194,6 +194,10 @@ credential = {{ env = "NOT_SET_ANYWHERE" }}
 name = "alice"
 [[users]]
 name = "bob"
+guards = {{ pii = "redact" }}
+[[users]]
+name = "carl"
+guards = {{ response = "block" }}
 """
 
 MAX_BODY = 4 * 1024 * 1024

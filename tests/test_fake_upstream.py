@@ -586,3 +586,25 @@ async def test_gzip_bodies_and_streams(fake: FakeUpstream, http: Session, claude
         assert "".join([t async for t in s.text_stream]) == DEFAULT_TEXT
     done = await claude.messages.create(model=CLAUDE, max_tokens=8, messages=HI)
     assert done.content[0].text == DEFAULT_TEXT
+
+
+async def test_lean_mode_answers_large_bodies_alike(fake: FakeUpstream, claude: anthropic.AsyncAnthropic) -> None:
+    # A tool result over LEAN_MIN_BYTES: lean mode skips the text walk for this body only.
+    big = [
+        {"role": "user", "content": "list the files"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "Bash", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "x.py\n" * 8000}]},
+    ]
+    before = await claude.messages.create(model=CLAUDE, max_tokens=8, messages=big, tools=[BASH_TOOL])
+    small_before = await claude.messages.create(model=CLAUDE, max_tokens=8, messages=HI, tools=[BASH_TOOL])
+    fake.config.lean = True
+    after = await claude.messages.create(model=CLAUDE, max_tokens=8, messages=big, tools=[BASH_TOOL])
+    again = await claude.messages.create(model=CLAUDE, max_tokens=8, messages=big, tools=[BASH_TOOL])
+    small_after = await claude.messages.create(model=CLAUDE, max_tokens=8, messages=HI, tools=[BASH_TOOL])
+    # The same answer; only the token estimate (a quarter of the body's bytes) and the id differ.
+    assert after.content[0].text == before.content[0].text == "The tool returned: " + ("x.py\n" * 40)
+    assert after.usage.input_tokens == len(fake.received[-3].body) // 4 != before.usage.input_tokens
+    assert again.id == after.id != before.id
+    # Small bodies are answered exactly as in the default mode.
+    assert small_after.model_dump() == small_before.model_dump()
+    assert small_after.content[0].type == "tool_use" and small_after.content[0].input["command"] == SHELL_COMMAND

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import zlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ from aiogw import encoding
 from aiogw.audit.ids import new_id
 from aiogw.dialects import DIALECTS, Answer, Usage
 from aiogw.exchange import Exchange
+from aiogw.guards import redact
 
 FULL, REDACTED, METADATA = "full", "redacted", "metadata"
 POLICIES = (FULL, REDACTED, METADATA)
@@ -108,11 +110,13 @@ class Record:
     id: str
     row: tuple
     payload: tuple | None
-    parts: list[tuple[bytes, bytes]]  # (digest, serialized JSON) of system, tools, each message
+    # (digest, serialized JSON, or the parsed value when the memo knew its digest) of
+    # the system prompt, the tools and each message
+    parts: list[tuple[bytes, Any]]
     started: float
 
 
-def build(ex: Exchange, policy: str) -> Record:
+def build(ex: Exchange, policy: str, memo: PartsMemo | None = None) -> Record:
     """The record of one finished exchange. Never raises on odd provider data."""
     ident = new_id(ex.started)
     dialect = DIALECTS.get(ex.dialect)
@@ -124,9 +128,12 @@ def build(ex: Exchange, policy: str) -> Record:
     meta: dict[str, Any] | None = None
     # Only a conversation big enough to be resent at cost is split into stored parts;
     # a small body is kept whole, which is cheaper to write and no larger.
-    split = ex.json is not None and dialect is not None and len(ex.body or b"") >= SPLIT_MIN
+    body, parsed = ex.body, ex.json
+    if policy == REDACTED and ex.findings and parsed is not None:
+        body, parsed = _masked(parsed, ex.findings) or (body, parsed)
+    split = parsed is not None and dialect is not None and len(body or b"") >= SPLIT_MIN
     if split:
-        meta, refs, parts = _split(dialect, ex)
+        meta, refs, parts = _split(dialect, ex.endpoint, parsed, len(body or b""), memo)
     conversation = ex.session[:128] if ex.session else _opening(dialect, ex, refs)
     payload = None
     if policy != METADATA:
@@ -137,7 +144,7 @@ def build(ex: Exchange, policy: str) -> Record:
             refs.get("system"),
             refs.get("tools"),
             b"".join(message_refs) if message_refs is not None else None,
-            squeeze(ex.body) if ex.body and not split else None,
+            squeeze(body) if body and not split else None,
             _answer_payload(answer, raw_response, ex),
             squeeze(raw_response) if ex.chunks and raw_response else None,
             orjson.dumps(ex.findings) if ex.findings else None,
@@ -218,35 +225,103 @@ def _answer_payload(answer: Answer | None, raw: bytes | None, ex: Exchange) -> b
     return None
 
 
-def _split(dialect: Any, ex: Exchange) -> tuple[dict[str, Any], dict[str, Any], list[tuple[bytes, bytes]]]:
-    """Request → (inline metadata, refs by part, new parts). Content parts are hashed."""
-    parts_obj = dialect.request_parts(ex.endpoint, ex.json)
-    meta: dict[str, Any] = {}
+def _masked(parsed: dict, findings: list[dict[str, Any]]) -> tuple[bytes, dict] | None:
+    """For the `redacted` policy: a copy of the request with every finding masked (the
+    `redact` ones were masked before forwarding already)."""
+    pending = [f for f in findings if f.get("action") != "redact" and "path" in f]
+    if not pending:
+        return None
+    copy = orjson.loads(orjson.dumps(parsed))
+    redact.apply(copy, pending)
+    return orjson.dumps(copy), copy
+
+
+class PartsMemo:
+    """The parts of recent requests, so a turn's resent history is not hashed again.
+
+    Keyed by the digest of a request's first message (one small hash); a hit is checked
+    part by part with `==` on the parsed values, which is ten times cheaper than
+    serialising and hashing them, and only the new messages of a turn are hashed.
+    Bounded by the request bytes it keeps alive.
+    """
+
+    def __init__(self, max_bytes: int = 16 * 1024 * 1024) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[bytes, tuple[int, dict[str, Any]]] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, key: bytes) -> dict[str, Any] | None:
+        hit = self._entries.get(key)
+        return hit[1] if hit is not None else None
+
+    def put(self, key: bytes, size: int, entry: dict[str, Any]) -> None:
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._bytes -= old[0]
+        self._entries[key] = (size, entry)
+        self._bytes += size
+        while self._bytes > self.max_bytes and len(self._entries) > 1:
+            _, (dropped, _) = self._entries.popitem(last=False)
+            self._bytes -= dropped
+
+
+def _hashed(value: Any) -> tuple[bytes, bytes]:
+    data = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    return digest(data), data
+
+
+def _split(
+    dialect: Any, endpoint: str, body: dict, size: int, memo: PartsMemo | None
+) -> tuple[dict[str, Any], dict[str, Any], list[tuple[bytes, Any]]]:
+    """Request → (inline metadata, refs by part, parts). Content parts are hashed.
+
+    A part is (digest, bytes) when it was serialised here, or (digest, value) when its
+    digest came from the memo; the writer serialises those only if it never stored them.
+    """
+    parts_obj = dialect.request_parts(endpoint, body)
+    meta: dict[str, Any] = {f.name: getattr(parts_obj, f.name) for f in dataclasses.fields(parts_obj)
+                            if f.name not in _CONTENT}
     refs: dict[str, Any] = {}
-    parts: list[tuple[bytes, bytes]] = []
-    for field in dataclasses.fields(parts_obj):
-        value = getattr(parts_obj, field.name)
-        if field.name not in _CONTENT:
-            meta[field.name] = value
-        elif value is None:
+    parts: list[tuple[bytes, Any]] = []
+    messages = parts_obj.messages if isinstance(parts_obj.messages, list) else None
+    key = None
+    prev = None
+    if memo is not None and messages:
+        key = _hashed(messages[0])[0]
+        prev = memo.get(key)
+    entry: dict[str, Any] = {}
+    for name in ("system", "tools"):
+        value = getattr(parts_obj, name)
+        if value is None:
             continue
-        elif field.name == "messages" and isinstance(value, list):
-            hashes = []
-            opening = None
-            for message in value:
-                data = orjson.dumps(message, option=orjson.OPT_SORT_KEYS)
-                h = digest(data)
-                parts.append((h, data))
-                hashes.append(h)
-                if opening is None and isinstance(message, dict) and message.get("role") == "user":
-                    opening = len(hashes)
-            refs["messages"] = hashes
-            refs["opening"] = hashes[: opening or 1]
+        if prev is not None and prev.get(name) == value:
+            h, data = prev[name + "_ref"], value
         else:
-            data = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-            h = digest(data)
+            h, data = _hashed(value)
+        parts.append((h, data))
+        refs[name] = h
+        entry[name], entry[name + "_ref"] = value, h
+    if messages is not None:
+        old = prev["messages"] if prev is not None else ()
+        old_refs = prev["message_refs"] if prev is not None else ()
+        hashes = []
+        opening = None
+        same = True
+        for i, message in enumerate(messages):
+            if same and i < len(old) and old[i] == message:
+                h, data = old_refs[i], message
+            else:
+                same = False
+                h, data = _hashed(message)
             parts.append((h, data))
-            refs[field.name] = h
+            hashes.append(h)
+            if opening is None and isinstance(message, dict) and message.get("role") == "user":
+                opening = len(hashes)
+        refs["messages"] = hashes
+        refs["opening"] = hashes[: opening or 1]
+        entry["messages"], entry["message_refs"] = messages, hashes
+    if key is not None and memo is not None:
+        memo.put(key, size, entry)
     return meta, refs, parts
 
 

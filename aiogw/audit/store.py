@@ -78,8 +78,8 @@ PRAGMAS = (
     "PRAGMA busy_timeout=10000",
 )
 
-INSERT_EXCHANGE = f"INSERT INTO exchanges ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-INSERT_PAYLOAD = f"INSERT INTO payloads ({', '.join(PAYLOAD_COLUMNS)}) VALUES ({', '.join('?' * len(PAYLOAD_COLUMNS))})"
+INSERT_EXCHANGE = f"INSERT OR IGNORE INTO exchanges ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+INSERT_PAYLOAD = f"INSERT OR IGNORE INTO payloads ({', '.join(PAYLOAD_COLUMNS)}) VALUES ({', '.join('?' * len(PAYLOAD_COLUMNS))})"
 INSERT_BLOB = (
     "INSERT INTO blobs (hash, data, size, last_seen) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (hash) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)"

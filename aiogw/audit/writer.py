@@ -37,12 +37,19 @@ log = logging.getLogger("aiogw.audit")
 # seen again the same day costs no write at all. Bounded: 200k entries is ~40 MB.
 _KNOWN_MAX = 200_000
 _DAY = 86_400.0
-_SLICE = 0.002  # seconds of record building between two yields to the loop
+# Seconds of record building between two yields to the loop. When the queue is half
+# full the writer takes longer turns: under overload, keeping up (no refusals) is worth
+# a few milliseconds of loop latency.
+_SLICE = 0.002
+_SLICE_BEHIND = 0.008
 
 
 def _size(ex: Exchange) -> int:
-    """The memory a queued exchange holds: its body and its answer."""
+    """The memory a queued exchange holds: its body (parsed, about five times its bytes
+    again) and its answer."""
     n = len(ex.body) if ex.body else 0
+    if ex.json is not None:
+        n *= 5
     if ex.response_body is not None:
         n += len(ex.response_body)
     if ex.chunks:
@@ -61,6 +68,7 @@ class AuditWriter:
         self._task: asyncio.Task[None] | None = None
         self._db: aiosqlite.Connection | None = None
         self._known: OrderedDict[bytes, int] = OrderedDict()
+        self._memo = rec.PartsMemo()
         # Counters, for metrics and tests.
         self.written = 0
         self.batches = 0
@@ -71,6 +79,10 @@ class AuditWriter:
     @property
     def depth(self) -> int:
         return len(self._pending)
+
+    @property
+    def _behind(self) -> bool:
+        return len(self._pending) * 2 >= self.settings.queue_size or self._pending_bytes * 2 >= self.settings.queue_bytes
 
     @property
     def saturated(self) -> bool:
@@ -84,7 +96,10 @@ class AuditWriter:
         self._pending.append(ex)
         self._pending_bytes += _size(ex)
         n = len(self._pending)
-        if n == 1 or n >= self.settings.batch_size:
+        # Wake the writer for the first record (its flush timer starts), for a full
+        # batch, and when the queue's byte bound is near: large bodies must not wait
+        # for a batch count the byte bound never lets them reach.
+        if n == 1 or n >= self.settings.batch_size or self._pending_bytes * 2 >= self.settings.queue_bytes:
             self._wake.set()
 
     async def start(self) -> None:
@@ -118,7 +133,11 @@ class AuditWriter:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            if len(self._pending) < self.settings.batch_size and not self._closing:
+            if (
+                len(self._pending) < self.settings.batch_size
+                and self._pending_bytes * 2 < self.settings.queue_bytes
+                and not self._closing
+            ):
                 # Gather a batch: up to flush_interval after the first record arrived.
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
@@ -151,7 +170,7 @@ class AuditWriter:
             # Work in slices of a couple of milliseconds, then let requests through: the
             # loop never stalls long, and under full load the writer still gets a share
             # of each loop turn that keeps up with what the turn's requests produce.
-            if loop.time() - slice_start > _SLICE:
+            if loop.time() - slice_start > (_SLICE_BEHIND if self._behind else _SLICE):
                 await asyncio.sleep(0)
                 slice_start = loop.time()
         rows, payloads = [], []
@@ -170,22 +189,31 @@ class AuditWriter:
                         touched[h] = max(touched.get(h, 0.0), r.started)
                 else:
                     new[h] = (data, r.started)
-        blobs = [(h, rec.squeeze(data, rec.BLOB_LEVEL), len(data), seen) for h, (data, seen) in new.items()]
+        blobs = []
+        for h, (data, seen) in new.items():
+            if not isinstance(data, bytes):  # its digest came from the memo: serialise it now
+                data = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+            blobs.append((h, rec.squeeze(data, rec.BLOB_LEVEL), len(data), seen))
         touches = [(seen, h) for h, seen in touched.items()]
         db = self._db
-        try:
-            await db.executemany(store.INSERT_EXCHANGE, rows)
-            if payloads:
-                await db.executemany(store.INSERT_PAYLOAD, payloads)
-            if blobs:
-                await db.executemany(store.INSERT_BLOB, blobs)
-            if touches:
-                await db.executemany(store.TOUCH_BLOB, touches)
-            await db.commit()
-        except BaseException:
+        # All statements and the commit are queued to the database thread at once, in
+        # order (tasks start in creation order), so a batch costs one round trip to that
+        # thread, not five: under load each round trip waits a whole turn of the loop.
+        # Inserts are OR IGNORE, so a batch retried after a partial failure completes.
+        ops = [db.executemany(store.INSERT_EXCHANGE, rows)]
+        if payloads:
+            ops.append(db.executemany(store.INSERT_PAYLOAD, payloads))
+        if blobs:
+            ops.append(db.executemany(store.INSERT_BLOB, blobs))
+        if touches:
+            ops.append(db.executemany(store.TOUCH_BLOB, touches))
+        ops.append(db.commit())
+        results = await asyncio.gather(*ops, return_exceptions=True)
+        failed = next((r for r in results if isinstance(r, BaseException)), None)
+        if failed is not None:
             with contextlib.suppress(Exception):
                 await db.rollback()
-            raise
+            raise failed
         for h, seen in [(h, seen) for h, (_, seen) in new.items()] + list(touched.items()):
             self._known[h] = int(seen // _DAY)
             self._known.move_to_end(h)
@@ -197,7 +225,7 @@ class AuditWriter:
 
     def _build(self, ex: Exchange) -> rec.Record:
         try:
-            return rec.build(ex, self.settings.policy)
+            return rec.build(ex, self.settings.policy, self._memo)
         except Exception:
             # A provider answer the tap could not read must not cost the record: keep
             # the row and the request, note why the answer is missing.

@@ -1,0 +1,276 @@
+"""The texts of a request, by the place they come from, for the guards.
+
+Places: `system` (system prompts, developer messages), `user`, `assistant` (earlier
+answers, and the tool calls the model made), `tool_result` (tool output: the untrusted
+input), `tool_definition` (tool descriptions and schemas). Each text carries its path
+in the parsed body, so a redaction can be written back at exactly that string.
+Images, documents and other binary parts are skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+Path = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    place: str
+    path: Path
+    text: str
+
+
+_BINARY_BLOCKS = frozenset(("image", "document", "image_url", "input_image", "input_file", "input_audio", "file"))
+
+
+def _strings(value: Any, path: Path, place: str) -> Iterator[Text]:
+    """Every string inside a JSON value (tool inputs, function results, schemas)."""
+    if isinstance(value, str):
+        if value and not _looks_binary(value):
+            yield Text(place, path, value)
+    elif isinstance(value, dict):
+        if value.get("type") in _BINARY_BLOCKS or "inlineData" in value or "fileData" in value:
+            return
+        for key, item in value.items():
+            yield from _strings(item, (*path, key), place)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _strings(item, (*path, i), place)
+
+
+def _looks_binary(s: str) -> bool:
+    """A long run without spaces that is all base64: an inline image or file, not text."""
+    if len(s) < 2048 or " " in s[:2048]:
+        return False
+    head = s[:2048]
+    return head.startswith("data:") or head.strip("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\n") == ""
+
+
+def _content(content: Any, path: Path, place: str) -> Iterator[Text]:
+    """A message's content: a string, or a list of blocks/parts with text."""
+    if isinstance(content, str):
+        if content:
+            yield Text(place, path, content)
+        return
+    if not isinstance(content, list):
+        return
+    for i, block in enumerate(content):
+        if not isinstance(block, dict):
+            continue
+        kind = block.get("type")
+        here = (*path, i)
+        if kind in _BINARY_BLOCKS:
+            continue
+        if kind == "tool_result":
+            yield from _content(block.get("content"), (*here, "content"), "tool_result")
+        elif kind in ("tool_use", "server_tool_use"):
+            yield from _strings(block.get("input"), (*here, "input"), "assistant")
+        elif kind == "thinking" and isinstance(block.get("thinking"), str):
+            yield Text(place, (*here, "thinking"), block["thinking"])
+        elif isinstance(block.get("text"), str):
+            yield Text(place, (*here, "text"), block["text"])
+
+
+_ROLE_PLACE = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "model": "assistant",
+               "tool": "tool_result", "function": "tool_result"}
+
+
+def anthropic(endpoint: str, body: dict) -> Iterator[Text]:
+    system = body.get("system")
+    yield from _content(system, ("system",), "system")
+    for i, m in enumerate(_list(body.get("messages"))):
+        if isinstance(m, dict):
+            yield from _content(m.get("content"), ("messages", i, "content"), _ROLE_PLACE.get(m.get("role"), "user"))
+    for i, tool in enumerate(_list(body.get("tools"))):
+        if isinstance(tool, dict):
+            yield from _strings(_definition(tool, ("description", "input_schema")), ("tools", i), "tool_definition")
+
+
+def openai(endpoint: str, body: dict) -> Iterator[Text]:
+    if endpoint == "responses" or endpoint == "input_tokens":
+        yield from _responses(body)
+        return
+    for i, m in enumerate(_list(body.get("messages"))):
+        if not isinstance(m, dict):
+            continue
+        place = _ROLE_PLACE.get(m.get("role"), "user")
+        yield from _content(m.get("content"), ("messages", i, "content"), place)
+        for j, call in enumerate(_list(m.get("tool_calls"))):
+            fn = call.get("function") if isinstance(call, dict) else None
+            if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
+                yield Text("assistant", ("messages", i, "tool_calls", j, "function", "arguments"), fn["arguments"])
+    yield from _openai_tools(body)
+
+
+def _responses(body: dict) -> Iterator[Text]:
+    if isinstance(body.get("instructions"), str) and body["instructions"]:
+        yield Text("system", ("instructions",), body["instructions"])
+    items = body.get("input")
+    if isinstance(items, str):
+        if items:
+            yield Text("user", ("input",), items)
+        items = ()
+    for i, item in enumerate(_list(items)):
+        if not isinstance(item, dict):
+            continue
+        kind = item.get("type", "message")
+        here = ("input", i)
+        if kind == "function_call_output" or kind == "custom_tool_call_output":
+            output = item.get("output")
+            yield from (_content(output, (*here, "output"), "tool_result") if isinstance(output, (str, list)) else ())
+        elif kind in ("function_call", "custom_tool_call"):
+            for key in ("arguments", "input"):
+                if isinstance(item.get(key), str):
+                    yield Text("assistant", (*here, key), item[key])
+        elif kind == "message":
+            yield from _content(item.get("content"), (*here, "content"), _ROLE_PLACE.get(item.get("role"), "user"))
+    yield from _openai_tools(body)
+
+
+def _openai_tools(body: dict) -> Iterator[Text]:
+    for i, tool in enumerate(_list(body.get("tools"))):
+        if not isinstance(tool, dict):
+            continue
+        fn = tool.get("function")
+        if isinstance(fn, dict):  # Chat Completions: {"type": "function", "function": {...}}
+            yield from _strings(_definition(fn, ("description", "parameters")), ("tools", i, "function"), "tool_definition")
+        else:  # Responses: the function's fields at the top
+            yield from _strings(_definition(tool, ("description", "parameters")), ("tools", i), "tool_definition")
+
+
+def gemini(endpoint: str, body: dict) -> Iterator[Text]:
+    if endpoint == "count_tokens" and isinstance(body.get("generateContentRequest"), dict):
+        inner = body["generateContentRequest"]
+        yield from (Text(t.place, ("generateContentRequest", *t.path), t.text) for t in gemini("generate", inner))
+        if "contents" not in body:
+            return
+    for key in ("systemInstruction", "system_instruction"):
+        si = body.get(key)
+        if isinstance(si, dict):
+            yield from _parts(si.get("parts"), (key, "parts"), "system")
+        elif isinstance(si, str):
+            yield Text("system", (key,), si)
+    for i, content in enumerate(_list(body.get("contents"))):
+        if isinstance(content, dict):
+            place = _ROLE_PLACE.get(content.get("role", "user"), "user")
+            yield from _parts(content.get("parts"), ("contents", i, "parts"), place)
+    for i, tool in enumerate(_list(body.get("tools"))):
+        if not isinstance(tool, dict):
+            continue
+        for key in ("functionDeclarations", "function_declarations"):
+            for j, decl in enumerate(_list(tool.get(key))):
+                if isinstance(decl, dict):
+                    defn = _definition(decl, ("description", "parameters", "parametersJsonSchema"))
+                    yield from _strings(defn, ("tools", i, key, j), "tool_definition")
+
+
+def _parts(parts: Any, path: Path, place: str) -> Iterator[Text]:
+    for i, part in enumerate(_list(parts)):
+        if not isinstance(part, dict):
+            continue
+        here = (*path, i)
+        if isinstance(part.get("text"), str):
+            yield Text(place, (*here, "text"), part["text"])
+        elif isinstance(part.get("functionResponse"), dict):
+            yield from _strings(part["functionResponse"].get("response"), (*here, "functionResponse", "response"),
+                                "tool_result")
+        elif isinstance(part.get("functionCall"), dict):
+            yield from _strings(part["functionCall"].get("args"), (*here, "functionCall", "args"), "assistant")
+
+
+def _definition(tool: dict, keys: tuple[str, ...]) -> dict:
+    """The parts of a tool definition a model reads as instructions."""
+    return {k: tool[k] for k in keys if k in tool}
+
+
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
+EXTRACTORS: dict[str, Callable[[str, dict], Iterator[Text]]] = {
+    "anthropic": anthropic,
+    "openai": openai,
+    "gemini": gemini,
+}
+
+
+def texts(dialect: str, endpoint: str, body: dict) -> list[Text]:
+    extract = EXTRACTORS.get(dialect)
+    return list(extract(endpoint, body)) if extract is not None else []
+
+
+# --- the model's answer -----------------------------------------------------------------
+
+
+def answer_texts(dialect: str, data: Any) -> list[str]:
+    """The text a model produced in one stream event or one whole response (parsed JSON):
+    text deltas, tool-call arguments, thinking. Used to scan answers as they pass."""
+    if not isinstance(data, dict):
+        return []
+    reader = _ANSWER_READERS.get(dialect)
+    return [t for t in reader(data) if isinstance(t, str) and t] if reader is not None else []
+
+
+def _anthropic_answer(d: dict) -> Iterator[Any]:
+    delta = d.get("delta")
+    if isinstance(delta, dict):  # content_block_delta
+        yield delta.get("text") or delta.get("partial_json") or delta.get("thinking")
+    block = d.get("content_block")
+    if isinstance(block, dict):
+        yield block.get("text")
+    for block in _list(d.get("content")):  # a whole Message
+        if isinstance(block, dict):
+            yield block.get("text")
+            if block.get("type") == "tool_use":
+                yield _dumps(block.get("input"))
+
+
+def _openai_answer(d: dict) -> Iterator[Any]:
+    kind = d.get("type")
+    if isinstance(kind, str):  # a Responses event or object
+        if kind.endswith(".delta"):
+            yield d.get("delta")
+        for item in _list(d.get("output")):
+            if isinstance(item, dict):
+                yield item.get("arguments")
+                for part in _list(item.get("content")):
+                    if isinstance(part, dict):
+                        yield part.get("text")
+        return
+    for choice in _list(d.get("choices")):
+        if not isinstance(choice, dict):
+            continue
+        for key in ("delta", "message"):
+            m = choice.get(key)
+            if isinstance(m, dict):
+                yield m.get("content")
+                for call in _list(m.get("tool_calls")):
+                    fn = call.get("function") if isinstance(call, dict) else None
+                    if isinstance(fn, dict):
+                        yield fn.get("arguments")
+
+
+def _gemini_answer(d: dict) -> Iterator[Any]:
+    for candidate in _list(d.get("candidates")):
+        content = candidate.get("content") if isinstance(candidate, dict) else None
+        for part in _list(content.get("parts") if isinstance(content, dict) else None):
+            if isinstance(part, dict):
+                yield part.get("text")
+                if isinstance(part.get("functionCall"), dict):
+                    yield _dumps(part["functionCall"].get("args"))
+
+
+def _dumps(value: Any) -> str | None:
+    return orjson.dumps(value).decode() if value is not None else None
+
+
+_ANSWER_READERS: dict[str, Callable[[dict], Iterator[Any]]] = {
+    "anthropic": _anthropic_answer,
+    "openai": _openai_answer,
+    "gemini": _gemini_answer,
+}

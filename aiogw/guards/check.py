@@ -1,0 +1,72 @@
+"""The guard stage of the preflight: scan every text of a request, then act.
+
+`block` refuses the request (403 in the dialect's envelope, a status SDKs do not retry)
+naming the pattern and the place, never the matched text; `redact` masks the span and
+the changed body is forwarded; `log` only records the finding; `off` ignores it. All
+findings go into the exchange, and from there into the audit record.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from aiogw.dialects.texts import texts
+from aiogw.errors import Blocked
+from aiogw.exchange import Exchange
+from aiogw.guards import redact
+from aiogw.guards.policy import Policy
+from aiogw.preflight import CONTINUE, REWRITE, Refuse, Verdict
+
+if TYPE_CHECKING:  # the engine needs Hyperscan; the app builds it only with guards on
+    from aiogw.guards.engine import Engine
+
+
+class GuardCheck:
+    __slots__ = ("engine", "policy")
+
+    def __init__(self, engine: Engine, policy: Policy) -> None:
+        self.engine = engine
+        self.policy = policy
+
+    def check(self, ex: Exchange) -> Verdict:
+        if ex.json is None:
+            return CONTINUE
+        actions = self.policy.for_user(ex.user)
+        findings: list[dict[str, Any]] = []
+        blocked = None
+        for t in texts(ex.dialect, ex.endpoint, ex.json):
+            for m in self.engine.scan(t.place, t.text):
+                p = m.pattern
+                action = actions.action(p.category, t.place, p.action)
+                if action == "off":
+                    continue
+                finding = {
+                    "id": p.id, "category": p.category, "subcategory": p.subcategory, "place": t.place,
+                    "action": action, "path": list(t.path), "start": m.start, "end": m.end,
+                }
+                findings.append(finding)
+                if action == "block" and blocked is None:
+                    blocked = finding
+        if not findings:
+            return CONTINUE
+        ex.findings = findings
+        if blocked is not None:
+            return Refuse(Blocked(
+                f"aiogw blocked this request: {blocked['category']} '{blocked['subcategory']}' (pattern "
+                f"{blocked['id']}) in {blocked['place']} at {_where(blocked['path'])}. Remove it and send again."
+            ))
+        to_mask = [f for f in findings if f["action"] == "redact"]
+        if to_mask:
+            redact.apply(ex.json, to_mask)
+            ex.body = orjson.dumps(ex.json)
+            return REWRITE
+        return CONTINUE
+
+
+def _where(path: list[str | int]) -> str:
+    out = ""
+    for key in path:
+        out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else key)
+    return out

@@ -1,0 +1,527 @@
+"""Hyperscan databases compiled once from the catalog, and the scans that use them.
+
+`Engine(patterns)` compiles one block-mode database per place (places with the same
+patterns share one) and a stream-mode database for each place it will stream
+(`response` by default). `Engine.scan(place, text)` makes one Hyperscan call over the
+text's UTF-8 bytes; if the text is not ASCII and `normalize` undoes a disguise, one more
+call over the normalised text. It returns `Match`es in str offsets of the original
+text, after span narrowing, validators and `min_entropy`, deduplicated: for one pattern,
+leftmost-longest; overlapping matches of different patterns are all kept.
+
+`Engine.stream(place)` gives a `StreamScanner` for an answer arriving in pieces: a
+secret split across two `feed`s is found, offsets count from the start of the stream.
+Stream text is not normalised (NFKC and homoglyphs cannot be undone piecewise).
+
+Start offsets come from HS_FLAG_SOM_LEFTMOST. A pattern Hyperscan cannot compile with
+start-of-match tracking ("Pattern is too large" for some bounded gaps) is compiled
+without it, and its start found by re-matching a window of at most `REMATCH_WINDOW`
+characters ending at the reported end with Python's `re` — never a pass over the text.
+
+Without the hyperscan module, or if a database does not compile, the engine raises
+`GuardsUnavailable`; the gateway refuses to start with guards enabled.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from aiogw.guards.catalog import PLACES, Pattern
+from aiogw.guards.normalize import normalize, to_original
+from aiogw.guards.validators import VALIDATORS, shannon_entropy
+
+try:
+    import hyperscan as hs
+except ImportError as exc:  # pragma: no cover - exercised by monkeypatching in tests
+    hs = None
+    _IMPORT_ERROR: Exception | None = exc
+else:
+    _IMPORT_ERROR = None
+
+# Longest match a SOM-less pattern may have: its start is searched for this far back.
+REMATCH_WINDOW = 4096
+# Validations tried per (pattern, start) before giving up on shorter ends: a pattern with
+# an open tail (a JWT's signature) reports an end at every character.
+MAX_TRIES = 8
+# Bytes of stream text kept for validators and offsets: longer than any catalog match
+# (a 4096-bit PEM key is ~3.3 KB), so every match's text is still at hand.
+STREAM_TAIL = 64 * 1024
+
+# How far past a PEM header the END line is looked for (span = "block"): a 4096-bit RSA
+# key is ~3.3 KB; 16 KB leaves room for escaped newlines and PGP blocks.
+PEM_REACH = 16 * 1024
+
+_CONTINUATION = bytes(range(0x80, 0xC0))
+_FAILED = object()
+# Characters of a secret value (span = "value"); "=" only as trailing base64 padding, so
+# walking back from the end stops at the assignment operator.
+_VALUE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_~.!@#%^&*-")
+_EMAIL_LOCAL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-")
+
+
+class GuardsUnavailable(RuntimeError):
+    """Hyperscan is missing or a pattern cannot be compiled: guards cannot run."""
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    pattern: Pattern
+    start: int  # str offsets into the scanned text (the whole stream for a StreamScanner)
+    end: int
+
+
+class _Hits(list):
+    """Where the match callback puts (pattern index, start, end). Always true: the
+    binding replaces a false context (an empty list) with the stream's default."""
+
+    __slots__ = ()
+
+    def __bool__(self) -> bool:
+        return True
+
+
+def _collect(pid: int, start: int, end: int, flags: int, hits: _Hits) -> None:
+    hits.append((pid, start, end))
+
+
+def _flag_bits(p: Pattern, som: bool) -> int:
+    bits = hs.HS_FLAG_SOM_LEFTMOST if som else 0
+    for name in p.flags:
+        bits |= {"caseless": hs.HS_FLAG_CASELESS, "dotall": hs.HS_FLAG_DOTALL, "multiline": hs.HS_FLAG_MULTILINE,
+                 "utf8": hs.HS_FLAG_UTF8, "ucp": hs.HS_FLAG_UCP}[name]
+    return bits
+
+
+def _compile(patterns: Sequence[Pattern], ids: Sequence[int], soms: Sequence[bool], mode: int):
+    db = hs.Database(mode=mode)
+    db.compile(expressions=[(p.prefilter or p.expression).encode() for p in patterns], ids=list(ids),
+               elements=len(patterns), flags=[_flag_bits(p, s) for p, s in zip(patterns, soms, strict=True)])
+    return db
+
+
+def compile_problem(p: Pattern) -> str | None:
+    """Why `p` cannot be compiled on its own (with or without start-of-match), or None."""
+    if hs is None:
+        return None
+    if p.max_length is not None:  # compiled without start-of-match, confirmed with re
+        try:
+            if p.prefilter is not None:
+                _compile([Pattern(p.id, p.category, p.subcategory, p.expression, flags=p.flags)], [0], [False],
+                         hs.HS_MODE_BLOCK)
+            _compile([p], [0], [False], hs.HS_MODE_BLOCK)
+            _python_regex(p)
+        except hs.error as exc:
+            return str(exc)
+        except re.error as exc:
+            return f"Python's re cannot parse it to confirm matches ({exc})"
+        return None
+    try:
+        _compile([p], [0], [True], hs.HS_MODE_BLOCK)
+        return None
+    except hs.error as exc:
+        som_error = str(exc)
+    try:
+        _compile([p], [0], [False], hs.HS_MODE_BLOCK)
+    except hs.error as exc:
+        return str(exc)
+    try:
+        _python_regex(p)
+    except re.error as exc:
+        return f"{som_error} with start-of-match, and Python's re cannot parse it to find starts ({exc})"
+    return None
+
+
+def _python_regex(p: Pattern) -> re.Pattern[str]:
+    """`p` anchored at the end, for finding the start of a match Hyperscan reported
+    without one. Hyperscan's \\x{…} code points are spelled the Python way."""
+    flags = 0 if "ucp" in p.flags else re.ASCII
+    flags |= re.IGNORECASE if "caseless" in p.flags else 0
+    flags |= re.DOTALL if "dotall" in p.flags else 0
+    flags |= re.MULTILINE if "multiline" in p.flags else 0
+    expression = re.sub(r"\\x\{([0-9A-Fa-f]{1,6})\}", lambda m: f"\\U{int(m.group(1), 16):08x}", p.expression)
+    return re.compile(f"(?:{expression})\\Z", flags)
+
+
+def value_span(text: str, end: int) -> tuple[int, int]:
+    """The secret value that ends at (or just before) `end`: trailing punctuation and
+    base64 padding kept out of the walk, then back over value characters."""
+    e = end
+    while e > 0 and text[e - 1] not in _VALUE_CHARS and text[e - 1] != "=":
+        e -= 1
+    s = e
+    while s > 0 and text[s - 1] == "=":
+        s -= 1
+    while s > 0 and text[s - 1] in _VALUE_CHARS:
+        s -= 1
+    return s, e
+
+
+class _Rule:
+    """What happens to a candidate of one pattern after Hyperscan reports it."""
+
+    __slots__ = ("check", "confirm", "max_length", "min_entropy", "pattern", "rematch", "span", "start_free")
+
+    def __init__(self, p: Pattern) -> None:
+        self.pattern = p
+        self.check: Callable[[str], bool] | None = VALIDATORS[p.validator] if p.validator else None
+        self.min_entropy = p.min_entropy
+        self.max_length = p.max_length
+        self.span = p.span
+        self.rematch: re.Pattern[str] | None = None
+        # "value" spans are found from the end alone: no start-of-match needed.
+        self.start_free = p.span == "value"
+        # A prefilter's hits are only candidates: the expression itself must match.
+        self.confirm = p.prefilter is not None
+
+    def start(self, text: str, end: int) -> int | None:
+        """The start of a candidate Hyperscan reported without one; None when a
+        prefilter hit is not confirmed by the expression."""
+        if self.start_free:
+            return value_span(text, end)[0]
+        lo = max(0, end - (self.max_length or REMATCH_WINDOW))
+        m = self.rematch.search(text, lo, end) if self.rematch is not None else None
+        if m is None:
+            return None if self.confirm else lo
+        return m.start()
+
+    def accept(self, text: str, s: int, e: int) -> tuple[int, int] | None:
+        """The span to report for candidate [s, e) of `text`, or None if it fails."""
+        if self.max_length is not None and e - s > self.max_length:
+            return None
+        span = self.span
+        if span == "value":
+            s, e = value_span(text, e)
+        elif span == "token" or span == "number":
+            while s < e and not (text[s].isalnum() or text[s] == "+"):
+                s += 1
+            while e > s and not text[e - 1].isalnum():
+                e -= 1
+            if span == "number" and _inside_number(text, s, e):
+                return None
+        elif span == "email":
+            lo = max(0, s - 64)
+            while s > lo and text[s - 1] in _EMAIL_LOCAL:
+                s -= 1
+            while text[s] == ".":
+                s += 1
+        elif span == "block":
+            j = text.find("-----END", e, e + PEM_REACH)
+            k = text.find("-----", j + 8, j + 80) if j >= 0 else -1
+            if k >= 0:
+                e = k + 5
+        if s >= e:
+            return None
+        if self.check is not None or self.min_entropy is not None:
+            value = text[s:e]
+            if self.check is not None and not self.check(value):
+                return None
+            if self.min_entropy is not None and shannon_entropy(value) < self.min_entropy:
+                return None
+        return s, e
+
+
+def _inside_number(text: str, s: int, e: int) -> bool:
+    """Whether [s, e) is part of something longer: a decimal (0.4532…), a signed, dashed
+    or path-like id (-4532…, ID-4532…, a/4532…), a number with thousands separators, a
+    word (x4532…); a comma before it is a CSV separator unless digits surround it."""
+    before = text[s - 1] if s else " "
+    if before.isalnum() or before in "_+":
+        return True
+    if s >= 2 and ((before in ".-/" and text[s - 2].isalnum()) or (before == "," and text[s - 2].isdigit())):
+        return True
+    after = text[e] if e < len(text) else " "
+    if after.isalnum() or after == "_":
+        return True
+    return e + 1 < len(text) and after in ".-" and text[e + 1].isdigit()
+
+
+class Engine:
+    """Compiled databases for a tuple of patterns; build once, scan many times. Not for
+    concurrent use from several threads (one scratch space per database)."""
+
+    def __init__(self, patterns: Sequence[Pattern], *, stream_places: Iterable[str] = ("response",)) -> None:
+        if hs is None:
+            raise GuardsUnavailable(f"guards need the hyperscan module, which cannot be imported ({_IMPORT_ERROR}); "
+                                    f"install it (pip install hyperscan) or set guards.enabled = false")
+        self.patterns = tuple(patterns)
+        self._rules = [_Rule(p) for p in self.patterns]
+        self._index = {id(p): i for i, p in enumerate(self.patterns)}
+        # Start-of-match tracking costs compile time and scan speed, so it is skipped
+        # where the start is cheap to find afterwards: a "value" span is found walking
+        # back from the end; a pattern with max_length is re-matched over at most that
+        # many characters (with Python's re: only for the rare candidates).
+        self._no_som: set[int] = set()
+        for i, p in enumerate(self.patterns):
+            if p.span == "value":
+                self._no_som.add(i)
+            elif p.max_length is not None:
+                self._no_som.add(i)
+                self._rules[i].rematch = _python_regex(p)
+        self._block: dict[str, object | None] = {}
+        self._stream: dict[str, object | None] = {}
+        # One database per distinct pattern set: places with the same patterns share it.
+        jobs: dict[tuple[tuple[int, ...], int], object | None] = {}
+        block_ids = {place: self._ids(place) for place in PLACES}
+        stream_ids = {}
+        for place in stream_places:
+            if place not in PLACES:
+                raise ValueError(f"unknown place {place!r}; expected one of {', '.join(PLACES)}")
+            stream_ids[place] = self._ids(place)
+        stream_mode = hs.HS_MODE_STREAM | hs.HS_MODE_SOM_HORIZON_LARGE
+        for ids in block_ids.values():
+            jobs[(ids, hs.HS_MODE_BLOCK)] = None
+        for ids in stream_ids.values():
+            jobs[(ids, stream_mode)] = None
+        self._compile_all(jobs)
+        self._block = {place: jobs[(ids, hs.HS_MODE_BLOCK)] for place, ids in block_ids.items()}
+        self._stream = {place: jobs[(ids, stream_mode)] for place, ids in stream_ids.items()}
+
+    def _ids(self, place: str) -> tuple[int, ...]:
+        return tuple(i for i, p in enumerate(self.patterns) if place in p.places)
+
+    def _compile_all(self, jobs: dict[tuple[tuple[int, ...], int], object | None]) -> None:
+        """Compile the databases side by side (Hyperscan releases the GIL while it
+        compiles); any that fails is rebuilt alone, finding the pattern at fault."""
+
+        def attempt(key: tuple[tuple[int, ...], int]):
+            ids, mode = key
+            if not ids:
+                return None
+            try:
+                return _compile([self.patterns[i] for i in ids], ids, [i not in self._no_som for i in ids], mode)
+            except hs.error:
+                return _FAILED
+
+        keys = list(jobs)
+        with ThreadPoolExecutor(max_workers=min(4, len(keys)) or 1, thread_name_prefix="hs-compile") as pool:
+            results = list(pool.map(attempt, keys))
+        for key, db in zip(keys, results, strict=True):
+            jobs[key] = self._build(*key) if db is _FAILED else db
+
+    def _build(self, ids: tuple[int, ...], mode: int):
+        patterns = [self.patterns[i] for i in ids]
+        try:
+            return _compile(patterns, ids, [i not in self._no_som for i in ids], mode)
+        except hs.error:
+            pass
+        # Find the culprits one by one: those that only compile without start-of-match
+        # get their starts from a bounded re-match; the others stop the engine.
+        for i, p in zip(ids, patterns, strict=True):
+            if i in self._no_som:
+                continue
+            try:
+                _compile([p], [i], [True], mode)
+                continue
+            except hs.error as exc:
+                som_error = str(exc)
+            try:
+                _compile([p], [i], [False], mode)
+            except hs.error as exc:
+                raise GuardsUnavailable(f"guard pattern {p.id!r} does not compile: {exc}") from None
+            try:
+                self._rules[i].rematch = _python_regex(p)
+            except re.error as exc:
+                raise GuardsUnavailable(f"guard pattern {p.id!r} needs start-of-match tracking, which Hyperscan "
+                                        f"refuses ({som_error}), and Python's re cannot parse it ({exc})") from None
+            self._no_som.add(i)
+        try:
+            return _compile(patterns, ids, [i not in self._no_som for i in ids], mode)
+        except hs.error as exc:
+            raise GuardsUnavailable(f"the guard patterns for a database do not compile together: {exc}") from None
+
+    def scan(self, place: str, text: str) -> list[Match]:
+        """Every match in `text` for the patterns of `place`, in order of start."""
+        try:
+            db = self._block[place]
+        except KeyError:
+            raise ValueError(f"unknown place {place!r}; expected one of {', '.join(PLACES)}") from None
+        if db is None or not text:
+            return []
+        data = text.encode("utf-8", "surrogatepass")
+        hits = _Hits()
+        db.scan(data, match_event_handler=_collect, context=hits)
+        found = self._resolve(hits, text, data) if hits else []
+        if len(data) != len(text):
+            normal, offsets = normalize(text, utf8=data)
+            if offsets is not None:
+                ndata = normal.encode("utf-8", "surrogatepass")
+                more = _Hits()
+                db.scan(ndata, match_event_handler=_collect, context=more)
+                if more:
+                    for m in self._resolve(more, normal, ndata):
+                        s, e = to_original(offsets, m.start, m.end)
+                        found.append(Match(m.pattern, s, e))
+                    found = _dedupe(found)
+        return found
+
+    def stream(self, place: str = "response") -> StreamScanner:
+        """A scanner for text arriving in pieces (a streamed answer)."""
+        if place not in self._stream:
+            raise ValueError(f"no stream database for {place!r}; build the Engine with stream_places including it")
+        return StreamScanner(self, self._stream[place])
+
+    def _resolve(self, hits: list[tuple[int, int, int]], text: str, data: bytes) -> list[Match]:
+        """Byte hits -> validated, deduplicated str matches."""
+        if len(data) != len(text):
+            starts, ends = _char_offsets(data, hits)
+            hits = [(pid, starts[s], ends[e]) for pid, s, e in hits]
+        by_pattern: dict[int, list[tuple[int, int]]] = {}
+        for pid, s, e in hits:
+            by_pattern.setdefault(pid, []).append((s, e))
+        return self._select(by_pattern, text, 0)
+
+    def _select(self, by_pattern: dict[int, list[tuple[int, int]]], text: str, base: int) -> list[Match]:
+        """Per pattern, leftmost-longest among the candidates that pass; `text` starts at
+        absolute offset `base`."""
+        out: list[Match] = []
+        for pid, cands in by_pattern.items():
+            rule = self._rules[pid]
+            if pid in self._no_som:
+                starts = [(rule.start(text, e - base), e) for _, e in cands]
+                cands = [(st + base, e) for st, e in starts if st is not None]
+            cands.sort(key=lambda c: (c[0], -c[1]))
+            last_end = -1
+            tried_start, tries = -1, 0
+            for s, e in cands:
+                if s < last_end:
+                    continue
+                if s == tried_start:
+                    tries += 1
+                    if tries >= MAX_TRIES:
+                        continue
+                else:
+                    tried_start, tries = s, 0
+                span = rule.accept(text, s - base, e - base)
+                if span is not None:
+                    out.append(Match(rule.pattern, span[0] + base, span[1] + base))
+                    last_end = e
+        out.sort(key=lambda m: (m.start, m.end))
+        return out
+
+
+def _char_offsets(data: bytes, hits: list[tuple[int, int, int]]) -> tuple[dict[int, int], dict[int, int]]:
+    """Byte offsets -> str offsets by counting the bytes that start a character. A start
+    inside a character rounds down to it, an end inside one rounds up past it."""
+    points = sorted({s for _, s, _ in hits} | {e for _, _, e in hits})
+    starts: dict[int, int] = {}
+    ends: dict[int, int] = {}
+    chars = prev = 0
+    n = len(data)
+    for b in points:
+        chars += len(data[prev:b].translate(None, _CONTINUATION))
+        prev = b
+        ends[b] = chars
+        starts[b] = chars - 1 if b < n and 0x80 <= data[b] < 0xC0 else chars
+    return starts, ends
+
+
+def _dedupe(matches: list[Match]) -> list[Match]:
+    """Leftmost-longest per pattern over already validated matches (two scans merged)."""
+    out: list[Match] = []
+    last: dict[str, int] = {}
+    for m in sorted(matches, key=lambda m: (m.start, -m.end)):
+        if m.start < last.get(m.pattern.id, -1):
+            continue
+        out.append(m)
+        last[m.pattern.id] = m.end
+    out.sort(key=lambda m: (m.start, m.end))
+    return out
+
+
+class StreamScanner:
+    """Scans a stream piece by piece with a Hyperscan stream. `feed` returns the
+    matches completed by that piece; `close` those only the end of the stream
+    completes (a match ending in a word boundary at the very end).
+
+    A match is reported once: a later, longer match of the same pattern from the same
+    start is reported again only if it extends the earlier one. The text of the last
+    `STREAM_TAIL` bytes is kept for validators; a match starting before that window
+    (longer than any catalog pattern) is reported from the window's start, unvalidated.
+    """
+
+    __slots__ = ("_chars", "_closed", "_engine", "_hs_stream", "_reported", "_tail", "_tail_byte", "_tail_char",
+                 "_total")
+
+    def __init__(self, engine: Engine, db) -> None:
+        self._engine = engine
+        self._hs_stream = db.stream(match_event_handler=_collect).__enter__() if db is not None else None
+        self._tail = bytearray()
+        self._tail_byte = 0  # absolute byte offset of _tail[0]
+        self._tail_char = 0  # absolute str offset of _tail[0]
+        self._total = 0  # bytes fed so far
+        self._chars = 0  # characters fed so far
+        self._reported: dict[int, tuple[int, int]] = {}  # pattern index -> last reported (start, end)
+        self._closed = False
+
+    def feed(self, text: str) -> list[Match]:
+        if self._closed:
+            raise ValueError("feed() after close()")
+        if not text or self._hs_stream is None:
+            self._chars += len(text)
+            return []
+        data = text.encode("utf-8", "surrogatepass")
+        self._tail += data
+        self._total += len(data)
+        self._chars += len(text)
+        hits = _Hits()
+        self._hs_stream.scan(data, match_event_handler=_collect, context=hits)
+        found = self._matches(hits) if hits else []
+        self._trim()
+        return found
+
+    def close(self) -> list[Match]:
+        """End the stream; returns the matches only its end completes."""
+        if self._closed:
+            return []
+        self._closed = True
+        if self._hs_stream is None:
+            return []
+        hits = _Hits()
+        self._hs_stream.close(match_event_handler=_collect, context=hits)
+        return self._matches(hits) if hits else []
+
+    def __enter__(self) -> StreamScanner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _matches(self, hits: list[tuple[int, int, int]]) -> list[Match]:
+        tail = bytes(self._tail)
+        text = tail.decode("utf-8", "surrogatepass")
+        base_b, base_c = self._tail_byte, self._tail_char
+        local = [(pid, max(s - base_b, 0), e - base_b, s < base_b) for pid, s, e in hits]
+        starts, ends = _char_offsets(tail, [(pid, s, e) for pid, s, e, _ in local])
+        by_pattern: dict[int, list[tuple[int, int]]] = {}
+        unchecked: list[Match] = []
+        for pid, s, e, cut in local:
+            span = (starts[s] + base_c, ends[e] + base_c)
+            if cut and pid not in self._engine._no_som:
+                unchecked.append(Match(self._engine.patterns[pid], *span))
+            else:
+                by_pattern.setdefault(pid, []).append(span)
+        found = self._engine._select(by_pattern, text, base_c) + unchecked
+        out = []
+        for m in sorted(found, key=lambda m: (m.start, m.end)):
+            i = self._engine._index[id(m.pattern)]
+            prev = self._reported.get(i)
+            if prev is not None and m.start >= prev[0] and m.end <= prev[1]:
+                continue  # inside what was already reported
+            self._reported[i] = (m.start, m.end)
+            out.append(m)
+        return out
+
+    def _trim(self) -> None:
+        """Keep the tail bounded: once it doubles, cut it back to STREAM_TAIL bytes at a
+        character boundary."""
+        if len(self._tail) <= 2 * STREAM_TAIL:
+            return
+        cut = len(self._tail) - STREAM_TAIL
+        while cut < len(self._tail) and 0x80 <= self._tail[cut] < 0xC0:
+            cut += 1
+        dropped = bytes(self._tail[:cut])
+        self._tail_char += len(dropped.translate(None, _CONTINUATION))
+        self._tail_byte += cut
+        del self._tail[:cut]

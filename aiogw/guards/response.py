@@ -1,0 +1,138 @@
+"""The model's answer, scanned as it passes.
+
+A stream is scanned chunk by chunk after each chunk was written to the client, so no
+chunk waits for the guard: the chunk's events are parsed (SSE, or Gemini's JSON array),
+the text the model produced is taken from them and fed to a Hyperscan stream scanner,
+which finds a secret even when it arrives split across chunks. Under a `block` policy
+the stream ends at the first finding with the dialect's own error event, so the SDK
+raises its usual error. A whole (non-streamed) answer is scanned once before it is
+returned, and a blocked one is replaced by the error.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from aiogw.dialects.texts import answer_texts
+from aiogw.jsonstream import JSONArraySplitter
+from aiogw.sse import SSEParser
+
+log = logging.getLogger("aiogw.guards")
+
+if TYPE_CHECKING:
+    from aiogw.guards.engine import Engine
+    from aiogw.guards.policy import Policy
+
+
+def finding(match: Any, action: str) -> dict[str, Any]:
+    p = match.pattern
+    return {
+        "id": p.id, "category": p.category, "subcategory": p.subcategory, "place": "response",
+        "action": action, "start": match.start, "end": match.end,
+    }
+
+
+def block_message(f: dict[str, Any]) -> str:
+    return (f"aiogw stopped the model's answer: {f['category']} '{f['subcategory']}' (pattern {f['id']}) "
+            "in the response.")
+
+
+def scan_whole(engine: Engine, dialect: str, body: bytes, action: str) -> list[dict[str, Any]]:
+    """Findings in a whole JSON answer (already decoded)."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return []
+    return [finding(m, action) for text in answer_texts(dialect, data) for m in engine.scan("response", text)]
+
+
+class StreamWatch:
+    """One stream's scanner. `feed` each relayed chunk; `blocked` is the first finding
+    under a `block` policy, after which the proxy ends the stream."""
+
+    __slots__ = ("_array", "_inflate", "_scanner", "_sse", "action", "blocked", "dialect", "findings")
+
+    def __init__(self, engine: Engine, dialect: str, json_array: bool, content_encoding: str | None, action: str):
+        self.action = action
+        self.dialect = dialect
+        self.findings: list[dict[str, Any]] = []
+        self.blocked: dict[str, Any] | None = None
+        self._scanner = engine.stream("response")
+        self._sse = None if json_array else SSEParser()
+        self._array = JSONArraySplitter() if json_array else None
+        coding = (content_encoding or "").strip().lower()
+        # 47 = 32 + 15: zlib or gzip header, whichever the stream has.
+        self._inflate = zlib.decompressobj(47) if coding in ("gzip", "x-gzip", "deflate") else None
+
+    def feed(self, chunk: bytes) -> None:
+        try:
+            self._feed(chunk)
+        except Exception:
+            # The chunk is already with the client: a guard fault must not break the
+            # stream. Say so loudly and stop scanning this one.
+            log.exception("answer guard failed on a %s stream; the rest of it is not scanned", self.dialect)
+            self._sse = self._array = None
+
+    def _feed(self, chunk: bytes) -> None:
+        if self._inflate is not None:
+            try:
+                chunk = self._inflate.decompress(chunk)
+            except zlib.error:
+                self._inflate = None  # undecodable: stop scanning rather than fail the stream
+                self._sse = self._array = None
+                return
+        if self._sse is not None:
+            datas = [e.data for e in self._sse.feed(chunk)]
+        elif self._array is not None:
+            datas = self._array.feed(chunk)
+        else:
+            return
+        for data in datas:
+            if data == "[DONE]" or not data:
+                continue
+            try:
+                event = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                continue
+            for text in answer_texts(self.dialect, event):
+                for m in self._scanner.feed(text):
+                    f = finding(m, self.action)
+                    self.findings.append(f)
+                    if self.action == "block" and self.blocked is None:
+                        self.blocked = f
+
+    def error_event(self, message: str) -> bytes:
+        """The dialect's in-stream error, written before the stream is closed."""
+        if self.dialect == "anthropic":
+            body = {"type": "error", "error": {"type": "permission_error", "message": message}}
+            return b"event: error\ndata: " + orjson.dumps(body) + b"\n\n"
+        if self.dialect == "gemini":
+            body = {"error": {"code": 403, "message": message, "status": "PERMISSION_DENIED"}}
+            return (b",\r\n" + orjson.dumps(body) + b"]") if self._array is not None else \
+                b"data: " + orjson.dumps(body) + b"\r\n\r\n"
+        # OpenAI SDKs raise on any `data:` event that carries an `error` (chat and Responses).
+        body = {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": "content_blocked"}}
+        return b"data: " + orjson.dumps(body) + b"\n\n"
+
+
+class AnswerGuard:
+    """What the proxy holds: the engine and, per user, the action for answers."""
+
+    __slots__ = ("engine", "policy")
+
+    def __init__(self, engine: Engine, policy: Policy) -> None:
+        self.engine = engine
+        self.policy = policy
+
+    def action(self, user: str | None) -> str:
+        return self.policy.for_user(user).response
+
+    def watch(self, dialect: str, json_array: bool, content_encoding: str | None, action: str) -> StreamWatch:
+        return StreamWatch(self.engine, dialect, json_array, content_encoding, action)
+
+    def scan(self, dialect: str, body: bytes, action: str) -> list[dict[str, Any]]:
+        return scan_whole(self.engine, dialect, body, action)

@@ -1,0 +1,39 @@
+from aiogw.config import GuardActions, User
+from aiogw.guards import redact
+from aiogw.guards.policy import Policy
+
+
+def test_defaults():
+    a = Policy(GuardActions(), []).for_user("anyone")
+    assert a.action("injection", "tool_result", None) == "block"
+    assert a.action("injection", "tool_definition", None) == "block"
+    assert a.action("injection", "user", None) == "log"
+    assert a.action("injection", "assistant", None) == "off"
+    assert a.action("credential", "system", None) == "block"
+    assert a.action("pii", "user", None) == "log"
+    assert a.response == "log"
+
+
+def test_precedence_user_then_config_then_pattern_then_builtin():
+    configured = GuardActions(places=(("pii", "user", "redact"),), response="block")
+    users = [User("bob", GuardActions(places=(("pii", "user", "off"), ("injection", "user", "block"))))]
+    policy = Policy(configured, users)
+    assert policy.for_user("bob").action("pii", "user", "log") == "off"
+    assert policy.for_user("bob").action("injection", "user", None) == "block"
+    assert policy.for_user("alice").action("pii", "user", "log") == "redact"
+    assert policy.for_user("alice").action("pii", "system", "off") == "off"  # the pattern's own default
+    assert policy.for_user(None).action("pii", "system", None) == "log"
+    assert policy.for_user("bob").response == "block"
+
+
+def test_mask_spans():
+    assert redact.mask("mail a@b.io or c@d.io", [(5, 11, "email"), (15, 21, "email")]) == \
+        "mail [REDACTED:email] or [REDACTED:email]"
+    assert redact.mask("abcdef", [(1, 4, "x"), (2, 5, "y")]) == "a[REDACTED:x]f"
+
+
+def test_apply_at_paths():
+    body = {"messages": [{"content": [{"text": "key AKIA123 here"}]}]}
+    findings = [{"path": ["messages", 0, "content", 0, "text"], "start": 4, "end": 11, "subcategory": "aws"}]
+    assert redact.apply(body, findings) == 1
+    assert body["messages"][0]["content"][0]["text"] == "key [REDACTED:aws] here"
