@@ -92,7 +92,6 @@ def _serve(args: argparse.Namespace) -> int:
     cfg = config_mod.load(args.config)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from aiogw.app import serve  # imported here: the key commands need no aiohttp
-
     from aiogw.guards.engine import GuardsUnavailable
 
     try:

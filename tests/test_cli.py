@@ -104,3 +104,12 @@ def test_serve_answers_and_stops_on_sigterm(config_file):
     _, err = proc.communicate()
     assert "listening on" in err and "Traceback" not in err
     assert key not in err
+
+
+def test_a_guard_pattern_that_does_not_compile_stops_the_start(config_file):
+    path, _ = config_file
+    path.write_text(path.read_text() + '\n[[guards.patterns]]\nid = "acme"\ncategory = "credential"\nexpression = "acme_(["\n')
+    for args in (("check-config", str(path)), ("serve", "--config", str(path))):
+        result = aiogw(*args)
+        assert result.returncode == 2
+        assert "guard pattern 'acme'" in result.stderr and "Traceback" not in result.stderr
