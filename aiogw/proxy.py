@@ -238,8 +238,10 @@ class Proxy:
             await out.write_eof()
             return out
         finally:
-            if watch is not None and watch.findings:
-                ex.findings = (ex.findings or []) + watch.findings
+            if watch is not None:
+                watch.finish()
+                if watch.findings:
+                    ex.findings = (ex.findings or []) + watch.findings
 
     async def _stop_answer(self, out: web.StreamResponse, ex: Exchange, watch: StreamWatch) -> None:
         """A blocked answer: the dialect's error event (readable only without a

@@ -31,7 +31,7 @@ def test_pattern_is_pinned_by_examples(engine, pattern):
         found = [m for m in engine.scan(_place(pattern), text) if m.pattern.id == pattern.id]
         assert found, f"{pattern.id} does not match its example {text!r}"
     for text in pattern.counter_examples:
-        found = [text[m.start:m.end] for m in engine.scan(_place(pattern), text) if m.pattern.id == pattern.id]
+        found = [text[m.start : m.end] for m in engine.scan(_place(pattern), text) if m.pattern.id == pattern.id]
         assert not found, f"{pattern.id} matches its counter-example {text!r}: {found}"
 
 
@@ -45,10 +45,29 @@ def test_catalog_shape():
         if p.category == "injection":  # system prompts carry the operator's own instructions
             assert "system" not in p.places and "response" not in p.places
     subs = {p.subcategory for p in BUILTIN}
-    assert {"aws_access_key", "github_token", "anthropic_key", "openai_key", "google_api_key", "slack_token",
-            "stripe_key", "private_key", "jwt", "generic_secret", "email", "payment_card", "iban", "us_ssn", "phone",
-            "ignore_instructions", "role_override", "system_prompt_exfiltration", "hidden_instructions",
-            "tool_abuse", "data_exfiltration"} <= subs
+    assert {
+        "aws_access_key",
+        "github_token",
+        "anthropic_key",
+        "openai_key",
+        "google_api_key",
+        "slack_token",
+        "stripe_key",
+        "private_key",
+        "jwt",
+        "generic_secret",
+        "email",
+        "payment_card",
+        "iban",
+        "us_ssn",
+        "phone",
+        "ignore_instructions",
+        "role_override",
+        "system_prompt_exfiltration",
+        "hidden_instructions",
+        "tool_abuse",
+        "data_exfiltration",
+    } <= subs
 
 
 def test_constants_agree_with_config():
@@ -68,14 +87,24 @@ def test_user_pattern_defaults():
     p = loaded[-1]
     assert p == Pattern(id="acme_ticket", category="pii", subcategory="acme_ticket", expression=r"\bACME-\d{6}\b")
     assert p.places == frozenset(PLACES) and p.action is None and p.flags == frozenset()
-    assert Engine(loaded).scan("user", "see ACME-123456 please")[0].pattern.id == "acme_ticket"
+    assert Engine([p]).scan("user", "see ACME-123456 please")[0].pattern.id == "acme_ticket"
 
 
 def test_user_pattern_all_fields():
-    extra = {"id": "internal_host", "category": "credential", "subcategory": "internal", "expression": r"corp\.acme",
-             "flags": ["caseless"], "places": ["user", "tool_result"], "action": "log", "validator": "entropy",
-             "min_entropy": 2.5, "description": "internal hostnames", "examples": ["CORP.acme"],
-             "counter_examples": []}
+    extra = {
+        "id": "internal_host",
+        "category": "credential",
+        "subcategory": "internal",
+        "expression": r"corp\.acme",
+        "flags": ["caseless"],
+        "places": ["user", "tool_result"],
+        "action": "log",
+        "validator": "entropy",
+        "min_entropy": 2.5,
+        "description": "internal hostnames",
+        "examples": ["CORP.acme"],
+        "counter_examples": [],
+    }
     p = catalog.load([extra])[-1]
     assert p.flags == {"caseless"} and p.places == {"user", "tool_result"} and p.action == "log"
     assert p.min_entropy == 2.5 and p.validator == "entropy" and p.examples == ("CORP.acme",)
@@ -93,29 +122,38 @@ def _error(extra=(), disabled=()) -> str:
     return str(info.value)
 
 
-@pytest.mark.parametrize("raw,words", [
-    ({"id": "x1", "category": "secrets", "expression": "abc"}, ["'x1'", "category", "injection | credential | pii"]),
-    ({"id": "x1", "category": "pii", "expression": "abc", "validator": "crc64"}, ["'x1'", "validator", "luhn"]),
-    ({"id": "x1", "category": "pii", "expression": "abc", "places": ["inbox"]}, ["'x1'", "places", "tool_result"]),
-    ({"id": "x1", "category": "pii", "expression": "abc", "places": []}, ["'x1'", "places", "non-empty"]),
-    ({"id": "x1", "category": "pii", "expression": "abc", "flags": ["icase"]}, ["'x1'", "flags", "caseless"]),
-    ({"id": "x1", "category": "pii", "expression": "abc", "flags": ["ucp"]}, ["'x1'", "flags", "utf8"]),
-    ({"id": "x1", "category": "pii", "expression": "café"}, ["'x1'", "flags", "non-ASCII", "utf8"]),
-    ({"id": "x1", "category": "pii", "expression": "abc", "action": "deny"}, ["'x1'", "action", "block | redact"]),
-    ({"id": "x1", "category": "pii", "expression": "abc", "min_entropy": 12}, ["'x1'", "min_entropy", "(0, 8]"]),
-    ({"id": "x1", "category": "pii", "expression": "abc", "min_entropy": True}, ["'x1'", "min_entropy"]),
-    ({"id": "x1", "category": "pii", "expression": "abc", "max_length": 0}, ["'x1'", "max_length", "positive"]),
-    ({"id": "x1", "category": "pii", "expression": "abc", "prefilter": "c"}, ["'x1'", "prefilter", "max_length"]),
-    ({"id": "x1", "category": "pii", "expression": "abc", "span": "all"}, ["'x1'", "span", "match | value"]),
-    ({"id": "x1", "category": "pii", "expression": "abc", "catgory": "pii"}, ["'x1'", "unknown field", "catgory"]),
-    ({"id": "x1", "category": "pii", "expression": ""}, ["'x1'", "expression", "non-empty"]),
-    ({"id": "x1", "category": "pii"}, ["'x1'", "expression", "missing"]),
-    ({"id": "x1", "expression": "abc"}, ["'x1'", "category", "missing"]),
-    ({"category": "pii", "expression": "abc"}, ["guards.patterns[0]", "id"]),
-    ({"id": "has space", "category": "pii", "expression": "abc"}, ["guards.patterns[0]", "id"]),
-    ({"id": "x1", "category": "pii", "expression": "abc", "examples": "abc"}, ["'x1'", "examples", "list of strings"]),
-    ("not a table", ["guards.patterns[0]", "table"]),
-])
+@pytest.mark.parametrize(
+    "raw,words",
+    [
+        (
+            {"id": "x1", "category": "secrets", "expression": "abc"},
+            ["'x1'", "category", "injection | credential | pii"],
+        ),
+        ({"id": "x1", "category": "pii", "expression": "abc", "validator": "crc64"}, ["'x1'", "validator", "luhn"]),
+        ({"id": "x1", "category": "pii", "expression": "abc", "places": ["inbox"]}, ["'x1'", "places", "tool_result"]),
+        ({"id": "x1", "category": "pii", "expression": "abc", "places": []}, ["'x1'", "places", "non-empty"]),
+        ({"id": "x1", "category": "pii", "expression": "abc", "flags": ["icase"]}, ["'x1'", "flags", "caseless"]),
+        ({"id": "x1", "category": "pii", "expression": "abc", "flags": ["ucp"]}, ["'x1'", "flags", "utf8"]),
+        ({"id": "x1", "category": "pii", "expression": "café"}, ["'x1'", "flags", "non-ASCII", "utf8"]),
+        ({"id": "x1", "category": "pii", "expression": "abc", "action": "deny"}, ["'x1'", "action", "block | redact"]),
+        ({"id": "x1", "category": "pii", "expression": "abc", "min_entropy": 12}, ["'x1'", "min_entropy", "(0, 8]"]),
+        ({"id": "x1", "category": "pii", "expression": "abc", "min_entropy": True}, ["'x1'", "min_entropy"]),
+        ({"id": "x1", "category": "pii", "expression": "abc", "max_length": 0}, ["'x1'", "max_length", "positive"]),
+        ({"id": "x1", "category": "pii", "expression": "abc", "prefilter": "c"}, ["'x1'", "prefilter", "max_length"]),
+        ({"id": "x1", "category": "pii", "expression": "abc", "span": "all"}, ["'x1'", "span", "match | value"]),
+        ({"id": "x1", "category": "pii", "expression": "abc", "catgory": "pii"}, ["'x1'", "unknown field", "catgory"]),
+        ({"id": "x1", "category": "pii", "expression": ""}, ["'x1'", "expression", "non-empty"]),
+        ({"id": "x1", "category": "pii"}, ["'x1'", "expression", "missing"]),
+        ({"id": "x1", "expression": "abc"}, ["'x1'", "category", "missing"]),
+        ({"category": "pii", "expression": "abc"}, ["guards.patterns[0]", "id"]),
+        ({"id": "has space", "category": "pii", "expression": "abc"}, ["guards.patterns[0]", "id"]),
+        (
+            {"id": "x1", "category": "pii", "expression": "abc", "examples": "abc"},
+            ["'x1'", "examples", "list of strings"],
+        ),
+        ("not a table", ["guards.patterns[0]", "table"]),
+    ],
+)
 def test_invalid_user_pattern(raw, words):
     message = _error([raw])
     for word in words:
@@ -133,7 +171,9 @@ def test_expression_hyperscan_cannot_compile():
 
 def test_duplicate_ids():
     assert "duplicate" in _error([{"id": "github_token", "category": "credential", "expression": "x"}])
-    message = _error([{"id": "a1", "category": "pii", "expression": "x"}, {"id": "a1", "category": "pii", "expression": "y"}])
+    message = _error(
+        [{"id": "a1", "category": "pii", "expression": "x"}, {"id": "a1", "category": "pii", "expression": "y"}]
+    )
     assert "'a1'" in message and "duplicate" in message
 
 

@@ -14,22 +14,35 @@ def _b64(obj: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
 
 
-@pytest.mark.parametrize("number", ["4932340500303396", "4802-7475-5553-4070", "3436 494205 55260",
-                                    "5421742180967926", "2223908100339077", "6011787789328792", "375793834701747"])
+@pytest.mark.parametrize(
+    "number",
+    [
+        "4932340500303396",
+        "4802-7475-5553-4070",
+        "3436 494205 55260",
+        "5421742180967926",
+        "2223908100339077",
+        "6011787789328792",
+        "375793834701747",
+    ],
+)
 def test_luhn_accepts_valid_cards(number):
     assert v.luhn(number)
 
 
-@pytest.mark.parametrize("number", [
-    "4932340500303397",  # check digit off by one
-    "4242424242424242",  # Stripe's test card
-    "4111 1111 1111 1111",  # the generic test card
-    "378282246310005",  # Amex test card
-    "9932340500303396",  # no network starts with 9
-    "3436494205552600",  # Amex prefix with 16 digits
-    "4000000000000002",  # long run of one digit
-    "12345",
-])
+@pytest.mark.parametrize(
+    "number",
+    [
+        "4932340500303397",  # check digit off by one
+        "4242424242424242",  # Stripe's test card
+        "4111 1111 1111 1111",  # the generic test card
+        "378282246310005",  # Amex test card
+        "9932340500303396",  # no network starts with 9
+        "3436494205552600",  # Amex prefix with 16 digits
+        "4000000000000002",  # long run of one digit
+        "12345",
+    ],
+)
 def test_luhn_rejects(number):
     assert not v.luhn(number)
 
@@ -44,12 +57,24 @@ def test_iban():
     assert v.IBAN_LENGTHS["DE"] == 22 and v.IBAN_LENGTHS["NO"] == 15 and v.IBAN_LENGTHS["LC"] == 32
 
 
-@pytest.mark.parametrize("ssn,ok", [
-    ("328-34-6392", True), ("328 34 6392", True), ("001-01-0001", True),
-    ("000-12-3456", False), ("666-12-3456", False), ("900-12-3456", False), ("987-65-4321", False),
-    ("328-00-6392", False), ("328-34-0000", False), ("078-05-1120", False), ("219-09-9999", False),
-    ("123-45-6789", False), ("111-11-1111", False),
-])
+@pytest.mark.parametrize(
+    "ssn,ok",
+    [
+        ("328-34-6392", True),
+        ("328 34 6392", True),
+        ("001-01-0001", True),
+        ("000-12-3456", False),
+        ("666-12-3456", False),
+        ("900-12-3456", False),
+        ("987-65-4321", False),
+        ("328-00-6392", False),
+        ("328-34-0000", False),
+        ("078-05-1120", False),
+        ("219-09-9999", False),
+        ("123-45-6789", False),
+        ("111-11-1111", False),
+    ],
+)
 def test_us_ssn(ssn, ok):
     assert v.us_ssn(ssn) is ok
 
@@ -84,24 +109,52 @@ def test_jwt():
     assert v.jwt(good)
     assert not v.jwt(f"{_b64({'typ': 'JWT'})}.{_b64({'sub': 'u1'})}.c2lnbmF0dXJlLXNpZ25hdHVyZQ")  # no alg
     assert not v.jwt(f"{_b64({'alg': 'none'})}.bm90IGpzb24.c2lnbmF0dXJlLXNpZ25hdHVyZQ")  # payload not JSON
-    assert not v.jwt("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0Ijo"
-                     "xNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c")  # jwt.io's sample
+    assert not v.jwt(
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0Ijo"
+        "xNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
+    )  # jwt.io's sample
     assert not v.jwt("a.b")
 
 
-@pytest.mark.parametrize("value", [
-    "YOUR_API_KEY", "your-api-key-here", "xxxxxxxxxxxxxxxx", "<token>", "${VAR_NAME}", "{{ secret }}", "changeme123",
-    "example-secret-1", "dummy_value_99", "test-token-1234", "aaaaaaaaaaaa", "abcdef123456", "1234567890ab",
-    "os.environ.get", "process.env.STRIPE_SECRET_KEY", "OPENAI_API_KEY", "get_random_secret_key", "getApiKeyFromVault",
-    "/oauth/token/refresh", "qwertyuiop12",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "YOUR_API_KEY",
+        "your-api-key-here",
+        "xxxxxxxxxxxxxxxx",
+        "<token>",
+        "${VAR_NAME}",
+        "{{ secret }}",
+        "changeme123",
+        "example-secret-1",
+        "dummy_value_99",
+        "test-token-1234",
+        "aaaaaaaaaaaa",
+        "abcdef123456",
+        "1234567890ab",
+        "os.environ.get",
+        "process.env.STRIPE_SECRET_KEY",
+        "OPENAI_API_KEY",
+        "get_random_secret_key",
+        "getApiKeyFromVault",
+        "/oauth/token/refresh",
+        "qwertyuiop12",
+    ],
+)
 def test_placeholders(value):
     assert v.placeholder(value)
     assert not v.entropy(value)
 
 
-@pytest.mark.parametrize("value", ["c965RDmhwFayB48u1dUmi4Yh76JB8", "504ee8fa5a41c4e63cadaa62277c57d7",
-                                   "Qm9Pq3Xt7Lk2Vb8Nf4Rj6Hs1Dz5Wc0Ya==", "k#8Lp!2vR@9zQw^4"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "c965RDmhwFayB48u1dUmi4Yh76JB8",
+        "504ee8fa5a41c4e63cadaa62277c57d7",
+        "Qm9Pq3Xt7Lk2Vb8Nf4Rj6Hs1Dz5Wc0Ya==",
+        "k#8Lp!2vR@9zQw^4",
+    ],
+)
 def test_entropy_accepts_random_values(value):
     assert not v.placeholder(value)
     assert v.entropy(value)
@@ -138,28 +191,47 @@ def test_url_password():
     assert not v.url_password("postgres://app@localhost")
 
 
-@pytest.mark.parametrize("address,ok", [
-    ("maria.lopez@gmail.com", True), ("tsilva@contoso-health.org", True), ("k.w@uni-heidelberg.de", True),
-    ("you@example.com", False), ("alice@example.org", False), ("jane@company.com", False),
-    ("41898282+bot@users.noreply.github.com", False), ("noreply@acme.dev", False), ("git@github.com", False),
-    ("logo@2x.png", False), ("ops@host.internal", False), ("a@b.test", False),
-])
+@pytest.mark.parametrize(
+    "address,ok",
+    [
+        ("maria.lopez@gmail.com", True),
+        ("tsilva@contoso-health.org", True),
+        ("k.w@uni-heidelberg.de", True),
+        ("you@example.com", False),
+        ("alice@example.org", False),
+        ("jane@company.com", False),
+        ("41898282+bot@users.noreply.github.com", False),
+        ("noreply@acme.dev", False),
+        ("git@github.com", False),
+        ("logo@2x.png", False),
+        ("ops@host.internal", False),
+        ("a@b.test", False),
+    ],
+)
 def test_email(address, ok):
     assert v.email(address) is ok
 
 
-@pytest.mark.parametrize("number,ok", [
-    ("+1 (290) 884-7893", True), ("+12908847893", True), ("+44 7911 583062", True), ("+49 160 95650241", True),
-    ("+819037138942", True), ("+33 6 12 48 56 79", True), ("+91 98765 12804", True),
-    ("+1 555 010 0199", False),  # NANP: exchange cannot start with 0; and 555-01xx is fiction
-    ("+1 (415) 555-0123", False),  # 555-01xx: reserved for fiction
-    ("+1 (115) 884-7893", False),  # area code starts with 1
-    ("+44 20 7946 0000", False),  # Ofcom drama range
-    ("+1234567", False),  # too short
-    ("+999 123 456 789", False),  # unassigned country code
-    ("+44 7911 123456", False),  # a run: placeholder
-    ("12908847893", False),  # no +: national formats are not matched
-])
+@pytest.mark.parametrize(
+    "number,ok",
+    [
+        ("+1 (290) 884-7893", True),
+        ("+12908847893", True),
+        ("+44 7911 583062", True),
+        ("+49 160 95650241", True),
+        ("+819037138942", True),
+        ("+33 6 12 48 56 79", True),
+        ("+91 98765 12804", True),
+        ("+1 555 010 0199", False),  # NANP: exchange cannot start with 0; and 555-01xx is fiction
+        ("+1 (415) 555-0123", False),  # 555-01xx: reserved for fiction
+        ("+1 (115) 884-7893", False),  # area code starts with 1
+        ("+44 20 7946 0000", False),  # Ofcom drama range
+        ("+1234567", False),  # too short
+        ("+999 123 456 789", False),  # unassigned country code
+        ("+44 7911 123456", False),  # a run: placeholder
+        ("12908847893", False),  # no +: national formats are not matched
+    ],
+)
 def test_phone(number, ok):
     assert v.phone(number) is ok
 

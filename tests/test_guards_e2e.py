@@ -190,3 +190,13 @@ def test_openai_stream_blocked_answer(gw):
     with pytest.raises(openai.APIError, match="stopped the model's answer"):
         for _ in c.chat.completions.create(model="gpt-4.1", messages=[{"role": "user", "content": "key?"}], stream=True):
             pass
+
+
+def test_a_secret_that_ends_the_answer_is_found(gw):
+    since = mark()
+    c = anthropic.Anthropic(api_key=gw.key, base_url=gw.url("anthropic"), max_retries=0,
+                            default_headers={"x-fake-text": f"the key is {AWS_KEY}", "x-fake-chunks": "6"})
+    with c.messages.stream(model="m", max_tokens=64, messages=[{"role": "user", "content": "key?"}]) as s:
+        s.get_final_message()
+    (row,) = gw.audited(since)
+    assert row["findings"] == 1

@@ -30,8 +30,25 @@ FLAGS = ("caseless", "dotall", "multiline", "utf8", "ucp")
 # from its @; a PEM block grown to its END line.
 SPANS = ("match", "value", "token", "number", "email", "block")
 
-_FIELDS = frozenset(("id", "category", "subcategory", "description", "expression", "prefilter", "flags", "places", "action",
-                     "validator", "min_entropy", "max_length", "span", "examples", "counter_examples"))
+_FIELDS = frozenset(
+    (
+        "id",
+        "category",
+        "subcategory",
+        "description",
+        "expression",
+        "prefilter",
+        "flags",
+        "places",
+        "action",
+        "validator",
+        "min_entropy",
+        "max_length",
+        "span",
+        "examples",
+        "counter_examples",
+    )
+)
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 
 
@@ -66,15 +83,19 @@ def load(extra: Sequence[Mapping[str, Any]] = (), disabled: Collection[str] = ()
     for i, raw in enumerate(extra):
         p = _pattern(raw, f"guards.patterns[{i}]", builtin=False)
         if p.id in seen:
-            raise CatalogError(f"guard pattern {p.id!r}: id: duplicate; ids must be unique (built-in or configured); "
-                               f"to replace a built-in pattern, disable it and add yours under a new id")
+            raise CatalogError(
+                f"guard pattern {p.id!r}: id: duplicate; ids must be unique (built-in or configured); "
+                f"to replace a built-in pattern, disable it and add yours under a new id"
+            )
         seen.add(p.id)
         _check_compiles(p)
         patterns.append(p)
     unknown = sorted(set(disabled) - seen)
     if unknown:
-        raise CatalogError(f"guards.disabled: unknown pattern id(s) {', '.join(map(repr, unknown))}; "
-                           f"expected ids of the catalog or of guards.patterns")
+        raise CatalogError(
+            f"guards.disabled: unknown pattern id(s) {', '.join(map(repr, unknown))}; "
+            f"expected ids of the catalog or of guards.patterns"
+        )
     off = frozenset(disabled)
     return tuple(p for p in patterns if p.id not in off)
 
@@ -98,8 +119,9 @@ def _pattern(raw: Mapping[str, Any], where: str, *, builtin: bool) -> Pattern:
         raise CatalogError(f"{where}: expected a table with id, category and expression, got {type(raw).__name__}")
     pid = raw.get("id")
     if not isinstance(pid, str) or not _ID.fullmatch(pid):
-        raise CatalogError(f"{where}: id: expected 1-64 letters, digits or _ . : - (starting with a letter or "
-                           f"digit), got {pid!r}")
+        raise CatalogError(
+            f"{where}: id: expected 1-64 letters, digits or _ . : - (starting with a letter or digit), got {pid!r}"
+        )
     name = f"guard pattern {pid!r}"
 
     def fail(key: str, expected: str) -> CatalogError:
@@ -107,7 +129,9 @@ def _pattern(raw: Mapping[str, Any], where: str, *, builtin: bool) -> Pattern:
 
     unknown = sorted(set(raw) - _FIELDS)
     if unknown:
-        raise CatalogError(f"{name}: unknown field(s) {', '.join(unknown)}; expected some of {', '.join(sorted(_FIELDS))}")
+        raise CatalogError(
+            f"{name}: unknown field(s) {', '.join(unknown)}; expected some of {', '.join(sorted(_FIELDS))}"
+        )
     required = ("category", "expression", "subcategory", "description") if builtin else ("category", "expression")
     for key in required:
         if key not in raw:
@@ -134,7 +158,9 @@ def _pattern(raw: Mapping[str, Any], where: str, *, builtin: bool) -> Pattern:
         raise CatalogError(f"{name}: flags: 'ucp' needs 'utf8' as well")
     if not (expression + (prefilter or "")).isascii() and "utf8" not in flags:
         raise CatalogError(f"{name}: flags: the expression has non-ASCII characters; add 'utf8' to flags")
-    places = _names(raw.get("places", list(PLACES)), PLACES, lambda: fail("places", f"a non-empty list of {', '.join(PLACES)}"))
+    places = _names(
+        raw.get("places", list(PLACES)), PLACES, lambda: fail("places", f"a non-empty list of {', '.join(PLACES)}")
+    )
     if not places:
         raise fail("places", f"a non-empty list of {', '.join(PLACES)}")
 
@@ -163,9 +189,23 @@ def _pattern(raw: Mapping[str, Any], where: str, *, builtin: bool) -> Pattern:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise fail(key, "a list of strings")
 
-    return Pattern(id=pid, category=category, subcategory=subcategory, expression=expression,
-                   description=description, flags=flags, places=places, action=action, validator=validator,
-                   min_entropy=min_entropy, max_length=max_length, prefilter=prefilter, span=span, examples=tuple(examples), counter_examples=tuple(counter))
+    return Pattern(
+        id=pid,
+        category=category,
+        subcategory=subcategory,
+        expression=expression,
+        description=description,
+        flags=flags,
+        places=places,
+        action=action,
+        validator=validator,
+        min_entropy=min_entropy,
+        max_length=max_length,
+        prefilter=prefilter,
+        span=span,
+        examples=tuple(examples),
+        counter_examples=tuple(counter),
+    )
 
 
 def _names(value: Any, allowed: Sequence[str], fail: Any) -> frozenset[str]:

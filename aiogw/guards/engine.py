@@ -5,20 +5,24 @@ patterns share one) and a stream-mode database for each place it will stream
 (`response` by default). `Engine.scan(place, text)` makes one Hyperscan call over the
 text's UTF-8 bytes; if the text is not ASCII and `normalize` undoes a disguise, one more
 call over the normalised text. It returns `Match`es in str offsets of the original
-text, after span narrowing, validators and `min_entropy`, deduplicated: for one pattern,
+text, after span rules, validators and `min_entropy`, deduplicated: for one pattern,
 leftmost-longest; overlapping matches of different patterns are all kept.
 
 `Engine.stream(place)` gives a `StreamScanner` for an answer arriving in pieces: a
 secret split across two `feed`s is found, offsets count from the start of the stream.
 Stream text is not normalised (NFKC and homoglyphs cannot be undone piecewise).
 
-Start offsets come from HS_FLAG_SOM_LEFTMOST. A pattern Hyperscan cannot compile with
-start-of-match tracking ("Pattern is too large" for some bounded gaps) is compiled
-without it, and its start found by re-matching a window of at most `REMATCH_WINDOW`
-characters ending at the reported end with Python's `re` — never a pass over the text.
+Where a match starts: most patterns are compiled with HS_FLAG_SOM_LEFTMOST. Start-of-
+match tracking costs compile time, and Hyperscan refuses it for some bounded gaps
+("Pattern is too large"), so it is skipped where the start is cheap to find afterwards:
+a `value` span is found by walking back from the end; a pattern with `max_length` is
+re-matched with Python's `re`, anchored at the reported end, over at most that many
+characters (the same re-match confirms a `prefilter` hit); a pattern that only compiles
+without it is re-matched over `REMATCH_WINDOW` characters. Never a pass over the text.
 
 Without the hyperscan module, or if a database does not compile, the engine raises
-`GuardsUnavailable`; the gateway refuses to start with guards enabled.
+`GuardsUnavailable`, naming the pattern at fault; the gateway refuses to start with
+guards enabled.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from aiogw.guards.catalog import PLACES, Pattern
 from aiogw.guards.normalize import normalize, to_original
@@ -60,6 +65,9 @@ _FAILED = object()
 _VALUE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_~.!@#%^&*-")
 _EMAIL_LOCAL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._%+-")
 
+if TYPE_CHECKING:
+    from aiogw.guards.stream import StreamScanner
+
 
 class GuardsUnavailable(RuntimeError):
     """Hyperscan is missing or a pattern cannot be compiled: guards cannot run."""
@@ -89,48 +97,50 @@ def _collect(pid: int, start: int, end: int, flags: int, hits: _Hits) -> None:
 def _flag_bits(p: Pattern, som: bool) -> int:
     bits = hs.HS_FLAG_SOM_LEFTMOST if som else 0
     for name in p.flags:
-        bits |= {"caseless": hs.HS_FLAG_CASELESS, "dotall": hs.HS_FLAG_DOTALL, "multiline": hs.HS_FLAG_MULTILINE,
-                 "utf8": hs.HS_FLAG_UTF8, "ucp": hs.HS_FLAG_UCP}[name]
+        bits |= {
+            "caseless": hs.HS_FLAG_CASELESS,
+            "dotall": hs.HS_FLAG_DOTALL,
+            "multiline": hs.HS_FLAG_MULTILINE,
+            "utf8": hs.HS_FLAG_UTF8,
+            "ucp": hs.HS_FLAG_UCP,
+        }[name]
     return bits
 
 
 def _compile(patterns: Sequence[Pattern], ids: Sequence[int], soms: Sequence[bool], mode: int):
     db = hs.Database(mode=mode)
-    db.compile(expressions=[(p.prefilter or p.expression).encode() for p in patterns], ids=list(ids),
-               elements=len(patterns), flags=[_flag_bits(p, s) for p, s in zip(patterns, soms, strict=True)])
+    db.compile(
+        expressions=[(p.prefilter or p.expression).encode() for p in patterns],
+        ids=list(ids),
+        elements=len(patterns),
+        flags=[_flag_bits(p, s) for p, s in zip(patterns, soms, strict=True)],
+    )
     return db
 
 
 def compile_problem(p: Pattern) -> str | None:
-    """Why `p` cannot be compiled on its own (with or without start-of-match), or None."""
+    """Why `p` cannot be compiled on its own, or None. A pattern with `max_length` must
+    compile without start-of-match (its prefilter too) and parse as a Python regex; any
+    other must compile, with start-of-match or failing that as a Python regex too."""
     if hs is None:
         return None
-    if p.max_length is not None:  # compiled without start-of-match, confirmed with re
-        try:
-            if p.prefilter is not None:
-                _compile([Pattern(p.id, p.category, p.subcategory, p.expression, flags=p.flags)], [0], [False],
-                         hs.HS_MODE_BLOCK)
+    try:
+        if p.max_length is not None:
+            _compile([replace(p, prefilter=None)], [0], [False], hs.HS_MODE_BLOCK)
             _compile([p], [0], [False], hs.HS_MODE_BLOCK)
             _python_regex(p)
-        except hs.error as exc:
-            return str(exc)
-        except re.error as exc:
-            return f"Python's re cannot parse it to confirm matches ({exc})"
-        return None
-    try:
-        _compile([p], [0], [True], hs.HS_MODE_BLOCK)
-        return None
-    except hs.error as exc:
-        som_error = str(exc)
-    try:
-        _compile([p], [0], [False], hs.HS_MODE_BLOCK)
+            return None
+        try:
+            _compile([p], [0], [True], hs.HS_MODE_BLOCK)
+            return None
+        except hs.error:
+            _compile([p], [0], [False], hs.HS_MODE_BLOCK)
+            _python_regex(p)
+            return None
     except hs.error as exc:
         return str(exc)
-    try:
-        _python_regex(p)
     except re.error as exc:
-        return f"{som_error} with start-of-match, and Python's re cannot parse it to find starts ({exc})"
-    return None
+        return f"Python's re, which confirms its matches, cannot parse it ({exc})"
 
 
 def _python_regex(p: Pattern) -> re.Pattern[str]:
@@ -243,22 +253,27 @@ class Engine:
 
     def __init__(self, patterns: Sequence[Pattern], *, stream_places: Iterable[str] = ("response",)) -> None:
         if hs is None:
-            raise GuardsUnavailable(f"guards need the hyperscan module, which cannot be imported ({_IMPORT_ERROR}); "
-                                    f"install it (pip install hyperscan) or set guards.enabled = false")
+            raise GuardsUnavailable(
+                f"guards need the hyperscan module, which cannot be imported ({_IMPORT_ERROR}); "
+                f"install it (pip install hyperscan) or set guards.enabled = false"
+            )
         self.patterns = tuple(patterns)
         self._rules = [_Rule(p) for p in self.patterns]
         self._index = {id(p): i for i, p in enumerate(self.patterns)}
-        # Start-of-match tracking costs compile time and scan speed, so it is skipped
-        # where the start is cheap to find afterwards: a "value" span is found walking
-        # back from the end; a pattern with max_length is re-matched over at most that
-        # many characters (with Python's re: only for the rare candidates).
+        # Patterns compiled without start-of-match (see the module docstring).
         self._no_som: set[int] = set()
         for i, p in enumerate(self.patterns):
             if p.span == "value":
                 self._no_som.add(i)
             elif p.max_length is not None:
                 self._no_som.add(i)
-                self._rules[i].rematch = _python_regex(p)
+                try:
+                    self._rules[i].rematch = _python_regex(p)
+                except re.error as exc:
+                    raise GuardsUnavailable(
+                        f"guard pattern {p.id!r}: Python's re, which confirms its matches, "
+                        f"cannot parse its expression ({exc})"
+                    ) from None
         self._block: dict[str, object | None] = {}
         self._stream: dict[str, object | None] = {}
         # One database per distinct pattern set: places with the same patterns share it.
@@ -310,6 +325,10 @@ class Engine:
         # get their starts from a bounded re-match; the others stop the engine.
         for i, p in zip(ids, patterns, strict=True):
             if i in self._no_som:
+                try:
+                    _compile([p], [i], [False], mode)
+                except hs.error as exc:
+                    raise GuardsUnavailable(f"guard pattern {p.id!r} does not compile: {exc}") from None
                 continue
             try:
                 _compile([p], [i], [True], mode)
@@ -323,8 +342,10 @@ class Engine:
             try:
                 self._rules[i].rematch = _python_regex(p)
             except re.error as exc:
-                raise GuardsUnavailable(f"guard pattern {p.id!r} needs start-of-match tracking, which Hyperscan "
-                                        f"refuses ({som_error}), and Python's re cannot parse it ({exc})") from None
+                raise GuardsUnavailable(
+                    f"guard pattern {p.id!r} needs start-of-match tracking, which Hyperscan "
+                    f"refuses ({som_error}), and Python's re cannot parse it ({exc})"
+                ) from None
             self._no_som.add(i)
         try:
             return _compile(patterns, ids, [i not in self._no_som for i in ids], mode)
@@ -360,6 +381,8 @@ class Engine:
         """A scanner for text arriving in pieces (a streamed answer)."""
         if place not in self._stream:
             raise ValueError(f"no stream database for {place!r}; build the Engine with stream_places including it")
+        from aiogw.guards.stream import StreamScanner  # beside the engine, which it reads
+
         return StreamScanner(self, self._stream[place])
 
     def _resolve(self, hits: list[tuple[int, int, int]], text: str, data: bytes) -> list[Match]:
@@ -428,100 +451,3 @@ def _dedupe(matches: list[Match]) -> list[Match]:
         last[m.pattern.id] = m.end
     out.sort(key=lambda m: (m.start, m.end))
     return out
-
-
-class StreamScanner:
-    """Scans a stream piece by piece with a Hyperscan stream. `feed` returns the
-    matches completed by that piece; `close` those only the end of the stream
-    completes (a match ending in a word boundary at the very end).
-
-    A match is reported once: a later, longer match of the same pattern from the same
-    start is reported again only if it extends the earlier one. The text of the last
-    `STREAM_TAIL` bytes is kept for validators; a match starting before that window
-    (longer than any catalog pattern) is reported from the window's start, unvalidated.
-    """
-
-    __slots__ = ("_chars", "_closed", "_engine", "_hs_stream", "_reported", "_tail", "_tail_byte", "_tail_char",
-                 "_total")
-
-    def __init__(self, engine: Engine, db) -> None:
-        self._engine = engine
-        self._hs_stream = db.stream(match_event_handler=_collect).__enter__() if db is not None else None
-        self._tail = bytearray()
-        self._tail_byte = 0  # absolute byte offset of _tail[0]
-        self._tail_char = 0  # absolute str offset of _tail[0]
-        self._total = 0  # bytes fed so far
-        self._chars = 0  # characters fed so far
-        self._reported: dict[int, tuple[int, int]] = {}  # pattern index -> last reported (start, end)
-        self._closed = False
-
-    def feed(self, text: str) -> list[Match]:
-        if self._closed:
-            raise ValueError("feed() after close()")
-        if not text or self._hs_stream is None:
-            self._chars += len(text)
-            return []
-        data = text.encode("utf-8", "surrogatepass")
-        self._tail += data
-        self._total += len(data)
-        self._chars += len(text)
-        hits = _Hits()
-        self._hs_stream.scan(data, match_event_handler=_collect, context=hits)
-        found = self._matches(hits) if hits else []
-        self._trim()
-        return found
-
-    def close(self) -> list[Match]:
-        """End the stream; returns the matches only its end completes."""
-        if self._closed:
-            return []
-        self._closed = True
-        if self._hs_stream is None:
-            return []
-        hits = _Hits()
-        self._hs_stream.close(match_event_handler=_collect, context=hits)
-        return self._matches(hits) if hits else []
-
-    def __enter__(self) -> StreamScanner:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def _matches(self, hits: list[tuple[int, int, int]]) -> list[Match]:
-        tail = bytes(self._tail)
-        text = tail.decode("utf-8", "surrogatepass")
-        base_b, base_c = self._tail_byte, self._tail_char
-        local = [(pid, max(s - base_b, 0), e - base_b, s < base_b) for pid, s, e in hits]
-        starts, ends = _char_offsets(tail, [(pid, s, e) for pid, s, e, _ in local])
-        by_pattern: dict[int, list[tuple[int, int]]] = {}
-        unchecked: list[Match] = []
-        for pid, s, e, cut in local:
-            span = (starts[s] + base_c, ends[e] + base_c)
-            if cut and pid not in self._engine._no_som:
-                unchecked.append(Match(self._engine.patterns[pid], *span))
-            else:
-                by_pattern.setdefault(pid, []).append(span)
-        found = self._engine._select(by_pattern, text, base_c) + unchecked
-        out = []
-        for m in sorted(found, key=lambda m: (m.start, m.end)):
-            i = self._engine._index[id(m.pattern)]
-            prev = self._reported.get(i)
-            if prev is not None and m.start >= prev[0] and m.end <= prev[1]:
-                continue  # inside what was already reported
-            self._reported[i] = (m.start, m.end)
-            out.append(m)
-        return out
-
-    def _trim(self) -> None:
-        """Keep the tail bounded: once it doubles, cut it back to STREAM_TAIL bytes at a
-        character boundary."""
-        if len(self._tail) <= 2 * STREAM_TAIL:
-            return
-        cut = len(self._tail) - STREAM_TAIL
-        while cut < len(self._tail) and 0x80 <= self._tail[cut] < 0xC0:
-            cut += 1
-        dropped = bytes(self._tail[:cut])
-        self._tail_char += len(dropped.translate(None, _CONTINUATION))
-        self._tail_byte += cut
-        del self._tail[:cut]

@@ -43,6 +43,7 @@ _EXTRA_INVISIBLE = frozenset(
 )
 
 # Letters of other scripts that render like a Latin letter in common fonts.
+# fmt: off
 _HOMOGLYPHS = {
     # Cyrillic
     "а": "a", "в": "b", "е": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c", "т": "t",
@@ -57,6 +58,7 @@ _HOMOGLYPHS = {
     # Latin letters outside ASCII that pass for ASCII ones, and Armenian o
     "ı": "i", "ɑ": "a", "ℓ": "l", "օ": "o",
 }
+# fmt: on
 
 _cache: dict[str, str] = {}
 

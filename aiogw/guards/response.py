@@ -105,6 +105,20 @@ class StreamWatch:
                     if self.action == "block" and self.blocked is None:
                         self.blocked = f
 
+    def finish(self) -> None:
+        """The stream ended: matches only its end completes (a secret that is the very
+        last word), and the scanner's state freed."""
+        try:
+            found = self._scanner.close()
+        except Exception:
+            log.exception("answer guard failed closing a %s stream", self.dialect)
+            return
+        for m in found:
+            f = finding(m, self.action)
+            self.findings.append(f)
+            if self.action == "block" and self.blocked is None:
+                self.blocked = f
+
     def error_event(self, message: str) -> bytes:
         """The dialect's in-stream error, written before the stream is closed."""
         if self.dialect == "anthropic":

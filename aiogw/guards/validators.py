@@ -22,15 +22,18 @@ import re
 import zlib
 from collections import Counter
 from collections.abc import Callable, Mapping
+from itertools import pairwise
 
 # --- values that are not secrets ------------------------------------------------------
 
+# fmt: off
 _PLACEHOLDER_WORDS = (
     "your", "example", "sample", "dummy", "placeholder", "changeme", "change_me", "change-me", "replace",
     "insert", "redacted", "fake", "test", "secret", "password", "passwd", "token", "apikey", "api_key",
     "api-key", "here", "todo", "fixme", "none", "null", "undefined", "xxxx", "****", "....", "<", ">",
     "${", "{{", "}}", "%(", "$(", "foobar", "lorem", "demo", "mock", "default", "my_", "my-", "sk-...",
 )
+# fmt: on
 _DOTTED = re.compile(r"[A-Za-z_$][\w$]*(?:(?:\.|::|->)[A-Za-z_$][\w$]*(?:\(\))?)+")  # os.environ, process.env.X
 _ENV_NAME = re.compile(r"\$?[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+")  # OPENAI_API_KEY
 _SNAKE = re.compile(r"[a-z][a-z0-9]*(?:[_-][a-z0-9]+)+")  # get_secret_key, my-app-token
@@ -48,15 +51,18 @@ def placeholder(value: str) -> bool:
     if len(set(value)) <= 3 or _has_run(low):
         return True
     return bool(
-        _DOTTED.fullmatch(value) or _ENV_NAME.fullmatch(value) or _SNAKE.fullmatch(value)
-        or _CAMEL.fullmatch(value) or _PATH.fullmatch(value)
+        _DOTTED.fullmatch(value)
+        or _ENV_NAME.fullmatch(value)
+        or _SNAKE.fullmatch(value)
+        or _CAMEL.fullmatch(value)
+        or _PATH.fullmatch(value)
     )
 
 
 def _has_run(low: str, length: int = 6) -> bool:
     """An ascending or descending run (abcdef, 123456, 987654) or a repeat (aaaaaa)."""
     same = up = down = 1
-    for a, b in zip(low, low[1:], strict=False):
+    for a, b in pairwise(low):
         d = ord(b) - ord(a)
         same = same + 1 if d == 0 else 1
         up = up + 1 if d == 1 else 1
@@ -76,22 +82,25 @@ def shannon_entropy(value: str) -> float:
 
 # --- generic secrets ---------------------------------------------------------------------
 
+
 def entropy(value: str) -> bool:
     """A generic secret's value: at least 12 characters of at least two kinds (letters,
     digits, symbols), not a placeholder, with ≥ 3 bits/char."""
     if len(value) < 12 or placeholder(value):
         return False
-    kinds = (any(c.isalpha() for c in value), any(c.isdigit() for c in value),
-             any(not c.isalnum() for c in value))
+    kinds = (any(c.isalpha() for c in value), any(c.isdigit() for c in value), any(not c.isalnum() for c in value))
     if sum(kinds) < 2:
         return False
     return shannon_entropy(value) >= 3.0
 
 
+_VENDOR_PREFIX = re.compile(r"^[A-Za-z0-9]{2,12}[-_](?:[a-z]+\d*[-_])?")  # sk_live_, xoxb-, sk-ant-
+
+
 def token(text: str) -> bool:
     """A vendor-prefixed token (Slack, Stripe, Google, Anthropic, OpenAI, GitLab…): the
     part after the prefix must not be a placeholder and must look random."""
-    body = re.sub(r"^[A-Za-z0-9]{2,12}[-_](?:[a-z]+\d*[-_])?", "", text)
+    body = _VENDOR_PREFIX.sub("", text)
     return not placeholder(body) and shannon_entropy(body) >= 3.0
 
 
@@ -99,12 +108,21 @@ def private_key(text: str) -> bool:
     """A PEM private key block with a real body: enough base64 that is not `...`."""
     lines = [ln for ln in text.replace("\\n", "\n").splitlines() if ln and not ln.startswith("-----") and ":" not in ln]
     body = "".join(lines).replace(" ", "")
-    return len(body) >= 40 and not placeholder(body[:64]) and shannon_entropy(body) >= 4.0
+    low = body.lower()
+    return (
+        len(body) >= 40
+        and "..." not in low
+        and "xxxx" not in low
+        and not _has_run(low)
+        and shannon_entropy(body) >= 4.0
+    )
 
 
 # Passwords of local databases started from their images' defaults: not secrets.
+# fmt: off
 _DEFAULT_PASSWORDS = frozenset(("postgres", "root", "admin", "guest", "mysql", "pass", "password", "secret", "example",
                                 "changeme", "test", "dev", "user", "default", "letmein", "rabbitmq", "mongo", "redis"))
+# fmt: on
 
 
 def url_password(text: str) -> bool:
@@ -122,6 +140,7 @@ def url_password(text: str) -> bool:
 
 # Public test numbers of the card networks and payment providers (Stripe, Adyen, Braintree
 # docs): they are in every payment integration's tests and README.
+# fmt: off
 _TEST_CARDS = frozenset({
     "4242424242424242", "4000056655665556", "5555555555554444", "2223003122003222", "5200828282828210",
     "5105105105105100", "378282246310005", "371449635398431", "6011111111111117", "6011000990139424",
@@ -131,6 +150,7 @@ _TEST_CARDS = frozenset({
     "378734493671000", "6011000000000004", "3530111333300000", "30569309025904", "38520000023237",
     "4988438843884305", "5101180000000007", "2222400070000005", "4444333322221111", "4035501000000008",
 })
+# fmt: on
 
 
 def _card_network_ok(d: str) -> bool:
@@ -171,6 +191,7 @@ def luhn(text: str) -> bool:
 
 
 # IBAN length per country (the SWIFT IBAN registry).
+# fmt: off
 IBAN_LENGTHS = {
     "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BI": 27,
     "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DJ": 27, "DK": 18, "DO": 28,
@@ -182,12 +203,15 @@ IBAN_LENGTHS = {
     "SA": 24, "SC": 31, "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25, "SV": 28,
     "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
 }
+# fmt: on
 # The registry's own examples, reused by every bank's and library's documentation.
+# fmt: off
 _EXAMPLE_IBANS = frozenset({
     "DE89370400440532013000", "GB29NWBK60161331926819", "GB82WEST12345698765432", "FR1420041010050500013M02606",
     "NL91ABNA0417164300", "ES9121000418450200051332", "IT60X0542811101000000123456", "BE68539007547034",
     "CH9300762011623852957", "AT611904300234573201",
 })
+# fmt: on
 
 
 def iban(text: str) -> bool:
@@ -276,14 +300,48 @@ def jwt(text: str) -> bool:
 
 # --- personal data ---------------------------------------------------------------------
 
-_RESERVED_DOMAINS = frozenset(("example.com", "example.org", "example.net", "test.com", "domain.com", "email.com",
-                               "company.com", "acme.com", "yourdomain.com", "mydomain.com", "sentry.io"))
+_RESERVED_DOMAINS = frozenset(
+    (
+        "example.com",
+        "example.org",
+        "example.net",
+        "test.com",
+        "domain.com",
+        "email.com",
+        "company.com",
+        "acme.com",
+        "yourdomain.com",
+        "mydomain.com",
+        "sentry.io",
+    )
+)
 _RESERVED_TLDS = frozenset(("example", "test", "invalid", "localhost", "local", "internal", "lan"))
 # File extensions that look like a TLD after `name@2x.`: retina images, module paths.
-_FILE_EXTENSIONS = frozenset("png jpg jpeg gif svg webp ico bmp js mjs cjs ts tsx jsx css scss json yaml yml toml "
-                             "py rb go rs java kt md txt html htm xml lock zip gz tgz whl map wasm so dll".split())
-_ROLE_LOCALS = frozenset(("noreply", "no-reply", "donotreply", "do-not-reply", "git", "user", "username", "name",
-                          "you", "your.name", "yourname", "someone", "somebody", "email", "foo", "bar", "test"))
+_FILE_EXTENSIONS = frozenset(
+    "png jpg jpeg gif svg webp ico bmp js mjs cjs ts tsx jsx css scss json yaml yml toml "
+    "py rb go rs java kt md txt html htm xml lock zip gz tgz whl map wasm so dll".split()
+)
+_ROLE_LOCALS = frozenset(
+    (
+        "noreply",
+        "no-reply",
+        "donotreply",
+        "do-not-reply",
+        "git",
+        "user",
+        "username",
+        "name",
+        "you",
+        "your.name",
+        "yourname",
+        "someone",
+        "somebody",
+        "email",
+        "foo",
+        "bar",
+        "test",
+    )
+)
 
 
 def email(text: str) -> bool:
@@ -303,18 +361,33 @@ def email(text: str) -> bool:
 
 
 # Country calling codes (ITU-T E.164 assignments). One-digit: 1 (NANP) and 7.
+# fmt: off
 _CC2 = frozenset({20, 27, 30, 31, 32, 33, 34, 36, 39, 40, 41, 43, 44, 45, 46, 47, 48, 49, 51, 52, 53, 54, 55, 56,
                   57, 58, 60, 61, 62, 63, 64, 65, 66, 81, 82, 84, 86, 90, 91, 92, 93, 94, 95, 98})
 _CC3 = frozenset([211, 212, 213, 216, 218, *range(220, 259), *range(260, 270), 290, 291, 297, 298, 299,
                   *range(350, 360), *range(370, 384), 385, 386, 387, 389, 420, 421, 423, *range(500, 510),
                   *range(590, 600), *range(670, 693), 850, 852, 853, 855, 856, 880, 886, *range(960, 969),
                   *range(970, 978), 992, 993, 994, 995, 996, 998])
+# fmt: on
 
 
 # Ranges Ofcom reserves for drama and documentation (020 7946 0xxx, 07700 900xxx, the
 # 0113…0161 496 0xxx series), as digits with the country code.
-_FICTION_PREFIXES = ("442079460", "447700900", "441134960", "441144960", "441154960", "441164960", "441174960",
-                     "441184960", "441214960", "441314960", "441414960", "441514960", "441614960")
+_FICTION_PREFIXES = (
+    "442079460",
+    "447700900",
+    "441134960",
+    "441144960",
+    "441154960",
+    "441164960",
+    "441174960",
+    "441184960",
+    "441214960",
+    "441314960",
+    "441414960",
+    "441514960",
+    "441614960",
+)
 
 
 def phone(text: str) -> bool:

@@ -56,6 +56,7 @@ class Doc:
 
 # --- reading the hand-written files -----------------------------------------------------
 
+
 def _sections(name: str) -> Iterator[tuple[dict[str, str], str]]:
     """(header fields, body) for each `=== doc k=v ...` section of a data file."""
     header: dict[str, str] | None = None
@@ -95,12 +96,15 @@ def handwritten_injections(name: str = "injection.txt", source: str = "handwritt
 def holdout() -> list[Doc]:
     """Documents written after the catalog was frozen and never used to tune it: a
     check on how the patterns generalise, reported apart from the main corpus."""
-    benign = [Doc(f"holdout_benign:{i}", h["place"], body, h["kind"], "holdout")
-              for i, (h, body) in enumerate(_sections("holdout_benign.txt"))]
+    benign = [
+        Doc(f"holdout_benign:{i}", h["place"], body, h["kind"], "holdout")
+        for i, (h, body) in enumerate(_sections("holdout_benign.txt"))
+    ]
     return benign + handwritten_injections("holdout_injection.txt", "holdout")
 
 
 # --- credentials -------------------------------------------------------------------------
+
 
 def _pick(rng: random.Random, alphabet: str, n: int) -> str:
     return "".join(rng.choice(alphabet) for _ in range(n))
@@ -191,25 +195,40 @@ def jwt(rng: random.Random) -> str:
 
 
 def private_key(rng: random.Random) -> str:
-    kind, lead, n = rng.choice([
-        ("RSA PRIVATE KEY", "MIIEpAIBAAKCAQEA", 1580),
-        ("PRIVATE KEY", "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC", 1620),
-        ("EC PRIVATE KEY", "MHcCAQEEI", 220),
-        ("OPENSSH PRIVATE KEY", "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ", 380),
-    ])
+    kind, lead, n = rng.choice(
+        [
+            ("RSA PRIVATE KEY", "MIIEpAIBAAKCAQEA", 1580),
+            ("PRIVATE KEY", "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC", 1620),
+            ("EC PRIVATE KEY", "MHcCAQEEI", 220),
+            ("OPENSSH PRIVATE KEY", "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ", 380),
+        ]
+    )
     body = lead + _pick(rng, B64, n - len(lead))
-    lines = [body[i:i + 64] for i in range(0, len(body), 64)]
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
     return f"-----BEGIN {kind}-----\n" + "\n".join(lines) + f"\n-----END {kind}-----"
 
 
 _SECRET_NAMES = [
-    ("DB_PASSWORD", "db_password"), ("POSTGRES_PASSWORD", "postgresPassword"), ("REDIS_PASSWORD", "redis_password"),
-    ("SMTP_PASSWORD", "smtp_password"), ("API_SECRET", "api_secret"), ("CLIENT_SECRET", "clientSecret"),
-    ("JWT_SECRET", "jwt_secret"), ("SESSION_SECRET", "sessionSecret"), ("APP_SECRET_KEY", "app_secret_key"),
-    ("WEBHOOK_SECRET", "webhook_secret"), ("SECRET_KEY", "secret_key"), ("ACCESS_TOKEN", "accessToken"),
-    ("AUTH_TOKEN", "auth_token"), ("API_KEY", "apiKey"), ("DATADOG_API_KEY", "datadog_api_key"),
-    ("TWILIO_AUTH_TOKEN", "twilio_auth_token"), ("MAILGUN_API_KEY", "mailgun_api_key"),
-    ("ENCRYPTION_KEY", "encryption_key"), ("ADMIN_PASSWORD", "admin_password"), ("PRIVATE_TOKEN", "private_token"),
+    ("DB_PASSWORD", "db_password"),
+    ("POSTGRES_PASSWORD", "postgresPassword"),
+    ("REDIS_PASSWORD", "redis_password"),
+    ("SMTP_PASSWORD", "smtp_password"),
+    ("API_SECRET", "api_secret"),
+    ("CLIENT_SECRET", "clientSecret"),
+    ("JWT_SECRET", "jwt_secret"),
+    ("SESSION_SECRET", "sessionSecret"),
+    ("APP_SECRET_KEY", "app_secret_key"),
+    ("WEBHOOK_SECRET", "webhook_secret"),
+    ("SECRET_KEY", "secret_key"),
+    ("ACCESS_TOKEN", "accessToken"),
+    ("AUTH_TOKEN", "auth_token"),
+    ("API_KEY", "apiKey"),
+    ("DATADOG_API_KEY", "datadog_api_key"),
+    ("TWILIO_AUTH_TOKEN", "twilio_auth_token"),
+    ("MAILGUN_API_KEY", "mailgun_api_key"),
+    ("ENCRYPTION_KEY", "encryption_key"),
+    ("ADMIN_PASSWORD", "admin_password"),
+    ("PRIVATE_TOKEN", "private_token"),
 ]
 
 
@@ -231,11 +250,24 @@ def generic_secret(rng: random.Random) -> str:
 def connection_string(rng: random.Random) -> str:
     user = rng.choice(["svc_billing", "app", "admin", "etl_reader", "web"])
     pw = _pick(rng, ALNUM, rng.randrange(14, 30))
-    host = rng.choice(["db.internal.acme.dev", "10.0.4.17", "prod-db-1.c9x2k.eu-west-1.rds.amazonaws.com",
-                       "cluster0.ab1cd.mongodb.net"])
-    scheme, port, path = rng.choice([("postgres", 5432, "/billing"), ("postgresql", 5432, "/app"),
-                                     ("mysql", 3306, "/shop"), ("mongodb+srv", None, "/orders"),
-                                     ("redis", 6379, "/0"), ("amqp", 5672, "/prod")])
+    host = rng.choice(
+        [
+            "db.internal.acme.dev",
+            "10.0.4.17",
+            "prod-db-1.c9x2k.eu-west-1.rds.amazonaws.com",
+            "cluster0.ab1cd.mongodb.net",
+        ]
+    )
+    scheme, port, path = rng.choice(
+        [
+            ("postgres", 5432, "/billing"),
+            ("postgresql", 5432, "/app"),
+            ("mysql", 3306, "/shop"),
+            ("mongodb+srv", None, "/orders"),
+            ("redis", 6379, "/0"),
+            ("amqp", 5672, "/prod"),
+        ]
+    )
     hostport = host if port is None else f"{host}:{port}"
     if scheme == "redis" and rng.random() < 0.5:
         return f"redis://:{pw}@{hostport}{path}"
@@ -244,15 +276,24 @@ def connection_string(rng: random.Random) -> str:
 
 # subcategory -> (generator, [(NAME, key)], needs an assignment carrier)
 CREDENTIALS: dict[str, tuple[Callable[[random.Random], str], list[tuple[str, str]], bool]] = {
-    "github_token": (lambda r: github_token(r) if r.random() < 0.8 else github_pat(r),
-                     [("GITHUB_TOKEN", "github_token"), ("GH_TOKEN", "token"), ("GITHUB_PAT", "githubPat")], False),
+    "github_token": (
+        lambda r: github_token(r) if r.random() < 0.8 else github_pat(r),
+        [("GITHUB_TOKEN", "github_token"), ("GH_TOKEN", "token"), ("GITHUB_PAT", "githubPat")],
+        False,
+    ),
     "aws_access_key": (aws_access_key, [("AWS_ACCESS_KEY_ID", "aws_access_key_id"), ("AWS_KEY", "accessKeyId")], False),
-    "aws_secret_key": (aws_secret_key, [("AWS_SECRET_ACCESS_KEY", "aws_secret_access_key"),
-                                        ("AWS_SECRET_ACCESS_KEY", "secretAccessKey")], True),
+    "aws_secret_key": (
+        aws_secret_key,
+        [("AWS_SECRET_ACCESS_KEY", "aws_secret_access_key"), ("AWS_SECRET_ACCESS_KEY", "secretAccessKey")],
+        True,
+    ),
     "anthropic_key": (anthropic_key, [("ANTHROPIC_API_KEY", "anthropic_api_key"), ("CLAUDE_KEY", "apiKey")], False),
     "openai_key": (openai_key, [("OPENAI_API_KEY", "openai_api_key"), ("OPENAI_KEY", "openaiKey")], False),
-    "google_api_key": (google_api_key, [("GOOGLE_API_KEY", "google_api_key"), ("GEMINI_API_KEY", "apiKey"),
-                                        ("MAPS_API_KEY", "mapsKey")], False),
+    "google_api_key": (
+        google_api_key,
+        [("GOOGLE_API_KEY", "google_api_key"), ("GEMINI_API_KEY", "apiKey"), ("MAPS_API_KEY", "mapsKey")],
+        False,
+    ),
     "slack_token": (slack_token, [("SLACK_BOT_TOKEN", "slack_bot_token"), ("SLACK_WEBHOOK_URL", "webhook_url")], False),
     "stripe_key": (stripe_key, [("STRIPE_SECRET_KEY", "stripe_secret_key"), ("STRIPE_API_KEY", "stripeKey")], False),
     "gitlab_token": (gitlab_token, [("GITLAB_TOKEN", "gitlab_token"), ("CI_JOB_PAT", "private_token")], False),
@@ -266,6 +307,7 @@ CREDENTIALS: dict[str, tuple[Callable[[random.Random], str], list[tuple[str, str
 
 
 # --- personal data -----------------------------------------------------------------------
+
 
 def _luhn_complete(prefix: str, length: int, rng: random.Random) -> str:
     body = prefix + "".join(rng.choice(string.digits) for _ in range(length - len(prefix) - 1))
@@ -296,16 +338,25 @@ def payment_card(rng: random.Random) -> str:
     groups = [4, 6, 5] if len(number) == 15 else [4, 4, 4, 4]
     out, i = [], 0
     for g in groups:
-        out.append(number[i:i + g])
+        out.append(number[i : i + g])
         i += g
     return sep.join(out)
 
 
 # Country: (BBAN layout as (kind, count) runs: n digits, a upper-case letters, c alnum)
 _IBAN_LAYOUTS = {
-    "DE": [("n", 18)], "GB": [("a", 4), ("n", 14)], "FR": [("n", 10), ("c", 11), ("n", 2)], "NL": [("a", 4), ("n", 10)],
-    "ES": [("n", 20)], "IT": [("a", 1), ("n", 10), ("c", 12)], "BE": [("n", 12)], "CH": [("n", 5), ("c", 12)],
-    "PL": [("n", 24)], "SE": [("n", 20)], "AT": [("n", 16)], "IE": [("a", 4), ("n", 14)],
+    "DE": [("n", 18)],
+    "GB": [("a", 4), ("n", 14)],
+    "FR": [("n", 10), ("c", 11), ("n", 2)],
+    "NL": [("a", 4), ("n", 10)],
+    "ES": [("n", 20)],
+    "IT": [("a", 1), ("n", 10), ("c", 12)],
+    "BE": [("n", 12)],
+    "CH": [("n", 5), ("c", 12)],
+    "PL": [("n", 24)],
+    "SE": [("n", 20)],
+    "AT": [("n", 16)],
+    "IE": [("a", 4), ("n", 14)],
 }
 
 
@@ -316,7 +367,7 @@ def iban(rng: random.Random) -> str:
     numeric = "".join(str(int(c, 36)) for c in bban + country + "00")
     value = f"{country}{98 - int(numeric) % 97:02d}{bban}"
     if rng.random() < 0.5:
-        return " ".join(value[i:i + 4] for i in range(0, len(value), 4))
+        return " ".join(value[i : i + 4] for i in range(0, len(value), 4))
     return value
 
 
@@ -329,17 +380,77 @@ def us_ssn(rng: random.Random) -> str:
     return f"{area:03d}{sep}{rng.randrange(1, 100):02d}{sep}{rng.randrange(1, 10000):04d}"
 
 
-_FIRST = ["maria", "kenji", "amara", "lukas", "priya", "tomas", "sofia", "li", "noah", "fatima", "oliver", "chen",
-          "aisha", "mateo", "hannah", "yusuf", "elena", "arjun", "grace", "diego"]
-_LAST = ["lopez", "watanabe", "okafor", "novak", "sharma", "reyes", "rossi", "wei", "smith", "haddad", "jensen",
-         "kowalski", "mensah", "garcia", "mueller", "demir", "ivanova", "patel", "kim", "silva"]
-_DOMAINS = ["gmail.com", "outlook.com", "yahoo.co.uk", "proton.me", "icloud.com", "acme-logistics.de", "northwind.io",
-            "fabrikam.co", "contoso-health.org", "uni-heidelberg.de", "web.de", "hotmail.fr"]
+_FIRST = [
+    "maria",
+    "kenji",
+    "amara",
+    "lukas",
+    "priya",
+    "tomas",
+    "sofia",
+    "li",
+    "noah",
+    "fatima",
+    "oliver",
+    "chen",
+    "aisha",
+    "mateo",
+    "hannah",
+    "yusuf",
+    "elena",
+    "arjun",
+    "grace",
+    "diego",
+]
+_LAST = [
+    "lopez",
+    "watanabe",
+    "okafor",
+    "novak",
+    "sharma",
+    "reyes",
+    "rossi",
+    "wei",
+    "smith",
+    "haddad",
+    "jensen",
+    "kowalski",
+    "mensah",
+    "garcia",
+    "mueller",
+    "demir",
+    "ivanova",
+    "patel",
+    "kim",
+    "silva",
+]
+_DOMAINS = [
+    "gmail.com",
+    "outlook.com",
+    "yahoo.co.uk",
+    "proton.me",
+    "icloud.com",
+    "acme-logistics.de",
+    "northwind.io",
+    "fabrikam.co",
+    "contoso-health.org",
+    "uni-heidelberg.de",
+    "web.de",
+    "hotmail.fr",
+]
 
 
 def email(rng: random.Random) -> str:
-    f, l = rng.choice(_FIRST), rng.choice(_LAST)
-    local = rng.choice([f"{f}.{l}", f"{f}{l}", f"{f[0]}{l}", f"{f}_{l}{rng.randrange(100)}", f"{l}.{f}"])
+    first, last = rng.choice(_FIRST), rng.choice(_LAST)
+    local = rng.choice(
+        [
+            f"{first}.{last}",
+            f"{first}{last}",
+            f"{first[0]}{last}",
+            f"{first}_{last}{rng.randrange(100)}",
+            f"{last}.{first}",
+        ]
+    )
     return f"{local}@{rng.choice(_DOMAINS)}"
 
 
@@ -350,8 +461,14 @@ def phone(rng: random.Random) -> str:
         while exch == 555:
             exch = rng.randrange(200, 1000)
         line = rng.randrange(10000)
-        return rng.choice([f"+1{area}{exch}{line:04d}", f"+1 {area} {exch} {line:04d}", f"+1 ({area}) {exch}-{line:04d}",
-                           f"+1-{area}-{exch}-{line:04d}"])
+        return rng.choice(
+            [
+                f"+1{area}{exch}{line:04d}",
+                f"+1 {area} {exch} {line:04d}",
+                f"+1 ({area}) {exch}-{line:04d}",
+                f"+1-{area}-{exch}-{line:04d}",
+            ]
+        )
     if style == "uk":
         n = f"7{rng.randrange(100, 1000)}{rng.randrange(100000, 1000000)}"
         return rng.choice([f"+44{n}", f"+44 {n[:4]} {n[4:]}"])
@@ -388,11 +505,25 @@ def _plant(template: str, value: str, label: str, key: str) -> tuple[str, tuple[
 
 def planted(rng: random.Random, per_subcategory: int) -> list[Doc]:
     carriers = list(_sections("carriers.txt"))
-    assigning = ("env-file", "json-config", "python-hardcoded", "yaml-config", "shell-history", "git-diff",
-                 "docker-compose", "python-traceback", "notebook-cell", "toml-config", "tool-call", "model-answer")
+    assigning = (
+        "env-file",
+        "json-config",
+        "python-hardcoded",
+        "yaml-config",
+        "shell-history",
+        "git-diff",
+        "docker-compose",
+        "python-traceback",
+        "notebook-cell",
+        "toml-config",
+        "tool-call",
+        "model-answer",
+    )
     docs = []
     for sub, (gen, names, needs_assignment) in CREDENTIALS.items():
-        pool = [(h, b) for h, b in carriers if h["for"] == "credential" and (not needs_assignment or h["kind"] in assigning)]
+        pool = [
+            (h, b) for h, b in carriers if h["for"] == "credential" and (not needs_assignment or h["kind"] in assigning)
+        ]
         for i in range(per_subcategory):
             h, body = pool[i % len(pool)]
             value = gen(rng)
@@ -438,23 +569,41 @@ def _tags(text: str, rng: random.Random) -> str:
 
 
 def _html_comment(text: str, rng: random.Random) -> str:
-    return ("<html><body>\n<h1>Release notes</h1>\n<p>Version 3.2 improves startup time.</p>\n"
-            f"<!-- {text} -->\n<p>See the changelog for details.</p>\n</body></html>")
+    return (
+        "<html><body>\n<h1>Release notes</h1>\n<p>Version 3.2 improves startup time.</p>\n"
+        f"<!-- {text} -->\n<p>See the changelog for details.</p>\n</body></html>"
+    )
 
 
 def _markdown_page(text: str, rng: random.Random) -> str:
-    return (f"# Setup guide\n\nInstall the package with `pip install fastparse`.\n\n> {text}\n\n"
-            "## Usage\n\n```python\nimport fastparse\nfastparse.load('data.csv')\n```\n")
+    return (
+        f"# Setup guide\n\nInstall the package with `pip install fastparse`.\n\n> {text}\n\n"
+        "## Usage\n\n```python\nimport fastparse\nfastparse.load('data.csv')\n```\n"
+    )
 
 
 def _json_field(text: str, rng: random.Random) -> str:
-    return json.dumps({"number": rng.randrange(100, 9999), "title": "Crash on startup", "state": "open",
-                       "body": text, "user": {"login": "octo-user"}, "labels": ["bug"]})
+    return json.dumps(
+        {
+            "number": rng.randrange(100, 9999),
+            "title": "Crash on startup",
+            "state": "open",
+            "body": text,
+            "user": {"login": "octo-user"},
+            "labels": ["bug"],
+        }
+    )
 
 
 DISGUISES: dict[str, Callable[[str, random.Random], str]] = {
-    "zero_width": _zero_width, "homoglyphs": _homoglyphs, "fullwidth": _fullwidth, "line_breaks": _line_breaks,
-    "tags": _tags, "html_comment": _html_comment, "markdown": _markdown_page, "json": _json_field,
+    "zero_width": _zero_width,
+    "homoglyphs": _homoglyphs,
+    "fullwidth": _fullwidth,
+    "line_breaks": _line_breaks,
+    "tags": _tags,
+    "html_comment": _html_comment,
+    "markdown": _markdown_page,
+    "json": _json_field,
 }
 
 
@@ -463,12 +612,22 @@ def disguised(rng: random.Random, injections: list[Doc]) -> list[Doc]:
     bases = [d for d in injections if d.text.isascii()]
     for name, disguise in DISGUISES.items():
         for j, base in enumerate(rng.sample(bases, min(20, len(bases)))):
-            docs.append(Doc(f"injection:{name}:{j}", "tool_result", disguise(base.text, rng), f"{base.kind}+{name}",
-                            "generated", "injection", base.subcategory))
+            docs.append(
+                Doc(
+                    f"injection:{name}:{j}",
+                    "tool_result",
+                    disguise(base.text, rng),
+                    f"{base.kind}+{name}",
+                    "generated",
+                    "injection",
+                    base.subcategory,
+                )
+            )
     return docs
 
 
 # --- benign noise ------------------------------------------------------------------------
+
 
 def _uuid(rng: random.Random) -> str:
     h = _pick(rng, HEX, 32)
@@ -483,8 +642,10 @@ FILLERS: dict[str, Callable[[random.Random], str]] = {
     "short_sha": lambda r: _pick(r, HEX, 7),
     "epoch": lambda r: str(r.randrange(1_600_000_000, 1_760_000_000)),
     "epoch_ms": lambda r: str(r.randrange(1_600_000_000_000, 1_760_000_000_000)),
-    "iso_ts": lambda r: f"2024-{r.randrange(1, 13):02d}-{r.randrange(1, 29):02d}T{r.randrange(24):02d}:"
-                        f"{r.randrange(60):02d}:{r.randrange(60):02d}.{r.randrange(1000):03d}Z",
+    "iso_ts": lambda r: (
+        f"2024-{r.randrange(1, 13):02d}-{r.randrange(1, 29):02d}T{r.randrange(24):02d}:"
+        f"{r.randrange(60):02d}:{r.randrange(60):02d}.{r.randrange(1000):03d}Z"
+    ),
     "float": lambda r: repr(r.random()),
     "small_int": lambda r: str(r.randrange(0, 100000)),
     "db_id": lambda r: str(r.randrange(1, 10**9)),
@@ -535,7 +696,9 @@ def bundles(rng: random.Random, benign: list[Doc], count: int) -> list[Doc]:
     return docs
 
 
-def corpus(seed: int = SEED, *, per_subcategory: int = 30, per_template: int = 60, bundle_count: int = 300) -> list[Doc]:
+def corpus(
+    seed: int = SEED, *, per_subcategory: int = 30, per_template: int = 60, bundle_count: int = 300
+) -> list[Doc]:
     rng = random.Random(seed)
     benign = handwritten_benign()
     benign += generated_benign(rng, per_template)
