@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 AGENTS := .agents
 CONFIG ?=
+HOST ?=
+PORT ?=
 
 .PHONY: install run test bench lint install-agents clean
 
@@ -16,7 +18,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	touch $@
 
 run: install
-	$(BIN)/aiogw serve $(if $(CONFIG),--config $(CONFIG))
+	$(BIN)/aiogw serve $(if $(CONFIG),--config $(CONFIG)) $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
 
 test: install
 	PATH="$(CURDIR)/$(AGENTS)/node_modules/.bin:$$PATH" $(BIN)/python -m pytest

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 import time
@@ -18,6 +19,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("serve", help="run the gateway")
     p.add_argument("--config", help="TOML config file (default: built-in routes to the real providers)")
+    p.add_argument("--host", help="listen address (overrides [server] host)")
+    p.add_argument("--port", type=int, help="listen port (overrides [server] port)")
     p.set_defaults(run=_serve)
 
     p = sub.add_parser("check-config", help="validate a config file without serving")
@@ -90,6 +93,11 @@ def _filter_args(p: argparse.ArgumentParser) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     cfg = config_mod.load(args.config)
+    if args.host or args.port is not None:
+        server = dataclasses.replace(
+            cfg.server, host=args.host or cfg.server.host, port=cfg.server.port if args.port is None else args.port
+        )
+        cfg = dataclasses.replace(cfg, server=server)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from aiogw.app import serve  # imported here: the key commands need no aiohttp
     from aiogw.guards.engine import GuardsUnavailable
@@ -105,8 +113,11 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         run(serve(cfg))
     except GuardsUnavailable as exc:
-        print(f"aiogw: guards are enabled but cannot run: {exc}. Install hyperscan, or set "
-              "[guards] enabled = false to run without them.", file=sys.stderr)
+        print(
+            f"aiogw: guards are enabled but cannot run: {exc}. Install hyperscan, or set "
+            "[guards] enabled = false to run without them.",
+            file=sys.stderr,
+        )
         return 2
     return 0
 
@@ -141,7 +152,7 @@ def _keys_create(args: argparse.Namespace) -> int:
         )
         return 2
     record, key = keys.create(cfg.state_path, args.user)
-    print(f"created {record.id} for {record.user}", file=sys.stderr)
+    print(f"created {record.id} for {record.user} in {cfg.state_path}", file=sys.stderr)
     print(key)
     return 0
 
@@ -149,6 +160,7 @@ def _keys_create(args: argparse.Namespace) -> int:
 def _keys_list(args: argparse.Namespace) -> int:
     cfg = config_mod.load(args.config)
     rows = keys.list_keys(cfg.state_path)
+    print(f"state: {cfg.state_path}", file=sys.stderr)
     if not rows:
         print("no keys yet: create one with `aiogw keys create USER`")
         return 0

@@ -45,6 +45,8 @@ log = logging.getLogger("aiogw.proxy")
 
 Sink = Callable[[Exchange], None]
 
+# Keys of the providers themselves, told apart from a mistyped gateway key in the message.
+_PROVIDER_KEY_PREFIXES = ("sk-ant-", "sk-proj-", "sk-", "AIza")
 _UPSTREAM_BROKE = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, asyncio.TimeoutError)
 
 
@@ -89,6 +91,7 @@ class Proxy:
             dialect = upstream.dialect
             ex.route, ex.dialect, ex.path, ex.query = route, dialect.name, path, query
             if path == "/" and request.method == "HEAD":
+                ex.status, ex.endpoint = 200, "probe"
                 return web.Response()  # Claude Code's start-up probe: answer at once, no upstream
             endpoint = dialect.endpoint(request.method, path)
             ex.endpoint = endpoint.name
@@ -104,6 +107,7 @@ class Proxy:
                 preflight.run(self.checks, ex)
             return await self._forward(request, upstream, ex)
         except GatewayError as err:
+            ex.path = ex.path or request.raw_path.partition("?")[0][:512]  # a refused path, as it came
             ex.status = err.status
             ex.outcome = exchange.UPSTREAM_ERROR if err.status >= 500 else exchange.REFUSED
             ex.reason = err.kind
@@ -127,8 +131,13 @@ class Proxy:
             raise Unauthorized(f"missing gateway key: put the key from `aiogw keys create` in {where}")
         record = await self.keys.resolve(key)
         if record is None:
+            hint = (
+                " (this looks like a provider key: the gateway holds those; send your gateway key)"
+                if key.startswith(_PROVIDER_KEY_PREFIXES)
+                else ""
+            )
             raise Unauthorized(
-                "unknown or revoked gateway key: ask the gateway operator for a key (`aiogw keys create USER`)"
+                f"unknown or revoked gateway key{hint}: ask the gateway operator for a key (`aiogw keys create USER`)"
             )
         if self.users and record.user not in self.users:
             raise Unauthorized(f"the user {record.user!r} of this key is no longer in the gateway's config")

@@ -194,3 +194,12 @@ def test_conversation_is_stored_once_and_linked(gw):
     )
     a, b = gw.audited(since, 2)
     assert a["conversation"] == b["conversation"] and a["conversation"].startswith("p-")
+
+
+def test_probe_and_refused_paths_are_recorded_with_method_and_path(gw):
+    since = mark()
+    httpx.head(gw.url("anthropic") + "/")
+    httpx.get(gw.url("openai") + "/v1/%2e%2e/admin", headers={"Authorization": f"Bearer {gw.key}"})
+    probe, refused = gw.audited(since, 2)
+    assert (probe["method"], probe["status"], probe["endpoint"], probe["outcome"]) == ("HEAD", 200, "probe", "ok")
+    assert (refused["method"], refused["status"], refused["path"]) == ("GET", 400, "/llm-gateway/openai/v1/%2e%2e/admin")

@@ -75,8 +75,9 @@ def test_check_config(config_file, tmp_path):
 def test_serve_answers_and_stops_on_sigterm(config_file):
     path, port = config_file
     key = aiogw("keys", "create", "ci", "--config", str(path)).stdout.strip()
+    port = free_port()  # --port wins over the file's port
     proc = subprocess.Popen(
-        [sys.executable, "-m", "aiogw", "serve", "--config", str(path)],
+        [sys.executable, "-m", "aiogw", "serve", "--config", str(path), "--port", str(port)],
         env={"PATH": "/usr/bin:/bin", "FAKE_KEY": "sk-ant-fake"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -49,6 +49,11 @@ def test_unknown_key_raises_each_sdks_auth_error(gw):
     assert gw.fake.received == []
 
 
+def test_a_provider_key_sent_as_gateway_key_gets_a_hint(gw):
+    with pytest.raises(anthropic.AuthenticationError, match="looks like a provider key"):
+        claude(gw, key="sk-ant-api03-something").messages.create(model="m", max_tokens=1, messages=HI)
+
+
 def test_revoked_key_is_refused_on_the_next_request(gw):
     from aiogw import keys
 

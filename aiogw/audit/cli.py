@@ -47,7 +47,9 @@ def _filters(args: argparse.Namespace) -> queries.Filters:
 
 
 def _conn(args: argparse.Namespace):
-    return queries.connect(config_mod.load(args.config).state_path)
+    path = config_mod.load(args.config).state_path
+    print(f"state: {path}", file=sys.stderr)  # which database answered, for a user in the wrong folder
+    return queries.connect(path)
 
 
 def list_cmd(args: argparse.Namespace) -> int:

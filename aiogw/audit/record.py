@@ -54,6 +54,8 @@ COLUMNS = (
     "conversation",
     "request_bytes",
     "response_bytes",
+    "method",
+    "path",
 )
 PAYLOAD_COLUMNS = (
     "id",
@@ -179,6 +181,8 @@ def build(ex: Exchange, policy: str, memo: PartsMemo | None = None) -> Record:
         conversation,
         len(ex.body) if ex.body else 0,
         len(raw_response) if raw_response else 0,
+        ex.method,
+        ex.path or None,
     )
     return Record(ident, row, payload, parts, ex.started)
 
@@ -279,8 +283,9 @@ def _split(
     digest came from the memo; the writer serialises those only if it never stored them.
     """
     parts_obj = dialect.request_parts(endpoint, body)
-    meta: dict[str, Any] = {f.name: getattr(parts_obj, f.name) for f in dataclasses.fields(parts_obj)
-                            if f.name not in _CONTENT}
+    meta: dict[str, Any] = {
+        f.name: getattr(parts_obj, f.name) for f in dataclasses.fields(parts_obj) if f.name not in _CONTENT
+    }
     refs: dict[str, Any] = {}
     parts: list[tuple[bytes, Any]] = []
     messages = parts_obj.messages if isinstance(parts_obj.messages, list) else None

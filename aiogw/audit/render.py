@@ -15,7 +15,7 @@ _LIST = (
     ("MODEL", "model", 24),
     ("ST", "status", 3),
     ("OUTCOME", "outcome", 16),
-    ("IN", "input_tokens", 7),
+    ("IN+CACHE", "input_tokens", 8),
     ("OUT", "output_tokens", 6),
     ("MS", "duration_ms", 7),
     ("F", "findings", 2),
@@ -55,8 +55,8 @@ def exchange(record: dict) -> str:
         f"exchange   {r['id']}   {utc(r['started'])} UTC   {r['duration_ms']:.0f} ms"
         + (f" (first byte {r['ttfb_ms']:.0f} ms)" if r.get("ttfb_ms") is not None else ""),
         f"user       {r['user'] or '-'} (key {r['key_id'] or '-'}) from {r['client'] or '-'} · {r['user_agent'] or '-'}",
-        f"route      {r['route'] or '-'} ({r['dialect'] or '-'}) {r['endpoint'] or '-'} · model {r['model'] or '-'}"
-        + (" · stream" if r["stream"] else ""),
+        f"route      {r['route'] or '-'} ({r['dialect'] or '-'}) {r.get('method') or ''} {r.get('path') or ''} "
+        f"· {r['endpoint'] or '-'} · model {r['model'] or '-'}" + (" · stream" if r["stream"] else ""),
         f"result     {r['status']} {r['outcome']}"
         + (f" ({r['reason']})" if r["reason"] else "")
         + (f" · provider request {r['request_id']}" if r["request_id"] else ""),
@@ -66,7 +66,12 @@ def exchange(record: dict) -> str:
     ]
     if r.get("findings_detail"):
         out.append("findings")
-        out += [f"  - {orjson.dumps(f).decode()}" for f in r["findings_detail"]]
+        for f in r["findings_detail"]:
+            where = ".".join(str(k) for k in f.get("path", ())) or f.get("place", "")
+            out.append(
+                f"  - {f.get('action')}: {f.get('category')}/{f.get('subcategory')} (pattern {f.get('id')}) "
+                f"in {f.get('place')} at {where} [{f.get('start')}:{f.get('end')}]"
+            )
     if r.get("payloads", True) is None:
         out.append("\n(payloads not stored: audit policy 'metadata')")
         return "\n".join(out)

@@ -41,7 +41,9 @@ CREATE TABLE IF NOT EXISTS exchanges (
     user_agent TEXT,
     conversation TEXT,
     request_bytes INTEGER NOT NULL DEFAULT 0,
-    response_bytes INTEGER NOT NULL DEFAULT 0
+    response_bytes INTEGER NOT NULL DEFAULT 0,
+    method TEXT,
+    path TEXT
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS exchanges_user ON exchanges (user, id);
 CREATE INDEX IF NOT EXISTS exchanges_conversation ON exchanges (conversation, id);
@@ -79,7 +81,9 @@ PRAGMAS = (
 )
 
 INSERT_EXCHANGE = f"INSERT OR IGNORE INTO exchanges ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-INSERT_PAYLOAD = f"INSERT OR IGNORE INTO payloads ({', '.join(PAYLOAD_COLUMNS)}) VALUES ({', '.join('?' * len(PAYLOAD_COLUMNS))})"
+INSERT_PAYLOAD = (
+    f"INSERT OR IGNORE INTO payloads ({', '.join(PAYLOAD_COLUMNS)}) VALUES ({', '.join('?' * len(PAYLOAD_COLUMNS))})"
+)
 INSERT_BLOB = (
     "INSERT INTO blobs (hash, data, size, last_seen) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (hash) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)"

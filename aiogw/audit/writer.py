@@ -82,7 +82,9 @@ class AuditWriter:
 
     @property
     def _behind(self) -> bool:
-        return len(self._pending) * 2 >= self.settings.queue_size or self._pending_bytes * 2 >= self.settings.queue_bytes
+        return (
+            len(self._pending) * 2 >= self.settings.queue_size or self._pending_bytes * 2 >= self.settings.queue_bytes
+        )
 
     @property
     def saturated(self) -> bool:

@@ -43,8 +43,14 @@ class GuardCheck:
                 if action == "off":
                     continue
                 finding = {
-                    "id": p.id, "category": p.category, "subcategory": p.subcategory, "place": t.place,
-                    "action": action, "path": list(t.path), "start": m.start, "end": m.end,
+                    "id": p.id,
+                    "category": p.category,
+                    "subcategory": p.subcategory,
+                    "place": t.place,
+                    "action": action,
+                    "path": list(t.path),
+                    "start": m.start,
+                    "end": m.end,
                 }
                 findings.append(finding)
                 if action == "block" and blocked is None:
@@ -53,10 +59,13 @@ class GuardCheck:
             return CONTINUE
         ex.findings = findings
         if blocked is not None:
-            return Refuse(Blocked(
-                f"aiogw blocked this request: {blocked['category']} '{blocked['subcategory']}' (pattern "
-                f"{blocked['id']}) in {blocked['place']} at {_where(blocked['path'])}. Remove it and send again."
-            ))
+            return Refuse(
+                Blocked(
+                    f"aiogw blocked this request: {blocked['category']} '{blocked['subcategory']}' (pattern "
+                    f"{blocked['id']}) in {blocked['place']} at {_where(blocked['path'])}. Remove it and send again; "
+                    "if it is in an earlier turn, every resend carries it: start a new conversation."
+                )
+            )
         to_mask = [f for f in findings if f["action"] == "redact"]
         if to_mask:
             redact.apply(ex.json, to_mask)

@@ -31,14 +31,20 @@ if TYPE_CHECKING:
 def finding(match: Any, action: str) -> dict[str, Any]:
     p = match.pattern
     return {
-        "id": p.id, "category": p.category, "subcategory": p.subcategory, "place": "response",
-        "action": action, "start": match.start, "end": match.end,
+        "id": p.id,
+        "category": p.category,
+        "subcategory": p.subcategory,
+        "place": "response",
+        "action": action,
+        "start": match.start,
+        "end": match.end,
     }
 
 
 def block_message(f: dict[str, Any]) -> str:
-    return (f"aiogw stopped the model's answer: {f['category']} '{f['subcategory']}' (pattern {f['id']}) "
-            "in the response.")
+    return (
+        f"aiogw stopped the model's answer: {f['category']} '{f['subcategory']}' (pattern {f['id']}) in the response."
+    )
 
 
 def scan_whole(engine: Engine, dialect: str, body: bytes, action: str) -> list[dict[str, Any]]:
@@ -126,10 +132,15 @@ class StreamWatch:
             return b"event: error\ndata: " + orjson.dumps(body) + b"\n\n"
         if self.dialect == "gemini":
             body = {"error": {"code": 403, "message": message, "status": "PERMISSION_DENIED"}}
-            return (b",\r\n" + orjson.dumps(body) + b"]") if self._array is not None else \
-                b"data: " + orjson.dumps(body) + b"\r\n\r\n"
+            return (
+                (b",\r\n" + orjson.dumps(body) + b"]")
+                if self._array is not None
+                else b"data: " + orjson.dumps(body) + b"\r\n\r\n"
+            )
         # OpenAI SDKs raise on any `data:` event that carries an `error` (chat and Responses).
-        body = {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": "content_blocked"}}
+        body = {
+            "error": {"message": message, "type": "invalid_request_error", "param": None, "code": "content_blocked"}
+        }
         return b"data: " + orjson.dumps(body) + b"\n\n"
 
 
