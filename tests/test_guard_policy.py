@@ -37,3 +37,30 @@ def test_apply_at_paths():
     findings = [{"path": ["messages", 0, "content", 0, "text"], "start": 4, "end": 11, "subcategory": "aws"}]
     assert redact.apply(body, findings) == 1
     assert body["messages"][0]["content"][0]["text"] == "key [REDACTED:aws] here"
+
+
+class CountingEngine:
+    def __init__(self):
+        self.calls = 0
+
+    def scan(self, place, text):
+        self.calls += 1
+        return [("match", place)]
+
+
+def test_scan_memo_scans_a_resent_text_once():
+    from aiogw.guards.check import ScanMemo
+
+    engine, memo = CountingEngine(), ScanMemo(max_chars=3000)
+    long_text = "x" * 1000
+    for _ in range(3):
+        assert memo.scan(engine, "tool_result", "".join(long_text)) == [("match", "tool_result")]
+    assert engine.calls == 1
+    memo.scan(engine, "user", long_text)  # another place: its own scan
+    memo.scan(engine, "user", "short")
+    memo.scan(engine, "user", "short")  # short texts are always scanned
+    assert engine.calls == 4
+    for i in range(3):
+        memo.scan(engine, "user", str(i) * 1000)  # over max_chars: the oldest go
+    memo.scan(engine, "tool_result", long_text)
+    assert engine.calls == 8

@@ -8,6 +8,7 @@ findings go into the exchange, and from there into the audit record.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -20,15 +21,52 @@ from aiogw.guards.policy import Policy
 from aiogw.preflight import CONTINUE, REWRITE, Refuse, Verdict
 
 if TYPE_CHECKING:  # the engine needs Hyperscan; the app builds it only with guards on
-    from aiogw.guards.engine import Engine
+    from aiogw.guards.engine import Engine, Match
+
+
+class ScanMemo:
+    """Matches of recent texts, so a conversation's history is not scanned again.
+
+    Agents resend the whole conversation every turn: without this, each turn scans
+    every earlier message again. A text's matches depend only on the text and its
+    place, so they are kept by (place, text): Python caches a string's hash on the
+    string and a hit costs one comparison, a tenth of a scan. Short texts are scanned
+    directly (cheaper than keeping them). Bounded by the characters it keeps alive.
+    """
+
+    __slots__ = ("_chars", "_entries", "max_chars")
+
+    MIN_CHARS = 512
+
+    def __init__(self, max_chars: int = 32 * 1024 * 1024) -> None:
+        self.max_chars = max_chars
+        self._entries: OrderedDict[tuple[str, str], list[Match]] = OrderedDict()
+        self._chars = 0
+
+    def scan(self, engine: Engine, place: str, text: str) -> list[Match]:
+        if len(text) < self.MIN_CHARS:
+            return engine.scan(place, text)
+        key = (place, text)
+        found = self._entries.get(key)
+        if found is not None:
+            self._entries.move_to_end(key)
+            return found
+        found = engine.scan(place, text)
+        self._entries[key] = found
+        self._chars += len(text)
+        while self._chars > self.max_chars:
+            (_, old), _ = self._entries.popitem(last=False)
+            self._chars -= len(old)
+        return found
 
 
 class GuardCheck:
-    __slots__ = ("engine", "policy")
+    __slots__ = ("engine", "memo", "policy")
 
     def __init__(self, engine: Engine, policy: Policy) -> None:
         self.engine = engine
         self.policy = policy
+        self.memo = ScanMemo()
 
     def check(self, ex: Exchange) -> Verdict:
         if ex.json is None:
@@ -37,7 +75,7 @@ class GuardCheck:
         findings: list[dict[str, Any]] = []
         blocked = None
         for t in texts(ex.dialect, ex.endpoint, ex.json):
-            for m in self.engine.scan(t.place, t.text):
+            for m in self.memo.scan(self.engine, t.place, t.text):
                 p = m.pattern
                 action = actions.action(p.category, t.place, p.action)
                 if action == "off":
