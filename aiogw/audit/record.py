@@ -85,7 +85,7 @@ def digest(data: bytes) -> bytes:
 # Stored bytes carry one leading byte: 0 as they are, 1 zlib. Small values are kept as
 # they are: zlib's set-up costs more than the few bytes it would save.
 _PLAIN, _ZLIB = b"\x00", b"\x01"
-_SQUEEZE_MIN = 512
+_SQUEEZE_MIN = 4096
 
 
 def squeeze(data: bytes, level: int = 1) -> bytes:
