@@ -61,7 +61,9 @@ def _where(f: Filters) -> tuple[str, list[Any]]:
             clauses.append(f"{column} = ?")
             args.append(value)
     if f.model is not None:
-        clauses.append("model GLOB ?" if any(c in f.model for c in "*?[") else "model = ?")
+        # A glob matches a range of models: read newest-first by key and filter ("+"
+        # keeps SQLite off the model index, which would sort every matching row first).
+        clauses.append("+model GLOB ?" if any(c in f.model for c in "*?[") else "model = ?")
         args.append(f.model)
     if f.findings:
         clauses.append("findings > 0")
