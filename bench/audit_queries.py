@@ -15,9 +15,11 @@ each prune transaction and each writer commit is timed.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import multiprocessing
 import multiprocessing.synchronize
+import os
 import random
 import sqlite3
 import statistics
@@ -264,6 +266,9 @@ def writer(path: str, stop: multiprocessing.synchronize.Event, results: multipro
 
 def prune_with_writer(path: Path, first: float, days: float = 10, baseline: float = 3.0) -> dict:
     """Prune the oldest `days` while the writer commits; both timed."""
+    # Writeback of the generated (or copied) file would stall both sides' I/O: it is
+    # the bench's doing, not the prune's, so it happens before.
+    os.sync()
     ctx = multiprocessing.get_context("spawn")
     results = ctx.Queue()
     stop = ctx.Event()
@@ -284,13 +289,19 @@ def prune_with_writer(path: Path, first: float, days: float = 10, baseline: floa
     left = conn.execute("SELECT count(*) FROM exchanges WHERE id < ?", (ids.bound(before),)).fetchone()[0]
     conn.close()
     spans = [e - s for s, e in timed.spans]
-    during = [d for t, d in lat if t0 <= t <= t1 or t <= t0 <= t + d]
+    gaps = [b[0] - a[1] for a, b in itertools.pairwise(timed.spans)]  # a commit to the next batch
+    during_lat = [(t, d) for t, d in lat if t0 <= t <= t1 or t <= t0 <= t + d]
+    during = [d for _, d in during_lat]
+    slow_t, slow_d = max(during_lat, key=lambda x: x[1], default=(0.0, 0.0))
+    overlapped = sum(1 for s, e in timed.spans if s < slow_t + slow_d and e > slow_t)
     calm = [d for t, d in lat if t < t0 - 0.05 and t > t0 - baseline]
     return {
         "exchanges": exchanges, "expected": expected, "left": left, "blobs": blobs, "seconds": t1 - t0,
         "transactions": len(spans), "longest": max(spans, default=math.nan),
         "tx_p50": percentile(spans, 50), "tx_p99": percentile(spans, 99),
         "writer_calm": _lat_summary(calm), "writer_during": _lat_summary(during),
+        "gap_p50": percentile(gaps, 50), "slowest_overlapped": overlapped,
+        "over_flush": sum(1 for d in during if d > 0.25),
     }
 
 

@@ -16,7 +16,7 @@ HEAD = """\
 Each section below is written by the command it names; rerun that command to refresh it.
 Figures are ratios taken in the same run unless a section says otherwise.
 """
-ORDER = ("bench.run", "bench.audit_storage")
+ORDER = ("summary", "bench.run", "bench.audit_storage")
 
 
 def write_section(name: str, text: str, path: Path = RESULTS) -> None:

@@ -11,7 +11,8 @@ on aiogw against aiogw-audit: a ~2 MB coding-agent body under wrk, and the laten
 one request at a time for the 200 KB and 2 MB bodies. Targets are interleaved within
 each round and each figure is the median of the rounds, so a drift of the machine hits
 all alike. While an aiogw target is measured its event-loop lag is recorded in the
-process (bench.gateway). Writes the `bench.run` section of bench/RESULTS.md.
+process (bench.gateway). Writes the `bench.run` section of bench/RESULTS.md (not
+after --quick or fewer than 3 rounds: rough figures must not replace a full run's).
 """
 
 from __future__ import annotations
@@ -26,10 +27,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import orjson
 
@@ -172,39 +171,6 @@ def measure_streams(target: Target, fake_pid: int, s: Settings) -> dict[str, flo
     return result
 
 
-# A run during which another job kept a core this busy is measured again, once.
-DISTURBED = 30.0
-
-
-class Steady:
-    """Runs measurements so that other jobs on the machine spoil as few as possible:
-    after a disturbed run it waits for quiet, and measures a disturbed run once more,
-    keeping the less disturbed of the two. Counts what it did, for the report."""
-
-    def __init__(self) -> None:
-        self.retried = 0
-        self.waited = 0.0
-        self._noisy = False
-
-    def __call__(self, measure: Callable[..., dict[str, float]], *args: Any, **kwargs: Any) -> dict[str, float]:
-        if self._noisy:
-            self.waited += procs.wait_quiet()
-        m = measure(*args, **kwargs)
-        if _noise(m) > DISTURBED:
-            self.retried += 1
-            self.waited += procs.wait_quiet()
-            again = measure(*args, **kwargs)
-            m = min(m, again, key=_noise)
-        self._noisy = _noise(m) > DISTURBED / 2
-        return m
-
-
-def _noise(m: dict[str, float]) -> float:
-    """How busy another job kept a core that mattered during a run, in %: both, or
-    only the load core when nothing of the run was on the proxy core (direct)."""
-    return max(m.get("bg0", 0.0) if m.get("proxied", 1) else 0.0, m.get("bg1", 0.0))
-
-
 def measure_idle(target: Target, seconds: float) -> dict[str, float]:
     """The probe's floor: loop lag of an aiogw with nothing to do."""
     target.lag_window(start=True)
@@ -319,7 +285,7 @@ def run(s: Settings, command: list[str]) -> str:
             pair = [t for t in targets if t.name in GUARD_PAIR]
             configs = {t.name: (tmp / t.name / "aiogw.toml").read_text() for t in gateways}
             print(f"servers up; logs in {tmp}", flush=True)
-            steady = Steady()
+            steady = procs.Steady()
             for name in WORKLOADS:
                 for t in targets:
                     measure_http(t, fake_pid, body(t, name), s, s.warmup)
@@ -353,7 +319,7 @@ def run(s: Settings, command: list[str]) -> str:
                             paced.setdefault((name, t.name), []).append(m)
                             _print(rnd, f"{name.split()[0]} paced", t, m)
             meta["other jobs"] = (f"{steady.retried} runs measured again because another job kept a core over "
-                                  f"{DISTURBED:.0f} % busy; {steady.waited:.0f} s spent waiting for quiet")
+                                  f"{procs.DISTURBED:.0f} % busy; {steady.waited:.0f} s spent waiting for quiet")
             rss = {t.name if t.name != "direct" else "fake upstream": procs.peak_rss_mb(t.pid) for t in targets}
         finally:
             servers.stop_all()
@@ -385,10 +351,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bench interrupted; servers stopped", file=sys.stderr)
         return 130
-    results.write_section("bench.run", text)
     print()
     print(text)
-    print(f"written to {results.RESULTS.relative_to(ROOT)} (section bench.run)")
+    if settings.rounds < 3 or "--quick" in command:
+        # A smoke run's rough figures must not replace a full run's.
+        print("a quick or short run: bench/RESULTS.md left as it was")
+    else:
+        results.write_section("bench.run", text)
+        print(f"written to {results.RESULTS.relative_to(ROOT)} (section bench.run)")
     return 0
 
 
