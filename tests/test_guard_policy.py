@@ -40,27 +40,44 @@ def test_apply_at_paths():
 
 
 class CountingEngine:
+    """Counts the texts it is asked to scan, and the calls."""
+
     def __init__(self):
+        self.texts = 0
         self.calls = 0
 
-    def scan(self, place, text):
+    def scan_many(self, place, texts):
         self.calls += 1
-        return [("match", place)]
+        self.texts += len(texts)
+        return [[("match", place)] for _ in texts]
 
 
 def test_scan_memo_scans_a_resent_text_once():
+    from aiogw.dialects.texts import Text
     from aiogw.guards.check import ScanMemo
 
     engine, memo = CountingEngine(), ScanMemo(max_chars=3000)
     long_text = "x" * 1000
     for _ in range(3):
-        assert memo.scan(engine, "tool_result", "".join(long_text)) == [("match", "tool_result")]
-    assert engine.calls == 1
-    memo.scan(engine, "user", long_text)  # another place: its own scan
-    memo.scan(engine, "user", "short")
-    memo.scan(engine, "user", "short")  # short texts are always scanned
-    assert engine.calls == 4
+        assert memo.scan(engine, [Text("tool_result", (), "".join(long_text))]) == [[("match", "tool_result")]]
+    assert engine.texts == 1
+    memo.scan(engine, [Text("user", (), long_text)])  # another place: its own scan
+    memo.scan(engine, [Text("user", (), "short")])
+    memo.scan(engine, [Text("user", (), "short")])  # short texts are always scanned
+    assert engine.texts == 4
     for i in range(3):
-        memo.scan(engine, "user", str(i) * 1000)  # over max_chars: the oldest go
-    memo.scan(engine, "tool_result", long_text)
-    assert engine.calls == 8
+        memo.scan(engine, [Text("user", (), str(i) * 1000)])  # over max_chars: the oldest go
+    memo.scan(engine, [Text("tool_result", (), long_text)])
+    assert engine.texts == 8
+
+
+def test_scan_memo_sends_a_place_s_texts_in_one_call():
+    from aiogw.dialects.texts import Text
+    from aiogw.guards.check import ScanMemo
+
+    engine, memo = CountingEngine(), ScanMemo()
+    items = [Text("user", (), "a"), Text("tool_result", (), "b"), Text("user", (), "c" * 600), Text("user", (), "d")]
+    assert memo.scan(engine, items) == [[("match", p)] for p in ("user", "tool_result", "user", "user")]
+    assert (engine.calls, engine.texts) == (2, 4)
+    memo.scan(engine, items)  # the long one is remembered
+    assert (engine.calls, engine.texts) == (4, 7)

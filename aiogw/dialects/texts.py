@@ -10,37 +10,44 @@ Images, documents and other binary parts are skipped.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 Path = tuple[str | int, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Text:
+class Text(NamedTuple):
     place: str
     path: Path
     text: str
 
 
+# The walk appends to one list instead of nesting generators: an agent's body holds
+# hundreds of texts (every string of every tool schema among them), and this runs on
+# every guarded request.
+Out = list[Text]
+
 _BINARY_BLOCKS = frozenset(("image", "document", "image_url", "input_image", "input_file", "input_audio", "file"))
 
 
-def _strings(value: Any, path: Path, place: str) -> Iterator[Text]:
+def _strings(value: Any, path: Path, place: str, out: Out) -> None:
     """Every string inside a JSON value (tool inputs, function results, schemas)."""
     if isinstance(value, str):
         if value and not _looks_binary(value):
-            yield Text(place, path, value)
+            out.append(Text(place, path, value))
     elif isinstance(value, dict):
         if value.get("type") in _BINARY_BLOCKS or "inlineData" in value or "fileData" in value:
             return
         for key, item in value.items():
-            yield from _strings(item, (*path, key), place)
+            if isinstance(item, str):  # the common case, without the call
+                if item and not _looks_binary(item):
+                    out.append(Text(place, (*path, key), item))
+            elif isinstance(item, (dict, list)):
+                _strings(item, (*path, key), place, out)
     elif isinstance(value, list):
         for i, item in enumerate(value):
-            yield from _strings(item, (*path, i), place)
+            _strings(item, (*path, i), place, out)
 
 
 def _looks_binary(s: str) -> bool:
@@ -51,11 +58,11 @@ def _looks_binary(s: str) -> bool:
     return head.startswith("data:") or head.strip("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\n") == ""
 
 
-def _content(content: Any, path: Path, place: str) -> Iterator[Text]:
+def _content(content: Any, path: Path, place: str, out: Out) -> None:
     """A message's content: a string, or a list of blocks/parts with text."""
     if isinstance(content, str):
         if content:
-            yield Text(place, path, content)
+            out.append(Text(place, path, content))
         return
     if not isinstance(content, list):
         return
@@ -63,57 +70,58 @@ def _content(content: Any, path: Path, place: str) -> Iterator[Text]:
         if not isinstance(block, dict):
             continue
         kind = block.get("type")
-        here = (*path, i)
-        if kind in _BINARY_BLOCKS:
+        if kind == "text":  # the common case first
+            if isinstance(block.get("text"), str):
+                out.append(Text(place, (*path, i, "text"), block["text"]))
+        elif kind == "tool_result":
+            _content(block.get("content"), (*path, i, "content"), "tool_result", out)
+        elif kind in _BINARY_BLOCKS:
             continue
-        if kind == "tool_result":
-            yield from _content(block.get("content"), (*here, "content"), "tool_result")
         elif kind in ("tool_use", "server_tool_use"):
-            yield from _strings(block.get("input"), (*here, "input"), "assistant")
+            _strings(block.get("input"), (*path, i, "input"), "assistant", out)
         elif kind == "thinking" and isinstance(block.get("thinking"), str):
-            yield Text(place, (*here, "thinking"), block["thinking"])
+            out.append(Text(place, (*path, i, "thinking"), block["thinking"]))
         elif isinstance(block.get("text"), str):
-            yield Text(place, (*here, "text"), block["text"])
+            out.append(Text(place, (*path, i, "text"), block["text"]))
 
 
 _ROLE_PLACE = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "model": "assistant",
                "tool": "tool_result", "function": "tool_result"}
 
 
-def anthropic(endpoint: str, body: dict) -> Iterator[Text]:
-    system = body.get("system")
-    yield from _content(system, ("system",), "system")
+def anthropic(endpoint: str, body: dict, out: Out) -> None:
+    _content(body.get("system"), ("system",), "system", out)
     for i, m in enumerate(_list(body.get("messages"))):
         if isinstance(m, dict):
-            yield from _content(m.get("content"), ("messages", i, "content"), _ROLE_PLACE.get(m.get("role"), "user"))
+            _content(m.get("content"), ("messages", i, "content"), _ROLE_PLACE.get(m.get("role"), "user"), out)
     for i, tool in enumerate(_list(body.get("tools"))):
         if isinstance(tool, dict):
-            yield from _strings(_definition(tool, ("description", "input_schema")), ("tools", i), "tool_definition")
+            _strings(_definition(tool, ("description", "input_schema")), ("tools", i), "tool_definition", out)
 
 
-def openai(endpoint: str, body: dict) -> Iterator[Text]:
+def openai(endpoint: str, body: dict, out: Out) -> None:
     if endpoint == "responses" or endpoint == "input_tokens":
-        yield from _responses(body)
+        _responses(body, out)
         return
     for i, m in enumerate(_list(body.get("messages"))):
         if not isinstance(m, dict):
             continue
         place = _ROLE_PLACE.get(m.get("role"), "user")
-        yield from _content(m.get("content"), ("messages", i, "content"), place)
+        _content(m.get("content"), ("messages", i, "content"), place, out)
         for j, call in enumerate(_list(m.get("tool_calls"))):
             fn = call.get("function") if isinstance(call, dict) else None
             if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
-                yield Text("assistant", ("messages", i, "tool_calls", j, "function", "arguments"), fn["arguments"])
-    yield from _openai_tools(body)
+                out.append(Text("assistant", ("messages", i, "tool_calls", j, "function", "arguments"), fn["arguments"]))
+    _openai_tools(body, out)
 
 
-def _responses(body: dict) -> Iterator[Text]:
+def _responses(body: dict, out: Out) -> None:
     if isinstance(body.get("instructions"), str) and body["instructions"]:
-        yield Text("system", ("instructions",), body["instructions"])
+        out.append(Text("system", ("instructions",), body["instructions"]))
     items = body.get("input")
     if isinstance(items, str):
         if items:
-            yield Text("user", ("input",), items)
+            out.append(Text("user", ("input",), items))
         items = ()
     for i, item in enumerate(_list(items)):
         if not isinstance(item, dict):
@@ -122,43 +130,45 @@ def _responses(body: dict) -> Iterator[Text]:
         here = ("input", i)
         if kind == "function_call_output" or kind == "custom_tool_call_output":
             output = item.get("output")
-            yield from (_content(output, (*here, "output"), "tool_result") if isinstance(output, (str, list)) else ())
+            if isinstance(output, (str, list)):
+                _content(output, (*here, "output"), "tool_result", out)
         elif kind in ("function_call", "custom_tool_call"):
             for key in ("arguments", "input"):
                 if isinstance(item.get(key), str):
-                    yield Text("assistant", (*here, key), item[key])
+                    out.append(Text("assistant", (*here, key), item[key]))
         elif kind == "message":
-            yield from _content(item.get("content"), (*here, "content"), _ROLE_PLACE.get(item.get("role"), "user"))
-    yield from _openai_tools(body)
+            _content(item.get("content"), (*here, "content"), _ROLE_PLACE.get(item.get("role"), "user"), out)
+    _openai_tools(body, out)
 
 
-def _openai_tools(body: dict) -> Iterator[Text]:
+def _openai_tools(body: dict, out: Out) -> None:
     for i, tool in enumerate(_list(body.get("tools"))):
         if not isinstance(tool, dict):
             continue
         fn = tool.get("function")
         if isinstance(fn, dict):  # Chat Completions: {"type": "function", "function": {...}}
-            yield from _strings(_definition(fn, ("description", "parameters")), ("tools", i, "function"), "tool_definition")
+            _strings(_definition(fn, ("description", "parameters")), ("tools", i, "function"), "tool_definition", out)
         else:  # Responses: the function's fields at the top
-            yield from _strings(_definition(tool, ("description", "parameters")), ("tools", i), "tool_definition")
+            _strings(_definition(tool, ("description", "parameters")), ("tools", i), "tool_definition", out)
 
 
-def gemini(endpoint: str, body: dict) -> Iterator[Text]:
+def gemini(endpoint: str, body: dict, out: Out) -> None:
     if endpoint == "count_tokens" and isinstance(body.get("generateContentRequest"), dict):
-        inner = body["generateContentRequest"]
-        yield from (Text(t.place, ("generateContentRequest", *t.path), t.text) for t in gemini("generate", inner))
+        inner: Out = []
+        gemini("generate", body["generateContentRequest"], inner)
+        out.extend(Text(t.place, ("generateContentRequest", *t.path), t.text) for t in inner)
         if "contents" not in body:
             return
     for key in ("systemInstruction", "system_instruction"):
         si = body.get(key)
         if isinstance(si, dict):
-            yield from _parts(si.get("parts"), (key, "parts"), "system")
+            _parts(si.get("parts"), (key, "parts"), "system", out)
         elif isinstance(si, str):
-            yield Text("system", (key,), si)
+            out.append(Text("system", (key,), si))
     for i, content in enumerate(_list(body.get("contents"))):
         if isinstance(content, dict):
             place = _ROLE_PLACE.get(content.get("role", "user"), "user")
-            yield from _parts(content.get("parts"), ("contents", i, "parts"), place)
+            _parts(content.get("parts"), ("contents", i, "parts"), place, out)
     for i, tool in enumerate(_list(body.get("tools"))):
         if not isinstance(tool, dict):
             continue
@@ -166,21 +176,20 @@ def gemini(endpoint: str, body: dict) -> Iterator[Text]:
             for j, decl in enumerate(_list(tool.get(key))):
                 if isinstance(decl, dict):
                     defn = _definition(decl, ("description", "parameters", "parametersJsonSchema"))
-                    yield from _strings(defn, ("tools", i, key, j), "tool_definition")
+                    _strings(defn, ("tools", i, key, j), "tool_definition", out)
 
 
-def _parts(parts: Any, path: Path, place: str) -> Iterator[Text]:
+def _parts(parts: Any, path: Path, place: str, out: Out) -> None:
     for i, part in enumerate(_list(parts)):
         if not isinstance(part, dict):
             continue
-        here = (*path, i)
         if isinstance(part.get("text"), str):
-            yield Text(place, (*here, "text"), part["text"])
+            out.append(Text(place, (*path, i, "text"), part["text"]))
         elif isinstance(part.get("functionResponse"), dict):
-            yield from _strings(part["functionResponse"].get("response"), (*here, "functionResponse", "response"),
-                                "tool_result")
+            _strings(part["functionResponse"].get("response"), (*path, i, "functionResponse", "response"),
+                     "tool_result", out)
         elif isinstance(part.get("functionCall"), dict):
-            yield from _strings(part["functionCall"].get("args"), (*here, "functionCall", "args"), "assistant")
+            _strings(part["functionCall"].get("args"), (*path, i, "functionCall", "args"), "assistant", out)
 
 
 def _definition(tool: dict, keys: tuple[str, ...]) -> dict:
@@ -192,7 +201,7 @@ def _list(value: Any) -> list:
     return value if isinstance(value, list) else []
 
 
-EXTRACTORS: dict[str, Callable[[str, dict], Iterator[Text]]] = {
+EXTRACTORS: dict[str, Callable[[str, dict, Out], None]] = {
     "anthropic": anthropic,
     "openai": openai,
     "gemini": gemini,
@@ -201,7 +210,10 @@ EXTRACTORS: dict[str, Callable[[str, dict], Iterator[Text]]] = {
 
 def texts(dialect: str, endpoint: str, body: dict) -> list[Text]:
     extract = EXTRACTORS.get(dialect)
-    return list(extract(endpoint, body)) if extract is not None else []
+    out: Out = []
+    if extract is not None:
+        extract(endpoint, body, out)
+    return out
 
 
 # --- the model's answer -----------------------------------------------------------------

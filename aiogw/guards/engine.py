@@ -28,6 +28,7 @@ guards enabled.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -59,6 +60,9 @@ STREAM_TAIL = 64 * 1024
 PEM_REACH = 16 * 1024
 
 _CONTINUATION = bytes(range(0x80, 0xC0))
+# Between texts scanned in one call (Engine.scan_many): NUL is in no text an agent sends,
+# and the newlines end any match that `\s`, `.` or a line anchor would carry on.
+_SEPARATOR = "\n\x00\n"
 _FAILED = object()
 # Characters of a secret value (span = "value"); "=" only as trailing base64 padding, so
 # walking back from the end stops at the assignment operator.
@@ -291,6 +295,9 @@ class Engine:
             jobs[(ids, stream_mode)] = None
         self._compile_all(jobs)
         self._block = {place: jobs[(ids, hs.HS_MODE_BLOCK)] for place, ids in block_ids.items()}
+        self._batchable = {
+            place: all(_boundary_safe(self.patterns[i]) for i in ids) for place, ids in block_ids.items()
+        }
         self._stream = {place: jobs[(ids, stream_mode)] for place, ids in stream_ids.items()}
 
     def _ids(self, place: str) -> tuple[int, ...]:
@@ -363,19 +370,82 @@ class Engine:
         data = text.encode("utf-8", "surrogatepass")
         hits = _Hits()
         db.scan(data, match_event_handler=_collect, context=hits)
-        found = self._resolve(hits, text, data) if hits else []
+        found = self._resolve(hits, text, data) if len(hits) else []
         if len(data) != len(text):
             normal, offsets = normalize(text, utf8=data)
             if offsets is not None:
                 ndata = normal.encode("utf-8", "surrogatepass")
                 more = _Hits()
                 db.scan(ndata, match_event_handler=_collect, context=more)
-                if more:
+                if len(more):
                     for m in self._resolve(more, normal, ndata):
                         s, e = to_original(offsets, m.start, m.end)
                         found.append(Match(m.pattern, s, e))
                     found = _dedupe(found)
         return found
+
+    def scan_many(self, place: str, texts: Sequence[str]) -> list[list[Match]]:
+        """`[self.scan(place, t) for t in texts]`, with one Hyperscan call for all the
+        ASCII texts instead of one each: an agent's body has hundreds of short texts,
+        and the call, not the bytes, is what costs.
+
+        The texts are joined with `_SEPARATOR`. A hit inside one text is that text's
+        hit, found exactly as a scan of it alone would find it (its start, for a
+        start-of-match pattern, is the leftmost one, and no earlier text holds it). A
+        hit that touches a separator (a match running over a text's end, or one that
+        `^`/`$` would have allowed alone) makes the texts it touches scanned alone, so
+        does any hit of a pattern compiled without start-of-match; the result is the
+        same in every case, only slower for those texts. A place with a pattern whose
+        anchors the separator would hide (`foo$`) scans each text alone.
+        """
+        out: list[list[Match]] = [[] for _ in texts]
+        db = self._block.get(place)
+        if db is None:
+            if place not in self._block:
+                raise ValueError(f"unknown place {place!r}; expected one of {', '.join(PLACES)}")
+            return out
+        if not self._batchable[place] or len(texts) < 2:
+            return [self.scan(place, text) for text in texts]
+        joined = _SEPARATOR.join(texts)
+        if joined.isascii():  # the common case: no text needs a call of its own
+            indices: Sequence[int] = range(len(texts))
+            parts = texts
+        else:
+            indices = [i for i, text in enumerate(texts) if text.isascii()]
+            for i, text in enumerate(texts):
+                if not text.isascii():
+                    out[i] = self.scan(place, text)
+            parts = [texts[i] for i in indices]
+            joined = _SEPARATOR.join(parts)
+            if not joined:
+                return out
+        hits = _Hits()
+        db.scan(joined.encode("ascii"), match_event_handler=_collect, context=hits)
+        if not len(hits):
+            return out
+        starts: list[int] = []
+        pos = 0
+        for text in parts:
+            starts.append(pos)
+            pos += len(text) + len(_SEPARATOR)
+        per_text: dict[int, dict[int, list[tuple[int, int]]]] = {}
+        alone: set[int] = set()
+        no_som = self._no_som
+        for pid, s, e in hits:
+            k = bisect_right(starts, e - 1) - 1
+            base = starts[k]
+            if pid in no_som:  # where it starts is unknown, so whether it crosses too
+                alone.add(k)
+            elif s < base or e > base + len(parts[k]):
+                alone.update(range(max(0, bisect_right(starts, s) - 1), k + 1))
+            else:
+                per_text.setdefault(k, {}).setdefault(pid, []).append((s - base, e - base))
+        for k, by_pattern in per_text.items():
+            if k not in alone:
+                out[indices[k]] = self._select(by_pattern, parts[k], 0)
+        for k in alone:
+            out[indices[k]] = self.scan(place, parts[k])
+        return out
 
     def stream(self, place: str = "response") -> StreamScanner:
         """A scanner for text arriving in pieces (a streamed answer)."""
@@ -422,6 +492,80 @@ class Engine:
                     last_end = e
         out.sort(key=lambda m: (m.start, m.end))
         return out
+
+
+# A non-capturing group without nested groups, and the classes that match "\n" for
+# sure: a negated class unless something in it may exclude "\n" (conservatively: any
+# escape for whitespace, a negated shorthand, a POSIX class), or `\n`/`\s` themselves.
+_FLAT_GROUP = re.compile(r"\(\?:([^()]*)\)")
+_EXCLUDES_NEWLINE = re.compile(r"\\[nsvRWDSHV]|\\x0[aA]|\\x\{0*[aA]\}|\n|\[:")
+
+
+def _takes_newline(alternative: str) -> bool:
+    if alternative in ("\\n", "\\s", "\n"):
+        return True
+    return alternative.startswith("[^") and alternative.endswith("]") and not _EXCLUDES_NEWLINE.search(alternative)
+
+
+def _alternatives(group: str) -> list[str]:
+    """`a|[x|y]|b` -> ["a", "[x|y]", "b"]: split at each | outside a class."""
+    out, cur, i, n = [], "", 0, len(group)
+    while i < n:
+        ch = group[i]
+        if ch == "\\":
+            cur += group[i : i + 2]
+            i += 2
+            continue
+        if ch == "[":
+            j = i + (2 if group[i + 1 : i + 2] == "^" else 1)
+            j += 1 if group[j : j + 1] == "]" else 0
+            while j < n and group[j] != "]":
+                j += 2 if group[j] == "\\" else 1
+            cur += group[i : j + 1]
+            i = j + 1
+            continue
+        if ch == "|":
+            out.append(cur)
+            cur = ""
+        else:
+            cur += ch
+        i += 1
+    out.append(cur)
+    return out
+
+
+def _boundary_safe(p: Pattern) -> bool:
+    """Whether `p` matches in a text joined to others by `_SEPARATOR` exactly where it
+    matches in the text alone, up to hits that touch the separator (which are scanned
+    again alone): no `\\A`, `\\z` or `\\Z`, and `^`/`$` only as line anchors
+    (multiline) or as one branch of a group where another branch takes the "\n"
+    the separator puts there: `(?:^|[^\\w])`, `(?:\\s|$)`."""
+    multiline = "multiline" in p.flags
+
+    def drop_edges(m: re.Match[str]) -> str:
+        alts = _alternatives(m.group(1))
+        if any(_takes_newline(a) for a in alts):
+            alts = [a for a in alts if a not in ("^", "$")]
+        return "(?:" + "|".join(alts) + ")"
+
+    rest = _FLAT_GROUP.sub(drop_edges, p.prefilter or p.expression)
+    i, n = 0, len(rest)
+    while i < n:
+        ch = rest[i]
+        if ch == "\\":
+            if rest[i + 1 : i + 2] in ("A", "z", "Z"):
+                return False
+            i += 2
+            continue
+        if ch == "[":  # skip the class: a leading ^ negates, a leading ] is literal
+            i += 2 if rest[i + 1 : i + 2] == "^" else 1
+            i += 1 if rest[i : i + 1] == "]" else 0
+            while i < n and rest[i] != "]":
+                i += 2 if rest[i] == "\\" else 1
+        elif ch in "^$" and not multiline:
+            return False
+        i += 1
+    return True
 
 
 def _char_offsets(data: bytes, hits: list[tuple[int, int, int]]) -> tuple[dict[int, int], dict[int, int]]:
