@@ -17,6 +17,10 @@ from aiogw.guards.check import GuardCheck
 from aiogw.guards.policy import Policy
 from aiogw.guards.response import AnswerGuard
 from aiogw.keys import KeyIndex
+from aiogw.limits.check import Accountant, LimitCheck, UsageRequest
+from aiogw.limits.ledger import Ledger
+from aiogw.limits.prices import PriceTable
+from aiogw.limits.store import LimitStore
 from aiogw.preflight import Check
 from aiogw.proxy import Proxy, Sink
 from aiogw.upstream import Upstream
@@ -40,7 +44,15 @@ def build_app(config: Config, sinks: Iterable[Sink] = ()) -> web.Application:
     guards = build_guards(config)
     # The preflight, in order: guards, then limits and budget.
     checks: list[Check] = [guards[0]] if guards else []
-    proxy = Proxy(config, keys, upstreams, sinks, audit, checks, guards[1] if guards else None)
+    limited = config.limits.any or any(u.limits.any for u in config.users)
+    ledger = Ledger(config.limits, {u.name: u.limits for u in config.users})
+    accountant = Accountant(ledger, PriceTable(config.prices)) if limited or audit is not None else None
+    store = LimitStore(config.state_path, ledger) if accountant is not None else None
+    if limited:
+        checks.append(LimitCheck(ledger, accountant.prices))
+    if accountant is not None:
+        checks.append(UsageRequest())
+    proxy = Proxy(config, keys, upstreams, sinks, audit, checks, guards[1] if guards else None, accountant)
     app[PROXY] = proxy
     app.router.add_get("/healthz", _healthz)
     app.router.add_route("*", "/{tail:.*}", proxy.handle)
@@ -49,6 +61,8 @@ def build_app(config: Config, sinks: Iterable[Sink] = ()) -> web.Application:
         keys.load()
         if audit is not None:
             await audit.start()
+        if store is not None:
+            await store.start()
         for upstream in upstreams.values():
             await upstream.start()
             if upstream.credential is None and not upstream.passes_client_key:
@@ -60,6 +74,8 @@ def build_app(config: Config, sinks: Iterable[Sink] = ()) -> web.Application:
         yield
         # The server has stopped and its handlers are done: every exchange is queued.
         await asyncio.gather(*(upstream.close() for upstream in upstreams.values()))
+        if store is not None:
+            await store.close()
         if audit is not None:
             await audit.close()
 

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
+from aiogw.limits.settings import DEFAULT_UNKNOWN_PRICE, Limits, PriceSettings, read_limits, read_prices
+
 DIALECTS = ("anthropic", "openai", "gemini")
 DEFAULT_MOUNT = "/llm-gateway"
 
@@ -81,6 +83,7 @@ class GuardSettings:
 class User:
     name: str
     guards: GuardActions = GuardActions()
+    limits: Limits = Limits()  # the [limits] defaults with this user's own keys over them
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +120,8 @@ class Config:
     users: tuple[User, ...]
     audit: AuditSettings = AuditSettings()
     guards: GuardSettings = GuardSettings()
+    limits: Limits = Limits()
+    prices: PriceSettings = PriceSettings(DEFAULT_UNKNOWN_PRICE, {})
 
     def route(self, name: str) -> Route | None:
         for route in self.routes:
@@ -161,7 +166,7 @@ def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None 
 
 def _build(raw: dict[str, Any], source: str, base_dir: Path, env: dict[str, str]) -> Config:
     r = _Reader(source)
-    r.only(raw, "", {"server", "state", "upstream", "routes", "users", "audit", "guards"})
+    r.only(raw, "", {"server", "state", "upstream", "routes", "users", "audit", "guards", "limits", "prices"})
     server_raw = r.table(raw, "server")
     r.only(server_raw, "server", {"host", "port", "mount", "max_body_bytes", "max_upstream_connections"})
     mount = r.get(server_raw, "server.mount", str, DEFAULT_MOUNT).rstrip("/")
@@ -195,18 +200,23 @@ def _build(raw: dict[str, Any], source: str, base_dir: Path, env: dict[str, str]
     users_raw = raw.get("users", [])
     if not isinstance(users_raw, list):
         r.fail("users", "expected [[users]] tables")
+    limits = read_limits(r, r.table(raw, "limits"), "limits")
     users = []
     for i, item in enumerate(users_raw):
         where = f"users[{i}]"
         if not isinstance(item, dict):
             r.fail(where, "expected a table")
-        r.only(item, where, {"name", "guards"})
-        users.append(User(name=r.name(item, f"{where}.name"), guards=_guard_actions(r, r.table(item, "guards"), f"{where}.guards")))
+        r.only(item, where, {"name", "guards", "limits"})
+        users.append(User(
+            name=r.name(item, f"{where}.name"),
+            guards=_guard_actions(r, r.table(item, "guards"), f"{where}.guards"),
+            limits=read_limits(r, r.table(item, "limits"), f"{where}.limits", limits),
+        ))
     if len({u.name for u in users}) != len(users):
         r.fail("users", "a user name is listed twice")
     return Config(
         source, server, state_path, routes, tuple(users), _audit(r, r.table(raw, "audit")),
-        _guards(r, r.table(raw, "guards")),
+        _guards(r, r.table(raw, "guards")), limits, read_prices(r, r.table(raw, "prices")),
     )
 
 

@@ -4,8 +4,10 @@
      ├── BadRequest           400  body or path the gateway cannot accept
      ├── Unauthorized         401  missing, unknown or revoked gateway key
      ├── Blocked              403  a guard refused the request's content
+     ├── NotAllowed           403  a user's limits: over budget, or a model or route not allowed
      ├── NotFound             404  no such route
      ├── TooLarge             413  body over server.max_body_bytes
+     ├── RateLimited          429  a user's rate window or concurrency limit (with Retry-After)
      ├── NotConfigured        500  the route has no provider credential
      ├── Unavailable          503  the audit writer is behind: refused, not lost
      ├── UpstreamUnreachable  502  connect refused, reset, DNS failure
@@ -23,10 +25,12 @@ class GatewayError(Exception):
     status = 500
     kind = "internal"
 
-    def __init__(self, message: str, *, retry_after: int | None = None) -> None:
+    def __init__(self, message: str, *, retry_after: int | None = None, kind: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.retry_after = retry_after
+        if kind is not None:  # a finer reason for the audit, e.g. "budget:daily_budget_usd"
+            self.kind = kind
 
 
 class BadRequest(GatewayError):
@@ -42,6 +46,17 @@ class Unauthorized(GatewayError):
 class Blocked(GatewayError):
     status = 403
     kind = "guard"
+
+
+class NotAllowed(GatewayError):
+    # 403: no SDK retries it, so an agent over budget stops instead of looping.
+    status = 403
+    kind = "limit"
+
+
+class RateLimited(GatewayError):
+    status = 429
+    kind = "rate_limit"
 
 
 class NotFound(GatewayError):

@@ -19,19 +19,26 @@ UPSTREAM_ABORTED = "upstream_aborted"
 
 class Exchange:
     __slots__ = (
+        "answer",
+        "answer_read",
         "body",
         "chunks",
         "client",
+        "cost",
         "dialect",
         "endpoint",
+        "estimate",
         "findings",
+        "held",
         "json",
         "key_id",
         "method",
         "model",
         "outcome",
         "path",
+        "priced",
         "query",
+        "raw_response",
         "reason",
         "response_body",
         "response_headers",
@@ -40,6 +47,7 @@ class Exchange:
         "started",
         "status",
         "stream",
+        "strip_usage",
         "t0",
         "t_end",
         "t_first_byte",
@@ -75,6 +83,18 @@ class Exchange:
         self.user_agent: str | None = None
         self.session: str | None = None  # the agent's own session id, if it sends one
         self.findings: list[dict[str, Any]] | None = None
+        # Limits and accounting: the user's limit state this exchange holds a slot of,
+        # the admitted token estimate, whether the relay removes the usage chunk the
+        # gateway asked an OpenAI stream for; then what the exchange cost.
+        self.held: Any = None
+        self.estimate = 0
+        self.strip_usage = False
+        self.cost: float | None = None
+        self.priced = True
+        # The response read back once (aiogw.answer), for accounting and the audit.
+        self.answer_read = False
+        self.answer: Any = None
+        self.raw_response: bytes | None = None
 
     def first_byte(self) -> None:
         self.t_first_byte = time.perf_counter()

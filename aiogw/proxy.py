@@ -38,6 +38,8 @@ from aiogw.errors import (
 from aiogw.exchange import Exchange
 from aiogw.guards.response import AnswerGuard, StreamWatch, block_message
 from aiogw.keys import KeyIndex
+from aiogw.limits.check import Accountant
+from aiogw.limits.usagechunk import UsageChunkFilter
 from aiogw.preflight import Check
 from aiogw.upstream import GATEWAY_KEY_HEADER, Upstream, find_gateway_key, response_headers
 
@@ -51,7 +53,7 @@ _UPSTREAM_BROKE = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, as
 
 
 class Proxy:
-    __slots__ = ("answers", "audit", "checks", "keys", "max_body", "mount", "sinks", "upstreams", "users")
+    __slots__ = ("accountant", "answers", "audit", "checks", "keys", "max_body", "mount", "sinks", "upstreams", "users")
 
     def __init__(
         self,
@@ -62,6 +64,7 @@ class Proxy:
         audit: AuditWriter | None = None,
         checks: Sequence[Check] = (),
         answers: AnswerGuard | None = None,
+        accountant: Accountant | None = None,
     ) -> None:
         self.mount = config.server.mount
         self.max_body = config.server.max_body_bytes
@@ -72,6 +75,7 @@ class Proxy:
         self.audit = audit
         self.checks = tuple(checks)
         self.answers = answers
+        self.accountant = accountant
         self.sinks = tuple(sinks) + ((audit.submit,) if audit is not None else ())
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -80,8 +84,8 @@ class Proxy:
         ex.client = request.remote
         ex.user_agent = headers.get("User-Agent")
         ex.session = headers.get("X-Claude-Code-Session-Id") or headers.get("session-id")
-        if self.audit is not None:
-            ex.chunks = []  # the audit tap keeps the relayed chunks, by reference
+        if self.accountant is not None:
+            ex.chunks = []  # accounting and the audit tap keep the relayed chunks, by reference
         dialect: Dialect | None = None
         try:
             route, path, query = routing.split(request.raw_path, self.mount)
@@ -117,6 +121,8 @@ class Proxy:
             raise
         finally:
             ex.finish()
+            if self.accountant is not None:
+                self.accountant.finish(ex)
             for sink in self.sinks:
                 sink(ex)
 
@@ -214,6 +220,8 @@ class Proxy:
         await out.prepare(request)
         content = resp.content
         chunks = ex.chunks
+        # A compressed stream cannot be edited: it is relayed as it came (usage chunk too).
+        strip = UsageChunkFilter() if ex.strip_usage and not resp.headers.get("Content-Encoding") else None
         watch = None
         if guard != "off":
             assert self.answers is not None
@@ -235,7 +243,10 @@ class Proxy:
                 if chunks is not None:
                     chunks.append(chunk)
                 try:
-                    await out.write(chunk)
+                    if strip is None:
+                        await out.write(chunk)
+                    elif cleaned := strip.feed(chunk):
+                        await out.write(cleaned)
                 except ConnectionError:
                     ex.outcome = exchange.CLIENT_ABORTED
                     return out
@@ -244,6 +255,8 @@ class Proxy:
                     if watch.blocked is not None:
                         await self._stop_answer(out, ex, watch)
                         return out
+            if strip is not None and (rest := strip.end()):
+                await out.write(rest)
             await out.write_eof()
             return out
         finally:

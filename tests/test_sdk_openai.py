@@ -41,7 +41,15 @@ def test_chat_stream_with_and_without_usage(gw):
         b = [stable(c) for c in via.chat.completions.create(**kwargs)]
         assert b == a
         assert (b[-1].get("usage") is not None) == bool(options)
-        check_forwarded(gw)
+        if options:
+            check_forwarded(gw)
+        else:
+            # The gateway asked for usage (to charge the stream) in front of the client's
+            # own bytes; the client saw none of it (b == a above: no usage chunk, no
+            # "usage": null fields), and the exchange was charged.
+            direct_body, via_body = gw.fake.received[-2].body, gw.fake.received[-1].body
+            assert via_body == b'{"stream_options":{"include_usage":true},' + direct_body[1:]
+            assert gw.last_exchange().cost > 0
 
 
 def test_chat_tool_round_trip(gw):

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from aiogw import encoding
+from aiogw.answer import read as read_answer
 from aiogw.audit.ids import new_id
 from aiogw.dialects import DIALECTS, Answer, Usage
 from aiogw.exchange import Exchange
@@ -72,9 +72,6 @@ _CONTENT = ("system", "messages", "tools")
 BLOB_LEVEL = 6
 # Request bodies from this size on are split into content-addressed parts.
 SPLIT_MIN = 16 * 1024
-# A compressed answer is decoded for the audit up to this size: a bound against
-# decompression bombs far above any real model answer.
-_MAX_DECODED = 64 * 1024 * 1024
 
 
 def digest(data: bytes) -> bytes:
@@ -122,8 +119,7 @@ def build(ex: Exchange, policy: str, memo: PartsMemo | None = None) -> Record:
     """The record of one finished exchange. Never raises on odd provider data."""
     ident = new_id(ex.started)
     dialect = DIALECTS.get(ex.dialect)
-    raw_response = _response_bytes(ex)
-    answer = _answer(ex, dialect, raw_response)
+    raw_response, answer = read_answer(ex)
     usage = answer.usage if answer is not None else Usage()
     parts: list[tuple[bytes, bytes]] = []
     refs: dict[str, Any] = {}
@@ -185,29 +181,6 @@ def build(ex: Exchange, policy: str, memo: PartsMemo | None = None) -> Record:
         ex.path or None,
     )
     return Record(ident, row, payload, parts, ex.started)
-
-
-def _response_bytes(ex: Exchange) -> bytes | None:
-    """The response as the provider meant it: chunks joined, content-encoding undone."""
-    if ex.response_body is not None:
-        data = ex.response_body
-    elif ex.chunks:
-        data = b"".join(ex.chunks)
-    else:
-        return None
-    coding = ex.response_headers.get("Content-Encoding") if ex.response_headers is not None else None
-    if not coding:
-        return data
-    try:
-        return encoding.decode(data, coding, limit=_MAX_DECODED)
-    except ValueError:
-        return data  # an unknown coding: keep the bytes as they came
-
-
-def _answer(ex: Exchange, dialect: Any, raw: bytes | None) -> Answer | None:
-    if dialect is None or raw is None:
-        return None
-    return dialect.answer(ex.endpoint, ex.status, ex.stream, raw)
 
 
 def _answer_payload(answer: Answer | None, raw: bytes | None, ex: Exchange) -> bytes | None:

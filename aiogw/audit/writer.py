@@ -234,6 +234,7 @@ class AuditWriter:
             log.exception("audit: could not read the answer of a %s %s exchange", ex.dialect, ex.endpoint)
             ex.chunks = None
             ex.response_body = None
+            ex.answer_read, ex.answer, ex.raw_response = False, None, None
             ex.json = None
             ex.reason = (ex.reason + "; " if ex.reason else "") + "audit: answer unreadable"
             return rec.build(ex, self.settings.policy)

@@ -1,0 +1,45 @@
+"""A finished exchange's response, read back once: decoded bytes and the dialect's Answer.
+
+The accounting (usage and cost, at the end of the exchange) and the audit record (in
+the writer) both need it; whichever comes first reads it and leaves it on the
+exchange for the other.
+"""
+
+from __future__ import annotations
+
+from aiogw import encoding
+from aiogw.dialects import DIALECTS, Answer
+from aiogw.exchange import Exchange
+
+# A compressed answer is decoded up to this size: a bound against decompression bombs
+# far above any real model answer.
+MAX_DECODED = 64 * 1024 * 1024
+
+
+def read(ex: Exchange) -> tuple[bytes | None, Answer | None]:
+    """(the response as the provider meant it, its Answer or None). Never raises on
+    odd provider data; cached on the exchange."""
+    if ex.answer_read:
+        return ex.raw_response, ex.answer
+    raw = _response_bytes(ex)
+    dialect = DIALECTS.get(ex.dialect)
+    answer = dialect.answer(ex.endpoint, ex.status, ex.stream, raw) if dialect is not None and raw is not None else None
+    ex.raw_response, ex.answer, ex.answer_read = raw, answer, True
+    return raw, answer
+
+
+def _response_bytes(ex: Exchange) -> bytes | None:
+    """Chunks joined, content-encoding undone."""
+    if ex.response_body is not None:
+        data = ex.response_body
+    elif ex.chunks:
+        data = b"".join(ex.chunks)
+    else:
+        return None
+    coding = ex.response_headers.get("Content-Encoding") if ex.response_headers is not None else None
+    if not coding:
+        return data
+    try:
+        return encoding.decode(data, coding, limit=MAX_DECODED)
+    except ValueError:
+        return data  # an unknown coding: keep the bytes as they came

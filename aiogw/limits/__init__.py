@@ -1,0 +1,1 @@
+"""Spend and rate limits: prices, usage accounting, admission, persisted counters."""

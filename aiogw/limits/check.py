@@ -1,0 +1,126 @@
+"""Where limits meet the request path: admission before forwarding, accounting after.
+
+`LimitCheck` is the preflight check (after the guards): it estimates the request's
+input tokens and asks the `Ledger` to admit it. `UsageRequest` makes OpenAI chat
+streams report usage: it asks the upstream for it and marks the exchange so the relay
+removes what the client did not ask for. `Accountant.finish` runs when an exchange
+ends, on every exchange with a user: it reads the usage from the response (the
+provider's own fields, streams included), prices it, releases the request's slot and
+charges the user.
+
+The input estimate is the body's bytes over four. JSON punctuation, keys and escapes
+make it run high for small chat bodies and close for agents' large ones, whose text
+dominates; it only has to hold a minute's window until `finish` corrects it by the
+provider's count (bench: `python -m bench.estimator`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import orjson
+
+from aiogw import answer as answers
+from aiogw.dialects import Usage
+from aiogw.errors import GatewayError
+from aiogw.exchange import Exchange
+from aiogw.limits.ledger import Ledger
+from aiogw.limits.prices import PriceTable
+from aiogw.preflight import CONTINUE, REWRITE, Refuse, Verdict
+
+log = logging.getLogger("aiogw.limits")
+
+# Endpoints whose requests produce no billed tokens.
+_FREE = frozenset(("count_tokens", "input_tokens", "models", "probe"))
+
+
+def estimate_tokens(ex: Exchange) -> int:
+    """Input tokens a request will be billed, before the provider says: bytes / 4."""
+    if ex.body is None or ex.endpoint in _FREE:
+        return 0
+    return len(ex.body) // 4
+
+
+class LimitCheck:
+    __slots__ = ("ledger", "prices")
+
+    def __init__(self, ledger: Ledger, prices: PriceTable) -> None:
+        self.ledger = ledger
+        self.prices = prices
+
+    def check(self, ex: Exchange) -> Verdict:
+        if ex.user is None or not self.ledger.limits(ex.user).any:
+            return CONTINUE
+        tokens = estimate_tokens(ex)
+        price = self.prices.lookup(ex.model) or self.prices.default
+        try:
+            ex.held = self.ledger.admit(ex.user, ex.route, ex.model, tokens, tokens * price.input / 1e6, time.time())
+        except GatewayError as err:
+            return Refuse(err)
+        ex.estimate = tokens
+        return CONTINUE
+
+
+class UsageRequest:
+    """OpenAI chat streams carry usage only when the client set
+    `stream_options.include_usage`; without it the gateway could not charge them."""
+
+    __slots__ = ()
+
+    def check(self, ex: Exchange) -> Verdict:
+        if ex.dialect != "openai" or ex.endpoint != "chat" or not ex.stream or ex.json is None:
+            return CONTINUE
+        options = ex.json.get("stream_options")
+        if isinstance(options, dict) and options.get("include_usage") is True:
+            return CONTINUE
+        if options is None and ex.body is not None and ex.body.lstrip()[:1] == b"{":
+            # Spliced in front: the client's bytes stay as they were after it.
+            body = ex.body.lstrip()
+            sep = b"," if body[1:].lstrip()[:1] != b"}" else b""
+            ex.body = b'{"stream_options":{"include_usage":true}' + sep + body[1:]
+            ex.json["stream_options"] = {"include_usage": True}
+        elif options is None or isinstance(options, dict):
+            ex.json["stream_options"] = {**(options or {}), "include_usage": True}
+            ex.body = orjson.dumps(ex.json)
+        else:
+            return CONTINUE  # not an object: the upstream will say what is wrong with it
+        ex.strip_usage = True
+        return REWRITE
+
+
+class Accountant:
+    """Usage and cost of every finished exchange, into the ledger."""
+
+    __slots__ = ("ledger", "prices", "unpriced")
+
+    def __init__(self, ledger: Ledger, prices: PriceTable) -> None:
+        self.ledger = ledger
+        self.prices = prices
+        self.unpriced = 0  # exchanges charged the default price (a metric)
+
+    def finish(self, ex: Exchange) -> None:
+        try:
+            usage = self.usage(ex)
+        except Exception:  # accounting must never cost the exchange its slot or record
+            log.exception("limits: could not read the usage of a %s %s exchange", ex.dialect, ex.endpoint)
+            usage = Usage()
+        tokens = usage.input + usage.output + usage.cache_read + usage.cache_write
+        if tokens:
+            ex.cost, ex.priced = self.prices.cost(ex.model or _answer_model(ex), usage)
+            if not ex.priced:
+                self.unpriced += 1
+        if ex.user is not None and (ex.held is not None or tokens):
+            self.ledger.settle(ex.user, ex.held, tokens, ex.cost or 0.0, time.time())
+        ex.held = None
+
+    @staticmethod
+    def usage(ex: Exchange) -> Usage:
+        if ex.t_first_byte is None or ex.status >= 400 or ex.endpoint in _FREE:
+            return Usage()
+        _, answer = answers.read(ex)
+        return answer.usage if answer is not None else Usage()
+
+
+def _answer_model(ex: Exchange) -> str | None:
+    return getattr(ex.answer, "model", None)

@@ -1,0 +1,195 @@
+"""Per-user counters and the admission rules: plain data, no I/O.
+
+Each user has a request bucket, a token bucket, a count of requests in flight, and
+their spend today and this month (UTC). Admission refuses when a limit is reached:
+
+- a model or route not in the user's allowed globs, or a budget spent: 403, which no
+  SDK retries, with the reset time in the message;
+- requests or tokens per minute, or requests in flight: 429 with Retry-After.
+
+Nothing reserves `max_tokens`: a request is admitted against its input estimate and
+charged what it really used when it ends (`settle`). While it runs, its estimated
+input cost counts against the budgets (`pending_usd`), so a budget can be overshot by
+no more than what the requests in flight at the crossing spend on output (and on input
+beyond their estimate).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from aiogw.errors import NotAllowed, RateLimited
+from aiogw.limits.buckets import Bucket
+from aiogw.limits.settings import Limits
+
+
+def day_of(now: float) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(now))
+
+
+def _next_day(now: float) -> str:
+    return time.strftime("%Y-%m-%d 00:00 UTC", time.gmtime((now // 86400 + 1) * 86400))
+
+
+def _next_month(now: float) -> str:
+    t = time.gmtime(now)
+    year, month = (t.tm_year + 1, 1) if t.tm_mon == 12 else (t.tm_year, t.tm_mon + 1)
+    return f"{year:04d}-{month:02d}-01 00:00 UTC"
+
+
+class UserState:
+    __slots__ = ("closed", "day", "day_usd", "dirty", "in_flight", "month", "month_usd", "pending_usd", "rpm", "tpm")
+
+    def __init__(self) -> None:
+        self.rpm: Bucket | None = None
+        self.tpm: Bucket | None = None
+        self.in_flight = 0
+        self.day = ""
+        self.day_usd = 0.0
+        self.month = ""
+        self.month_usd = 0.0
+        self.pending_usd = 0.0  # estimated input cost of the requests in flight
+        self.dirty = False
+        self.closed: list[tuple[str, float]] = []  # days ended since the last store flush
+
+    def roll(self, now: float) -> None:
+        """Start a new day or month when the clock passed into one."""
+        day = day_of(now)
+        if day != self.day:
+            if self.day:
+                self.closed.append((self.day, self.day_usd))
+            if day[:7] != self.month:
+                self.month, self.month_usd = day[:7], 0.0
+            self.day, self.day_usd = day, 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What an admitted request holds until it ends."""
+
+    state: UserState
+    tokens: int
+    usd: float
+
+
+class Ledger:
+    def __init__(self, defaults: Limits, users: dict[str, Limits]) -> None:
+        self.defaults = defaults
+        self.users = users
+        self.states: dict[str, UserState] = {}
+
+    def reconfigure(self, defaults: Limits, users: dict[str, Limits]) -> None:
+        """New limits (a reloaded config): counters and spend are kept."""
+        self.defaults, self.users = defaults, users
+        now = time.time()
+        for name, state in self.states.items():
+            self._fit(state, self.limits(name), now)
+
+    def limits(self, user: str | None) -> Limits:
+        return self.users.get(user, self.defaults) if user is not None else self.defaults
+
+    def state(self, user: str, now: float) -> UserState:
+        state = self.states.get(user)
+        if state is None:
+            state = self.states[user] = UserState()
+            self._fit(state, self.limits(user), now)
+        state.roll(now)
+        return state
+
+    @staticmethod
+    def _fit(state: UserState, limits: Limits, now: float) -> None:
+        for slot, per_minute in (("rpm", limits.requests_per_minute), ("tpm", limits.tokens_per_minute)):
+            bucket = getattr(state, slot)
+            if per_minute is None:
+                setattr(state, slot, None)
+            elif bucket is None:
+                setattr(state, slot, Bucket(per_minute, now))
+            elif bucket.capacity != per_minute:
+                bucket.resize(per_minute)
+
+    def admit(self, user: str, route: str, model: str | None, tokens: int, usd: float, now: float) -> Admission:
+        """Admit a request or raise the refusal. `tokens` and `usd`: its input estimate."""
+        limits = self.limits(user)
+        state = self.state(user, now)
+        if limits.routes is not None and not any(fnmatchcase(route, g) for g in limits.routes):
+            raise NotAllowed(
+                f"aiogw: user {user!r} may not use route {route!r}; allowed: {', '.join(limits.routes)}. "
+                "Ask the gateway operator to change this user's limits.routes.",
+                kind="limit:routes",
+            )
+        if limits.models is not None and model is not None and not any(fnmatchcase(model, g) for g in limits.models):
+            raise NotAllowed(
+                f"aiogw: user {user!r} may not use model {model!r}; allowed: {', '.join(limits.models)}. "
+                "Pick an allowed model, or ask the gateway operator to change this user's limits.models.",
+                kind="limit:models",
+            )
+        committed = state.pending_usd
+        if limits.daily_budget_usd is not None and state.day_usd + committed >= limits.daily_budget_usd:
+            raise NotAllowed(
+                f"aiogw: user {user!r} has spent ${state.day_usd:.2f} of the daily budget of "
+                f"${limits.daily_budget_usd:.2f}; it resets at {_next_day(now)}.",
+                kind="budget:daily_budget_usd",
+            )
+        if limits.monthly_budget_usd is not None and state.month_usd + committed >= limits.monthly_budget_usd:
+            raise NotAllowed(
+                f"aiogw: user {user!r} has spent ${state.month_usd:.2f} of the monthly budget of "
+                f"${limits.monthly_budget_usd:.2f}; it resets at {_next_month(now)}.",
+                kind="budget:monthly_budget_usd",
+            )
+        if limits.max_concurrent is not None and state.in_flight >= limits.max_concurrent:
+            raise RateLimited(
+                f"aiogw: user {user!r} has {state.in_flight} requests in flight, its limit; "
+                "retry when one of them has finished.",
+                retry_after=1,
+                kind="rate_limit:max_concurrent",
+            )
+        if state.rpm is not None:
+            wait = state.rpm.wait(1, now)
+            if wait > 0:
+                raise RateLimited(
+                    f"aiogw: user {user!r} is over its limit of {int(state.rpm.capacity)} requests per minute; "
+                    f"retry in {_seconds(wait)} s.",
+                    retry_after=_seconds(wait),
+                    kind="rate_limit:requests_per_minute",
+                )
+        if state.tpm is not None:
+            wait = state.tpm.wait(tokens, now)
+            if wait > 0:
+                raise RateLimited(
+                    f"aiogw: user {user!r} is over its limit of {int(state.tpm.capacity)} tokens per minute "
+                    f"(this request is about {tokens} input tokens); retry in {_seconds(wait)} s.",
+                    retry_after=_seconds(wait),
+                    kind="rate_limit:tokens_per_minute",
+                )
+        if state.rpm is not None:
+            state.rpm.take(1)
+        if state.tpm is not None:
+            state.tpm.take(tokens)
+        state.in_flight += 1
+        state.pending_usd += usd
+        state.dirty = True
+        return Admission(state, tokens, usd)
+
+    def settle(self, user: str, admission: Admission | None, tokens: int, usd: float, now: float) -> None:
+        """An exchange ended: release its slot, correct the token window by what it
+        really used, add its cost to the spend."""
+        state = admission.state if admission is not None else self.state(user, now)
+        if admission is not None:
+            state.in_flight -= 1
+            state.pending_usd = max(0.0, state.pending_usd - admission.usd)
+            if state.tpm is not None:
+                state.tpm.take(tokens - admission.tokens)
+        elif state.tpm is not None and tokens:
+            state.tpm.take(tokens)
+        if usd:
+            state.roll(now)
+            state.day_usd += usd
+            state.month_usd += usd
+        state.dirty = True
+
+
+def _seconds(wait: float) -> int:
+    return max(1, math.ceil(wait))

@@ -1,0 +1,120 @@
+"""The `[limits]` and `[prices]` tables of the config, read into frozen dataclasses.
+
+    [limits]                       # defaults for every user; omitted = unlimited
+    requests_per_minute = 600
+    tokens_per_minute = 2000000
+    max_concurrent = 32
+    daily_budget_usd = 50.0
+    monthly_budget_usd = 500.0
+    models = ["claude-*", "gpt-5*"]   # allowed models (globs); omitted = any
+    routes = ["anthropic"]            # allowed routes; omitted = any
+
+A user's `limits = { ... }` replaces the keys it names and keeps the defaults' others.
+
+    [prices]
+    default = { input = 3.0, output = 15.0 }   # USD per million tokens, unknown models
+    [prices.models."my-finetune"]              # added to (or replacing) the shipped table
+    input = 1.0
+    output = 4.0
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+LIMIT_KEYS = ("requests_per_minute", "tokens_per_minute", "max_concurrent", "daily_budget_usd", "monthly_budget_usd")
+PRICE_KEYS = ("input", "output", "cache_write", "cache_write_1h", "cache_read")
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+    max_concurrent: int | None = None
+    daily_budget_usd: float | None = None
+    monthly_budget_usd: float | None = None
+    models: tuple[str, ...] | None = None
+    routes: tuple[str, ...] | None = None
+
+    @property
+    def any(self) -> bool:
+        return any(getattr(self, f.name) is not None for f in fields(self))
+
+
+@dataclass(frozen=True, slots=True)
+class PriceSettings:
+    # Charged for a model the table does not know: never free, and flagged.
+    default: dict[str, float]
+    models: dict[str, dict[str, Any]]
+
+
+DEFAULT_UNKNOWN_PRICE = {"input": 15.0, "output": 75.0}
+
+
+def read_limits(r: Any, table: dict[str, Any], where: str, base: Limits | None = None) -> Limits:
+    """`table` over `base` (the defaults), key by key. `r` is the config's reader."""
+    r.only(table, where, {*LIMIT_KEYS, "models", "routes"})
+    out = base or Limits()
+    changes: dict[str, Any] = {}
+    for key in ("requests_per_minute", "tokens_per_minute", "max_concurrent"):
+        if key in table:
+            changes[key] = r.int_in(table, f"{where}.{key}", 0, 0, 1 << 40)
+    for key in ("daily_budget_usd", "monthly_budget_usd"):
+        if key in table:
+            value = table[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or math.isnan(value):
+                r.fail(f"{where}.{key}", f"expected an amount in USD >= 0, got {value!r}")
+            changes[key] = float(value)
+    for key in ("models", "routes"):
+        if key in table:
+            value = table[key]
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                r.fail(f"{where}.{key}", 'expected a list of names or glob patterns, such as ["claude-*"]')
+            changes[key] = tuple(value)
+    return replace(out, **changes)
+
+
+def read_prices(r: Any, table: dict[str, Any]) -> PriceSettings:
+    r.only(table, "prices", {"default", "models"})
+    default = _price(r, table.get("default", DEFAULT_UNKNOWN_PRICE), "prices.default")
+    models_raw = r.table(table, "models")
+    models = {}
+    for name, entry in models_raw.items():
+        where = f'prices.models."{name}"'
+        if not isinstance(entry, dict):
+            r.fail(where, "expected a table of prices, such as { input = 3.0, output = 15.0 }")
+        r.only(entry, where, {*PRICE_KEYS, "aliases", "long_context", "provider"})
+        models[name] = _model(r, entry, where)
+    return PriceSettings(default, models)
+
+
+def _model(r: Any, entry: dict[str, Any], where: str) -> dict[str, Any]:
+    out: dict[str, Any] = _price(r, {k: v for k, v in entry.items() if k in PRICE_KEYS}, where)
+    aliases = entry.get("aliases", [])
+    if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+        r.fail(f"{where}.aliases", "expected a list of model ids")
+    out["aliases"] = tuple(aliases)
+    long = entry.get("long_context")
+    if long is not None:
+        if not isinstance(long, dict) or not isinstance(long.get("above"), int) or long["above"] <= 0:
+            r.fail(f"{where}.long_context", "expected { above = TOKENS, input = ..., output = ... }")
+        r.only(long, f"{where}.long_context", {*PRICE_KEYS, "above"})
+        out["long_context"] = {"above": long["above"], **_price(r, {k: v for k, v in long.items() if k != "above"},
+                                                                  f"{where}.long_context")}
+    return out
+
+
+def _price(r: Any, table: Any, where: str) -> dict[str, float]:
+    if not isinstance(table, dict):
+        r.fail(where, "expected a table of prices in USD per million tokens, such as { input = 3.0, output = 15.0 }")
+    r.only(table, where, set(PRICE_KEYS))
+    out = {}
+    for key, value in table.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            r.fail(f"{where}.{key}", f"expected USD per million tokens >= 0, got {value!r}")
+        out[key] = float(value)
+    if "input" not in out or "output" not in out:
+        r.fail(where, "needs at least input and output (USD per million tokens)")
+    return out
