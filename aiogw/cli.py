@@ -11,6 +11,7 @@ import time
 from aiogw import config as config_mod
 from aiogw import keys
 from aiogw.audit import cli as audit_cli
+from aiogw.limits import report as usage_report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     a.set_defaults(run=audit_cli.prune_cmd)
     for a in audit_sub.choices.values():
         a.add_argument("--config", help="TOML config file (for the state path)")
+
+    usage_report.add_parser(sub)
 
     args = parser.parse_args(argv)
     try:

@@ -16,6 +16,7 @@ import orjson
 
 from aiogw.audit import ids
 from aiogw.audit.record import COLUMNS, unpack, unsqueeze
+from aiogw.audit.store import migrations as store_migrations
 from aiogw.dialects import DIALECTS, RequestParts
 
 _LIST_COLUMNS = ", ".join(COLUMNS)
@@ -44,6 +45,10 @@ def connect(path: Path) -> sqlite3.Connection:
         conn.execute("SELECT 1 FROM exchanges LIMIT 1")
     except sqlite3.OperationalError:
         raise FileNotFoundError(f"{path} has no audit records yet") from None
+    existing = {row[1] for row in conn.execute("PRAGMA table_info(exchanges)")}
+    for statement in store_migrations(existing):  # a database an older aiogw made
+        conn.execute(statement)
+    conn.commit()
     return conn
 
 

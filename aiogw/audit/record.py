@@ -56,6 +56,8 @@ COLUMNS = (
     "response_bytes",
     "method",
     "path",
+    "cost_usd",
+    "priced",
 )
 PAYLOAD_COLUMNS = (
     "id",
@@ -179,6 +181,8 @@ def build(ex: Exchange, policy: str, memo: PartsMemo | None = None) -> Record:
         len(raw_response) if raw_response else 0,
         ex.method,
         ex.path or None,
+        ex.cost,
+        int(ex.priced),
     )
     return Record(ident, row, payload, parts, ex.started)
 

@@ -62,6 +62,7 @@ def exchange(record: dict) -> str:
         + (f" · provider request {r['request_id']}" if r["request_id"] else ""),
         f"tokens     input {r['input_tokens']} · output {r['output_tokens']} (reasoning {r['reasoning_tokens']})"
         f" · cache read {r['cache_read_tokens']} · cache write {r['cache_write_tokens']}",
+        f"cost       {_cost(r)}",
         f"session    {r['conversation'] or '-'}",
     ]
     if r.get("findings_detail"):
@@ -148,3 +149,10 @@ def _text(value: Any) -> str:
         if kind == "message" and "content" in value:
             return _text(value["content"])
     return orjson.dumps(value).decode()
+
+
+def _cost(r: dict) -> str:
+    cost = r.get("cost_usd")
+    if cost is None:
+        return "-"
+    return f"${cost:.6f}" + ("" if r.get("priced", 1) else " (model not in the price table: the default price)")

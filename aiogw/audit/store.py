@@ -43,7 +43,9 @@ CREATE TABLE IF NOT EXISTS exchanges (
     request_bytes INTEGER NOT NULL DEFAULT 0,
     response_bytes INTEGER NOT NULL DEFAULT 0,
     method TEXT,
-    path TEXT
+    path TEXT,
+    cost_usd REAL,
+    priced INTEGER NOT NULL DEFAULT 1
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS exchanges_user ON exchanges (user, id);
 CREATE INDEX IF NOT EXISTS exchanges_conversation ON exchanges (conversation, id);
@@ -89,3 +91,11 @@ INSERT_BLOB = (
     "ON CONFLICT (hash) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)"
 )
 TOUCH_BLOB = "UPDATE blobs SET last_seen = max(last_seen, ?) WHERE hash = ?"
+
+# Columns added after a release, for databases made before them: (name, declaration).
+ADDED_COLUMNS = (("cost_usd", "REAL"), ("priced", "INTEGER NOT NULL DEFAULT 1"))
+
+
+def migrations(existing: set[str]) -> list[str]:
+    """The ALTER TABLE statements an older `exchanges` table needs."""
+    return [f"ALTER TABLE exchanges ADD COLUMN {name} {decl}" for name, decl in ADDED_COLUMNS if name not in existing]

@@ -110,6 +110,10 @@ class AuditWriter:
         for pragma in store.PRAGMAS:
             await self._db.execute(pragma)
         await self._db.executescript(store.SCHEMA)
+        async with self._db.execute("PRAGMA table_info(exchanges)") as cur:
+            existing = {row[1] for row in await cur.fetchall()}
+        for statement in store.migrations(existing):
+            await self._db.execute(statement)
         await self._db.commit()
         self._task = asyncio.create_task(self._run(), name="aiogw-audit-writer")
 

@@ -1,0 +1,83 @@
+"""`aiogw usage`: tokens and cost from the audit data, grouped as asked.
+
+Input counts every prompt token (base input plus cache reads and writes); the cost is
+what the price table gave each exchange when it ended. Exchanges of models the table
+did not know were charged the default price and are counted in UNPRICED.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+
+from aiogw import config as config_mod
+from aiogw.audit import ids, queries
+from aiogw.audit.cli import when
+
+GROUPS = {
+    "user": "coalesce(user, '-')",
+    "model": "coalesce(model, '-')",
+    "route": "coalesce(route, '-')",
+    "day": "strftime('%Y-%m-%d', started, 'unixepoch')",
+}
+HEADER = ("REQUESTS", "INPUT", "CACHE READ", "CACHE WRITE", "OUTPUT", "COST USD", "UNPRICED")
+
+
+def usage_rows(
+    conn: sqlite3.Connection, by: str, user: str | None = None, since: float | None = None, until: float | None = None
+) -> list[tuple]:
+    """(group, requests, input, cache read, cache write, output, cost, unpriced) per group."""
+    group = GROUPS[by]
+    clauses, args = [], []
+    if since is not None:
+        clauses.append("id >= ?")
+        args.append(ids.bound(since))
+    if until is not None:
+        clauses.append("id < ?")
+        args.append(ids.bound(until))
+    if user is not None:
+        clauses.append("user = ?")
+        args.append(user)
+    where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+    sql = (
+        f"SELECT {group} AS grp, count(*), sum(input_tokens + cache_read_tokens + cache_write_tokens), "
+        "sum(cache_read_tokens), sum(cache_write_tokens), sum(output_tokens), total(cost_usd), "
+        f"sum(cost_usd IS NOT NULL AND priced = 0) FROM exchanges{where} GROUP BY grp ORDER BY grp"
+    )
+    return [tuple(row) for row in conn.execute(sql, args)]
+
+
+def render(rows: list[tuple], by: str) -> str:
+    if not rows:
+        return "no exchanges match"
+    total = ("TOTAL", *(sum(r[i] or 0 for r in rows) for i in range(1, 8)))
+    cells = [(by.upper(), *HEADER)] + [_cells(r) for r in (*rows, total)]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(cells[0]))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))) for row in cells]
+    lines.insert(len(lines) - 1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def _cells(row: tuple) -> tuple[str, ...]:
+    grp, requests, inp, read, write, out, cost, unpriced = row
+    return (str(grp), f"{requests:,}", f"{inp or 0:,}", f"{read or 0:,}", f"{write or 0:,}", f"{out or 0:,}",
+            f"{cost or 0:.4f}", f"{unpriced or 0:,}")
+
+
+def usage_cmd(args: argparse.Namespace) -> int:
+    path = config_mod.load(args.config).state_path
+    print(f"state: {path}", file=sys.stderr)
+    rows = usage_rows(queries.connect(path), args.by, args.user, when(args.since), when(args.until))
+    print(render(rows, args.by))
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("usage", help="tokens and cost from the audit data, by user, model, route or day")
+    p.add_argument("--user", help="only this user")
+    p.add_argument("--since", help="a date (2026-11-01), a time (2026-11-01T12:00) or an age (7d, 12h)")
+    p.add_argument("--until", help="the same forms as --since")
+    p.add_argument("--by", choices=sorted(GROUPS), default="user", help="how rows are grouped (default: user)")
+    p.add_argument("--config", help="TOML config file (for the state path)")
+    p.set_defaults(run=usage_cmd)

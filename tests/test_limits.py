@@ -1,0 +1,245 @@
+"""Usage, cost and limits end to end, through the official SDKs and a real gateway."""
+
+from __future__ import annotations
+
+import sqlite3
+import textwrap
+import threading
+import time
+
+import anthropic
+import openai
+import pytest
+from google import genai
+from google.genai import types as genai_types
+
+from aiogw import config, keys
+from aiogw.app import start
+from aiogw.limits import report
+from tests.conftest import PROVIDER_KEYS
+
+LIMITS_TOML = """
+[server]
+host = "127.0.0.1"
+port = 0
+[state]
+path = "{state}"
+[audit]
+flush_interval = 0.02
+[[routes]]
+name = "anthropic"
+dialect = "anthropic"
+upstream = "{fake}"
+credential = {{ env = "FAKE_ANTHROPIC" }}
+[[routes]]
+name = "openai"
+dialect = "openai"
+upstream = "{fake}"
+credential = {{ env = "FAKE_OPENAI" }}
+[limits]
+requests_per_minute = 1000
+[[users]]
+name = "rpm"
+limits = {{ requests_per_minute = 2 }}
+[[users]]
+name = "broke"
+limits = {{ daily_budget_usd = 0.00001 }}
+[[users]]
+name = "picky"
+limits = {{ models = ["claude-*"] }}
+[[users]]
+name = "crowd"
+limits = {{ max_concurrent = 3, daily_budget_usd = 0.001 }}
+"""
+
+
+class LimitedGateway:
+    def __init__(self, servers, fake, fake_url, state):
+        self.servers, self.fake, self.state = servers, fake, state
+        path = state.with_suffix(".toml")
+        path.write_text(textwrap.dedent(LIMITS_TOML).format(state=state, fake=fake_url))
+        self.cfg = config.load(path, env=PROVIDER_KEYS)
+        self.exchanges = []
+        self.runner, port = servers.run(start(self.cfg, sinks=[self.exchanges.append]))
+        self.base = f"http://127.0.0.1:{port}/llm-gateway"
+
+    def stop(self):
+        self.servers.run(self.runner.cleanup())
+
+    def key(self, user: str) -> str:
+        return keys.create(self.state, user)[1]
+
+    def anthropic(self, user: str, **kw) -> anthropic.Anthropic:
+        return anthropic.Anthropic(base_url=f"{self.base}/anthropic", api_key=self.key(user), **kw)
+
+    def of(self, user: str) -> list:
+        return [ex for ex in self.exchanges if ex.user == user]
+
+
+@pytest.fixture
+def lg(servers, gateway, tmp_path):
+    g = LimitedGateway(servers, gateway.fake, gateway.fake_url, tmp_path / "state.db")
+    yield g
+    g.stop()
+
+
+def _ask(client: anthropic.Anthropic, **kw):
+    return client.messages.create(model="claude-haiku-4-5", max_tokens=64,
+                                  messages=[{"role": "user", "content": "hello"}], **kw)
+
+
+# --- usage and cost of every dialect (the session gateway: audit on, no limits) --------
+
+
+def test_usage_and_cost_recorded_for_every_dialect(gw):
+    since = gw.audit("SELECT coalesce(max(id), '') AS m FROM exchanges")[0]["m"]
+    a = anthropic.Anthropic(base_url=gw.url("anthropic"), api_key=gw.key)
+    o = openai.OpenAI(base_url=gw.url("openai") + "/v1", api_key=gw.key)
+    g = genai.Client(api_key=gw.key, http_options=genai_types.HttpOptions(base_url=gw.url("google")))
+    msg = [{"role": "user", "content": "hello"}]
+    got = []
+    r = a.messages.create(model="claude-haiku-4-5", max_tokens=64, messages=msg)
+    got.append((r.usage.input_tokens, r.usage.output_tokens))
+    with a.messages.stream(model="claude-haiku-4-5", max_tokens=64, messages=msg) as s:
+        final = s.get_final_message()
+    got.append((final.usage.input_tokens, final.usage.output_tokens))
+    r = o.chat.completions.create(model="gpt-4.1", messages=msg)
+    got.append((r.usage.prompt_tokens, r.usage.completion_tokens))
+    list(o.chat.completions.create(model="gpt-4.1", messages=msg, stream=True))  # usage asked for by the gateway
+    got.append(None)
+    r = o.responses.create(model="gpt-5", input="hello")
+    got.append((r.usage.input_tokens, r.usage.output_tokens))
+    events = list(o.responses.create(model="gpt-5", input="hello", stream=True))
+    u = events[-1].response.usage
+    got.append((u.input_tokens, u.output_tokens))
+    r = g.models.generate_content(model="gemini-2.5-flash", contents="hello")
+    got.append((r.usage_metadata.prompt_token_count, r.usage_metadata.candidates_token_count))
+    chunks = list(g.models.generate_content_stream(model="gemini-2.5-flash", contents="hello"))
+    got.append((chunks[-1].usage_metadata.prompt_token_count, chunks[-1].usage_metadata.candidates_token_count))
+    rows = gw.audited(since, count=len(got))
+    assert len(rows) == len(got)
+    for row, sdk in zip(rows, got):
+        assert row["cost_usd"] and row["cost_usd"] > 0 and row["priced"] == 1, row
+        assert row["output_tokens"] > 0
+        if sdk is not None:
+            assert (row["input_tokens"] + row["cache_read_tokens"] + row["cache_write_tokens"], row["output_tokens"]) == sdk
+    assert [r["stream"] for r in rows] == [0, 1, 0, 1, 0, 1, 0, 1]
+    price = {"claude-haiku-4-5": (1.0, 5.0), "gpt-4.1": (2.0, 8.0), "gpt-5": (1.25, 10.0), "gemini-2.5-flash": (0.3, 2.5)}
+    for row in rows:
+        inp, out = price[row["model"]]
+        if not row["cache_read_tokens"] and not row["cache_write_tokens"]:
+            assert row["cost_usd"] == pytest.approx((row["input_tokens"] * inp + row["output_tokens"] * out) / 1e6)
+
+
+def test_unknown_model_is_charged_the_default_and_flagged(gw):
+    a = anthropic.Anthropic(base_url=gw.url("anthropic"), api_key=gw.key)
+    a.messages.create(model="claude-from-the-future", max_tokens=8, messages=[{"role": "user", "content": "hi"}])
+    ex = gw.last_exchange()
+    assert ex.priced is False and ex.cost > 0
+
+
+# --- limits --------------------------------------------------------------------------
+
+
+def test_rpm_refusal_is_the_sdks_rate_limit_error_with_retry_after(lg):
+    client = lg.anthropic("rpm", max_retries=0)
+    _ask(client)
+    _ask(client)
+    with pytest.raises(anthropic.RateLimitError) as err:
+        _ask(client)
+    retry = int(err.value.response.headers["retry-after"])
+    assert 1 <= retry <= 30
+    assert "2 requests per minute" in err.value.message
+    assert lg.of("rpm")[-1].reason == "rate_limit:requests_per_minute"
+    oai = openai.OpenAI(base_url=f"{lg.base}/openai/v1", api_key=lg.key("rpm"), max_retries=0)
+    with pytest.raises(openai.RateLimitError):
+        oai.chat.completions.create(model="gpt-4.1", messages=[{"role": "user", "content": "hi"}])
+
+
+def test_over_budget_is_refused_once_without_sdk_retries(lg):
+    client = lg.anthropic("broke")  # the SDK's default: 2 retries on retryable errors
+    _ask(client)  # the first fits (nothing spent yet) and spends more than the budget
+    assert lg.of("broke")[-1].cost > 0.00001
+    before = len(lg.of("broke"))
+    with pytest.raises(anthropic.PermissionDeniedError) as err:
+        _ask(client)
+    assert "daily budget" in err.value.message and "resets at" in err.value.message
+    assert len(lg.of("broke")) == before + 1  # one request: the SDK did not retry
+    assert lg.of("broke")[-1].reason == "budget:daily_budget_usd"
+
+
+def test_model_not_allowed(lg):
+    client = lg.anthropic("picky", max_retries=0)
+    _ask(client)
+    with pytest.raises(anthropic.PermissionDeniedError, match="may not use model 'gpt-5'"):
+        client.messages.create(model="gpt-5", max_tokens=8, messages=[{"role": "user", "content": "hi"}])
+
+
+def test_spend_and_windows_survive_a_restart(servers, gateway, tmp_path):
+    state = tmp_path / "state.db"
+    first = LimitedGateway(servers, gateway.fake, gateway.fake_url, state)
+    _ask(first.anthropic("broke"))
+    _ask(first.anthropic("rpm", max_retries=0))
+    _ask(first.anthropic("rpm", max_retries=0))
+    first.stop()
+    spent = sqlite3.connect(state).execute("SELECT sum(usd) FROM limit_spend WHERE user = 'broke'").fetchone()[0]
+    assert spent > 0.00001
+    second = LimitedGateway(servers, gateway.fake, gateway.fake_url, state)
+    try:
+        with pytest.raises(anthropic.PermissionDeniedError):
+            _ask(second.anthropic("broke", max_retries=0))
+        with pytest.raises(anthropic.RateLimitError):  # the window remembered its two requests
+            _ask(second.anthropic("rpm", max_retries=0))
+    finally:
+        second.stop()
+
+
+def test_budget_overshoot_is_bounded_by_the_requests_in_flight(lg):
+    """Twelve agents at once against a budget of a few requests: at most max_concurrent
+    are in flight, estimates of in-flight input count against the budget, and the spend
+    ends at most max_concurrent requests' cost above it."""
+    key = lg.key("crowd")
+    results: list[str] = []
+
+    def one() -> None:
+        client = anthropic.Anthropic(base_url=f"{lg.base}/anthropic", api_key=key, max_retries=0)
+        try:
+            with client.messages.stream(model="claude-haiku-4-5", max_tokens=64,
+                                        messages=[{"role": "user", "content": "x" * 2000}],
+                                        extra_headers={"x-fake-gate": "crowd"}) as s:
+                s.get_final_message()
+            results.append("ok")
+        except anthropic.APIStatusError as exc:
+            results.append(str(exc.status_code))
+
+    threads = [threading.Thread(target=one) for _ in range(12)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 10
+    while len(results) < 9 and time.monotonic() < deadline:  # the refused answer at once
+        time.sleep(0.02)
+    lg.servers.call(lg.fake.open_gate, "crowd")
+    for t in threads:
+        t.join(30)
+    admitted = [ex for ex in lg.of("crowd") if ex.status == 200]
+    assert results.count("ok") == len(admitted) <= 3
+    assert set(results) <= {"ok", "429", "403"} and len(results) == 12
+    spent = sum(ex.cost for ex in admitted)
+    biggest = max(ex.cost for ex in admitted)
+    assert "403" in results  # the in-flight estimates reached the budget before the concurrency limit
+    assert spent <= 0.001 + 3 * biggest
+    # And now the budget is spent: the next one is refused outright.
+    if spent >= 0.001:
+        with pytest.raises(anthropic.PermissionDeniedError):
+            _ask(lg.anthropic("crowd", max_retries=0))
+
+
+def test_usage_report_groups_tokens_and_cost(gw):
+    a = anthropic.Anthropic(base_url=gw.url("anthropic"), api_key=gw.key)
+    _ask(a)
+    gw.wait_for(lambda: gw.audit("SELECT 1 FROM exchanges WHERE model = 'claude-haiku-4-5'"), 10)
+    conn = sqlite3.connect(gw.state)
+    rows = {r[0]: r for r in report.usage_rows(conn, "model", user="alice")}
+    assert rows["claude-haiku-4-5"][1] >= 1 and rows["claude-haiku-4-5"][6] > 0
+    text = report.render(report.usage_rows(conn, "day"), "day")
+    assert text.splitlines()[0].startswith("DAY") and "TOTAL" in text.splitlines()[-1]
