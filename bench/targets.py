@@ -57,7 +57,8 @@ def _aiogw_bin() -> str:
     return found
 
 
-def gateway_config(state_dir: Path, port: int, fake_port: int, *, audit: bool = True, guards: bool = True) -> str:
+def gateway_config(state_dir: Path, port: int, fake_port: int, *, audit: bool = True, guards: bool = True,
+                   extra_toml: str = "") -> str:
     """The gateway's config: its defaults, one route to the fake, one user; audit and
     guards switched off only where asked."""
     extra = ""
@@ -65,6 +66,7 @@ def gateway_config(state_dir: Path, port: int, fake_port: int, *, audit: bool = 
         extra += "\n[audit]\nenabled = false\n"
     if not guards:
         extra += "\n[guards]\nenabled = false\n"
+    extra += extra_toml
     return f"""\
 [server]
 host = "127.0.0.1"
@@ -92,13 +94,15 @@ def start_fake(procs: Procs) -> tuple[int, int]:
     return pid, port
 
 
-def start_gateway(procs: Procs, tmp: Path, name: str, fake_port: int, *, audit: bool, guards: bool) -> Target:
+def start_gateway(procs: Procs, tmp: Path, name: str, fake_port: int, *, audit: bool, guards: bool,
+                  extra: str = "") -> Target:
     """One aiogw under `bench.gateway`, with a fresh state directory and gateway key."""
     state = tmp / name
     state.mkdir()
     port = free_port()
     config = state / "aiogw.toml"
-    config.write_text(gateway_config(state, port, fake_port, audit=audit, guards=guards))
+    config.write_text(gateway_config(state, port, fake_port, audit=audit, guards=guards,
+                                          extra_toml=extra))
     env = {**os.environ, "BENCH_ANTHROPIC_KEY": FAKE_KEY}
     made = subprocess.run([_aiogw_bin(), "keys", "create", "bench", "--config", str(config)],
                           capture_output=True, text=True, env=env, cwd=ROOT, check=False)

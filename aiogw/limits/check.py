@@ -50,7 +50,7 @@ class LimitCheck:
         self.prices = prices
 
     def check(self, ex: Exchange) -> Verdict:
-        if ex.user is None or not self.ledger.limits(ex.user).any:
+        if ex.user is None or not self.ledger.limited(ex.user):
             return CONTINUE
         tokens = estimate_tokens(ex)
         price = self.prices.lookup(ex.model) or self.prices.default

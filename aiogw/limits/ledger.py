@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
 from aiogw.errors import NotAllowed, RateLimited
@@ -41,13 +40,15 @@ def _next_month(now: float) -> str:
 
 
 class UserState:
-    __slots__ = ("closed", "day", "day_usd", "dirty", "in_flight", "month", "month_usd", "pending_usd", "rpm", "tpm")
+    __slots__ = ("closed", "day", "day_end", "day_usd", "dirty", "in_flight", "month", "month_usd", "pending_usd", "rpm",
+                 "tpm")
 
     def __init__(self) -> None:
         self.rpm: Bucket | None = None
         self.tpm: Bucket | None = None
         self.in_flight = 0
         self.day = ""
+        self.day_end = 0.0  # when `day` ends, so the clock is read as a date once a day
         self.day_usd = 0.0
         self.month = ""
         self.month_usd = 0.0
@@ -57,6 +58,9 @@ class UserState:
 
     def roll(self, now: float) -> None:
         """Start a new day or month when the clock passed into one."""
+        if now < self.day_end:
+            return
+        self.day_end = (now // 86400 + 1) * 86400
         day = day_of(now)
         if day != self.day:
             if self.day:
@@ -66,24 +70,33 @@ class UserState:
             self.day, self.day_usd = day, 0.0
 
 
-@dataclass(frozen=True, slots=True)
 class Admission:
     """What an admitted request holds until it ends."""
 
-    state: UserState
-    tokens: int
-    usd: float
+    __slots__ = ("state", "tokens", "usd")
+
+    def __init__(self, state: UserState, tokens: int, usd: float) -> None:
+        self.state, self.tokens, self.usd = state, tokens, usd
 
 
 class Ledger:
     def __init__(self, defaults: Limits, users: dict[str, Limits]) -> None:
         self.defaults = defaults
         self.users = users
+        self._limited = {name: limits.any for name, limits in users.items()}
+        self._default_limited = defaults.any
         self.states: dict[str, UserState] = {}
+
+    def limited(self, user: str) -> bool:
+        """Whether any limit applies to the user (else admission is skipped)."""
+        found = self._limited.get(user)
+        return self._default_limited if found is None else found
 
     def reconfigure(self, defaults: Limits, users: dict[str, Limits]) -> None:
         """New limits (a reloaded config): counters and spend are kept."""
         self.defaults, self.users = defaults, users
+        self._limited = {name: limits.any for name, limits in users.items()}
+        self._default_limited = defaults.any
         now = time.time()
         for name, state in self.states.items():
             self._fit(state, self.limits(name), now)
