@@ -28,6 +28,7 @@ from aiogw.upstream import Upstream
 log = logging.getLogger("aiogw")
 
 PROXY = web.AppKey("proxy", Proxy)
+LIMITS = web.AppKey("limits", Accountant)
 
 
 def build_app(config: Config, sinks: Iterable[Sink] = ()) -> web.Application:
@@ -54,6 +55,8 @@ def build_app(config: Config, sinks: Iterable[Sink] = ()) -> web.Application:
         checks.append(UsageRequest())
     proxy = Proxy(config, keys, upstreams, sinks, audit, checks, guards[1] if guards else None, accountant)
     app[PROXY] = proxy
+    if accountant is not None:
+        app[LIMITS] = accountant
     app.router.add_get("/healthz", _healthz)
     app.router.add_route("*", "/{tail:.*}", proxy.handle)
 
@@ -119,6 +122,20 @@ async def start(config: Config, sinks: Iterable[Sink] = (), *, port: int | None 
     return runner, bound
 
 
+def _on_hangup(app: web.Application, config: Config) -> None:
+    """SIGHUP: read the config file again and apply its limits and prices (the rest of
+    a reload comes with the operations work); a bad file is logged and changes nothing."""
+    from aiogw.config import ConfigError, load
+
+    try:
+        fresh = load(None if config.source == "<defaults>" else config.source)
+    except (ConfigError, OSError) as exc:
+        log.error("reload refused, the running config stays: %s", exc)
+        return
+    if reload_limits(app, fresh):
+        log.info("reloaded limits and prices from %s", config.source)
+
+
 def tune_gc() -> None:
     """Collect young objects less often, and never rescan what start-up made.
 
@@ -130,6 +147,18 @@ def tune_gc() -> None:
     """
     gc.freeze()
     gc.set_threshold(50_000, 50, 100)
+
+
+def reload_limits(app: web.Application, config: Config) -> bool:
+    """Apply a reloaded config's limits and prices to the running gateway (SIGHUP);
+    counters and spend are kept. False when this gateway does no accounting (start it
+    with limits or the audit on)."""
+    accountant = app.get(LIMITS)
+    if accountant is None:
+        return False
+    accountant.ledger.reconfigure(config.limits, {u.name: u.limits for u in config.users})
+    accountant.prices = PriceTable(config.prices)
+    return True
 
 
 async def serve(config: Config) -> None:
@@ -148,6 +177,7 @@ async def serve(config: Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, _on_hangup, runner.app, config)
     try:
         await stop.wait()
     finally:

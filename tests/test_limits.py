@@ -243,3 +243,26 @@ def test_usage_report_groups_tokens_and_cost(gw):
     assert rows["claude-haiku-4-5"][1] >= 1 and rows["claude-haiku-4-5"][6] > 0
     text = report.render(report.usage_rows(conn, "day"), "day")
     assert text.splitlines()[0].startswith("DAY") and "TOTAL" in text.splitlines()[-1]
+
+
+def test_reload_changes_limits_and_keeps_counters(lg):
+    """What SIGHUP does (aiogw.app.reload_limits): new limits apply to the next request,
+    the window keeps what was already used."""
+    from aiogw.app import reload_limits
+
+    client = lg.anthropic("rpm", max_retries=0)
+    _ask(client)
+    _ask(client)
+    with pytest.raises(anthropic.RateLimitError):
+        _ask(client)
+    path = lg.state.with_suffix(".toml")
+    path.write_text(path.read_text().replace("requests_per_minute = 2 }", "requests_per_minute = 3 }"))
+    fresh = config.load(path, env=PROVIDER_KEYS)
+
+    async def apply() -> bool:  # on the gateway's loop, as the signal handler runs
+        return reload_limits(lg.runner.app, fresh)
+
+    assert lg.servers.run(apply()) is True
+    _ask(client)  # a third one now fits; the two before still count
+    with pytest.raises(anthropic.RateLimitError):
+        _ask(client)
