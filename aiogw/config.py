@@ -83,7 +83,7 @@ class GuardSettings:
 class User:
     name: str
     guards: GuardActions = GuardActions()
-    limits: Limits = Limits()  # the [limits] defaults with this user's own keys over them
+    limits: Limits = field(default_factory=Limits)  # the [limits] defaults with this user's own keys over them
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,8 +120,8 @@ class Config:
     users: tuple[User, ...]
     audit: AuditSettings = AuditSettings()
     guards: GuardSettings = GuardSettings()
-    limits: Limits = Limits()
-    prices: PriceSettings = PriceSettings(DEFAULT_UNKNOWN_PRICE, {})
+    limits: Limits = field(default_factory=Limits)
+    prices: PriceSettings = field(default_factory=lambda: PriceSettings(DEFAULT_UNKNOWN_PRICE, {}))
 
     def route(self, name: str) -> Route | None:
         for route in self.routes:

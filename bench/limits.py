@@ -45,7 +45,7 @@ def throughput(rounds: int, duration: float) -> list[str]:
         tmp = Path(tmp_name)
         servers = procs.Procs(tmp, ROOT)
         try:
-            fake_pid, fake_port = start_fake(servers)
+            _, fake_port = start_fake(servers)
             off = start_gateway(servers, tmp, "aiogw-core", fake_port, audit=False, guards=False)
             on = start_gateway(servers, tmp, "aiogw-limits", fake_port, audit=False, guards=False, extra=LIMITS)
             lines = ["| body | limits off req/s | limits on req/s | ratio (per round) | CPU µs/req off → on |",
@@ -63,7 +63,7 @@ def throughput(rounds: int, duration: float) -> list[str]:
                         cpu = procs.cpu_seconds(t.pid) - cpu0
                         got[label].append((res.rps, 1e6 * cpu / max(1, res.requests)))
                         print(f"{name} limits {label}: {res.rps:.0f} req/s, errors {res.errors}", flush=True)
-                ratios = [b[0] / a[0] for a, b in zip(got["off"], got["on"])]
+                ratios = [b[0] / a[0] for a, b in zip(got["off"], got["on"], strict=True)]
                 off_rps, on_rps = (statistics.median(r for r, _ in got[k]) for k in ("off", "on"))
                 off_cpu, on_cpu = (statistics.median(c for _, c in got[k]) for k in ("off", "on"))
                 lines.append(f"| {name} | {off_rps:,.0f} | {on_rps:,.0f} | {statistics.median(ratios):.0%} "
@@ -74,9 +74,9 @@ def throughput(rounds: int, duration: float) -> list[str]:
 
 
 def estimator() -> list[str]:
+    from aiogw.exchange import Exchange
     from aiogw.fake_upstream import FakeConfig, FakeUpstream
     from aiogw.limits.check import estimate_tokens
-    from aiogw.exchange import Exchange
 
     bodies = {
         "chat turn (300 B)": b'{"model":"claude-haiku-4-5","max_tokens":1024,"messages":[{"role":"user",'

@@ -118,7 +118,7 @@ def test_usage_and_cost_recorded_for_every_dialect(gw):
     got.append((chunks[-1].usage_metadata.prompt_token_count, chunks[-1].usage_metadata.candidates_token_count))
     rows = gw.audited(since, count=len(got))
     assert len(rows) == len(got)
-    for row, sdk in zip(rows, got):
+    for row, sdk in zip(rows, got, strict=True):
         assert row["cost_usd"] and row["cost_usd"] > 0 and row["priced"] == 1, row
         assert row["output_tokens"] > 0
         if sdk is not None:

@@ -151,5 +151,5 @@ def test_limits_config_defaults_and_user_overrides(tmp_path):
     assert cfg.users[0].limits == Limits(requests_per_minute=60, daily_budget_usd=50.0, models=("claude-*",))
     assert PriceTable(cfg.prices).lookup("mine").input == 0.5
     path.write_text(path.read_text().replace("daily_budget_usd = 50.0", 'daily_budget_usd = "lots"'))
-    with pytest.raises(config.ConfigError, match="limits.daily_budget_usd: expected an amount in USD"):
+    with pytest.raises(config.ConfigError, match=r"limits\.daily_budget_usd: expected an amount in USD"):
         config.load(path, env={})

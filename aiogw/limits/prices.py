@@ -79,7 +79,7 @@ class PriceTable:
             models.update(settings.models)
         self.default = _price(settings.default if settings is not None else {"input": 15.0, "output": 75.0})
         self._by_id: dict[str, Price] = {}
-        for name, entry in models.items():
+        for entry in models.values():
             price = _price(entry)
             for alias in entry.get("aliases", ()):
                 self._by_id.setdefault(alias, price)

@@ -54,7 +54,7 @@ def render(rows: list[tuple], by: str) -> str:
     total = ("TOTAL", *(sum(r[i] or 0 for r in rows) for i in range(1, 8)))
     cells = [(by.upper(), *HEADER)] + [_cells(r) for r in (*rows, total)]
     widths = [max(len(c[i]) for c in cells) for i in range(len(cells[0]))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths))) for row in cells]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))) for row in cells]
     lines.insert(len(lines) - 1, "-" * len(lines[0]))
     return "\n".join(lines)
 
