@@ -36,6 +36,11 @@ name = "openai"
 dialect = "openai"
 upstream = "{fake}"
 credential = {{ env = "FAKE_OPENAI" }}
+[[routes]]
+name = "google"
+dialect = "gemini"
+upstream = "{fake}"
+credential = {{ env = "FAKE_GEMINI" }}
 [limits]
 requests_per_minute = 1000
 [[users]]
@@ -71,6 +76,20 @@ class LimitedGateway:
 
     def anthropic(self, user: str, **kw) -> anthropic.Anthropic:
         return anthropic.Anthropic(base_url=f"{self.base}/anthropic", api_key=self.key(user), **kw)
+
+    def wait_for_audit(self, sql: str, count: int, timeout: float = 10.0) -> list[tuple]:
+        deadline = time.monotonic() + timeout
+        while True:
+            conn = sqlite3.connect(f"file:{self.state}?mode=ro", uri=True)
+            try:
+                rows = conn.execute(sql).fetchall()
+            except sqlite3.OperationalError:
+                rows = []
+            finally:
+                conn.close()
+            if len(rows) >= count or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.02)
 
     def of(self, user: str) -> list:
         return [ex for ex in self.exchanges if ex.user == user]
@@ -266,3 +285,38 @@ def test_reload_changes_limits_and_keeps_counters(lg):
     _ask(client)  # a third one now fits; the two before still count
     with pytest.raises(anthropic.RateLimitError):
         _ask(client)
+
+
+def test_a_stream_cut_short_is_charged_what_its_events_report(gw):
+    """The upstream dies after two events (message_start and the first block): the
+    input tokens message_start reported are charged."""
+    a = anthropic.Anthropic(base_url=gw.url("anthropic"), api_key=gw.key, max_retries=0,
+                            default_headers={"x-fake-fault": "die"})
+    seen = []
+    with pytest.raises(Exception, match="incomplete chunked read"):  # what the SDK raises direct too
+        with a.messages.stream(model="claude-haiku-4-5", max_tokens=64,
+                               messages=[{"role": "user", "content": "hello " * 50}]) as s:
+            for event in s:
+                seen.append(event.type)
+    assert seen[0] == "message_start"
+    ex = gw.wait_for(lambda: next((e for e in reversed(gw.exchanges) if e.outcome == "upstream_aborted"), None))
+    assert ex is not None and ex.answer is not None and not ex.answer.complete
+    assert ex.answer.usage.input > 0 and ex.cost == pytest.approx(
+        (ex.answer.usage.input * 1.0 + ex.answer.usage.output * 5.0) / 1e6)
+
+
+def test_refusals_are_audited_with_their_reason_and_gemini_sees_429(lg):
+    client = lg.anthropic("rpm", max_retries=0)
+    _ask(client)
+    _ask(client)
+    g = genai.Client(api_key=lg.key("rpm"), http_options=genai_types.HttpOptions(
+        base_url=f"{lg.base}/google", retry_options=genai_types.HttpRetryOptions(attempts=1)))
+    with pytest.raises(anthropic.RateLimitError):
+        _ask(client)
+    rows = lg.wait_for_audit("SELECT status, outcome, reason FROM exchanges WHERE user = 'rpm' ORDER BY id", 3)
+    assert rows[-1] == (429, "refused", "rate_limit:requests_per_minute")
+    from google.genai import errors as genai_errors
+
+    with pytest.raises(genai_errors.ClientError) as err:
+        g.models.generate_content(model="gemini-2.5-flash", contents="hi")
+    assert err.value.code == 429

@@ -38,6 +38,8 @@ def as_list(value: Any) -> list[Any]:
 
 def as_int(value: Any) -> int:
     """A token count: a non-negative int; anything else (null, a string) is 0."""
+    if type(value) is int:  # the common case, first (bool is a subclass, not this type)
+        return value if value >= 0 else 0
     if isinstance(value, bool):
         return 0
     if isinstance(value, int):
