@@ -133,7 +133,7 @@ def build(ex: Exchange, policy: str, memo: PartsMemo | None = None) -> Record:
         body, parsed = _masked(parsed, ex.findings) or (body, parsed)
     split = parsed is not None and dialect is not None and len(body or b"") >= SPLIT_MIN
     if split:
-        meta, refs, parts = _split(dialect, ex.endpoint, parsed, len(body or b""), memo)
+        meta, refs, parts = _split(dialect, ex.endpoint, parsed, len(body or b""), memo, int(ex.started // 86_400))
     conversation = ex.session[:128] if ex.session else _opening(dialect, ex, refs)
     payload = None
     if policy != METADATA:
@@ -252,12 +252,15 @@ def _hashed(value: Any) -> tuple[bytes, bytes]:
 
 
 def _split(
-    dialect: Any, endpoint: str, body: dict, size: int, memo: PartsMemo | None
+    dialect: Any, endpoint: str, body: dict, size: int, memo: PartsMemo | None, day: int = 0
 ) -> tuple[dict[str, Any], dict[str, Any], list[tuple[bytes, Any]]]:
     """Request → (inline metadata, refs by part, parts). Content parts are hashed.
 
     A part is (digest, bytes) when it was serialised here, or (digest, value) when its
     digest came from the memo; the writer serialises those only if it never stored them.
+    Parts the memo's previous turn of this conversation already handed to the writer
+    the same UTC `day` are left out: they are stored (or in an earlier batch), and a
+    blob's `last_seen` only moves by the day.
     """
     parts_obj = dialect.request_parts(endpoint, body)
     meta: dict[str, Any] = {
@@ -271,40 +274,56 @@ def _split(
     if memo is not None and messages:
         key = _hashed(messages[0])[0]
         prev = memo.get(key)
-    entry: dict[str, Any] = {}
+    handed = prev is not None and prev["day"] == day  # the previous turn's parts are with the writer
+    entry: dict[str, Any] = {"day": day}
     for name in ("system", "tools"):
         value = getattr(parts_obj, name)
         if value is None:
             continue
         if prev is not None and prev.get(name) == value:
-            h, data = prev[name + "_ref"], value
+            h = prev[name + "_ref"]
+            if not handed:
+                parts.append((h, value))
         else:
             h, data = _hashed(value)
-        parts.append((h, data))
+            parts.append((h, data))
         refs[name] = h
         entry[name], entry[name + "_ref"] = value, h
     if messages is not None:
-        old = prev["messages"] if prev is not None else ()
-        old_refs = prev["message_refs"] if prev is not None else ()
-        hashes = []
-        opening = None
-        same = True
-        for i, message in enumerate(messages):
-            if same and i < len(old) and old[i] == message:
-                h, data = old_refs[i], message
-            else:
-                same = False
-                h, data = _hashed(message)
+        old = prev["messages"] if prev is not None else []
+        old_refs = prev["message_refs"] if prev is not None else []
+        same = _same_prefix(old, messages)
+        hashes = old_refs[:same]
+        if not handed:
+            parts.extend(zip(hashes, messages[:same], strict=True))
+        for message in messages[same:]:
+            h, data = _hashed(message)
             parts.append((h, data))
             hashes.append(h)
-            if opening is None and isinstance(message, dict) and message.get("role") == "user":
-                opening = len(hashes)
+        opening = next(
+            (i + 1 for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "user"), None
+        )
         refs["messages"] = hashes
         refs["opening"] = hashes[: opening or 1]
         entry["messages"], entry["message_refs"] = messages, hashes
     if key is not None and memo is not None:
         memo.put(key, size, entry)
     return meta, refs, parts
+
+
+def _same_prefix(old: list[Any], new: list[Any]) -> int:
+    """How many leading messages `new` shares with `old`: one comparison in C for the
+    usual turn (the old ones resent, new ones after; the last old one may have changed,
+    as Claude Code moves its cache marker every turn), message by message otherwise."""
+    n = min(len(old), len(new))
+    if n and old[n - 1] != new[n - 1]:
+        n -= 1
+    if old[:n] == new[:n]:
+        return n
+    i = 0
+    while i < n and old[i] == new[i]:
+        i += 1
+    return i
 
 
 def _opening(dialect: Any, ex: Exchange, refs: dict[str, Any]) -> str | None:
