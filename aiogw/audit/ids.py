@@ -10,6 +10,8 @@ import os
 import time
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# A random byte -> a random digit (256 is a multiple of 32, so digits stay uniform).
+_DIGIT_OF_BYTE = bytes(_ALPHABET[b & 31].encode()[0] for b in range(256))
 
 
 def _encode(value: int, length: int) -> str:
@@ -22,7 +24,16 @@ def _encode(value: int, length: int) -> str:
 
 def new_id(at: float | None = None) -> str:
     ms = int((time.time() if at is None else at) * 1000)
-    return _encode(ms, 10) + _encode(int.from_bytes(os.urandom(10), "big"), 16)
+    return _prefix(ms) + os.urandom(16).translate(_DIGIT_OF_BYTE).decode()
+
+
+_last: list = [-1, ""]  # the last millisecond and its digits: ids come many a millisecond
+
+
+def _prefix(ms: int) -> str:
+    if _last[0] != ms:
+        _last[0], _last[1] = ms, _encode(ms, 10)
+    return _last[1]
 
 
 def bound(at: float, upper: bool = False) -> str:
