@@ -20,6 +20,7 @@ import orjson
 from aiogw.answer import read as read_answer
 from aiogw.audit.ids import new_id
 from aiogw.dialects import DIALECTS, Answer, Usage
+from aiogw.dialects.texts import same_prefix
 from aiogw.exchange import Exchange
 from aiogw.guards import redact
 
@@ -292,7 +293,7 @@ def _split(
     if messages is not None:
         old = prev["messages"] if prev is not None else []
         old_refs = prev["message_refs"] if prev is not None else []
-        same = _same_prefix(old, messages)
+        same = same_prefix(old, messages)
         hashes = old_refs[:same]
         if not handed:
             parts.extend(zip(hashes, messages[:same], strict=True))
@@ -309,21 +310,6 @@ def _split(
     if key is not None and memo is not None:
         memo.put(key, size, entry)
     return meta, refs, parts
-
-
-def _same_prefix(old: list[Any], new: list[Any]) -> int:
-    """How many leading messages `new` shares with `old`: one comparison in C for the
-    usual turn (the old ones resent, new ones after; the last old one may have changed,
-    as Claude Code moves its cache marker every turn), message by message otherwise."""
-    n = min(len(old), len(new))
-    if n and old[n - 1] != new[n - 1]:
-        n -= 1
-    if old[:n] == new[:n]:
-        return n
-    i = 0
-    while i < n and old[i] == new[i]:
-        i += 1
-    return i
 
 
 def _opening(dialect: Any, ex: Exchange, refs: dict[str, Any]) -> str | None:

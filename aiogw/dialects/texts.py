@@ -10,6 +10,7 @@ Images, documents and other binary parts are skipped.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import orjson
@@ -89,59 +90,62 @@ _ROLE_PLACE = {"system": "system", "developer": "system", "user": "user", "assis
                "tool": "tool_result", "function": "tool_result"}
 
 
-def anthropic(endpoint: str, body: dict, out: Out) -> None:
+# Each dialect's request in three parts, so a guard can keep what it read of a
+# conversation's history and read only the new turns: `head` (system prompt,
+# instructions), the history list at `history` (one call of `item` per entry, its index
+# in the path), and `tail` (tool definitions, at the body's `tail` key).
+
+
+def _anthropic_head(body: dict, out: Out) -> None:
     _content(body.get("system"), ("system",), "system", out)
-    for i, m in enumerate(_list(body.get("messages"))):
-        if isinstance(m, dict):
-            _content(m.get("content"), ("messages", i, "content"), _ROLE_PLACE.get(m.get("role"), "user"), out)
+
+
+def _message_item(i: int, m: Any, out: Out) -> None:
+    """An Anthropic or OpenAI chat message."""
+    if not isinstance(m, dict):
+        return
+    _content(m.get("content"), ("messages", i, "content"), _ROLE_PLACE.get(m.get("role"), "user"), out)
+    for j, call in enumerate(_list(m.get("tool_calls"))):  # OpenAI chat's tool calls
+        fn = call.get("function") if isinstance(call, dict) else None
+        if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
+            out.append(Text("assistant", ("messages", i, "tool_calls", j, "function", "arguments"), fn["arguments"]))
+
+
+def _anthropic_tail(body: dict, out: Out) -> None:
     for i, tool in enumerate(_list(body.get("tools"))):
         if isinstance(tool, dict):
             _strings(_definition(tool, ("description", "input_schema")), ("tools", i), "tool_definition", out)
 
 
-def openai(endpoint: str, body: dict, out: Out) -> None:
-    if endpoint == "responses" or endpoint == "input_tokens":
-        _responses(body, out)
-        return
-    for i, m in enumerate(_list(body.get("messages"))):
-        if not isinstance(m, dict):
-            continue
-        place = _ROLE_PLACE.get(m.get("role"), "user")
-        _content(m.get("content"), ("messages", i, "content"), place, out)
-        for j, call in enumerate(_list(m.get("tool_calls"))):
-            fn = call.get("function") if isinstance(call, dict) else None
-            if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
-                out.append(Text("assistant", ("messages", i, "tool_calls", j, "function", "arguments"), fn["arguments"]))
-    _openai_tools(body, out)
+def _no_head(body: dict, out: Out) -> None:
+    return
 
 
-def _responses(body: dict, out: Out) -> None:
+def _responses_head(body: dict, out: Out) -> None:
     if isinstance(body.get("instructions"), str) and body["instructions"]:
         out.append(Text("system", ("instructions",), body["instructions"]))
-    items = body.get("input")
-    if isinstance(items, str):
-        if items:
-            out.append(Text("user", ("input",), items))
-        items = ()
-    for i, item in enumerate(_list(items)):
-        if not isinstance(item, dict):
-            continue
-        kind = item.get("type", "message")
-        here = ("input", i)
-        if kind == "function_call_output" or kind == "custom_tool_call_output":
-            output = item.get("output")
-            if isinstance(output, (str, list)):
-                _content(output, (*here, "output"), "tool_result", out)
-        elif kind in ("function_call", "custom_tool_call"):
-            for key in ("arguments", "input"):
-                if isinstance(item.get(key), str):
-                    out.append(Text("assistant", (*here, key), item[key]))
-        elif kind == "message":
-            _content(item.get("content"), (*here, "content"), _ROLE_PLACE.get(item.get("role"), "user"), out)
-    _openai_tools(body, out)
+    if isinstance(body.get("input"), str) and body["input"]:
+        out.append(Text("user", ("input",), body["input"]))
 
 
-def _openai_tools(body: dict, out: Out) -> None:
+def _responses_item(i: int, item: Any, out: Out) -> None:
+    if not isinstance(item, dict):
+        return
+    kind = item.get("type", "message")
+    here = ("input", i)
+    if kind == "function_call_output" or kind == "custom_tool_call_output":
+        output = item.get("output")
+        if isinstance(output, (str, list)):
+            _content(output, (*here, "output"), "tool_result", out)
+    elif kind in ("function_call", "custom_tool_call"):
+        for key in ("arguments", "input"):
+            if isinstance(item.get(key), str):
+                out.append(Text("assistant", (*here, key), item[key]))
+    elif kind == "message":
+        _content(item.get("content"), (*here, "content"), _ROLE_PLACE.get(item.get("role"), "user"), out)
+
+
+def _openai_tail(body: dict, out: Out) -> None:
     for i, tool in enumerate(_list(body.get("tools"))):
         if not isinstance(tool, dict):
             continue
@@ -152,23 +156,22 @@ def _openai_tools(body: dict, out: Out) -> None:
             _strings(_definition(tool, ("description", "parameters")), ("tools", i), "tool_definition", out)
 
 
-def gemini(endpoint: str, body: dict, out: Out) -> None:
-    if endpoint == "count_tokens" and isinstance(body.get("generateContentRequest"), dict):
-        inner: Out = []
-        gemini("generate", body["generateContentRequest"], inner)
-        out.extend(Text(t.place, ("generateContentRequest", *t.path), t.text) for t in inner)
-        if "contents" not in body:
-            return
+def _gemini_head(body: dict, out: Out) -> None:
     for key in ("systemInstruction", "system_instruction"):
         si = body.get(key)
         if isinstance(si, dict):
             _parts(si.get("parts"), (key, "parts"), "system", out)
         elif isinstance(si, str):
             out.append(Text("system", (key,), si))
-    for i, content in enumerate(_list(body.get("contents"))):
-        if isinstance(content, dict):
-            place = _ROLE_PLACE.get(content.get("role", "user"), "user")
-            _parts(content.get("parts"), ("contents", i, "parts"), place, out)
+
+
+def _gemini_item(i: int, content: Any, out: Out) -> None:
+    if isinstance(content, dict):
+        place = _ROLE_PLACE.get(content.get("role", "user"), "user")
+        _parts(content.get("parts"), ("contents", i, "parts"), place, out)
+
+
+def _gemini_tail(body: dict, out: Out) -> None:
     for i, tool in enumerate(_list(body.get("tools"))):
         if not isinstance(tool, dict):
             continue
@@ -201,18 +204,69 @@ def _list(value: Any) -> list:
     return value if isinstance(value, list) else []
 
 
-EXTRACTORS: dict[str, Callable[[str, dict, Out], None]] = {
-    "anthropic": anthropic,
-    "openai": openai,
-    "gemini": gemini,
-}
+@dataclass(frozen=True, slots=True)
+class Shape:
+    head: Callable[[dict, Out], None]
+    history: str
+    item: Callable[[int, Any, Out], None]
+    tail: Callable[[dict, Out], None]
+    tail_key: str = "tools"
+
+
+_ANTHROPIC = Shape(_anthropic_head, "messages", _message_item, _anthropic_tail)
+_CHAT = Shape(_no_head, "messages", _message_item, _openai_tail)
+_RESPONSES = Shape(_responses_head, "input", _responses_item, _openai_tail)
+_GEMINI = Shape(_gemini_head, "contents", _gemini_item, _gemini_tail)
+
+
+def shape(dialect: str, endpoint: str, body: dict) -> Shape | None:
+    """How to read this request in parts; None when it has no such layout (a Gemini
+    countTokens that wraps a whole generateContent request: read with `texts`)."""
+    if dialect == "anthropic":
+        return _ANTHROPIC
+    if dialect == "openai":
+        return _RESPONSES if endpoint in ("responses", "input_tokens") else _CHAT
+    if dialect == "gemini":
+        return None if endpoint == "count_tokens" and isinstance(body.get("generateContentRequest"), dict) else _GEMINI
+    return None
+
+
+def history(s: Shape, body: dict) -> list:
+    return _list(body.get(s.history))
+
+
+def same_prefix(old: list[Any], new: list[Any]) -> int:
+    """How many leading history entries `new` shares with `old`: one comparison in C
+    for the usual turn (the old ones resent, new ones after; the last old one may have
+    changed, as Claude Code moves its cache marker every turn), entry by entry otherwise."""
+    n = min(len(old), len(new))
+    if n and old[n - 1] != new[n - 1]:
+        n -= 1
+    if old[:n] == new[:n]:
+        return n
+    i = 0
+    while i < n and old[i] == new[i]:
+        i += 1
+    return i
 
 
 def texts(dialect: str, endpoint: str, body: dict) -> list[Text]:
-    extract = EXTRACTORS.get(dialect)
+    """Every text of a request, in order: head, history, tail."""
     out: Out = []
-    if extract is not None:
-        extract(endpoint, body, out)
+    s = shape(dialect, endpoint, body)
+    if s is None:
+        if dialect == "gemini":  # countTokens around a generateContent request
+            inner = body["generateContentRequest"]
+            out.extend(Text(t.place, ("generateContentRequest", *t.path), t.text)
+                       for t in texts("gemini", "generate", inner))
+            if "contents" in body:  # and the outer request's own parts, if it has them too
+                out.extend(texts("gemini", "generate", {k: v for k, v in body.items() if k != "generateContentRequest"}))
+        return out
+    s.head(body, out)
+    item = s.item
+    for i, value in enumerate(history(s, body)):
+        item(i, value, out)
+    s.tail(body, out)
     return out
 
 

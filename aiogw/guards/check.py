@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from aiogw.dialects.texts import Text, texts
+from aiogw.dialects.texts import Text, history, shape, texts
 from aiogw.errors import Blocked
 from aiogw.exchange import Exchange
 from aiogw.guards import redact
+from aiogw.guards.history import HistoryMemo, Pair, Read, conversation_key, read_parts
 from aiogw.guards.policy import Policy
 from aiogw.preflight import CONTINUE, REWRITE, Refuse, Verdict
 
@@ -75,12 +76,34 @@ class ScanMemo:
 
 
 class GuardCheck:
-    __slots__ = ("engine", "memo", "policy")
+    __slots__ = ("conversations", "engine", "memo", "policy")
 
     def __init__(self, engine: Engine, policy: Policy) -> None:
         self.engine = engine
         self.policy = policy
         self.memo = ScanMemo()
+        self.conversations = HistoryMemo()
+
+    def read(self, ex: Exchange) -> tuple[list[Pair], bytes | None, Read | None]:
+        """Every text of the request with its matches, in order; and what to remember
+        of it (the conversation's key and read)."""
+        assert ex.json is not None
+        s = shape(ex.dialect, ex.endpoint, ex.json)
+        if s is None:
+            items = texts(ex.dialect, ex.endpoint, ex.json)
+            return list(zip(items, self.memo.scan(self.engine, items), strict=True)), None, None
+        key = conversation_key(ex.user, s, history(s, ex.json))
+        prev = self.conversations.get(key)
+        head, entries, new, tail, same, tail_texts = read_parts(s, ex.json, prev)
+        fresh = head + [t for out in new for t in out] + (tail_texts or [])
+        found = iter(list(zip(fresh, self.memo.scan(self.engine, fresh), strict=True)))
+        head_pairs = [next(found) for _ in head]
+        items = prev.items[:same] if prev is not None else []
+        self.conversations.reused += same
+        items += [[next(found) for _ in out] for out in new]
+        tail_pairs = [next(found) for _ in tail_texts] if tail_texts is not None else prev.tail_pairs  # type: ignore[union-attr]
+        read = Read(entries, items, tail, tail_pairs, len(ex.body or b""))
+        return head_pairs + [p for pairs in items for p in pairs] + tail_pairs, key, read
 
     def check(self, ex: Exchange) -> Verdict:
         if ex.json is None:
@@ -88,8 +111,8 @@ class GuardCheck:
         actions = self.policy.for_user(ex.user)
         findings: list[dict[str, Any]] = []
         blocked = None
-        items = texts(ex.dialect, ex.endpoint, ex.json)
-        for t, matches in zip(items, self.memo.scan(self.engine, items), strict=True):
+        pairs, key, read = self.read(ex)
+        for t, matches in pairs:
             for m in matches:
                 p = m.pattern
                 action = actions.action(p.category, t.place, p.action)
@@ -108,6 +131,10 @@ class GuardCheck:
                 findings.append(finding)
                 if action == "block" and blocked is None:
                     blocked = finding
+        if read is not None and not any(f["action"] == "redact" for f in findings):
+            # Not after a redaction: the body (which `read` refers to) is masked in
+            # place, and the client resends its own, unmasked text next turn.
+            self.conversations.put(key, read)
         if not findings:
             return CONTINUE
         ex.findings = findings
