@@ -49,7 +49,7 @@ def conversation_key(user: str | None, s: Shape, entries: list[Any]) -> bytes | 
 
 
 class HistoryMemo:
-    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
+    def __init__(self, max_bytes: int = 16 * 1024 * 1024) -> None:
         self.max_bytes = max_bytes
         self._entries: OrderedDict[bytes, Read] = OrderedDict()
         self._bytes = 0
