@@ -28,7 +28,7 @@ from aiogw.upstream import Upstream
 log = logging.getLogger("aiogw")
 
 PROXY = web.AppKey("proxy", Proxy)
-LIMITS = web.AppKey("limits", Accountant)
+CONFIG = web.AppKey("config", Config)  # the config the app was built from
 
 
 def build_app(config: Config, sinks: Iterable[Sink] = ()) -> web.Application:
@@ -45,18 +45,15 @@ def build_app(config: Config, sinks: Iterable[Sink] = ()) -> web.Application:
     guards = build_guards(config)
     # The preflight, in order: guards, then limits and budget.
     checks: list[Check] = [guards[0]] if guards else []
-    limited = config.limits.any or any(u.limits.any for u in config.users)
+    # Limits and accounting are always wired in, so a reload can switch them on; idle,
+    # they cost two calls per request.
     ledger = Ledger(config.limits, {u.name: u.limits for u in config.users})
-    accountant = Accountant(ledger, PriceTable(config.prices)) if limited or audit is not None else None
-    store = LimitStore(config.state_path, ledger) if accountant is not None else None
-    if limited:
-        checks.append(LimitCheck(ledger, accountant.prices))
-    if accountant is not None:
-        checks.append(UsageRequest())
+    accountant = Accountant(ledger, PriceTable(config.prices), _accounting(config))
+    store = LimitStore(config.state_path, ledger)
+    checks += [LimitCheck(accountant), UsageRequest(accountant)]
     proxy = Proxy(config, keys, upstreams, sinks, audit, checks, guards[1] if guards else None, accountant)
     app[PROXY] = proxy
-    if accountant is not None:
-        app[LIMITS] = accountant
+    app[CONFIG] = config
     app.router.add_get("/healthz", _healthz)
     app.router.add_route("*", "/{tail:.*}", proxy.handle)
 
@@ -64,8 +61,7 @@ def build_app(config: Config, sinks: Iterable[Sink] = ()) -> web.Application:
         keys.load()
         if audit is not None:
             await audit.start()
-        if store is not None:
-            await store.start()
+        await store.start()
         for upstream in upstreams.values():
             await upstream.start()
             if upstream.credential is None and not upstream.passes_client_key:
@@ -77,8 +73,7 @@ def build_app(config: Config, sinks: Iterable[Sink] = ()) -> web.Application:
         yield
         # The server has stopped and its handlers are done: every exchange is queued.
         await asyncio.gather(*(upstream.close() for upstream in upstreams.values()))
-        if store is not None:
-            await store.close()
+        await store.close()
         if audit is not None:
             await audit.close()
 
@@ -123,8 +118,8 @@ async def start(config: Config, sinks: Iterable[Sink] = (), *, port: int | None 
 
 
 def _on_hangup(app: web.Application, config: Config) -> None:
-    """SIGHUP: read the config file again and apply its limits and prices (the rest of
-    a reload comes with the operations work); a bad file is logged and changes nothing."""
+    """SIGHUP: read the config file again and apply its users, limits and prices; a bad
+    file is logged and changes nothing. What needs a restart is said in the log."""
     from aiogw.config import ConfigError, load
 
     try:
@@ -132,8 +127,10 @@ def _on_hangup(app: web.Application, config: Config) -> None:
     except (ConfigError, OSError) as exc:
         log.error("reload refused, the running config stays: %s", exc)
         return
-    if reload_limits(app, fresh):
-        log.info("reloaded limits and prices from %s", config.source)
+    pending = reload(app, fresh)
+    log.info("reloaded users, limits and prices from %s", config.source)
+    if pending:
+        log.warning("changed in %s but applied only at restart: %s", config.source, ", ".join(pending))
 
 
 def tune_gc() -> None:
@@ -149,16 +146,24 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 50, 100)
 
 
-def reload_limits(app: web.Application, config: Config) -> bool:
-    """Apply a reloaded config's limits and prices to the running gateway (SIGHUP);
-    counters and spend are kept. False when this gateway does no accounting (start it
-    with limits or the audit on)."""
-    accountant = app.get(LIMITS)
-    if accountant is None:
-        return False
+def _accounting(config: Config) -> bool:
+    """Whether exchanges are read back for usage and cost: for the audit, or for limits."""
+    return config.audit.enabled or config.limits.any or any(u.limits.any for u in config.users)
+
+
+def reload(app: web.Application, config: Config) -> list[str]:
+    """Apply what a reloaded config (SIGHUP) can change while serving: the user list,
+    limits and prices. Counters and spend are kept. Returns what it did not apply."""
+    proxy = app[PROXY]
+    proxy.users = config.user_names()
+    accountant = proxy.accountant
+    assert accountant is not None
     accountant.ledger.reconfigure(config.limits, {u.name: u.limits for u in config.users})
     accountant.prices = PriceTable(config.prices)
-    return True
+    accountant.active = proxy.audit is not None or _accounting(config)
+    running = app[CONFIG]
+    return [part for part in ("server", "state_path", "routes", "audit", "guards")
+            if getattr(running, part) != getattr(config, part)]
 
 
 async def serve(config: Config) -> None:

@@ -214,6 +214,10 @@ def _build(raw: dict[str, Any], source: str, base_dir: Path, env: dict[str, str]
         ))
     if len({u.name for u in users}) != len(users):
         r.fail("users", "a user name is listed twice")
+    for where, lim in (("limits", limits), *((f"users[{i}] ({u.name}).limits", u.limits) for i, u in enumerate(users))):
+        for name in lim.routes or ():
+            if not any(c in name for c in "*?[") and name not in names:
+                r.fail(f"{where}.routes", f"no route named {name!r}; the routes are {', '.join(names)}")
     return Config(
         source, server, state_path, routes, tuple(users), _audit(r, r.table(raw, "audit")),
         _guards(r, r.table(raw, "guards")), limits, read_prices(r, r.table(raw, "prices")),
@@ -323,6 +327,11 @@ def _timeouts(r: _Reader, table: dict[str, Any], where: str, base: Timeouts) -> 
     return Timeouts(**values)
 
 
+def _a(kind: type) -> str:
+    name = {"str": "string", "int": "whole number", "bool": "boolean (true or false)"}.get(kind.__name__, kind.__name__)
+    return ("an " if name[0] in "aeiou" else "a ") + name
+
+
 class _Reader:
     """Typed access to the raw TOML with errors that name the file and the key."""
 
@@ -348,9 +357,9 @@ class _Reader:
     def get(self, table: dict[str, Any], key: str, kind: type, default: Any) -> Any:
         value = table.get(key.rsplit(".", 1)[-1], default)
         if value is None:
-            self.fail(key, f"required; expected a {kind.__name__}")
+            self.fail(key, f"required; expected {_a(kind)}")
         if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-            self.fail(key, f"expected a {kind.__name__}, got {value!r}")
+            self.fail(key, f"expected {_a(kind)}, got {value!r}")
         return value
 
     def int_in(self, table: dict[str, Any], key: str, default: int, lo: int, hi: int) -> int:

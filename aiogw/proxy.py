@@ -84,7 +84,7 @@ class Proxy:
         ex.client = request.remote
         ex.user_agent = headers.get("User-Agent")
         ex.session = headers.get("X-Claude-Code-Session-Id") or headers.get("session-id")
-        if self.accountant is not None:
+        if self.audit is not None or (self.accountant is not None and self.accountant.active):
             ex.chunks = []  # accounting and the audit tap keep the relayed chunks, by reference
         dialect: Dialect | None = None
         try:
@@ -166,7 +166,10 @@ class Proxy:
             raise TooLarge(f"the request body is over the gateway's limit of {self.max_body} bytes") from None
 
     async def _forward(self, request: web.Request, upstream: Upstream, ex: Exchange) -> web.StreamResponse:
-        resp = await upstream.send(request.method, ex.path, ex.query, upstream.headers(request.headers), ex.body)
+        headers = upstream.headers(request.headers)
+        if ex.strip_usage:  # the relay edits this stream: it must come uncompressed
+            headers["Accept-Encoding"] = "identity"
+        resp = await upstream.send(request.method, ex.path, ex.query, headers, ex.body)
         ex.first_byte()
         ex.status = resp.status
         ex.response_headers = resp.headers
@@ -220,7 +223,7 @@ class Proxy:
         await out.prepare(request)
         content = resp.content
         chunks = ex.chunks
-        # A compressed stream cannot be edited: it is relayed as it came (usage chunk too).
+        # Asked uncompressed; an upstream that compresses anyway is relayed as it came.
         strip = UsageChunkFilter() if ex.strip_usage and not resp.headers.get("Content-Encoding") else None
         watch = None
         if guard != "off":
@@ -304,4 +307,5 @@ def _error_response(dialect: Dialect, err: GatewayError) -> web.Response:
     headers = {"Content-Type": "application/json"}
     if err.retry_after is not None:
         headers["Retry-After"] = str(err.retry_after)
-    return web.Response(status=err.status, body=dialect.error_body(err.status, err.message), headers=headers)
+    body = dialect.error_body(err.status, err.message, retry_after=err.retry_after)
+    return web.Response(status=err.status, body=body, headers=headers)

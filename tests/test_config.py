@@ -74,7 +74,7 @@ def test_full_file(tmp_path):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[server]\nport = 'x'\n", "server.port: expected a int"),
+        ("[server]\nport = 'x'\n", "server.port: expected a whole number"),
         ("[server]\nport = 70000\n", "server.port: expected a whole number from 0 to 65535"),
         ("[server]\nprot = 1\n", "server.prot: unknown key"),
         ("[serve]\n", "serve: unknown key"),

@@ -91,6 +91,13 @@ class LimitedGateway:
                 return rows
             time.sleep(0.02)
 
+    def last(self, user: str, timeout: float = 5.0):
+        """The user's newest finished exchange (the handler may still be ending)."""
+        deadline = time.monotonic() + timeout
+        while not self.of(user) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.of(user)[-1]
+
     def of(self, user: str) -> list:
         return [ex for ex in self.exchanges if ex.user == user]
 
@@ -259,15 +266,15 @@ def test_usage_report_groups_tokens_and_cost(gw):
     gw.wait_for(lambda: gw.audit("SELECT 1 FROM exchanges WHERE model = 'claude-haiku-4-5'"), 10)
     conn = sqlite3.connect(gw.state)
     rows = {r[0]: r for r in report.usage_rows(conn, "model", user="alice")}
-    assert rows["claude-haiku-4-5"][1] >= 1 and rows["claude-haiku-4-5"][6] > 0
+    assert rows["claude-haiku-4-5"][1] >= 1 and rows["claude-haiku-4-5"][7] > 0
     text = report.render(report.usage_rows(conn, "day"), "day")
     assert text.splitlines()[0].startswith("DAY") and "TOTAL" in text.splitlines()[-1]
 
 
 def test_reload_changes_limits_and_keeps_counters(lg):
-    """What SIGHUP does (aiogw.app.reload_limits): new limits apply to the next request,
-    the window keeps what was already used."""
-    from aiogw.app import reload_limits
+    """What SIGHUP does (aiogw.app.reload): new limits apply to the next request, the
+    window keeps what was already used."""
+    from aiogw.app import reload
 
     client = lg.anthropic("rpm", max_retries=0)
     _ask(client)
@@ -278,10 +285,10 @@ def test_reload_changes_limits_and_keeps_counters(lg):
     path.write_text(path.read_text().replace("requests_per_minute = 2 }", "requests_per_minute = 3 }"))
     fresh = config.load(path, env=PROVIDER_KEYS)
 
-    async def apply() -> bool:  # on the gateway's loop, as the signal handler runs
-        return reload_limits(lg.runner.app, fresh)
+    async def apply() -> list[str]:  # on the gateway's loop, as the signal handler runs
+        return reload(lg.runner.app, fresh)
 
-    assert lg.servers.run(apply()) is True
+    assert lg.servers.run(apply()) == []  # nothing left for a restart
     _ask(client)  # a third one now fits; the two before still count
     with pytest.raises(anthropic.RateLimitError):
         _ask(client)
@@ -320,3 +327,125 @@ def test_refusals_are_audited_with_their_reason_and_gemini_sees_429(lg):
     with pytest.raises(genai_errors.ClientError) as err:
         g.models.generate_content(model="gemini-2.5-flash", contents="hi")
     assert err.value.code == 429
+
+
+def test_stream_options_null_is_still_charged_and_unseen(gw):
+    """`"stream_options": null` must not let a stream through uncharged: the gateway
+    asks for usage there too, and the client still sees none."""
+    import httpx
+
+    body = {"model": "gpt-4.1", "stream": True, "stream_options": None, "messages": [{"role": "user", "content": "hi"}]}
+    with httpx.stream("POST", gw.url("openai") + "/v1/chat/completions", json=body,
+                      headers={"Authorization": f"Bearer {gw.key}"}) as r:
+        raw = r.read()
+    assert b'"usage"' not in raw and raw.endswith(b"data: [DONE]\n\n")
+    sent = orjson_loads(gw.fake.received[-1].body)
+    assert sent["stream_options"] == {"include_usage": True}
+    assert gw.last_exchange().cost > 0
+
+
+def orjson_loads(data: bytes):
+    import orjson
+
+    return orjson.loads(data)
+
+
+def test_a_compressing_upstream_is_asked_for_an_uncompressed_stream(servers, gateway, tmp_path):
+    """The OpenAI SDK accepts gzip; to take the usage chunk out the gateway asks the
+    upstream for identity, so the SDK sees the stream it would see direct."""
+    from aiogw.fake_upstream import FakeConfig, FakeUpstream
+
+    fake = FakeUpstream(FakeConfig(compress=True))
+    port = servers.run(fake.start())
+    try:
+        g = LimitedGateway(servers, fake, f"http://127.0.0.1:{port}", tmp_path / "state.db")
+        try:
+            client = openai.OpenAI(base_url=f"{g.base}/openai/v1", api_key=g.key("rpm"), max_retries=0)
+            chunks = list(client.chat.completions.create(model="gpt-4.1", stream=True,
+                                                         messages=[{"role": "user", "content": "hi"}]))
+            assert all(c.choices for c in chunks) and all(c.usage is None for c in chunks)
+            assert fake.received[-1].headers.get("accept-encoding") == "identity"
+            assert g.last("rpm").cost > 0
+        finally:
+            g.stop()
+    finally:
+        servers.run(fake.stop())
+
+
+def test_unmetered_endpoints_are_refused_to_users_with_model_or_budget_limits(lg):
+    import httpx
+
+    for user in ("picky", "broke"):
+        r = httpx.post(f"{lg.base}/openai/v1/audio/speech", json={"model": "gpt-5", "input": "hi"},
+                       headers={"Authorization": f"Bearer {lg.key(user)}"})
+        assert r.status_code == 403 and "cannot tell the model or meter the cost" in r.json()["error"]["message"]
+    r = httpx.post(f"{lg.base}/openai/v1/audio/speech", json={"model": "gpt-5", "input": "hi"},
+                   headers={"Authorization": f"Bearer {lg.key('rpm')}"})
+    assert r.status_code != 403  # no model or budget limits: forwarded (the fake has no such endpoint)
+    r = httpx.get(f"{lg.base}/openai/v1/models", headers={"Authorization": f"Bearer {lg.key('picky')}"})
+    assert r.status_code == 200
+
+
+def test_reload_applies_the_user_list(lg):
+    from aiogw.app import reload
+
+    client = lg.anthropic("picky", max_retries=0)
+    _ask(client)
+    path = lg.state.with_suffix(".toml")
+    text = path.read_text()
+    path.write_text(text.replace('[[users]]\nname = "picky"', '[[users]]\nname = "newcomer"'))
+
+    async def apply() -> list[str]:
+        return reload(lg.runner.app, config.load(path, env=PROVIDER_KEYS))
+
+    assert lg.servers.run(apply()) == []
+    with pytest.raises(anthropic.AuthenticationError, match="no longer in the gateway's config"):
+        _ask(client)
+    _ask(lg.anthropic("newcomer", max_retries=0))
+
+
+def test_reload_can_switch_limits_on(servers, gateway, tmp_path):
+    """A gateway started with the audit off and no limits picks limits up on reload."""
+    from aiogw.app import reload
+
+    g = LimitedGateway(servers, gateway.fake, gateway.fake_url, tmp_path / "state.db")
+    g.stop()
+    path = g.state.with_suffix(".toml")
+    text = path.read_text()
+    bare = text.split("[limits]")[0].replace("flush_interval = 0.02", "enabled = false") + '[[users]]\nname = "rpm"\n'
+    path.write_text(bare)
+    cfg = config.load(path, env=PROVIDER_KEYS)
+    exchanges = []
+    runner, port = servers.run(start(cfg, sinks=[exchanges.append]))
+    try:
+        client = anthropic.Anthropic(base_url=f"http://127.0.0.1:{port}/llm-gateway/anthropic",
+                                     api_key=keys.create(g.state, "rpm")[1], max_retries=0)
+        for _ in range(3):
+            _ask(client)
+        assert exchanges[-1].cost is None  # nothing was accounted
+        path.write_text(bare.replace('name = "rpm"\n', 'name = "rpm"\nlimits = { requests_per_minute = 1 }\n'))
+
+        async def apply() -> list[str]:
+            return reload(runner.app, config.load(path, env=PROVIDER_KEYS))
+
+        servers.run(apply())
+        _ask(client)
+        assert exchanges[-1].cost > 0
+        with pytest.raises(anthropic.RateLimitError):
+            _ask(client)
+    finally:
+        servers.run(runner.cleanup())
+
+
+def test_gemini_rate_limit_carries_retry_info(lg):
+    import httpx
+
+    key = lg.key("rpm")
+    url = f"{lg.base}/google/v1beta/models/gemini-2.5-flash:generateContent"
+    body = {"contents": [{"parts": [{"text": "hi"}]}]}
+    answers = [httpx.post(url, json=body, headers={"x-goog-api-key": key}) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    error = answers[-1].json()["error"]
+    assert error["status"] == "RESOURCE_EXHAUSTED"
+    assert error["details"][0]["@type"] == "type.googleapis.com/google.rpc.RetryInfo"
+    assert error["details"][0]["retryDelay"] == f"{answers[-1].headers['retry-after']}s"

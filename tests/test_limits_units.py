@@ -153,3 +153,31 @@ def test_limits_config_defaults_and_user_overrides(tmp_path):
     path.write_text(path.read_text().replace("daily_budget_usd = 50.0", 'daily_budget_usd = "lots"'))
     with pytest.raises(config.ConfigError, match=r"limits\.daily_budget_usd: expected an amount in USD"):
         config.load(path, env={})
+
+
+def test_small_budgets_are_shown_to_the_cent_fraction():
+    ledger = Ledger(Limits(daily_budget_usd=0.00001), {})
+    held = ledger.admit("u", "a", "m", 10, 0.000002, NOW)
+    ledger.settle("u", held, 10, 0.0000183, NOW)
+    with pytest.raises(NotAllowed, match=r"spent \$0\.000018 of the daily budget of \$0\.00001;"):
+        ledger.admit("u", "a", "m", 10, 0.0, NOW)
+
+
+def test_a_lowered_limit_never_waits_more_than_a_minute():
+    b = Bucket(100, NOW)
+    b.take(100)
+    b.resize(2)
+    assert b.wait(1, NOW) <= 60
+    b.take(1_000_000)  # far more than estimated
+    assert b.wait(1, NOW) <= 120
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5, True])
+def test_zero_or_odd_limits_are_config_errors(tmp_path, value):
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[[routes]]\nname = "a"\ndialect = "anthropic"\nupstream = "http://127.0.0.1:1"\ncredential = "client"\n'
+        f"[limits]\nrequests_per_minute = {str(value).lower()}\n"
+    )
+    with pytest.raises(config.ConfigError, match="expected a whole number of 1 or more"):
+        config.load(path, env={})

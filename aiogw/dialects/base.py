@@ -125,7 +125,8 @@ class Dialect:
         """The header that carries the provider key upstream."""
         return self.credential_header, self.credential_prefix + secret
 
-    def error_body(self, status: int, message: str) -> bytes:
+    def error_body(self, status: int, message: str, retry_after: int | None = None) -> bytes:
+        """The gateway's own error in the provider's envelope; `retry_after` for a 429."""
         raise NotImplementedError
 
     def request_id(self, headers: Mapping[str, str]) -> str | None:

@@ -70,9 +70,12 @@ class Gemini(Dialect):
             return OTHER
         return Endpoint(name, json=True, stream=name == "stream_generate", model=model)
 
-    def error_body(self, status: int, message: str) -> bytes:
+    def error_body(self, status: int, message: str, retry_after: int | None = None) -> bytes:
         code = _STATUS.get(status, "INTERNAL" if status >= 500 else "INVALID_ARGUMENT")
-        return dumps({"error": {"code": status, "message": message, "status": code}})
+        error: dict = {"code": status, "message": message, "status": code}
+        if retry_after is not None:  # where Google's clients look for how long to wait
+            error["details"] = [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{retry_after}s"}]
+        return dumps({"error": error})
 
     def request_parts(self, endpoint: str, body: dict[str, Any]) -> RequestParts:
         if endpoint not in _CONVERSATION:

@@ -43,7 +43,7 @@ class OpenAI(Dialect):
     }
     request_id_headers = ("x-request-id",)
 
-    def error_body(self, status: int, message: str) -> bytes:
+    def error_body(self, status: int, message: str, retry_after: int | None = None) -> bytes:
         kind, code = _TYPES.get(status, ("server_error", None) if status >= 500 else ("invalid_request_error", None))
         return dumps({"error": {"message": message, "type": kind, "param": None, "code": code}})
 

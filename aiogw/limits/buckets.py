@@ -36,12 +36,14 @@ class Bucket:
 
     def take(self, units: float) -> None:
         """Spend units (negative: give back). The level may go below zero: a request
-        that used more than its estimate delays the next ones by the difference."""
-        self.level = min(self.capacity, self.level - units)
+        that used more than its estimate delays the next ones by the difference, by no
+        more than one more minute."""
+        self.level = max(-self.capacity, min(self.capacity, self.level - units))
 
     def resize(self, per_minute: int) -> None:
-        """A new limit from a reloaded config: keep the used share."""
+        """A new limit from a reloaded config: what was used stays used, but a lower
+        limit never makes anyone wait more than a minute for it."""
         used = self.capacity - self.level
         self.capacity = float(per_minute)
         self.rate = per_minute / 60.0
-        self.level = min(self.capacity, self.capacity - used)
+        self.level = max(0.0, min(self.capacity, self.capacity - used))

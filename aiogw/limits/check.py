@@ -23,7 +23,7 @@ import orjson
 
 from aiogw import answer as answers
 from aiogw.dialects import Usage
-from aiogw.errors import GatewayError
+from aiogw.errors import GatewayError, NotAllowed
 from aiogw.exchange import Exchange
 from aiogw.limits.ledger import Ledger
 from aiogw.limits.prices import PriceTable
@@ -43,17 +43,32 @@ def estimate_tokens(ex: Exchange) -> int:
 
 
 class LimitCheck:
-    __slots__ = ("ledger", "prices")
+    __slots__ = ("accountant",)
 
-    def __init__(self, ledger: Ledger, prices: PriceTable) -> None:
-        self.ledger = ledger
-        self.prices = prices
+    def __init__(self, accountant: Accountant) -> None:
+        self.accountant = accountant  # its ledger and prices: a reload replaces them there
+
+    @property
+    def ledger(self) -> Ledger:
+        return self.accountant.ledger
 
     def check(self, ex: Exchange) -> Verdict:
         if ex.user is None or not self.ledger.limited(ex.user):
             return CONTINUE
+        if ex.endpoint == "other" and ex.method not in ("GET", "HEAD"):
+            limits = self.ledger.limits(ex.user)
+            if limits.models is not None or limits.daily_budget_usd is not None or limits.monthly_budget_usd is not None:
+                # Fail closed: an endpoint the gateway does not read (batches, audio, files
+                # ...) could use any model and would never be charged.
+                return Refuse(NotAllowed(
+                    f"aiogw: user {ex.user!r} has model or budget limits, and the gateway cannot tell the model "
+                    f"or meter the cost of {ex.method} {ex.path}; ask the gateway operator for a user without "
+                    "them for this endpoint.",
+                    kind="limit:unmetered_endpoint",
+                ))
         tokens = estimate_tokens(ex)
-        price = self.prices.lookup(ex.model) or self.prices.default
+        prices = self.accountant.prices
+        price = prices.lookup(ex.model) or prices.default
         try:
             ex.held = self.ledger.admit(ex.user, ex.route, ex.model, tokens, tokens * price.input / 1e6, time.time())
         except GatewayError as err:
@@ -66,21 +81,26 @@ class UsageRequest:
     """OpenAI chat streams carry usage only when the client set
     `stream_options.include_usage`; without it the gateway could not charge them."""
 
-    __slots__ = ()
+    __slots__ = ("accountant",)
+
+    def __init__(self, accountant: Accountant) -> None:
+        self.accountant = accountant
 
     def check(self, ex: Exchange) -> Verdict:
         if ex.dialect != "openai" or ex.endpoint != "chat" or not ex.stream or ex.json is None:
             return CONTINUE
+        if not self.accountant.active:
+            return CONTINUE
         options = ex.json.get("stream_options")
         if isinstance(options, dict) and options.get("include_usage") is True:
             return CONTINUE
-        if options is None and ex.body is not None and ex.body.lstrip()[:1] == b"{":
+        if "stream_options" not in ex.json and ex.body is not None and ex.body.lstrip()[:1] == b"{":
             # Spliced in front: the client's bytes stay as they were after it.
             body = ex.body.lstrip()
             sep = b"," if body[1:].lstrip()[:1] != b"}" else b""
             ex.body = b'{"stream_options":{"include_usage":true}' + sep + body[1:]
             ex.json["stream_options"] = {"include_usage": True}
-        elif options is None or isinstance(options, dict):
+        elif options is None or isinstance(options, dict):  # null, or an object without it
             ex.json["stream_options"] = {**(options or {}), "include_usage": True}
             ex.body = orjson.dumps(ex.json)
         else:
@@ -90,16 +110,20 @@ class UsageRequest:
 
 
 class Accountant:
-    """Usage and cost of every finished exchange, into the ledger."""
+    """Usage and cost of every finished exchange, into the ledger. `active` when
+    something needs them (the audit, or limits for any user); a reload may switch it."""
 
-    __slots__ = ("ledger", "prices", "unpriced")
+    __slots__ = ("active", "ledger", "prices", "unpriced")
 
-    def __init__(self, ledger: Ledger, prices: PriceTable) -> None:
+    def __init__(self, ledger: Ledger, prices: PriceTable, active: bool = True) -> None:
         self.ledger = ledger
         self.prices = prices
+        self.active = active
         self.unpriced = 0  # exchanges charged the default price (a metric)
 
     def finish(self, ex: Exchange) -> None:
+        if not self.active and ex.held is None:
+            return
         try:
             usage = self.usage(ex)
         except Exception:  # accounting must never cost the exchange its slot or record

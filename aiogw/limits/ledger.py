@@ -142,14 +142,14 @@ class Ledger:
         committed = state.pending_usd
         if limits.daily_budget_usd is not None and state.day_usd + committed >= limits.daily_budget_usd:
             raise NotAllowed(
-                f"aiogw: user {user!r} has spent ${state.day_usd:.2f} of the daily budget of "
-                f"${limits.daily_budget_usd:.2f}; it resets at {_next_day(now)}.",
+                f"aiogw: user {user!r} has spent {_usd(state.day_usd)}{_in_flight(committed)} of the daily budget "
+                f"of {_usd(limits.daily_budget_usd)}; it resets at {_next_day(now)}.",
                 kind="budget:daily_budget_usd",
             )
         if limits.monthly_budget_usd is not None and state.month_usd + committed >= limits.monthly_budget_usd:
             raise NotAllowed(
-                f"aiogw: user {user!r} has spent ${state.month_usd:.2f} of the monthly budget of "
-                f"${limits.monthly_budget_usd:.2f}; it resets at {_next_month(now)}.",
+                f"aiogw: user {user!r} has spent {_usd(state.month_usd)}{_in_flight(committed)} of the monthly "
+                f"budget of {_usd(limits.monthly_budget_usd)}; it resets at {_next_month(now)}.",
                 kind="budget:monthly_budget_usd",
             )
         if limits.max_concurrent is not None and state.in_flight >= limits.max_concurrent:
@@ -202,6 +202,14 @@ class Ledger:
             state.day_usd += usd
             state.month_usd += usd
         state.dirty = True
+
+
+def _usd(amount: float) -> str:
+    return f"${amount:.2f}" if amount >= 1 or amount == 0 else f"${amount:.6f}".rstrip("0").rstrip(".")
+
+
+def _in_flight(committed: float) -> str:
+    return f" (and {_usd(committed)} is held by requests in flight)" if committed > 0 else ""
 
 
 def _seconds(wait: float) -> int:

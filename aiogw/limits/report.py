@@ -21,13 +21,14 @@ GROUPS = {
     "route": "coalesce(route, '-')",
     "day": "strftime('%Y-%m-%d', started, 'unixepoch')",
 }
-HEADER = ("REQUESTS", "INPUT", "CACHE READ", "CACHE WRITE", "OUTPUT", "COST USD", "UNPRICED")
+HEADER = ("REQUESTS", "REFUSED", "INPUT", "CACHE READ", "CACHE WRITE", "OUTPUT", "COST USD", "UNPRICED")
 
 
 def usage_rows(
     conn: sqlite3.Connection, by: str, user: str | None = None, since: float | None = None, until: float | None = None
 ) -> list[tuple]:
-    """(group, requests, input, cache read, cache write, output, cost, unpriced) per group."""
+    """(group, requests, refused, input, cache read, cache write, output, cost, unpriced)
+    per group; requests count every exchange, refused the ones the gateway turned away."""
     group = GROUPS[by]
     clauses, args = [], []
     if since is not None:
@@ -41,7 +42,8 @@ def usage_rows(
         args.append(user)
     where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
     sql = (
-        f"SELECT {group} AS grp, count(*), sum(input_tokens + cache_read_tokens + cache_write_tokens), "
+        f"SELECT {group} AS grp, count(*), sum(outcome = 'refused'), "
+        "sum(input_tokens + cache_read_tokens + cache_write_tokens), "
         "sum(cache_read_tokens), sum(cache_write_tokens), sum(output_tokens), total(cost_usd), "
         f"sum(cost_usd IS NOT NULL AND priced = 0) FROM exchanges{where} GROUP BY grp ORDER BY grp"
     )
@@ -51,7 +53,7 @@ def usage_rows(
 def render(rows: list[tuple], by: str) -> str:
     if not rows:
         return "no exchanges match"
-    total = ("TOTAL", *(sum(r[i] or 0 for r in rows) for i in range(1, 8)))
+    total = ("TOTAL", *(sum(r[i] or 0 for r in rows) for i in range(1, 9)))
     cells = [(by.upper(), *HEADER)] + [_cells(r) for r in (*rows, total)]
     widths = [max(len(c[i]) for c in cells) for i in range(len(cells[0]))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))) for row in cells]
@@ -60,9 +62,9 @@ def render(rows: list[tuple], by: str) -> str:
 
 
 def _cells(row: tuple) -> tuple[str, ...]:
-    grp, requests, inp, read, write, out, cost, unpriced = row
-    return (str(grp), f"{requests:,}", f"{inp or 0:,}", f"{read or 0:,}", f"{write or 0:,}", f"{out or 0:,}",
-            f"{cost or 0:.4f}", f"{unpriced or 0:,}")
+    grp, requests, refused, inp, read, write, out, cost, unpriced = row
+    return (str(grp), f"{requests:,}", f"{refused or 0:,}", f"{inp or 0:,}", f"{read or 0:,}", f"{write or 0:,}",
+            f"{out or 0:,}", f"{cost or 0:.6f}", f"{unpriced or 0:,}")
 
 
 def usage_cmd(args: argparse.Namespace) -> int:

@@ -60,7 +60,11 @@ def read_limits(r: Any, table: dict[str, Any], where: str, base: Limits | None =
     changes: dict[str, Any] = {}
     for key in ("requests_per_minute", "tokens_per_minute", "max_concurrent"):
         if key in table:
-            changes[key] = r.int_in(table, f"{where}.{key}", 0, 0, 1 << 40)
+            value = table[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                r.fail(f"{where}.{key}", f"expected a whole number of 1 or more, got {value!r} (to stop a user, "
+                       "revoke its keys or take it out of [[users]]; to lift the limit, leave the key out)")
+            changes[key] = value
     for key in ("daily_budget_usd", "monthly_budget_usd"):
         if key in table:
             value = table[key]
