@@ -9,7 +9,7 @@ findings go into the exchange, and from there into the audit record.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -85,25 +85,27 @@ class GuardCheck:
         self.conversations = HistoryMemo()
 
     def read(self, ex: Exchange) -> tuple[list[Pair], bytes | None, Read | None]:
-        """Every text of the request with its matches, in order; and what to remember
-        of it (the conversation's key and read)."""
+        """The request's texts that have matches, with them, in order; and what to
+        remember of it (the conversation's key and read)."""
         assert ex.json is not None
         s = shape(ex.dialect, ex.endpoint, ex.json)
         if s is None:
             items = texts(ex.dialect, ex.endpoint, ex.json)
-            return list(zip(items, self.memo.scan(self.engine, items), strict=True)), None, None
+            return _hits(zip(items, self.memo.scan(self.engine, items), strict=True)), None, None
         key = conversation_key(ex.user, s, history(s, ex.json))
         prev = self.conversations.get(key)
         head, entries, new, tail, same, tail_texts = read_parts(s, ex.json, prev)
         fresh = head + [t for out in new for t in out] + (tail_texts or [])
         found = iter(list(zip(fresh, self.memo.scan(self.engine, fresh), strict=True)))
-        head_pairs = [next(found) for _ in head]
+        head_hits = _hits(next(found) for _ in head)
+        # Per history entry, only its texts with matches: most have none, and a
+        # resent history is not walked again, not even here.
         items = prev.items[:same] if prev is not None else []
         self.conversations.reused += same
-        items += [[next(found) for _ in out] for out in new]
-        tail_pairs = [next(found) for _ in tail_texts] if tail_texts is not None else prev.tail_pairs  # type: ignore[union-attr]
-        read = Read(entries, items, tail, tail_pairs, len(ex.body or b""))
-        return head_pairs + [p for pairs in items for p in pairs] + tail_pairs, key, read
+        items += [_hits(next(found) for _ in out) for out in new]
+        tail_hits = _hits(next(found) for _ in tail_texts) if tail_texts is not None else prev.tail_pairs  # type: ignore[union-attr]
+        read = Read(entries, items, tail, tail_hits, len(ex.body or b""))
+        return head_hits + [p for hits in items if hits for p in hits] + tail_hits, key, read
 
     def check(self, ex: Exchange) -> Verdict:
         if ex.json is None:
@@ -152,6 +154,10 @@ class GuardCheck:
             ex.body = orjson.dumps(ex.json)
             return REWRITE
         return CONTINUE
+
+
+def _hits(pairs: Iterable[Pair]) -> list[Pair]:
+    return [p for p in pairs if p[1]]
 
 
 def _where(path: list[str | int]) -> str:

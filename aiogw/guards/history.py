@@ -35,9 +35,9 @@ class Read:
     """One conversation as the guard last read it."""
 
     history: list[Any]
-    items: list[list[Pair]]  # per history entry
+    items: list[list[Pair]]  # per history entry, its texts that have matches
     tail: Any
-    tail_pairs: list[Pair]
+    tail_pairs: list[Pair]  # the tool definitions' texts that have matches
     size: int
 
 
