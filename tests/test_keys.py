@@ -45,7 +45,22 @@ async def test_index_follows_create_and_revoke_without_restart(tmp_path):
     assert found is not None and found.user == "alice" and found.id == record.id
     assert await index.resolve(key + "x") is None
     await asyncio.to_thread(keys.revoke, db, record.id)
+    await asyncio.sleep(keys.KeyIndex.RECHECK)  # a known key is looked at again this often
     assert await index.resolve(key) is None
+
+
+async def test_a_known_key_is_rechecked_at_most_every_recheck(tmp_path, monkeypatch):
+    db = tmp_path / "state.db"
+    index = keys.KeyIndex(db)
+    index.load()
+    _, key = await asyncio.to_thread(keys.create, db, "alice")
+    assert await index.resolve(key) is not None  # unknown: looked up at once
+    stats = []
+    real = keys.KeyIndex._signature
+    monkeypatch.setattr(keys.KeyIndex, "_signature", lambda self: stats.append(1) or real(self))
+    for _ in range(100):
+        assert await index.resolve(key) is not None
+    assert len(stats) <= 1  # not one stat() per request
 
 
 async def test_concurrent_resolves_share_one_reload(tmp_path):
