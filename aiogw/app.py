@@ -48,7 +48,9 @@ def build_app(config: Config, sinks: Iterable[Sink] = ()) -> web.Application:
     # Limits and accounting are always wired in, so a reload can switch them on; idle,
     # they cost two calls per request.
     ledger = Ledger(config.limits, {u.name: u.limits for u in config.users})
-    accountant = Accountant(ledger, PriceTable(config.prices), _accounting(config))
+    accountant = Accountant(ledger, PriceTable(config.prices), _accounting(config), deferred=audit is not None)
+    if audit is not None:
+        audit.settle = accountant.settle
     store = LimitStore(config.state_path, ledger)
     checks += [LimitCheck(accountant), UsageRequest(accountant)]
     proxy = Proxy(config, keys, upstreams, sinks, audit, checks, guards[1] if guards else None, accountant)
@@ -73,9 +75,9 @@ def build_app(config: Config, sinks: Iterable[Sink] = ()) -> web.Application:
         yield
         # The server has stopped and its handlers are done: every exchange is queued.
         await asyncio.gather(*(upstream.close() for upstream in upstreams.values()))
-        await store.close()
         if audit is not None:
-            await audit.close()
+            await audit.close()  # first: it settles the spend it was left to charge
+        await store.close()
 
     app.cleanup_ctx.append(lifecycle)
     return app

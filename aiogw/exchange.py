@@ -44,6 +44,7 @@ class Exchange:
         "response_headers",
         "route",
         "session",
+        "settle_later",
         "started",
         "status",
         "stream",
@@ -89,6 +90,7 @@ class Exchange:
         self.held: Any = None
         self.estimate = 0
         self.strip_usage = False
+        self.settle_later = False  # the audit writer charges it (see limits.check.Accountant)
         self.cost: float | None = None
         self.priced = True
         # The response read back once (aiogw.answer), for accounting and the audit.

@@ -96,6 +96,13 @@ class Gateway:
             time.sleep(0.01)
         return self.exchanges[-1]
 
+    def charged(self, ex: Exchange, timeout: float = 10.0) -> Exchange:
+        """`ex` once its cost is known: the audit writer settles users without limits
+        when it reads their answers (see aiogw.limits.check.Accountant)."""
+        self.wait_for(lambda: not ex.settle_later, timeout)
+        assert not ex.settle_later
+        return ex
+
     def audit(self, sql: str, *args):
         """Rows from the gateway's audit tables (read-only, beside the running writer)."""
         conn = sqlite3.connect(f"file:{self.state}?mode=ro", uri=True, timeout=10)

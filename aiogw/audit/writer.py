@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from pathlib import Path
 
 import aiosqlite
@@ -58,9 +59,11 @@ def _size(ex: Exchange) -> int:
 
 
 class AuditWriter:
-    def __init__(self, path: Path, settings: AuditSettings) -> None:
+    def __init__(self, path: Path, settings: AuditSettings, settle: Callable[[Exchange], None] | None = None) -> None:
         self.path = path
         self.settings = settings
+        # Charges an exchange the accountant left to the writer (read its answer once).
+        self.settle = settle
         self._pending: deque[Exchange] = deque()
         self._pending_bytes = 0
         self._wake = asyncio.Event()
@@ -230,6 +233,8 @@ class AuditWriter:
         self.last_batch_seconds = loop.time() - t0
 
     def _build(self, ex: Exchange) -> rec.Record:
+        if ex.settle_later and self.settle is not None:
+            self.settle(ex)  # never raises: accounting logs its own trouble
         try:
             return rec.build(ex, self.settings.policy, self._memo)
         except Exception:

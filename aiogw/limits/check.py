@@ -111,19 +111,36 @@ class UsageRequest:
 
 class Accountant:
     """Usage and cost of every finished exchange, into the ledger. `active` when
-    something needs them (the audit, or limits for any user); a reload may switch it."""
+    something needs them (the audit, or limits for any user); a reload may switch it.
 
-    __slots__ = ("active", "ledger", "prices", "unpriced")
+    With the audit on, an exchange of a user without limits is settled by the audit
+    writer when it reads the answer for the record (`deferred`): a stream's answer is
+    then read once, in the writer's short slices, not in one piece on the loop as the
+    stream ends. A user with limits is settled at once: the windows and budgets need
+    the real usage before the next request.
+    """
 
-    def __init__(self, ledger: Ledger, prices: PriceTable, active: bool = True) -> None:
+    __slots__ = ("active", "deferred", "ledger", "prices", "unpriced")
+
+    def __init__(self, ledger: Ledger, prices: PriceTable, active: bool = True, deferred: bool = False) -> None:
         self.ledger = ledger
         self.prices = prices
         self.active = active
+        self.deferred = deferred
         self.unpriced = 0  # exchanges charged the default price (a metric)
 
     def finish(self, ex: Exchange) -> None:
-        if not self.active and ex.held is None:
-            return
+        if ex.held is None:
+            if not self.active:
+                return
+            if self.deferred and (ex.user is None or not self.ledger.limited(ex.user)):
+                ex.settle_later = True
+                return
+        self.settle(ex)
+
+    def settle(self, ex: Exchange) -> None:
+        """Read the usage, price it, charge the user, release the request's slot."""
+        ex.settle_later = False
         try:
             usage = self.usage(ex)
         except Exception:  # accounting must never cost the exchange its slot or record
