@@ -451,3 +451,27 @@ def test_gemini_rate_limit_carries_retry_info(lg):
     assert error["status"] == "RESOURCE_EXHAUSTED"
     assert error["details"][0]["@type"] == "type.googleapis.com/google.rpc.RetryInfo"
     assert error["details"][0]["retryDelay"] == f"{answers[-1].headers['retry-after']}s"
+
+
+def test_spend_of_a_user_without_limits_is_stored_at_shutdown(servers, gateway, tmp_path):
+    """Charged by the audit writer (deferred), and still in the stored spend after a
+    clean stop: the writer drains before the store's last flush."""
+    g = LimitedGateway(servers, gateway.fake, gateway.fake_url, tmp_path / "state.db")
+    g.stop()
+    path = g.state.with_suffix(".toml")
+    # The writer waits 5 s for a batch: at the stop, the exchange is still uncharged.
+    path.write_text(path.read_text().split("[limits]")[0].replace("flush_interval = 0.02", "flush_interval = 5")
+                    + '[[users]]\nname = "free"\n')
+    free = LimitedGateway.__new__(LimitedGateway)
+    free.servers, free.fake, free.state = servers, gateway.fake, g.state
+    free.cfg = config.load(path, env=PROVIDER_KEYS)
+    free.exchanges = []
+    free.runner, port = servers.run(start(free.cfg, sinks=[free.exchanges.append]))
+    free.base = f"http://127.0.0.1:{port}/llm-gateway"
+    try:
+        _ask(free.anthropic("free", max_retries=0))
+        assert not free.cfg.users[0].limits.any  # so the audit writer charges it
+    finally:
+        free.stop()
+    spent = sqlite3.connect(g.state).execute("SELECT sum(usd) FROM limit_spend WHERE user = 'free'").fetchone()[0]
+    assert spent and spent > 0
