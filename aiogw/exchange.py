@@ -30,6 +30,7 @@ class Exchange:
         "estimate",
         "findings",
         "held",
+        "history",
         "json",
         "key_id",
         "method",
@@ -91,6 +92,9 @@ class Exchange:
         self.estimate = 0
         self.strip_usage = False
         self.settle_later = False  # the audit writer charges it (see limits.check.Accountant)
+        # (the previous turn's history list, how many of its entries this request
+        # repeats), when the guard compared them: the audit need not compare again.
+        self.history: tuple[list[Any], int] | None = None
         self.cost: float | None = None
         self.priced = True
         # The response read back once (aiogw.answer), for accounting and the audit.

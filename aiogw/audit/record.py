@@ -134,7 +134,8 @@ def build(ex: Exchange, policy: str, memo: PartsMemo | None = None) -> Record:
         body, parsed = _masked(parsed, ex.findings) or (body, parsed)
     split = parsed is not None and dialect is not None and len(body or b"") >= SPLIT_MIN
     if split:
-        meta, refs, parts = _split(dialect, ex.endpoint, parsed, len(body or b""), memo, int(ex.started // 86_400))
+        hint = ex.history if parsed is ex.json else None  # a masked copy: compare anew
+        meta, refs, parts = _split(dialect, ex.endpoint, parsed, len(body or b""), memo, int(ex.started // 86_400), hint)
     conversation = ex.session[:128] if ex.session else _opening(dialect, ex, refs)
     payload = None
     if policy != METADATA:
@@ -224,27 +225,44 @@ class PartsMemo:
     Keyed by the digest of a request's first message (one small hash); a hit is checked
     part by part with `==` on the parsed values, which is ten times cheaper than
     serialising and hashing them, and only the new messages of a turn are hashed.
-    Bounded by the request bytes it keeps alive.
+    Entries are also found by their last message object (`made_from`), for the guard's
+    hint: the very request the guard compared this one with. Bounded by the request
+    bytes it keeps alive.
     """
 
     def __init__(self, max_bytes: int = 16 * 1024 * 1024) -> None:
         self.max_bytes = max_bytes
         self._entries: OrderedDict[bytes, tuple[int, dict[str, Any]]] = OrderedDict()
+        self._by_last: dict[int, dict[str, Any]] = {}
         self._bytes = 0
 
     def get(self, key: bytes) -> dict[str, Any] | None:
         hit = self._entries.get(key)
         return hit[1] if hit is not None else None
 
+    def made_from(self, last: Any) -> dict[str, Any] | None:
+        """The entry whose messages end with this very object, if it is kept."""
+        entry = self._by_last.get(id(last))
+        return entry if entry is not None and entry["messages"] and entry["messages"][-1] is last else None
+
     def put(self, key: bytes, size: int, entry: dict[str, Any]) -> None:
         old = self._entries.pop(key, None)
         if old is not None:
             self._bytes -= old[0]
+            self._forget(old[1])
         self._entries[key] = (size, entry)
+        if entry.get("messages"):
+            self._by_last[id(entry["messages"][-1])] = entry
         self._bytes += size
         while self._bytes > self.max_bytes and len(self._entries) > 1:
-            _, (dropped, _) = self._entries.popitem(last=False)
+            _, (dropped, gone) = self._entries.popitem(last=False)
             self._bytes -= dropped
+            self._forget(gone)
+
+    def _forget(self, entry: dict[str, Any]) -> None:
+        messages = entry.get("messages")
+        if messages and self._by_last.get(id(messages[-1])) is entry:
+            del self._by_last[id(messages[-1])]
 
 
 def _hashed(value: Any) -> tuple[bytes, bytes]:
@@ -253,7 +271,8 @@ def _hashed(value: Any) -> tuple[bytes, bytes]:
 
 
 def _split(
-    dialect: Any, endpoint: str, body: dict, size: int, memo: PartsMemo | None, day: int = 0
+    dialect: Any, endpoint: str, body: dict, size: int, memo: PartsMemo | None, day: int = 0,
+    hint: tuple[list[Any], int] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], list[tuple[bytes, Any]]]:
     """Request → (inline metadata, refs by part, parts). Content parts are hashed.
 
@@ -275,6 +294,8 @@ def _split(
     if memo is not None and messages:
         key = _hashed(messages[0])[0]
         prev = memo.get(key)
+        if hint is not None and hint[0]:  # the request the guard compared this one with
+            prev = memo.made_from(hint[0][-1]) or prev
     handed = prev is not None and prev["day"] == day  # the previous turn's parts are with the writer
     entry: dict[str, Any] = {"day": day}
     for name in ("system", "tools"):
@@ -293,7 +314,9 @@ def _split(
     if messages is not None:
         old = prev["messages"] if prev is not None else []
         old_refs = prev["message_refs"] if prev is not None else []
-        same = same_prefix(old, messages)
+        same = _known_same(hint, old, messages)
+        if same is None:
+            same = same_prefix(old, messages)
         hashes = old_refs[:same]
         if not handed:
             parts.extend(zip(hashes, messages[:same], strict=True))
@@ -310,6 +333,20 @@ def _split(
     if key is not None and memo is not None:
         memo.put(key, size, entry)
     return meta, refs, parts
+
+
+def _known_same(hint: tuple[list[Any], int] | None, old: list[Any], new: list[Any]) -> int | None:
+    """How many entries `new` shares with `old`, when the guard already compared them:
+    it compared `new` with a list `hint[0]` and found `hint[1]` equal. If `old` holds the
+    very objects of that list (one parsed body's objects are its own, so one shared
+    object at the last compared place says both lists come from that body), the answer
+    is the guard's."""
+    if hint is None:
+        return None
+    seen, same = hint
+    if same == 0 or same > len(old) or same > len(seen) or same > len(new):
+        return None
+    return same if old[same - 1] is seen[same - 1] and len(old) == len(seen) else None
 
 
 def _opening(dialect: Any, ex: Exchange, refs: dict[str, Any]) -> str | None:

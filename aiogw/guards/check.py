@@ -104,7 +104,7 @@ class GuardCheck:
         self.conversations.reused += same
         items += [_hits(next(found) for _ in out) for out in new]
         tail_hits = _hits(next(found) for _ in tail_texts) if tail_texts is not None else prev.tail_pairs  # type: ignore[union-attr]
-        read = Read(entries, items, tail, tail_hits, len(ex.body or b""))
+        read = Read(entries, items, tail, tail_hits, len(ex.body or b""), same)
         return head_hits + [p for hits in items if hits for p in hits] + tail_hits, key, read
 
     def check(self, ex: Exchange) -> Verdict:
@@ -136,6 +136,8 @@ class GuardCheck:
         if read is not None and not any(f["action"] == "redact" for f in findings):
             # Not after a redaction: the body (which `read` refers to) is masked in
             # place, and the client resends its own, unmasked text next turn.
+            if prev_read := self.conversations.get(key):
+                ex.history = (prev_read.history, read.same)
             self.conversations.put(key, read)
         if not findings:
             return CONTINUE

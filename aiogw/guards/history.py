@@ -39,6 +39,7 @@ class Read:
     tail: Any
     tail_pairs: list[Pair]  # the tool definitions' texts that have matches
     size: int
+    same: int = 0  # entries this read shared with the conversation's read before it
 
 
 def conversation_key(user: str | None, s: Shape, entries: list[Any]) -> bytes | None:
