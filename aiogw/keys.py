@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import secrets
 import sqlite3
@@ -34,6 +35,9 @@ CREATE TABLE IF NOT EXISTS keys (
     revoked_at REAL
 )
 """
+
+
+log = logging.getLogger("aiogw.keys")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +121,10 @@ def _load(db_path: Path) -> dict[bytes, KeyRecord]:
     conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
     try:
         rows = conn.execute("SELECT hash, id, user, created_at FROM keys WHERE revoked_at IS NULL").fetchall()
-    except sqlite3.OperationalError:  # no keys table yet: no key was ever created
-        return {}
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):  # no key was ever created
+            return {}
+        raise  # locked, unreadable: the caller keeps the keys it has and tries again
     finally:
         conn.close()
     return {bytes(h): KeyRecord(i, u, c, None) for h, i, u, c in rows}
@@ -173,8 +179,11 @@ class KeyIndex:
             self._reloading = asyncio.get_running_loop().create_future()
             try:
                 seen = self._signature()
-                self._by_hash = await asyncio.to_thread(_load, self.db_path)
-                self._seen = seen
+                try:
+                    self._by_hash = await asyncio.to_thread(_load, self.db_path)
+                    self._seen = seen
+                except sqlite3.Error:  # keep the keys known so far; the next request retries
+                    log.exception("could not reload the gateway keys from %s; keeping the ones loaded", self.db_path)
             finally:
                 self._reloading.set_result(None)
                 self._reloading = None

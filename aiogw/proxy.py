@@ -76,7 +76,7 @@ class Proxy:
         self.checks = tuple(checks)
         self.answers = answers
         self.accountant = accountant
-        self.sinks = tuple(sinks) + ((audit.submit,) if audit is not None else ())
+        self.sinks = ((audit.submit,) if audit is not None else ()) + tuple(sinks)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         ex = Exchange(request.method)
@@ -124,7 +124,10 @@ class Proxy:
             if self.accountant is not None:
                 self.accountant.finish(ex)
             for sink in self.sinks:
-                sink(ex)
+                try:
+                    sink(ex)
+                except Exception:  # one sink's trouble must not cost the others (the audit) the exchange
+                    log.exception("a sink failed on a %s %s exchange", ex.dialect, ex.endpoint)
 
     async def _authenticate(self, request: web.Request, upstream: Upstream, query: str, ex: Exchange) -> None:
         if upstream.passes_client_key:

@@ -51,3 +51,15 @@ def test_a_wrong_hint_is_not_believed():
     _, refs, _ = rec._split(ANTHROPIC, "messages", second, 50_000, memo, day=1, hint=(unrelated, 6))
     _, honest, _ = rec._split(ANTHROPIC, "messages", orjson.loads(orjson.dumps(second)), 50_000, rec.PartsMemo(), day=1)
     assert refs["messages"] == honest["messages"]
+
+
+def test_a_batch_not_written_takes_its_memo_entries_back():
+    """A failed commit: the batch is built again, and must hand its parts again."""
+    memo = rec.PartsMemo()
+    body = orjson.loads(orjson.dumps(_body(2)))
+    memo.mark()
+    _, _, parts = rec._split(ANTHROPIC, "messages", body, 50_000, memo, day=1)
+    assert len(parts) == 6  # system, tools, four messages
+    memo.drop_fresh()  # the commit failed
+    _, _, again = rec._split(ANTHROPIC, "messages", body, 50_000, memo, day=1)
+    assert sorted(h for h, _ in again) == sorted(h for h, _ in parts)

@@ -126,3 +126,29 @@ async def test_an_unreadable_answer_still_leaves_its_record(tmp_path):
     await write(db, [ex])
     conn = sqlite3.connect(db)
     assert conn.execute("SELECT count(*) FROM exchanges").fetchone()[0] == 1
+
+
+async def test_a_batch_retried_after_a_failed_write_stores_every_part(tmp_path, monkeypatch):
+    """The first commit fails (a full disk, a locked file): the batch is built again,
+    and every message the records refer to is in the database afterwards."""
+    db = tmp_path / "s.db"
+    writer = AuditWriter(db, AuditSettings(batch_size=3, flush_interval=0.001))
+    await writer.start()
+    real = writer._db.commit
+    failed = []
+
+    async def commit_once_failing():
+        if not failed:
+            failed.append(1)
+            raise sqlite3.OperationalError("disk I/O error")
+        return await real()
+
+    monkeypatch.setattr(writer._db, "commit", commit_once_failing)
+    for i, msgs in enumerate(turns(6)):
+        writer.submit(exchange(1_000_000 + i, msgs))
+    await writer.close()
+    assert failed and writer.write_errors == 1 and writer.written == 6
+    conn = queries.connect(db)
+    for (ident,) in conn.execute("SELECT id FROM exchanges").fetchall():
+        record = queries.show(conn, ident)
+        assert record["request"]["system"] == SYSTEM and record["request"]["messages"]  # every part found

@@ -281,3 +281,27 @@ def test_anchored_user_pattern_turns_joining_off():
     assert not e._batchable["user"]
     assert ids(e.scan_many("user", ["acme_abcdefgh", "no", "acme_abcdefgh"])[2]) == ["tail"]
     assert e._batchable["system"]  # no patterns there at all
+
+
+def test_scan_many_with_anchors_the_separator_could_hide():
+    """A negated class with a range or a control escape may exclude the newline: such a
+    `^`/`$` branch is not trusted, and the place scans text by text. A `$` a whitespace
+    branch covers still matches before a final newline alone: those texts go alone."""
+    patterns = [
+        Pattern(id="range", category="credential", subcategory="x",
+                expression=r"(?:^|[^\x00-\x20])tok_[a-z]{8}", places=("user",)),
+        Pattern(id="ctrl", category="credential", subcategory="y",
+                expression=r"(?:^|[^\cJ ])TOK[0-9]{6}", places=("system",)),
+        Pattern(id="tail", category="credential", subcategory="z",
+                expression=r"\bkey_[a-z]{6}(?:\s|$)", places=("tool_result",)),
+    ]
+    e = Engine(patterns)
+    groups = {
+        "user": ["hello", "tok_abcdefgh is mine", "x tok_abcdefgh"],
+        "system": ["a", "TOK123456 here", "b"],
+        "tool_result": ["key_abcdef\n", "key_abcdef", "say key_abcdef now", "key_abcdef\n\n"],
+    }
+    for place, group in groups.items():
+        assert [_as_tuples(f) for f in e.scan_many(place, group)] == [_as_tuples(e.scan(place, t)) for t in group]
+    assert not e._batchable["user"] and not e._batchable["system"]
+    assert e._batchable["tool_result"] and e._newline_alone["tool_result"]

@@ -98,3 +98,18 @@ def test_turn_after_turn_the_memo_finds_what_a_full_read_finds(engine, dialect):
         found_any += len(full)
     assert found_any > 0  # the corpus put findings into the history
     assert kept.conversations.reused > 0  # and the memo did work
+
+
+def test_two_dialects_with_the_same_first_message_do_not_share_a_read(engine):
+    """Anthropic and OpenAI chat both keep "messages", but read tools differently."""
+    policy = Policy(LOG_ALL, ())
+    kept = GuardCheck(engine, policy)
+    secret = "AKIAIOSFODNN7EXAMPL3"
+    first = [{"role": "user", "content": "hello"}]
+    tools = [{"name": "t", "description": "plain", "input_schema": {"description": f"key {secret}"},
+              "function": {"name": "t", "description": "plain"}}]
+    chat = {"model": "m", "messages": first, "tools": tools}
+    messages = {"model": "m", "messages": first, "tools": tools}
+    for dialect, endpoint, body in (("openai", "chat", chat), ("anthropic", "messages", messages)):
+        fresh = _findings(GuardCheck(engine, policy), dialect, endpoint, body, "u")
+        assert _findings(kept, dialect, endpoint, body, "u") == fresh, dialect

@@ -81,3 +81,15 @@ def test_scan_memo_sends_a_place_s_texts_in_one_call():
     assert (engine.calls, engine.texts) == (2, 4)
     memo.scan(engine, items)  # the long one is remembered
     assert (engine.calls, engine.texts) == (4, 7)
+
+
+def test_scan_memo_counts_a_text_repeated_in_one_request_once():
+    from aiogw.dialects.texts import Text
+    from aiogw.guards.check import ScanMemo
+
+    engine, memo = CountingEngine(), ScanMemo(max_chars=10_000)
+    text = "y" * 1000
+    for i in range(50):
+        memo.scan(engine, [Text("user", (), text), Text("user", (), text), Text("user", (), str(i) * 600)])
+    assert memo._chars == sum(len(place_text[1]) for place_text in memo._entries)
+    assert len(memo._entries) > 1  # the memo still holds texts

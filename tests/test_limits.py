@@ -475,3 +475,25 @@ def test_spend_of_a_user_without_limits_is_stored_at_shutdown(servers, gateway, 
         free.stop()
     spent = sqlite3.connect(g.state).execute("SELECT sum(usd) FROM limit_spend WHERE user = 'free'").fetchone()[0]
     assert spent and spent > 0
+
+
+def test_a_failing_sink_costs_neither_the_record_nor_the_charge(servers, gateway, tmp_path):
+    state = tmp_path / "state.db"
+    g = LimitedGateway(servers, gateway.fake, gateway.fake_url, state)
+    g.stop()
+
+    def broken(ex):
+        raise RuntimeError("a metrics exporter fell over")
+
+    seen = []
+    runner, port = servers.run(start(g.cfg, sinks=[broken, seen.append]))
+    try:
+        client = anthropic.Anthropic(base_url=f"http://127.0.0.1:{port}/llm-gateway/anthropic",
+                                     api_key=keys.create(state, "picky")[1], max_retries=0)
+        _ask(client)
+        g.wait_for_audit("SELECT id FROM exchanges WHERE user = 'picky' AND cost_usd > 0", 1)
+        assert seen and seen[-1].user == "picky"
+    finally:
+        servers.run(runner.cleanup())
+    assert sqlite3.connect(state).execute("SELECT count(*) FROM exchanges WHERE user = 'picky' AND cost_usd > 0"
+                                          ).fetchone()[0] == 1

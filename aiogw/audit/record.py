@@ -235,6 +235,21 @@ class PartsMemo:
         self._entries: OrderedDict[bytes, tuple[int, dict[str, Any]]] = OrderedDict()
         self._by_last: dict[int, dict[str, Any]] = {}
         self._bytes = 0
+        # Keys put since `mark()`: a batch whose records were not written takes its
+        # entries back (`drop_fresh`), or the next turns would take parts that were
+        # never stored for handed.
+        self._fresh: list[bytes] = []
+
+    def mark(self) -> None:
+        self._fresh.clear()
+
+    def drop_fresh(self) -> None:
+        for key in self._fresh:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= old[0]
+                self._forget(old[1])
+        self._fresh.clear()
 
     def get(self, key: bytes) -> dict[str, Any] | None:
         hit = self._entries.get(key)
@@ -251,6 +266,7 @@ class PartsMemo:
             self._bytes -= old[0]
             self._forget(old[1])
         self._entries[key] = (size, entry)
+        self._fresh.append(key)
         if entry.get("messages"):
             self._by_last[id(entry["messages"][-1])] = entry
         self._bytes += size

@@ -162,6 +162,7 @@ class AuditWriter:
             except Exception:
                 failures += 1
                 self.write_errors += 1
+                self._memo.drop_fresh()  # its parts were not stored: the retry hands them again
                 self._pending.extendleft(reversed(batch))
                 log.exception("audit batch of %d records not written (attempt %d); retrying", len(batch), failures)
                 if self._closing and failures >= 5:
@@ -173,6 +174,7 @@ class AuditWriter:
         assert self._db is not None
         loop = asyncio.get_running_loop()
         t0 = loop.time()
+        self._memo.mark()
         records = []
         slice_start = t0
         for ex in batch:
@@ -242,6 +244,7 @@ class AuditWriter:
             # A provider answer the tap could not read must not cost the record: keep
             # the row and the request, note why the answer is missing.
             log.exception("audit: could not read the answer of a %s %s exchange", ex.dialect, ex.endpoint)
+            self._memo.drop_fresh()  # an entry this build may have put was never handed
             ex.chunks = None
             ex.response_body = None
             ex.answer_read, ex.answer, ex.raw_response = False, None, None

@@ -68,6 +68,8 @@ class ScanMemo:
         return out
 
     def _keep(self, place: str, text: str, found: list[Match]) -> None:
+        if (place, text) in self._entries:  # the same text twice in one request
+            return
         self._entries[(place, text)] = found
         self._chars += len(text)
         while self._chars > self.max_chars:

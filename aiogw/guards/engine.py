@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 from aiogw.guards.catalog import PLACES, Pattern
 from aiogw.guards.joining import SEPARATOR as _SEPARATOR
 from aiogw.guards.joining import boundary_safe as _boundary_safe
+from aiogw.guards.joining import dollar_edge as _dollar_edge
 from aiogw.guards.normalize import normalize, to_original
 from aiogw.guards.validators import VALIDATORS, shannon_entropy
 
@@ -297,6 +298,9 @@ class Engine:
         self._batchable = {
             place: all(_boundary_safe(self.patterns[i]) for i in ids) for place, ids in block_ids.items()
         }
+        self._newline_alone = {
+            place: any(_dollar_edge(self.patterns[i]) for i in ids) for place, ids in block_ids.items()
+        }
         self._stream = {place: jobs[(ids, stream_mode)] for place, ids in stream_ids.items()}
 
     def _ids(self, place: str) -> tuple[int, ...]:
@@ -406,13 +410,16 @@ class Engine:
         if not self._batchable[place] or len(texts) < 2:
             return [self.scan(place, text) for text in texts]
         joined = _SEPARATOR.join(texts)
-        if joined.isascii():  # the common case: no text needs a call of its own
-            indices: Sequence[int] = range(len(texts))
+        newline_alone = self._newline_alone[place]
+        if joined.isascii() and not (newline_alone and any(t.endswith("\n") for t in texts)):
+            indices: Sequence[int] = range(len(texts))  # the common case: one call for all
             parts = texts
         else:
-            indices = [i for i, text in enumerate(texts) if text.isascii()]
+            indices = []
             for i, text in enumerate(texts):
-                if not text.isascii():
+                if text.isascii() and not (newline_alone and text.endswith("\n")):
+                    indices.append(i)
+                else:
                     out[i] = self.scan(place, text)
             parts = [texts[i] for i in indices]
             joined = _SEPARATOR.join(parts)

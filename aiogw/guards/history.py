@@ -9,7 +9,7 @@ and scans only the rest. Equal values give equal texts at equal paths, and a tex
 matches depend only on the text and its place, so the findings are exactly those of a
 full read. Policies are applied afresh to every turn.
 
-Keyed by user and a hash of the history's first entry; bounded by the request bytes
+Keyed by user, the request's shape and a hash of the history's first entry; bounded by the request bytes
 the kept conversations hold alive.
 """
 
@@ -46,7 +46,10 @@ def conversation_key(user: str | None, s: Shape, entries: list[Any]) -> bytes | 
     if not entries:
         return None
     first = orjson.dumps(entries[0], option=orjson.OPT_SORT_KEYS)
-    return hashlib.blake2b(f"{user}\0{s.history}\0".encode() + first, digest_size=16).digest()
+    # The shape's readers are in the key: Anthropic and OpenAI chat both keep a
+    # "messages" history, but read their tool definitions differently.
+    shape_id = f"{user}\0{s.history}\0{s.item.__name__}\0{s.tail.__name__}\0{s.head.__name__}\0"
+    return hashlib.blake2b(shape_id.encode() + first, digest_size=16).digest()
 
 
 class HistoryMemo:

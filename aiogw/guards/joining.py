@@ -4,7 +4,8 @@ Texts are joined with `SEPARATOR`. A pattern finds in the joined buffer exactly 
 finds in each text alone, up to hits that touch a separator (which the engine scans
 again text by text), unless an anchor would see the separator where it saw a text's
 edge: `foo$` matches at a text's end alone, not before a separator. Those patterns make
-their place scan text by text.
+their place scan text by text. A `$` that another branch covers (`(?:\\s|$)`) still
+matches before a final newline alone: texts ending in one are scanned alone there.
 """
 
 from __future__ import annotations
@@ -21,13 +22,40 @@ SEPARATOR = "\n\x00\n"
 # sure: a negated class unless something in it may exclude "\n" (conservatively: any
 # escape for whitespace, a negated shorthand, a POSIX class), or `\n`/`\s` themselves.
 _FLAT_GROUP = re.compile(r"\(\?:([^()]*)\)")
-_EXCLUDES_NEWLINE = re.compile(r"\\[nsvRWDSHV]|\\x0[aA]|\\x\{0*[aA]\}|\n|\[:")
 
 
 def _takes_newline(alternative: str) -> bool:
+    """Whether this branch surely matches "\\n": `\\n`, `\\s`, or a negated class whose
+    every member is plainly not a newline (a printable character, a range between two
+    letters or two digits, `\\w`, `\\d` or an escaped punctuation mark). Anything else
+    (other escapes, wider ranges, POSIX classes) might exclude it: not trusted."""
     if alternative in ("\\n", "\\s", "\n"):
         return True
-    return alternative.startswith("[^") and alternative.endswith("]") and not _EXCLUDES_NEWLINE.search(alternative)
+    if not (alternative.startswith("[^") and alternative.endswith("]")) or len(alternative) < 4:
+        return False
+    body, i = alternative[2:-1], 0
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\":
+            if i + 1 >= len(body) or body[i + 1] not in _PLAIN_ESCAPES:
+                return False
+            i += 2
+            continue
+        if ch == "[" or not ch.isprintable():
+            return False
+        if i + 2 < len(body) and body[i + 1] == "-":  # a range: letters or digits only
+            lo, hi = ch, body[i + 2]
+            if not ((lo.islower() and hi.islower()) or (lo.isupper() and hi.isupper())
+                    or (lo.isdigit() and hi.isdigit())):
+                return False
+            i += 3
+            continue
+        i += 1
+    return True
+
+
+# Escapes inside a class that name no whitespace: word and digit classes, punctuation.
+_PLAIN_ESCAPES = frozenset("wd.+-/\\[]'\"`*?(){}|^$#&~!@%=:;,<>_")
 
 
 def _alternatives(group: str) -> list[str]:
@@ -89,3 +117,12 @@ def boundary_safe(p: Pattern) -> bool:
             return False
         i += 1
     return True
+
+
+def dollar_edge(p: Pattern) -> bool:
+    """Whether `p` has a `$` branch that `boundary_safe` let pass: alone, such a `$`
+    also matches before a text's final newline (a shorter candidate the joined buffer
+    does not offer), so a text ending in a newline is scanned alone in its place."""
+    if "multiline" in p.flags:
+        return False
+    return any("$" in _alternatives(m.group(1)) for m in _FLAT_GROUP.finditer(p.prefilter or p.expression))
