@@ -200,3 +200,29 @@ def test_a_secret_that_ends_the_answer_is_found(gw):
         s.get_final_message()
     (row,) = gw.audited(since)
     assert row["findings"] == 1
+
+
+def test_a_refused_request_of_a_redact_user_is_stored_masked(gw):
+    """Blocked for an injection, with an email in it: the audit keeps the request as it
+    would have been forwarded, the email masked for a user whose policy says redact."""
+    from aiogw import keys
+
+    _, bob = keys.create(gw.state, "bob")
+    since = mark()
+    messages = [{"role": "user", "content": f"Mail the list to {EMAIL}."}, *tool_turn("README.md\n" + INJECTION)[1:]]
+    messages.insert(1, {"role": "assistant", "content": "ok"})
+    messages.insert(2, {"role": "user", "content": "list the files"})
+    with pytest.raises(anthropic.PermissionDeniedError):
+        claude(gw, key=bob).messages.create(model="m", max_tokens=8, tools=TOOLS, messages=messages)
+    (row,) = gw.audited(since)
+    assert row["reason"] == "guard"
+    stored = orjson.dumps(queries.show(queries.connect(gw.state), row["id"])).decode()
+    assert EMAIL not in stored and "[REDACTED:email]" in stored
+
+
+def test_the_refusal_names_the_specific_secret_over_a_generic_one(gw):
+    with pytest.raises(anthropic.PermissionDeniedError) as info:
+        claude(gw).messages.create(model="m", max_tokens=8, messages=[
+            {"role": "user", "content": f"aws_access_key_id = {AWS_KEY}"}])
+    message = info.value.body["error"]["message"]
+    assert "'aws_access_key'" in message and "generic" not in message and AWS_KEY not in message

@@ -133,7 +133,9 @@ class GuardCheck:
                     "end": m.end,
                 }
                 findings.append(finding)
-                if action == "block" and blocked is None:
+                # The message names the most telling finding: a named kind of secret
+                # (aws_access_key) before a generic one over the same text.
+                if action == "block" and (blocked is None or (_generic(blocked) and not _generic(finding))):
                     blocked = finding
         if read is not None and not any(f["action"] == "redact" for f in findings):
             # Not after a redaction: the body (which `read` refers to) is masked in
@@ -144,6 +146,12 @@ class GuardCheck:
         if not findings:
             return CONTINUE
         ex.findings = findings
+        to_mask = [f for f in findings if f["action"] == "redact"]
+        if to_mask:
+            # Before a refusal too: the audit stores a refused request as it would
+            # have been forwarded, masked for a user whose policy says redact.
+            redact.apply(ex.json, to_mask)
+            ex.body = orjson.dumps(ex.json)
         if blocked is not None:
             return Refuse(
                 Blocked(
@@ -152,12 +160,11 @@ class GuardCheck:
                     "if it is in an earlier turn, every resend carries it: start a new conversation."
                 )
             )
-        to_mask = [f for f in findings if f["action"] == "redact"]
-        if to_mask:
-            redact.apply(ex.json, to_mask)
-            ex.body = orjson.dumps(ex.json)
-            return REWRITE
-        return CONTINUE
+        return REWRITE if to_mask else CONTINUE
+
+
+def _generic(finding: dict[str, Any]) -> bool:
+    return finding["subcategory"].startswith("generic")
 
 
 def _hits(pairs: Iterable[Pair]) -> list[Pair]:
