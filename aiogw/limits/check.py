@@ -4,14 +4,14 @@
 input tokens and asks the `Ledger` to admit it. `UsageRequest` makes OpenAI chat
 streams report usage: it asks the upstream for it and marks the exchange so the relay
 removes what the client did not ask for. `Accountant.finish` runs when an exchange
-ends, on every exchange with a user: it reads the usage from the response (the
-provider's own fields, streams included), prices it, releases the request's slot and
-charges the user.
+ends: it reads the usage from the response (the provider's own fields, streams
+included), prices it, releases the request's slot and charges the user (or leaves that
+to the audit writer, see `Accountant`).
 
 The input estimate is the body's bytes over four. JSON punctuation, keys and escapes
-make it run high for small chat bodies and close for agents' large ones, whose text
-dominates; it only has to hold a minute's window until `finish` corrects it by the
-provider's count (bench: `python -m bench.estimator`).
+make it run high: 2.1-2.6 times the fake upstream's count (`python -m bench.limits`).
+High is the safe side: it only holds a minute's token window until the exchange ends
+and the provider's own count corrects it.
 """
 
 from __future__ import annotations
