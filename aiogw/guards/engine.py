@@ -7,6 +7,8 @@ text's UTF-8 bytes; if the text is not ASCII and `normalize` undoes a disguise, 
 call over the normalised text. It returns `Match`es in str offsets of the original
 text, after span rules, validators and `min_entropy`, deduplicated: for one pattern,
 leftmost-longest; overlapping matches of different patterns are all kept.
+`Engine.scan_many(place, texts)` gives exactly the same for many texts with one call
+for all of them (see `joining`).
 
 `Engine.stream(place)` gives a `StreamScanner` for an answer arriving in pieces: a
 secret split across two `feed`s is found, offsets count from the start of the stream.
