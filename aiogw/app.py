@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator, Iterable
 
@@ -29,6 +30,7 @@ log = logging.getLogger("aiogw")
 
 PROXY = web.AppKey("proxy", Proxy)
 CONFIG = web.AppKey("config", Config)  # the config the app was built from
+STORE = web.AppKey("store", LimitStore)
 
 
 def build_app(config: Config, sinks: Iterable[Sink] = ()) -> web.Application:
@@ -56,7 +58,9 @@ def build_app(config: Config, sinks: Iterable[Sink] = ()) -> web.Application:
     proxy = Proxy(config, keys, upstreams, sinks, audit, checks, guards[1] if guards else None, accountant)
     app[PROXY] = proxy
     app[CONFIG] = config
+    app[STORE] = store
     app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
     app.router.add_route("*", "/{tail:.*}", proxy.handle)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -100,7 +104,24 @@ def build_guards(config: Config) -> tuple[GuardCheck, AnswerGuard] | None:
 
 
 async def _healthz(request: web.Request) -> web.Response:
+    """The process answers: nothing more (a liveness probe)."""
     return web.json_response({"status": "ok"})
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    """Whether to send this gateway traffic (a readiness probe): it listens (it answers),
+    its audit writer runs and keeps up, its limits store runs, its state is writable."""
+    app = request.app
+    proxy, state = app[PROXY], app[CONFIG].state_path
+    checks = {
+        "state_writable": os.access(state.parent, os.W_OK) and (not state.exists() or os.access(state, os.W_OK)),
+        "limits_store": app[STORE].alive,
+    }
+    if proxy.audit is not None:
+        checks["audit_writer"] = proxy.audit.alive
+        checks["audit_keeping_up"] = not proxy.audit.saturated
+    ready = all(checks.values())
+    return web.json_response({"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503)
 
 
 async def start(config: Config, sinks: Iterable[Sink] = (), *, port: int | None = None) -> tuple[web.AppRunner, int]:

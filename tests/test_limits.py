@@ -497,3 +497,20 @@ def test_a_failing_sink_costs_neither_the_record_nor_the_charge(servers, gateway
         servers.run(runner.cleanup())
     assert sqlite3.connect(state).execute("SELECT count(*) FROM exchanges WHERE user = 'picky' AND cost_usd > 0"
                                           ).fetchone()[0] == 1
+
+
+def test_readiness_follows_the_audit_writer_and_the_store(gw, monkeypatch):
+    """/healthz says the process answers; /readyz whether to send it traffic. Neither
+    needs a gateway key."""
+    import httpx
+
+    from aiogw.audit.writer import AuditWriter
+
+    root = gw.base.rsplit("/llm-gateway", 1)[0]
+    assert httpx.get(f"{root}/healthz").json() == {"status": "ok"}
+    ready = httpx.get(f"{root}/readyz")
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    assert set(ready.json()["checks"]) == {"state_writable", "limits_store", "audit_writer", "audit_keeping_up"}
+    monkeypatch.setattr(AuditWriter, "alive", property(lambda self: False))
+    down = httpx.get(f"{root}/readyz")
+    assert down.status_code == 503 and down.json()["checks"]["audit_writer"] is False

@@ -57,6 +57,10 @@ class LimitStore:
         await self._load(time.time())
         self._task = asyncio.create_task(self._run(), name="aiogw-limits-store")
 
+    @property
+    def alive(self) -> bool:
+        return self._task is not None and not self._task.done()
+
     async def _load(self, now: float) -> None:
         assert self._db is not None
         today = day_of(now)
