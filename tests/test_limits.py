@@ -58,18 +58,34 @@ limits = {{ max_concurrent = 3, daily_budget_usd = 0.001 }}
 """
 
 
+# The same gateway without any limits: routes, state and audit only.
+BASE_TOML = LIMITS_TOML.split("[limits]")[0]
+
+
 class LimitedGateway:
-    def __init__(self, servers, fake, fake_url, state):
+    """A gateway of its own on the session's loop, from `toml` (LIMITS_TOML by default;
+    `extra` is appended), its finished exchanges in `exchanges` after `sinks`."""
+
+    def __init__(self, servers, fake, fake_url, state, *, toml=LIMITS_TOML, extra="", sinks=()):
         self.servers, self.fake, self.state = servers, fake, state
-        path = state.with_suffix(".toml")
-        path.write_text(textwrap.dedent(LIMITS_TOML).format(state=state, fake=fake_url))
-        self.cfg = config.load(path, env=PROVIDER_KEYS)
+        self.path = state.with_suffix(".toml")
+        self.path.write_text(textwrap.dedent(toml).format(state=state, fake=fake_url) + extra)
+        self.cfg = config.load(self.path, env=PROVIDER_KEYS)
         self.exchanges = []
-        self.runner, port = servers.run(start(self.cfg, sinks=[self.exchanges.append]))
+        self.runner, port = servers.run(start(self.cfg, sinks=[*sinks, self.exchanges.append]))
         self.base = f"http://127.0.0.1:{port}/llm-gateway"
 
     def stop(self):
         self.servers.run(self.runner.cleanup())
+
+    def reload(self) -> list[str]:
+        """What SIGHUP does (aiogw.app.reload), from the file as it is now."""
+        from aiogw.app import reload
+
+        async def apply() -> list[str]:  # on the gateway's loop, as the signal handler runs
+            return reload(self.runner.app, config.load(self.path, env=PROVIDER_KEYS))
+
+        return self.servers.run(apply())
 
     def key(self, user: str) -> str:
         return keys.create(self.state, user)[1]
@@ -274,21 +290,13 @@ def test_usage_report_groups_tokens_and_cost(gw):
 def test_reload_changes_limits_and_keeps_counters(lg):
     """What SIGHUP does (aiogw.app.reload): new limits apply to the next request, the
     window keeps what was already used."""
-    from aiogw.app import reload
-
     client = lg.anthropic("rpm", max_retries=0)
     _ask(client)
     _ask(client)
     with pytest.raises(anthropic.RateLimitError):
         _ask(client)
-    path = lg.state.with_suffix(".toml")
-    path.write_text(path.read_text().replace("requests_per_minute = 2 }", "requests_per_minute = 3 }"))
-    fresh = config.load(path, env=PROVIDER_KEYS)
-
-    async def apply() -> list[str]:  # on the gateway's loop, as the signal handler runs
-        return reload(lg.runner.app, fresh)
-
-    assert lg.servers.run(apply()) == []  # nothing left for a restart
+    lg.path.write_text(lg.path.read_text().replace("requests_per_minute = 2 }", "requests_per_minute = 3 }"))
+    assert lg.reload() == []  # nothing left for a restart
     _ask(client)  # a third one now fits; the two before still count
     with pytest.raises(anthropic.RateLimitError):
         _ask(client)
@@ -389,18 +397,10 @@ def test_unmetered_endpoints_are_refused_to_users_with_model_or_budget_limits(lg
 
 
 def test_reload_applies_the_user_list(lg):
-    from aiogw.app import reload
-
     client = lg.anthropic("picky", max_retries=0)
     _ask(client)
-    path = lg.state.with_suffix(".toml")
-    text = path.read_text()
-    path.write_text(text.replace('[[users]]\nname = "picky"', '[[users]]\nname = "newcomer"'))
-
-    async def apply() -> list[str]:
-        return reload(lg.runner.app, config.load(path, env=PROVIDER_KEYS))
-
-    assert lg.servers.run(apply()) == []
+    lg.path.write_text(lg.path.read_text().replace('[[users]]\nname = "picky"', '[[users]]\nname = "newcomer"'))
+    assert lg.reload() == []
     with pytest.raises(anthropic.AuthenticationError, match="no longer in the gateway's config"):
         _ask(client)
     _ask(lg.anthropic("newcomer", max_retries=0))
@@ -408,35 +408,22 @@ def test_reload_applies_the_user_list(lg):
 
 def test_reload_can_switch_limits_on(servers, gateway, tmp_path):
     """A gateway started with the audit off and no limits picks limits up on reload."""
-    from aiogw.app import reload
-
-    g = LimitedGateway(servers, gateway.fake, gateway.fake_url, tmp_path / "state.db")
-    g.stop()
-    path = g.state.with_suffix(".toml")
-    text = path.read_text()
-    bare = text.split("[limits]")[0].replace("flush_interval = 0.02", "enabled = false") + '[[users]]\nname = "rpm"\n'
-    path.write_text(bare)
-    cfg = config.load(path, env=PROVIDER_KEYS)
-    exchanges = []
-    runner, port = servers.run(start(cfg, sinks=[exchanges.append]))
+    bare = BASE_TOML.replace("flush_interval = 0.02", "enabled = false")
+    g = LimitedGateway(servers, gateway.fake, gateway.fake_url, tmp_path / "state.db", toml=bare,
+                       extra='[[users]]\nname = "rpm"\n')
     try:
-        client = anthropic.Anthropic(base_url=f"http://127.0.0.1:{port}/llm-gateway/anthropic",
-                                     api_key=keys.create(g.state, "rpm")[1], max_retries=0)
+        client = g.anthropic("rpm", max_retries=0)
         for _ in range(3):
             _ask(client)
-        assert exchanges[-1].cost is None  # nothing was accounted
-        path.write_text(bare.replace('name = "rpm"\n', 'name = "rpm"\nlimits = { requests_per_minute = 1 }\n'))
-
-        async def apply() -> list[str]:
-            return reload(runner.app, config.load(path, env=PROVIDER_KEYS))
-
-        servers.run(apply())
+        assert g.exchanges[-1].cost is None  # nothing was accounted
+        g.path.write_text(g.path.read_text() + 'limits = { requests_per_minute = 1 }\n')
+        g.reload()
         _ask(client)
-        assert exchanges[-1].cost > 0
+        assert g.exchanges[-1].cost > 0
         with pytest.raises(anthropic.RateLimitError):
             _ask(client)
     finally:
-        servers.run(runner.cleanup())
+        g.stop()
 
 
 def test_gemini_rate_limit_carries_retry_info(lg):
@@ -456,47 +443,32 @@ def test_gemini_rate_limit_carries_retry_info(lg):
 def test_spend_of_a_user_without_limits_is_stored_at_shutdown(servers, gateway, tmp_path):
     """Charged by the audit writer (deferred), and still in the stored spend after a
     clean stop: the writer drains before the store's last flush."""
-    g = LimitedGateway(servers, gateway.fake, gateway.fake_url, tmp_path / "state.db")
-    g.stop()
-    path = g.state.with_suffix(".toml")
     # The writer waits 5 s for a batch: at the stop, the exchange is still uncharged.
-    path.write_text(path.read_text().split("[limits]")[0].replace("flush_interval = 0.02", "flush_interval = 5")
-                    + '[[users]]\nname = "free"\n')
-    free = LimitedGateway.__new__(LimitedGateway)
-    free.servers, free.fake, free.state = servers, gateway.fake, g.state
-    free.cfg = config.load(path, env=PROVIDER_KEYS)
-    free.exchanges = []
-    free.runner, port = servers.run(start(free.cfg, sinks=[free.exchanges.append]))
-    free.base = f"http://127.0.0.1:{port}/llm-gateway"
+    slow = BASE_TOML.replace("flush_interval = 0.02", "flush_interval = 5")
+    free = LimitedGateway(servers, gateway.fake, gateway.fake_url, tmp_path / "state.db", toml=slow,
+                          extra='[[users]]\nname = "free"\n')
     try:
         _ask(free.anthropic("free", max_retries=0))
         assert not free.cfg.users[0].limits.any  # so the audit writer charges it
     finally:
         free.stop()
-    spent = sqlite3.connect(g.state).execute("SELECT sum(usd) FROM limit_spend WHERE user = 'free'").fetchone()[0]
+    spent = sqlite3.connect(free.state).execute("SELECT sum(usd) FROM limit_spend WHERE user = 'free'").fetchone()[0]
     assert spent and spent > 0
 
 
 def test_a_failing_sink_costs_neither_the_record_nor_the_charge(servers, gateway, tmp_path):
-    state = tmp_path / "state.db"
-    g = LimitedGateway(servers, gateway.fake, gateway.fake_url, state)
-    g.stop()
-
     def broken(ex):
         raise RuntimeError("a metrics exporter fell over")
 
-    seen = []
-    runner, port = servers.run(start(g.cfg, sinks=[broken, seen.append]))
+    g = LimitedGateway(servers, gateway.fake, gateway.fake_url, tmp_path / "state.db", sinks=[broken])
     try:
-        client = anthropic.Anthropic(base_url=f"http://127.0.0.1:{port}/llm-gateway/anthropic",
-                                     api_key=keys.create(state, "picky")[1], max_retries=0)
-        _ask(client)
+        _ask(g.anthropic("picky", max_retries=0))
         g.wait_for_audit("SELECT id FROM exchanges WHERE user = 'picky' AND cost_usd > 0", 1)
-        assert seen and seen[-1].user == "picky"
+        assert g.exchanges and g.exchanges[-1].user == "picky"  # the sink after it still ran
     finally:
-        servers.run(runner.cleanup())
-    assert sqlite3.connect(state).execute("SELECT count(*) FROM exchanges WHERE user = 'picky' AND cost_usd > 0"
-                                          ).fetchone()[0] == 1
+        g.stop()
+    assert sqlite3.connect(g.state).execute("SELECT count(*) FROM exchanges WHERE user = 'picky' AND cost_usd > 0"
+                                            ).fetchone()[0] == 1
 
 
 def test_readiness_follows_the_audit_writer_and_the_store(gw, monkeypatch):

@@ -140,18 +140,16 @@ class Ledger:
                 kind="limit:models",
             )
         committed = state.pending_usd
-        if limits.daily_budget_usd is not None and state.day_usd + committed >= limits.daily_budget_usd:
-            raise NotAllowed(
-                f"aiogw: user {user!r} has spent {_usd(state.day_usd)}{_in_flight(committed)} of the daily budget "
-                f"of {_usd(limits.daily_budget_usd)}; it resets at {_next_day(now)}.",
-                kind="budget:daily_budget_usd",
-            )
-        if limits.monthly_budget_usd is not None and state.month_usd + committed >= limits.monthly_budget_usd:
-            raise NotAllowed(
-                f"aiogw: user {user!r} has spent {_usd(state.month_usd)}{_in_flight(committed)} of the monthly "
-                f"budget of {_usd(limits.monthly_budget_usd)}; it resets at {_next_month(now)}.",
-                kind="budget:monthly_budget_usd",
-            )
+        for period, budget, spent, resets in (
+            ("daily", limits.daily_budget_usd, state.day_usd, _next_day),
+            ("monthly", limits.monthly_budget_usd, state.month_usd, _next_month),
+        ):
+            if budget is not None and spent + committed >= budget:
+                raise NotAllowed(
+                    f"aiogw: user {user!r} has spent {_usd(spent)}{_in_flight(committed)} of the {period} budget "
+                    f"of {_usd(budget)}; it resets at {resets(now)}.",
+                    kind=f"budget:{period}_budget_usd",
+                )
         if limits.max_concurrent is not None and state.in_flight >= limits.max_concurrent:
             raise RateLimited(
                 f"aiogw: user {user!r} has {state.in_flight} requests in flight, its limit; "

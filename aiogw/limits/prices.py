@@ -17,7 +17,7 @@ from importlib import resources
 from typing import Any
 
 from aiogw.dialects.base import Usage
-from aiogw.limits.settings import PriceSettings
+from aiogw.limits.settings import DEFAULT_UNKNOWN_PRICE, PriceSettings
 
 _DATE_SUFFIX = re.compile(r"-(?:\d{8}|\d{4}-\d{2}-\d{2})$")
 
@@ -77,7 +77,7 @@ class PriceTable:
         models = shipped()
         if settings is not None:
             models.update(settings.models)
-        self.default = _price(settings.default if settings is not None else {"input": 15.0, "output": 75.0})
+        self.default = _price(settings.default if settings is not None else DEFAULT_UNKNOWN_PRICE)
         self._by_id: dict[str, Price] = {}
         for entry in models.values():
             price = _price(entry)
