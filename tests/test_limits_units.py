@@ -181,3 +181,22 @@ def test_zero_or_odd_limits_are_config_errors(tmp_path, value):
     )
     with pytest.raises(config.ConfigError, match="expected a whole number of 1 or more"):
         config.load(path, env={})
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    ('[prices.models."mine"]\ninput = 1.0\n', r'prices\.models\."mine": needs at least input and output'),
+    ('[prices.models."mine"]\ninput = -1.0\noutput = 1.0\n', r'prices\.models\."mine"\.input: expected USD per million'),
+    ('[prices]\ndefault = 3.0\n', r"prices\.default: expected a table of prices"),
+    ('[prices.models."mine"]\ninput = 1.0\noutput = 2.0\nlong_context = { input = 2.0 }\n',
+     r'long_context: expected \{ above = TOKENS'),
+    ('[limits]\nroutes = ["anthropc"]\n', r"limits\.routes: no route named 'anthropc'; the routes are a"),
+    ('[limits]\nmodels = "claude-*"\n', r"limits\.models: expected a list of names or glob patterns"),
+    ('[limits]\nhourly_budget_usd = 1.0\n', r"limits\.hourly_budget_usd: unknown key"),
+])
+def test_price_and_limit_mistakes_are_named(tmp_path, extra, message):
+    path = tmp_path / "c.toml"
+    path.write_text(
+        '[[routes]]\nname = "a"\ndialect = "anthropic"\nupstream = "http://127.0.0.1:1"\ncredential = "client"\n' + extra
+    )
+    with pytest.raises(config.ConfigError, match=message):
+        config.load(path, env={})
