@@ -3,25 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import logging
-import os
 import signal
 from collections.abc import AsyncIterator, Iterable
 
 from aiohttp import web
 
+from aiogw import health, logs
 from aiogw.audit.writer import AuditWriter
 from aiogw.config import Config
 from aiogw.dialects import DIALECTS
 from aiogw.guards.check import GuardCheck
+from aiogw.guards.engine import Engine, GuardsUnavailable
 from aiogw.guards.policy import Policy
 from aiogw.guards.response import AnswerGuard
+from aiogw.health import MetricsEndpoint
 from aiogw.keys import KeyIndex
 from aiogw.limits.check import Accountant, LimitCheck, UsageRequest
 from aiogw.limits.ledger import Ledger
 from aiogw.limits.prices import PriceTable
 from aiogw.limits.store import LimitStore
+from aiogw.logs import ExchangeLog
+from aiogw.notify import Notifier
+from aiogw.observe import GatewayMetrics, Observer
 from aiogw.preflight import Check
 from aiogw.proxy import Proxy, Sink
 from aiogw.upstream import Upstream
@@ -31,6 +37,24 @@ log = logging.getLogger("aiogw")
 PROXY = web.AppKey("proxy", Proxy)
 CONFIG = web.AppKey("config", Config)  # the config the app was built from
 STORE = web.AppKey("store", LimitStore)
+RUNTIME = web.AppKey("runtime", "Runtime")
+
+
+class Runtime:
+    """What a reload replaces or reconfigures, and the config now applied."""
+
+    def __init__(
+        self, config: Config, proxy: Proxy, observer: Observer, gauges: GatewayMetrics,
+        endpoint: MetricsEndpoint, exchange_log: ExchangeLog, guards: tuple[GuardCheck, AnswerGuard] | None,
+    ) -> None:
+        self.config = config
+        self.proxy = proxy
+        self.observer = observer
+        self.metrics = gauges
+        self.endpoint = endpoint
+        self.exchange_log = exchange_log
+        self.guards = guards
+        self.retiring: set[asyncio.Task[None]] = set()  # upstreams a reload replaced, closing when idle
 
 
 def build_app(config: Config, sinks: Iterable[Sink] = ()) -> web.Application:
@@ -39,28 +63,37 @@ def build_app(config: Config, sinks: Iterable[Sink] = ()) -> web.Application:
     # the proxy translates that into the provider's envelope.
     app = web.Application(client_max_size=config.server.max_body_bytes)
     keys = KeyIndex(config.state_path)
-    upstreams = {
-        route.name: Upstream(route, DIALECTS[route.dialect], config.server.max_upstream_connections)
-        for route in config.routes
-    }
+    upstreams = _upstreams(config, {})
     audit = AuditWriter(config.state_path, config.audit) if config.audit.enabled else None
     guards = build_guards(config)
-    # The preflight, in order: guards, then limits and budget.
-    checks: list[Check] = [guards[0]] if guards else []
     # Limits and accounting are always wired in, so a reload can switch them on; idle,
     # they cost two calls per request.
     ledger = Ledger(config.limits, {u.name: u.limits for u in config.users})
-    accountant = Accountant(ledger, PriceTable(config.prices), _accounting(config), deferred=audit is not None)
+    accountant = Accountant(ledger, PriceTable(config.prices), deferred=audit is not None)
+    store = LimitStore(config.state_path, ledger)
+    limit_checks = [LimitCheck(accountant), UsageRequest(accountant)]
+    answers = guards[1] if guards else None
+    proxy = Proxy(config, keys, upstreams, sinks, audit, _checks(guards, limit_checks), answers, accountant)
+    gauges = GatewayMetrics(config.metrics, proxy)
+    exchange_log = ExchangeLog(config.log)
+    observer = Observer(gauges, exchange_log)
+    endpoint = MetricsEndpoint(gauges)
+    runtime = Runtime(config, proxy, observer, gauges, endpoint, exchange_log, guards)
+    _observe(runtime, config)
     if audit is not None:
         audit.settle = accountant.settle
-    store = LimitStore(config.state_path, ledger)
-    checks += [LimitCheck(accountant), UsageRequest(accountant)]
-    proxy = Proxy(config, keys, upstreams, sinks, audit, checks, guards[1] if guards else None, accountant)
+        audit.on_batch = lambda seconds: gauges.audit_batch.observe((), seconds)
     app[PROXY] = proxy
     app[CONFIG] = config
     app[STORE] = store
-    app.router.add_get("/healthz", _healthz)
-    app.router.add_get("/readyz", _readyz)
+    app[RUNTIME] = runtime
+
+    async def readyz(request: web.Request) -> web.Response:
+        return health.readyz(config.state_path, store, proxy)
+
+    app.router.add_get("/healthz", health.healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", endpoint.handle)
     app.router.add_route("*", "/{tail:.*}", proxy.handle)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -70,21 +103,60 @@ def build_app(config: Config, sinks: Iterable[Sink] = ()) -> web.Application:
         await store.start()
         for upstream in upstreams.values():
             await upstream.start()
-            if upstream.credential is None and not upstream.passes_client_key:
-                log.warning(
-                    "route %r has no provider credential: set %s, or its requests get a 500",
-                    upstream.route.name,
-                    upstream.route.credential.name,
-                )
+            _warn_credential(upstream)
         yield
         # The server has stopped and its handlers are done: every exchange is queued.
-        await asyncio.gather(*(upstream.close() for upstream in upstreams.values()))
+        for task in runtime.retiring:
+            task.cancel()
+        retired = [u for u in upstreams.values() if u not in proxy.upstreams.values()]
+        await asyncio.gather(*(u.close() for u in (*proxy.upstreams.values(), *retired)))
         if audit is not None:
             await audit.close()  # first: it settles the spend it was left to charge
         await store.close()
+        exchange_log.flush()
 
     app.cleanup_ctx.append(lifecycle)
     return app
+
+
+def _upstreams(config: Config, running: dict[str, Upstream]) -> dict[str, Upstream]:
+    """An upstream per route; one whose route is unchanged is kept (and its pool)."""
+    out = {}
+    for route in config.routes:
+        old = running.get(route.name)
+        if old is not None and old.route == route:
+            out[route.name] = old
+        else:
+            out[route.name] = Upstream(route, DIALECTS[route.dialect], config.server.max_upstream_connections)
+    return out
+
+
+def _checks(guards: tuple[GuardCheck, AnswerGuard] | None, limit_checks: list[Check]) -> list[Check]:
+    """The preflight, in order: guards, then limits and budget."""
+    return ([guards[0]] if guards else []) + limit_checks
+
+
+def _observe(runtime: Runtime, config: Config) -> None:
+    """Metrics and log settings into the running parts; accounting on when anything needs it."""
+    runtime.metrics.settings = config.metrics
+    runtime.endpoint.configure(config.metrics)
+    runtime.exchange_log.configure(config.log)
+    runtime.observer.metrics = runtime.metrics if config.metrics.enabled else None
+    runtime.observer.line = runtime.exchange_log if runtime.exchange_log.on else None
+    accountant = runtime.proxy.accountant
+    assert accountant is not None
+    reporting = runtime.observer.metrics is not None or runtime.observer.line is not None
+    accountant.done = runtime.observer if reporting else None
+    accountant.active = runtime.proxy.audit is not None or reporting or _limited(config)
+
+
+def _warn_credential(upstream: Upstream) -> None:
+    if upstream.credential is None and not upstream.passes_client_key:
+        log.warning(
+            "route %r has no provider credential: set %s, or its requests get a 500",
+            upstream.route.name,
+            upstream.route.credential.name,
+        )
 
 
 def build_guards(config: Config) -> tuple[GuardCheck, AnswerGuard] | None:
@@ -96,32 +168,10 @@ def build_guards(config: Config) -> tuple[GuardCheck, AnswerGuard] | None:
     if not config.guards.enabled:
         return None
     from aiogw.guards import catalog
-    from aiogw.guards.engine import Engine
 
     engine = Engine(catalog.load(config.guards.patterns, config.guards.disabled))
     policy = Policy(config.guards.actions, config.users)
     return GuardCheck(engine, policy), AnswerGuard(engine, policy)
-
-
-async def _healthz(request: web.Request) -> web.Response:
-    """The process answers: nothing more (a liveness probe)."""
-    return web.json_response({"status": "ok"})
-
-
-async def _readyz(request: web.Request) -> web.Response:
-    """Whether to send this gateway traffic (a readiness probe): it listens (it answers),
-    its audit writer runs and keeps up, its limits store runs, its state is writable."""
-    app = request.app
-    proxy, state = app[PROXY], app[CONFIG].state_path
-    checks = {
-        "state_writable": os.access(state.parent, os.W_OK) and (not state.exists() or os.access(state, os.W_OK)),
-        "limits_store": app[STORE].alive,
-    }
-    if proxy.audit is not None:
-        checks["audit_writer"] = proxy.audit.alive
-        checks["audit_keeping_up"] = not proxy.audit.saturated
-    ready = all(checks.values())
-    return web.json_response({"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503)
 
 
 async def start(config: Config, sinks: Iterable[Sink] = (), *, port: int | None = None) -> tuple[web.AppRunner, int]:
@@ -129,7 +179,10 @@ async def start(config: Config, sinks: Iterable[Sink] = (), *, port: int | None 
     app = build_app(config, sinks)
     # handler_cancellation: a client that leaves while the gateway still waits for the
     # upstream's first byte cancels the handler, which closes the upstream request.
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=30.0)
+    # shutdown_timeout is the drain: how long open exchanges may finish after SIGTERM.
+    runner = web.AppRunner(
+        app, handler_cancellation=True, access_log=None, shutdown_timeout=config.server.drain_seconds
+    )
     await runner.setup()
     site = web.TCPSite(
         runner, config.server.host, config.server.port if port is None else port, backlog=4096, reuse_address=True
@@ -140,20 +193,26 @@ async def start(config: Config, sinks: Iterable[Sink] = (), *, port: int | None 
     return runner, bound
 
 
-def _on_hangup(app: web.Application, config: Config) -> None:
-    """SIGHUP: read the config file again and apply its users, limits and prices; a bad
-    file is logged and changes nothing. What needs a restart is said in the log."""
+async def _on_hangup(app: web.Application, source: str, notifier: Notifier) -> None:
+    """SIGHUP: read the config file again and apply it; a bad file is logged and changes
+    nothing. What needs a restart is said in the log."""
     from aiogw.config import ConfigError, load
 
+    runtime = app[RUNTIME]
+    notifier.reloading()
     try:
-        fresh = load(None if config.source == "<defaults>" else config.source)
-    except (ConfigError, OSError) as exc:
+        fresh = load(None if source == "<defaults>" else source)
+        pending = await reload(app, fresh)
+    except (ConfigError, OSError, GuardsUnavailable, ValueError) as exc:
+        runtime.metrics.reloads.inc(("refused",))
         log.error("reload refused, the running config stays: %s", exc)
+        notifier.ready(f"reload refused: {exc}"[:200])
         return
-    pending = reload(app, fresh)
-    log.info("reloaded users, limits and prices from %s", config.source)
+    runtime.metrics.reloads.inc(("applied",))
+    log.info("reloaded %s", source)
     if pending:
-        log.warning("changed in %s but applied only at restart: %s", config.source, ", ".join(pending))
+        log.warning("changed in %s but applied only at restart: %s", source, ", ".join(pending))
+    notifier.ready(_status(runtime.config))
 
 
 def tune_gc() -> None:
@@ -169,28 +228,77 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 50, 100)
 
 
-def _accounting(config: Config) -> bool:
-    """Whether exchanges are read back for usage and cost: for the audit, or for limits."""
-    return config.audit.enabled or config.limits.any or any(u.limits.any for u in config.users)
+def _limited(config: Config) -> bool:
+    return config.limits.any or any(u.limits.any for u in config.users)
 
 
-def reload(app: web.Application, config: Config) -> list[str]:
-    """Apply what a reloaded config (SIGHUP) can change while serving: the user list,
-    limits and prices. Counters and spend are kept. Returns what it did not apply."""
-    proxy = app[PROXY]
-    proxy.users = config.user_names()
+# Parts of the config a running gateway cannot change: its socket, its state file, and
+# whether the audit writer exists at all.
+RESTART_ONLY = ("server", "state_path")
+
+
+async def reload(app: web.Application, config: Config) -> list[str]:
+    """Apply a reloaded config (SIGHUP): routes, users, limits, guards and their policies,
+    prices, audit policy and batching, metrics and log settings. New requests get all of
+    it at once; an exchange in flight finishes on the upstream and answer guard it began
+    with. Counters and spend are kept. Raises, changing nothing, when the new guards do
+    not compile. Returns what it did not apply (it needs a restart)."""
+    runtime = app[RUNTIME]
+    proxy, running = runtime.proxy, runtime.config
+    guards = runtime.guards
+    if config.guards != running.guards:
+        # Compiled in a thread: the loop keeps serving meanwhile.
+        guards = await asyncio.get_running_loop().run_in_executor(None, build_guards, config)
+    elif guards is not None and _guard_policies(config) != _guard_policies(running):
+        guards = _guards_on(guards[0].engine, config)
+    upstreams = _upstreams(config, proxy.upstreams)
+    for upstream in upstreams.values():
+        if upstream.session is None:
+            await upstream.start()
+            _warn_credential(upstream)
+    # From here on, nothing awaits: the switch is one step for new requests.
+    for upstream in proxy.upstreams.values():
+        if upstream not in upstreams.values():
+            task = asyncio.create_task(upstream.retire(), name=f"aiogw-retire-{upstream.route.name}")
+            runtime.retiring.add(task)
+            task.add_done_callback(runtime.retiring.discard)
     accountant = proxy.accountant
     assert accountant is not None
     accountant.ledger.reconfigure(config.limits, {u.name: u.limits for u in config.users})
     accountant.prices = PriceTable(config.prices)
-    accountant.active = proxy.audit is not None or _accounting(config)
-    running = app[CONFIG]
-    return [part for part in ("server", "state_path", "routes", "audit", "guards")
-            if getattr(running, part) != getattr(config, part)]
+    limit_checks = [c for c in proxy.checks if isinstance(c, (LimitCheck, UsageRequest))]
+    proxy.configure(config.user_names(), upstreams, _checks(guards, limit_checks), guards[1] if guards else None)
+    runtime.guards = guards
+    pending = [part for part in RESTART_ONLY if getattr(running, part) != getattr(config, part)]
+    audit = config.audit
+    if proxy.audit is not None and audit.enabled:
+        proxy.audit.settings = audit
+    elif audit.enabled != running.audit.enabled:
+        pending.append("audit.enabled")
+        audit = running.audit
+    if config.log != running.log:
+        logs.setup(config.log)
+    runtime.config = dataclasses.replace(config, server=running.server, state_path=running.state_path, audit=audit)
+    _observe(runtime, runtime.config)
+    return pending
+
+
+def _guard_policies(config: Config) -> tuple:
+    return tuple((u.name, u.guards) for u in config.users)
+
+
+def _guards_on(engine: Engine, config: Config) -> tuple[GuardCheck, AnswerGuard]:
+    policy = Policy(config.guards.actions, config.users)
+    return GuardCheck(engine, policy), AnswerGuard(engine, policy)
+
+
+def _status(config: Config) -> str:
+    return f"serving {len(config.routes)} routes for {len(config.users) or 'any'} users"
 
 
 async def serve(config: Config) -> None:
-    """Run until SIGTERM or SIGINT, then stop accepting and close cleanly."""
+    """Run until SIGTERM or SIGINT, then drain: stop accepting, let open exchanges
+    finish for up to `server.drain_seconds`, cut the rest, write the audit, return."""
     runner, port = await start(config)
     tune_gc()
     mount = config.server.mount
@@ -201,13 +309,32 @@ async def serve(config: Config) -> None:
         mount,
         ", ".join(r.name for r in config.routes),
     )
+    app = runner.app
+    proxy = app[PROXY]
+    notifier = Notifier.from_env()
+    notifier.ready(_status(config))  # listening, audit writer and limits store running
+    watchdog = asyncio.create_task(notifier.watchdog(), name="aiogw-watchdog") if notifier.watchdog_interval else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, _on_hangup, runner.app, config)
+    hangups: set[asyncio.Task[None]] = set()
+
+    def hangup() -> None:
+        task = asyncio.create_task(_on_hangup(app, config.source, notifier))
+        hangups.add(task)
+        task.add_done_callback(hangups.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, hangup)
     try:
         await stop.wait()
     finally:
-        log.info("aiogw stopping")
-        await runner.cleanup()
+        proxy.draining = True
+        drain = config.server.drain_seconds
+        log.info("aiogw stopping: %d exchanges open, up to %gs to finish", proxy.inflight, drain)
+        notifier.stopping(f"draining {proxy.inflight} open exchanges (up to {drain:g}s)")
+        loop.remove_signal_handler(signal.SIGHUP)
+        await runner.cleanup()  # stops accepting, drains, then closes the audit (it writes all)
+        if watchdog is not None:
+            watchdog.cancel()
+        log.info("aiogw stopped")

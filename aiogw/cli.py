@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
 import sys
 import time
 
@@ -70,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
 
     usage_report.add_parser(sub)
 
+    p = sub.add_parser("demo", help="a five-minute tour: a fake provider, the gateway and an agent session, offline")
+    p.add_argument("--keep", action="store_true", help="keep the temporary state directory and print its path")
+    p.set_defaults(run=_demo)
+
     args = parser.parse_args(argv)
     try:
         return args.run(args)
@@ -90,7 +93,9 @@ def _filter_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--route")
     p.add_argument("--model", help="exact, or a glob such as 'claude-*'")
     p.add_argument("--status", type=int)
-    p.add_argument("--outcome", choices=("ok", "refused", "upstream_error", "client_aborted", "upstream_aborted"))
+    p.add_argument(
+        "--outcome", choices=("ok", "refused", "upstream_error", "client_aborted", "upstream_aborted", "shutdown")
+    )
     p.add_argument("--findings", action="store_true", help="only exchanges with guard findings")
 
 
@@ -101,7 +106,9 @@ def _serve(args: argparse.Namespace) -> int:
             cfg.server, host=args.host or cfg.server.host, port=cfg.server.port if args.port is None else args.port
         )
         cfg = dataclasses.replace(cfg, server=server)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from aiogw import logs
+
+    logs.setup(cfg.log)
     from aiogw.app import serve  # imported here: the key commands need no aiohttp
     from aiogw.guards.engine import GuardsUnavailable
 
@@ -123,6 +130,12 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return 2
     return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from aiogw import demo  # imported here: it needs the SDKs of the dev extra
+
+    return demo.run(keep=args.keep)
 
 
 def _check_config(args: argparse.Namespace) -> int:

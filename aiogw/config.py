@@ -15,9 +15,11 @@ from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from aiogw.limits.settings import DEFAULT_UNKNOWN_PRICE, Limits, PriceSettings, read_limits, read_prices
+from aiogw.ops_settings import LogSettings, MetricsSettings, read_log, read_metrics
 
 DIALECTS = ("anthropic", "openai", "gemini")
 DEFAULT_MOUNT = "/llm-gateway"
+OWN_PATHS = ("healthz", "readyz", "metrics")  # served at the root, whatever the mount
 
 
 class ConfigError(Exception):
@@ -95,6 +97,9 @@ class Server:
     # Per upstream: the default (100) would queue agents behind each other once a
     # hundred streams are open; each stream holds one connection for its whole life.
     max_upstream_connections: int = 4096
+    # On SIGTERM: how long open exchanges (an agent's stream) may run on before they are
+    # cut. Keep systemd's TimeoutStopSec above it.
+    drain_seconds: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +127,8 @@ class Config:
     guards: GuardSettings = GuardSettings()
     limits: Limits = field(default_factory=Limits)
     prices: PriceSettings = field(default_factory=lambda: PriceSettings(DEFAULT_UNKNOWN_PRICE, {}))
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    log: LogSettings = field(default_factory=LogSettings)
 
     def route(self, name: str) -> Route | None:
         for route in self.routes:
@@ -166,9 +173,11 @@ def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None 
 
 def _build(raw: dict[str, Any], source: str, base_dir: Path, env: dict[str, str]) -> Config:
     r = _Reader(source)
-    r.only(raw, "", {"server", "state", "upstream", "routes", "users", "audit", "guards", "limits", "prices"})
+    r.only(raw, "", {
+        "server", "state", "upstream", "routes", "users", "audit", "guards", "limits", "prices", "metrics", "log"
+    })
     server_raw = r.table(raw, "server")
-    r.only(server_raw, "server", {"host", "port", "mount", "max_body_bytes", "max_upstream_connections"})
+    r.only(server_raw, "server", {"host", "port", "mount", "max_body_bytes", "max_upstream_connections", "drain_seconds"})
     mount = r.get(server_raw, "server.mount", str, DEFAULT_MOUNT).rstrip("/")
     if mount and (not mount.startswith("/") or "?" in mount or "%" in mount):
         r.fail("server.mount", f"expected a path such as {DEFAULT_MOUNT!r}, got {mount!r}")
@@ -178,6 +187,7 @@ def _build(raw: dict[str, Any], source: str, base_dir: Path, env: dict[str, str]
         mount=mount,
         max_body_bytes=r.int_in(server_raw, "server.max_body_bytes", 32 * 1024 * 1024, 1024, 1 << 31),
         max_upstream_connections=r.int_in(server_raw, "server.max_upstream_connections", 4096, 1, 1 << 20),
+        drain_seconds=r.number(server_raw, "server.drain_seconds", 30.0, "drain_seconds"),
     )
     state_raw = r.table(raw, "state")
     r.only(state_raw, "state", {"path"})
@@ -196,6 +206,8 @@ def _build(raw: dict[str, Any], source: str, base_dir: Path, env: dict[str, str]
     for name in names:
         if names.count(name) > 1:
             r.fail("routes", f"route name {name!r} is used twice; each route needs its own URL segment")
+        if not mount and name in OWN_PATHS:
+            r.fail("routes", f"route name {name!r} is the gateway's own /{name} while server.mount is empty; rename it")
 
     users_raw = raw.get("users", [])
     if not isinstance(users_raw, list):
@@ -221,7 +233,21 @@ def _build(raw: dict[str, Any], source: str, base_dir: Path, env: dict[str, str]
     return Config(
         source, server, state_path, routes, tuple(users), _audit(r, r.table(raw, "audit")),
         _guards(r, r.table(raw, "guards")), limits, read_prices(r, r.table(raw, "prices")),
+        _metrics(r, r.table(raw, "metrics"), env), read_log(r, r.table(raw, "log")),
     )
+
+
+def _metrics(r: _Reader, table: dict[str, Any], env: dict[str, str]) -> MetricsSettings:
+    """`token` comes as the credentials do, from the environment or a file, never inline."""
+    token = None
+    if "token" in table:
+        cred = _credential(r, table["token"], "metrics.token", env)
+        if cred.source == "client":
+            r.fail("metrics.token", 'expected { env = "VAR" } or { file = "/path" }')
+        if cred.secret is None:
+            r.fail("metrics.token", f"{cred.source} {cred.name} is empty or not set; set it, or remove metrics.token")
+        token = cred.secret
+    return read_metrics(r, table, token)
 
 
 def _guards(r: _Reader, table: dict[str, Any]) -> GuardSettings:

@@ -15,6 +15,7 @@ REFUSED = "refused"
 UPSTREAM_ERROR = "upstream_error"
 CLIENT_ABORTED = "client_aborted"
 UPSTREAM_ABORTED = "upstream_aborted"
+SHUTDOWN = "shutdown"  # still open when the gateway's drain period ran out
 
 
 class Exchange:
@@ -31,6 +32,7 @@ class Exchange:
         "findings",
         "held",
         "history",
+        "id",
         "json",
         "key_id",
         "method",
@@ -53,6 +55,9 @@ class Exchange:
         "t0",
         "t_end",
         "t_first_byte",
+        "t_last",
+        "t_sent",
+        "usage",
         "user",
         "user_agent",
     )
@@ -60,8 +65,11 @@ class Exchange:
     def __init__(self, method: str) -> None:
         self.started = time.time()
         self.t0 = time.perf_counter()
+        self.t_sent: float | None = None  # handed to the upstream
         self.t_first_byte: float | None = None
+        self.t_last: float | None = None  # the upstream's last byte read
         self.t_end: float | None = None
+        self.id: str | None = None  # the audit id, made when first needed
         self.method = method
         self.path = ""
         self.query = ""
@@ -95,6 +103,7 @@ class Exchange:
         # (the previous turn's history list, how many of its entries this request
         # repeats), when the guard compared them: the audit need not compare again.
         self.history: tuple[list[Any], int] | None = None
+        self.usage: Any = None  # dialects.Usage, once the accountant read it
         self.cost: float | None = None
         self.priced = True
         # The response read back once (aiogw.answer), for accounting and the audit.
@@ -102,8 +111,14 @@ class Exchange:
         self.answer: Any = None
         self.raw_response: bytes | None = None
 
+    def sent(self) -> None:
+        self.t_sent = time.perf_counter()
+
     def first_byte(self) -> None:
         self.t_first_byte = time.perf_counter()
+
+    def upstream_done(self) -> None:
+        self.t_last = time.perf_counter()
 
     def finish(self) -> None:
         self.t_end = time.perf_counter()

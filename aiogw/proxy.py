@@ -53,7 +53,10 @@ _UPSTREAM_BROKE = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, as
 
 
 class Proxy:
-    __slots__ = ("accountant", "answers", "audit", "checks", "keys", "max_body", "mount", "sinks", "upstreams", "users")
+    __slots__ = (
+        "accountant", "answers", "audit", "checks", "draining", "inflight", "keys", "max_body", "mount",
+        "sinks", "streams", "upstreams", "users",
+    )
 
     def __init__(
         self,
@@ -77,9 +80,20 @@ class Proxy:
         self.answers = answers
         self.accountant = accountant
         self.sinks = ((audit.submit,) if audit is not None else ()) + tuple(sinks)
+        self.inflight = 0  # exchanges being handled, for the drain and metrics
+        self.streams = 0  # of which relaying a stream
+        self.draining = False  # SIGTERM: what is cut after the grace period says so
+
+    def configure(
+        self, users: frozenset[str], upstreams: dict[str, Upstream], checks: Sequence[Check], answers: AnswerGuard | None
+    ) -> None:
+        """A reload: new requests see all of these at once; one in flight keeps the
+        upstream and answer guard it started with."""
+        self.users, self.upstreams, self.checks, self.answers = users, upstreams, tuple(checks), answers
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         ex = Exchange(request.method)
+        self.inflight += 1
         headers = request.headers
         ex.client = request.remote
         ex.user_agent = headers.get("User-Agent")
@@ -90,6 +104,7 @@ class Proxy:
         try:
             route, path, query = routing.split(request.raw_path, self.mount)
             upstream = self.upstreams.get(route)
+            answers = self.answers
             if upstream is None:
                 raise NotFound(f"no route named {route!r}; the gateway serves {', '.join(sorted(self.upstreams))}")
             dialect = upstream.dialect
@@ -99,6 +114,8 @@ class Proxy:
                 return web.Response()  # Claude Code's start-up probe: answer at once, no upstream
             endpoint = dialect.endpoint(request.method, path)
             ex.endpoint = endpoint.name
+            if self.draining:  # a keep-alive client's next request, during the drain
+                raise Unavailable("the gateway is shutting down; retry in a moment", retry_after=1, kind="draining")
             await self._authenticate(request, upstream, query, ex)
             if self.audit is not None and self.audit.saturated:
                 raise Unavailable("the gateway's audit log is catching up; retry in a moment", retry_after=1)
@@ -109,7 +126,7 @@ class Proxy:
                 ex.stream = endpoint.stream or ex.json.get("stream") is True
             if self.checks:
                 preflight.run(self.checks, ex)
-            return await self._forward(request, upstream, ex)
+            return await self._forward(request, upstream, ex, answers)
         except GatewayError as err:
             ex.path = ex.path or request.raw_path.partition("?")[0][:512]  # a refused path, as it came
             ex.status = err.status
@@ -117,12 +134,16 @@ class Proxy:
             ex.reason = err.kind
             return _error_response(dialect or guess(request.path), err)
         except asyncio.CancelledError:
-            ex.outcome = exchange.CLIENT_ABORTED
+            if self.draining:  # cut at the end of the drain's grace period
+                ex.outcome, ex.reason = exchange.SHUTDOWN, "gateway stopping: drain period over"
+            else:
+                ex.outcome = exchange.CLIENT_ABORTED
             raise
         finally:
             ex.finish()
+            self.inflight -= 1
             if self.accountant is not None:
-                self.accountant.finish(ex)
+                self.accountant.finish(ex)  # and reports it (metrics, log line), or leaves both to the audit
             for sink in self.sinks:
                 try:
                     sink(ex)
@@ -168,20 +189,28 @@ class Proxy:
         except web.HTTPRequestEntityTooLarge:
             raise TooLarge(f"the request body is over the gateway's limit of {self.max_body} bytes") from None
 
-    async def _forward(self, request: web.Request, upstream: Upstream, ex: Exchange) -> web.StreamResponse:
+    async def _forward(
+        self, request: web.Request, upstream: Upstream, ex: Exchange, answers: AnswerGuard | None
+    ) -> web.StreamResponse:
         headers = upstream.headers(request.headers)
         if ex.strip_usage:  # the relay edits this stream: it must come uncompressed
             headers["Accept-Encoding"] = "identity"
-        resp = await upstream.send(request.method, ex.path, ex.query, headers, ex.body)
+        upstream.inflight += 1  # a reload closes a retired upstream only when this is 0
+        try:
+            ex.sent()
+            resp = await upstream.send(request.method, ex.path, ex.query, headers, ex.body)
+        except BaseException:
+            upstream.inflight -= 1
+            raise
         ex.first_byte()
         ex.status = resp.status
         ex.response_headers = resp.headers
         if resp.status >= 400:
             ex.outcome = exchange.UPSTREAM_ERROR
-        guard = self.answers.action(ex.user) if self.answers is not None and resp.status < 400 else "off"
+        guard = answers.action(ex.user) if answers is not None and resp.status < 400 else "off"
         try:
             if _is_streamed(resp):
-                return await self._relay(request, resp, ex, guard)
+                return await self._relay(request, resp, ex, answers, guard)
             try:
                 data = await resp.read()
             except TimeoutError:
@@ -190,9 +219,11 @@ class Proxy:
                 raise UpstreamUnreachable(
                     "the upstream closed the connection before its response was complete"
                 ) from None
+            ex.upstream_done()
             ex.response_body = data
             if guard != "off":
-                self._scan_answer(ex, data, guard)
+                assert answers is not None
+                _scan_answer(answers, ex, data, guard)
             return web.Response(
                 status=resp.status, reason=resp.reason, body=data, headers=response_headers(resp.headers)
             )
@@ -203,22 +234,10 @@ class Proxy:
                 resp.release()
             else:
                 resp.close()
-
-    def _scan_answer(self, ex: Exchange, data: bytes, action: str) -> None:
-        assert self.answers is not None
-        coding = ex.response_headers.get("Content-Encoding")
-        try:
-            plain = encoding.decode(data, coding) if coding else data
-        except ValueError:
-            return  # a coding the gateway cannot read: not scanned (it never asks for one)
-        found = self.answers.scan(ex.dialect, plain, action)
-        if found:
-            ex.findings = (ex.findings or []) + found
-            if action == "block":
-                raise Blocked(block_message(found[0]))
+            upstream.inflight -= 1
 
     async def _relay(
-        self, request: web.Request, resp: aiohttp.ClientResponse, ex: Exchange, guard: str
+        self, request: web.Request, resp: aiohttp.ClientResponse, ex: Exchange, answers: AnswerGuard | None, guard: str
     ) -> web.StreamResponse:
         headers = response_headers(resp.headers)
         headers["X-Accel-Buffering"] = "no"  # an nginx in front must not buffer the stream
@@ -230,9 +249,10 @@ class Proxy:
         strip = UsageChunkFilter() if ex.strip_usage and not resp.headers.get("Content-Encoding") else None
         watch = None
         if guard != "off":
-            assert self.answers is not None
+            assert answers is not None
             coding = resp.headers.get("Content-Encoding")
-            watch = self.answers.watch(ex.dialect, resp.content_type != "text/event-stream", coding, guard)
+            watch = answers.watch(ex.dialect, resp.content_type != "text/event-stream", coding, guard)
+        self.streams += 1
         try:
             while True:
                 try:
@@ -245,6 +265,7 @@ class Proxy:
                         request.transport.close()
                     return out
                 if not chunk:
+                    ex.upstream_done()
                     break
                 if chunks is not None:
                     chunks.append(chunk)
@@ -266,6 +287,7 @@ class Proxy:
             await out.write_eof()
             return out
         finally:
+            self.streams -= 1
             if watch is not None:
                 watch.finish()
                 if watch.findings:
@@ -282,6 +304,19 @@ class Proxy:
             await out.write_eof()
         except ConnectionError:
             pass
+
+
+def _scan_answer(answers: AnswerGuard, ex: Exchange, data: bytes, action: str) -> None:
+    coding = ex.response_headers.get("Content-Encoding")
+    try:
+        plain = encoding.decode(data, coding) if coding else data
+    except ValueError:
+        return  # a coding the gateway cannot read: not scanned (it never asks for one)
+    found = answers.scan(ex.dialect, plain, action)
+    if found:
+        ex.findings = (ex.findings or []) + found
+        if action == "block":
+            raise Blocked(block_message(found[0]))
 
 
 def _is_streamed(resp: aiohttp.ClientResponse) -> bool:

@@ -8,6 +8,8 @@ only for codings it can decode itself (gzip, deflate).
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 from aiohttp import payload
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -103,7 +105,7 @@ def _connection_tokens(headers: CIMultiDictProxy[str]) -> frozenset[str]:
 class Upstream:
     """A route's way out: base URL, provider credential and one keep-alive session."""
 
-    __slots__ = ("_max_connections", "base", "credential", "dialect", "route", "session", "timeouts")
+    __slots__ = ("_max_connections", "base", "credential", "dialect", "inflight", "route", "session", "timeouts")
 
     def __init__(self, route: Route, dialect: Dialect, max_connections: int) -> None:
         self.route = route
@@ -114,6 +116,7 @@ class Upstream:
         self.timeouts: Timeouts = route.timeouts
         self.session: aiohttp.ClientSession | None = None
         self._max_connections = max_connections
+        self.inflight = 0  # requests sent and not yet done with (see Proxy._forward)
 
     @property
     def passes_client_key(self) -> bool:
@@ -141,6 +144,13 @@ class Upstream:
     async def close(self) -> None:
         if self.session is not None:
             await self.session.close()
+
+    async def retire(self, poll: float = 0.5) -> None:
+        """Close once the requests still using it are done (a reload replaced it)."""
+        # Polled: rare (a reload), and the hot path stays a plain integer count.
+        while self.inflight:  # noqa: ASYNC110
+            await asyncio.sleep(poll)
+        await self.close()
 
     def headers(self, incoming: CIMultiDictProxy[str]) -> CIMultiDict[str]:
         """Request headers for upstream: hop-by-hop, gateway and key headers removed."""

@@ -83,7 +83,7 @@ class LimitedGateway:
         from aiogw.app import reload
 
         async def apply() -> list[str]:  # on the gateway's loop, as the signal handler runs
-            return reload(self.runner.app, config.load(self.path, env=PROVIDER_KEYS))
+            return await reload(self.runner.app, config.load(self.path, env=PROVIDER_KEYS))
 
         return self.servers.run(apply())
 
@@ -407,10 +407,11 @@ def test_reload_applies_the_user_list(lg):
 
 
 def test_reload_can_switch_limits_on(servers, gateway, tmp_path):
-    """A gateway started with the audit off and no limits picks limits up on reload."""
+    """A gateway started with nothing that reads usage (no audit, metrics, exchange log
+    or limits) picks limits up on reload."""
     bare = BASE_TOML.replace("flush_interval = 0.02", "enabled = false")
     g = LimitedGateway(servers, gateway.fake, gateway.fake_url, tmp_path / "state.db", toml=bare,
-                       extra='[[users]]\nname = "rpm"\n')
+                       extra='[metrics]\nenabled = false\n[log]\nexchanges = false\n[[users]]\nname = "rpm"\n')
     try:
         client = g.anthropic("rpm", max_retries=0)
         for _ in range(3):

@@ -120,7 +120,8 @@ class Record:
 
 def build(ex: Exchange, policy: str, memo: PartsMemo | None = None) -> Record:
     """The record of one finished exchange. Never raises on odd provider data."""
-    ident = new_id(ex.started)
+    ident = ex.id or new_id(ex.started)  # the log line may have named it already
+    ex.id = ident
     dialect = DIALECTS.get(ex.dialect)
     raw_response, answer = read_answer(ex)
     usage = answer.usage if answer is not None else Usage()

@@ -79,10 +79,15 @@ class AuditWriter:
         self.refused = 0
         self.write_errors = 0
         self.last_batch_seconds = 0.0
+        self.on_batch: Callable[[float], None] | None = None  # a batch's seconds, for metrics
 
     @property
     def depth(self) -> int:
         return len(self._pending)
+
+    @property
+    def pending_bytes(self) -> int:
+        return self._pending_bytes
 
     @property
     def _behind(self) -> bool:
@@ -234,6 +239,8 @@ class AuditWriter:
         self.written += len(rows)
         self.batches += 1
         self.last_batch_seconds = loop.time() - t0
+        if self.on_batch is not None:
+            self.on_batch(self.last_batch_seconds)
 
     def _build(self, ex: Exchange) -> rec.Record:
         if ex.settle_later and self.settle is not None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 import orjson
 
@@ -120,7 +121,7 @@ class Accountant:
     the real usage before the next request.
     """
 
-    __slots__ = ("active", "deferred", "ledger", "prices", "unpriced")
+    __slots__ = ("active", "deferred", "done", "ledger", "prices", "unpriced")
 
     def __init__(self, ledger: Ledger, prices: PriceTable, active: bool = True, deferred: bool = False) -> None:
         self.ledger = ledger
@@ -128,6 +129,9 @@ class Accountant:
         self.active = active
         self.deferred = deferred
         self.unpriced = 0  # exchanges charged the default price (a metric)
+        # Told of every exchange once it is settled (metrics, the log line): with its
+        # usage and cost known, whichever of the two paths above settled it.
+        self.done: Callable[[Exchange], None] | None = None
 
     def finish(self, ex: Exchange) -> None:
         if ex.held is None:
@@ -154,6 +158,12 @@ class Accountant:
         if ex.user is not None and (ex.held is not None or tokens):
             self.ledger.settle(ex.user, ex.held, tokens, ex.cost or 0.0, time.time())
         ex.held = None
+        ex.usage = usage
+        if self.done is not None:
+            try:
+                self.done(ex)
+            except Exception:  # a metric or log line must not cost the exchange its record
+                log.exception("could not report a %s %s exchange", ex.dialect, ex.endpoint)
 
     @staticmethod
     def usage(ex: Exchange) -> Usage:

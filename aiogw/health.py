@@ -1,0 +1,76 @@
+"""The gateway's own endpoints: /healthz, /readyz and /metrics. None needs a gateway key;
+/metrics answers the networks in `[metrics] allow`, or anyone with its token."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import os
+
+from aiohttp import web
+
+from aiogw import metrics
+from aiogw.observe import GatewayMetrics
+from aiogw.ops_settings import MetricsSettings
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """The process answers: nothing more (a liveness probe)."""
+    return web.json_response({"status": "ok"})
+
+
+def readyz(state_path: os.PathLike[str], store: object, proxy: object) -> web.Response:
+    """Whether to send this gateway traffic (a readiness probe): it listens (it answers),
+    its audit writer runs and keeps up, its limits store runs, its state is writable."""
+    from pathlib import Path
+
+    state = Path(state_path)
+    checks = {
+        "state_writable": os.access(state.parent, os.W_OK) and (not state.exists() or os.access(state, os.W_OK)),
+        "limits_store": store.alive,  # type: ignore[attr-defined]
+    }
+    audit = proxy.audit  # type: ignore[attr-defined]
+    if audit is not None:
+        checks["audit_writer"] = audit.alive
+        checks["audit_keeping_up"] = not audit.saturated
+    if proxy.draining:  # type: ignore[attr-defined]
+        checks["not_stopping"] = False  # a load balancer moves traffic away during the drain
+    ready = all(checks.values())
+    return web.json_response({"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503)
+
+
+class MetricsEndpoint:
+    """GET /metrics; `settings` is replaced on reload."""
+
+    def __init__(self, gauges: GatewayMetrics) -> None:
+        self.metrics = gauges
+        self.configure(gauges.settings)
+
+    def configure(self, settings: MetricsSettings) -> None:
+        self.settings = settings
+        self.networks = settings.networks()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if not self.settings.enabled:
+            return web.json_response({"error": "metrics are off: set [metrics] enabled = true"}, status=404)
+        if not self._allowed(request):
+            return web.json_response(
+                {"error": "not allowed: scrape from an address in [metrics] allow, or send "
+                          "'Authorization: Bearer <token>' with the token set in [metrics] token"},
+                status=403,
+            )
+        return web.Response(body=self.metrics.exposition(), headers={"Content-Type": metrics.CONTENT_TYPE})
+
+    def _allowed(self, request: web.Request) -> bool:
+        token = self.settings.token
+        if token is not None:
+            sent = request.headers.get("Authorization", "")
+            if sent.startswith("Bearer ") and hmac.compare_digest(sent[7:].strip().encode(), token.encode()):
+                return True
+        try:
+            address = ipaddress.ip_address((request.remote or "").split("%")[0])
+        except ValueError:
+            return False  # a unix socket or an unknown peer: only the token admits it
+        if address.version == 6 and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in net for net in self.networks)

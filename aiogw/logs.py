@@ -1,0 +1,155 @@
+"""Logs: one line per exchange on stdout, the gateway's own messages on stderr.
+
+Under systemd both reach journald. The exchange line holds what an operator filters and
+counts by — who, which route and model, the status and outcome, how long, how many
+tokens, what it cost, how many guard findings — and never a payload or a key: those
+are in the audit, behind `aiogw audit show <id>`.
+
+Lines are gathered and written once per turn of the event loop: under load that is one
+write for many exchanges; when idle, each line is out at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Callable
+from typing import IO, TYPE_CHECKING, Any
+
+import orjson
+
+from aiogw.ops_settings import LogSettings
+
+if TYPE_CHECKING:
+    from aiogw.exchange import Exchange
+
+
+def setup(settings: LogSettings, stream: IO[str] | None = None) -> None:
+    """The root logger: the level and format of the config, on stderr."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    if settings.format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    for old in root.handlers[:]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(settings.level_number)
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": _iso(record.created),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry).decode()
+
+
+def exchange_fields(ex: Exchange) -> dict[str, Any]:
+    """The log line's fields: no payloads, no keys."""
+    t_end = ex.t_end or time.perf_counter()
+    total = t_end - ex.t0
+    fields: dict[str, Any] = {
+        "time": _iso(ex.started),
+        "event": "exchange",
+        "id": ex.id,
+        "user": ex.user,
+        "key_id": ex.key_id,
+        "route": ex.route,
+        "endpoint": ex.endpoint,
+        "model": ex.model,
+        "stream": ex.stream,
+        "status": ex.status,
+        "outcome": ex.outcome,
+        "duration_ms": round(total * 1000, 3),
+    }
+    if ex.reason:
+        fields["reason"] = ex.reason
+    if ex.t_sent is not None:
+        if ex.t_first_byte is not None:
+            fields["upstream_first_byte_ms"] = round((ex.t_first_byte - ex.t_sent) * 1000, 3)
+        upstream = (ex.t_last or t_end) - ex.t_sent
+        fields["overhead_ms"] = round(max(0.0, total - upstream) * 1000, 3)
+    else:
+        fields["overhead_ms"] = fields["duration_ms"]
+    u = ex.usage
+    if u is not None:
+        fields["tokens"] = {
+            "input": u.input, "output": u.output, "cache_read": u.cache_read, "cache_write": u.cache_write,
+            "reasoning": u.reasoning,
+        }
+    if ex.cost is not None:
+        fields["cost_usd"] = round(ex.cost, 8)
+    fields["findings"] = len(ex.findings) if ex.findings else 0
+    fields["client"] = ex.client
+    return fields
+
+
+class ExchangeLog:
+    """Writes exchange lines to `out` (stdout's bytes), batched per loop turn."""
+
+    def __init__(self, settings: LogSettings, out: IO[bytes] | None = None) -> None:
+        self.settings = settings
+        self._out = out if out is not None else sys.stdout.buffer
+        self._lines: list[bytes] = []
+        self._format: Callable[[dict[str, Any]], bytes] = _json if settings.format == "json" else _logfmt
+
+    @property
+    def on(self) -> bool:
+        return self.settings.exchanges and self.settings.level_number <= logging.INFO
+
+    def configure(self, settings: LogSettings) -> None:
+        self.settings = settings
+        self._format = _json if settings.format == "json" else _logfmt
+
+    def __call__(self, ex: Exchange) -> None:
+        if not self.on:
+            return
+        if not self._lines:
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # no loop (a tool, a test): write at once
+                self._lines.append(self._format(exchange_fields(ex)))
+                self.flush()
+                return
+        self._lines.append(self._format(exchange_fields(ex)))
+
+    def flush(self) -> None:
+        if not self._lines:
+            return
+        data = b"".join(self._lines)
+        self._lines.clear()
+        try:
+            self._out.write(data)
+            self._out.flush()
+        except (OSError, ValueError):  # stdout closed: the audit still has every exchange
+            pass
+
+
+def _json(fields: dict[str, Any]) -> bytes:
+    return orjson.dumps(fields) + b"\n"
+
+
+def _logfmt(fields: dict[str, Any]) -> bytes:
+    parts = []
+    for k, v in fields.items():
+        if isinstance(v, dict):
+            parts.extend(f"{k}_{sub}={val}" for sub, val in v.items())
+            continue
+        text = "" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+        if not text or any(c in text for c in ' "='):
+            text = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        parts.append(f"{k}={text}")
+    return (" ".join(parts) + "\n").encode()
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"

@@ -1,0 +1,175 @@
+"""What the gateway tells its operator about each exchange: metrics and the log line.
+
+`Observer` is called once per exchange, when its usage and cost are known (see
+`limits.check.Accountant.done`): it adds the exchange to the metrics and writes its log
+line. What is read rather than counted (open streams, the audit queue, memory) is read
+when /metrics is scraped.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from aiogw import __version__, exchange, metrics
+from aiogw.audit.ids import new_id
+from aiogw.errors import Unavailable
+from aiogw.metrics import Bounded, Counter, Gauge, Histogram
+from aiogw.ops_settings import MetricsSettings
+
+if TYPE_CHECKING:
+    from aiogw.exchange import Exchange
+    from aiogw.proxy import Proxy
+
+_TOKEN_KINDS = ("input", "output", "cache_read", "cache_write", "reasoning")
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+_STARTED = time.time()
+
+
+class GatewayMetrics:
+    """Every family /metrics shows; `exchange` is the only call on the request path."""
+
+    def __init__(self, settings: MetricsSettings, proxy: Proxy) -> None:
+        self.settings = settings
+        cap = settings.max_label_values
+        self._model, self._user, self._reason = Bounded(cap), Bounded(cap), Bounded(cap)
+        self.requests = Counter(
+            "aiogw_requests_total", "Exchanges by route, dialect, model and HTTP status (0: no response).",
+            ("route", "dialect", "model", "status"),
+        )
+        self.outcomes = Counter("aiogw_outcomes_total", "Exchanges by outcome.", ("route", "outcome"))
+        self.duration = Histogram(
+            "aiogw_request_duration_seconds", "The whole exchange, from the request to the answer's end.",
+            metrics.EXCHANGE_BUCKETS, ("route",),
+        )
+        self.first_byte = Histogram(
+            "aiogw_upstream_first_byte_seconds", "From sending upstream to the upstream's response headers.",
+            metrics.EXCHANGE_BUCKETS, ("route",),
+        )
+        self.overhead = Histogram(
+            "aiogw_gateway_overhead_seconds",
+            "Time in the gateway itself: the exchange's time less the upstream's (sent to last byte).",
+            metrics.OVERHEAD_BUCKETS, ("route",),
+        )
+        self.tokens = Counter(
+            "aiogw_tokens_total", "Tokens by user, model and kind, as the provider counted them.",
+            ("user", "model", "kind"),
+        )
+        self.cost = Counter("aiogw_cost_usd_total", "Spend in USD by user and model.", ("user", "model"))
+        self.unpriced = Counter(
+            "aiogw_unpriced_exchanges_total",
+            "Exchanges of a model the price table lacks, charged the default price.", ("model",),
+        )
+        self.findings = Counter(
+            "aiogw_guard_findings_total", "Guard findings by category, place and action.",
+            ("category", "place", "action"),
+        )
+        self.refusals = Counter("aiogw_refusals_total", "Requests the gateway refused, by reason.", ("reason",))
+        self.reloads = Counter("aiogw_config_reloads_total", "Config reloads (SIGHUP) by result.", ("result",))
+        self.audit_batch = Histogram(
+            "aiogw_audit_batch_write_seconds", "Time to build and commit one audit batch.", metrics.BATCH_BUCKETS
+        )
+        self._proxy = proxy
+        self._read = self._readings(proxy)
+
+    def exchange(self, ex: Exchange) -> None:
+        route = ex.route
+        model = self._model(ex.model)
+        self.requests.inc((route, ex.dialect, model, ex.status))
+        self.outcomes.inc((route, ex.outcome))
+        t_end = ex.t_end or time.perf_counter()
+        total = t_end - ex.t0
+        self.duration.observe((route,), total)
+        upstream = 0.0
+        if ex.t_sent is not None:
+            if ex.t_first_byte is not None:
+                self.first_byte.observe((route,), ex.t_first_byte - ex.t_sent)
+            upstream = (ex.t_last or t_end) - ex.t_sent
+        self.overhead.observe((route,), max(0.0, total - upstream))
+        if ex.outcome == exchange.REFUSED or ex.reason == Unavailable.kind:
+            self.refusals.inc((self._reason(ex.reason or "unknown"),))
+        if ex.findings:
+            for f in ex.findings:
+                self.findings.inc((f["category"], f["place"], f["action"]))
+        usage = ex.usage
+        if usage is not None and (usage.input or usage.output or usage.cache_read or usage.cache_write):
+            user = self._user(ex.user)
+            for kind in _TOKEN_KINDS:
+                n = getattr(usage, kind)
+                if n:
+                    self.tokens.inc((user, model, kind), n)
+            if ex.cost:
+                self.cost.inc((user, model), ex.cost)
+            if not ex.priced:
+                self.unpriced.inc((model,))
+
+    def families(self) -> list[Counter | Gauge | Histogram]:
+        return [
+            self.requests, self.outcomes, self.duration, self.first_byte, self.overhead, self.tokens, self.cost,
+            self.unpriced, self.findings, self.refusals, self.reloads, self.audit_batch, *self._read,
+        ]
+
+    def exposition(self) -> bytes:
+        return metrics.exposition(self.families())
+
+    def _readings(self, proxy: Proxy) -> list[Gauge]:
+        def audit(read: Callable[[object], float]) -> Callable[[], float]:
+            return lambda: read(proxy.audit) if proxy.audit is not None else 0
+
+        out = [
+            Gauge("aiogw_requests_in_flight", "Exchanges being handled.", lambda: proxy.inflight),
+            Gauge("aiogw_active_streams", "Streams being relayed.", lambda: proxy.streams),
+            Gauge("aiogw_audit_queue_depth", "Audit records waiting for the writer.", audit(lambda a: a.depth)),
+            Gauge(
+                "aiogw_audit_queue_bytes", "Bytes of bodies and answers waiting for the writer.",
+                audit(lambda a: a.pending_bytes),
+            ),
+            Gauge("aiogw_audit_records_written_total", "Audit records committed.", audit(lambda a: a.written)),
+            Gauge(
+                "aiogw_audit_backpressure_refusals_total",
+                "Requests refused with a 503 because the audit queue was full (fail-closed).",
+                audit(lambda a: a.refused),
+            ),
+            Gauge("aiogw_audit_write_errors_total", "Audit batches that failed and were retried.",
+                  audit(lambda a: a.write_errors)),
+            Gauge("aiogw_build_info", "The running version.", lambda: {(__version__,): 1}, ("version",)),
+            Gauge("process_resident_memory_bytes", "Resident memory.", _rss),
+            Gauge("process_cpu_seconds_total", "CPU time, user and system.", _cpu),
+            Gauge("process_open_fds", "Open file descriptors.", lambda: len(os.listdir("/proc/self/fd"))),
+            Gauge("process_start_time_seconds", "Start time, seconds since the epoch.", lambda: _STARTED),
+        ]
+        for g in out:  # counters read from elsewhere are still counters to Prometheus
+            if g.name.endswith("_total"):
+                g.kind = "counter"
+        return out
+
+
+class Observer:
+    """The accountant's `done`: an id for the exchange, its metrics, its log line."""
+
+    __slots__ = ("line", "metrics")
+
+    def __init__(self, metrics: GatewayMetrics | None, line: Callable[[Exchange], None] | None) -> None:
+        self.metrics = metrics
+        self.line = line
+
+    def __call__(self, ex: Exchange) -> None:
+        if ex.id is None:
+            ex.id = new_id(ex.started)  # the audit record takes the same id
+        if self.metrics is not None:
+            self.metrics.exchange(ex)
+        if self.line is not None:
+            self.line(ex)
+
+
+def _rss() -> float:
+    with open("/proc/self/statm", "rb") as f:
+        return int(f.read().split()[1]) * _PAGE
+
+
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
