@@ -10,6 +10,7 @@ import time
 from aiogw import config as config_mod
 from aiogw import keys
 from aiogw.audit import cli as audit_cli
+from aiogw.exchange import OUTCOMES
 from aiogw.limits import report as usage_report
 
 
@@ -93,9 +94,7 @@ def _filter_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--route")
     p.add_argument("--model", help="exact, or a glob such as 'claude-*'")
     p.add_argument("--status", type=int)
-    p.add_argument(
-        "--outcome", choices=("ok", "refused", "upstream_error", "client_aborted", "upstream_aborted", "shutdown")
-    )
+    p.add_argument("--outcome", choices=OUTCOMES)
     p.add_argument("--findings", action="store_true", help="only exchanges with guard findings")
 
 

@@ -15,7 +15,9 @@ REFUSED = "refused"
 UPSTREAM_ERROR = "upstream_error"
 CLIENT_ABORTED = "client_aborted"
 UPSTREAM_ABORTED = "upstream_aborted"
+GATEWAY_ERROR = "gateway_error"  # a fault of the gateway's own (a bug): logged with its traceback
 SHUTDOWN = "shutdown"  # still open when the gateway's drain period ran out
+OUTCOMES = (OK, REFUSED, UPSTREAM_ERROR, CLIENT_ABORTED, UPSTREAM_ABORTED, SHUTDOWN, GATEWAY_ERROR)
 
 
 class Exchange:
@@ -43,6 +45,7 @@ class Exchange:
         "query",
         "raw_response",
         "reason",
+        "relaying",
         "response_body",
         "response_headers",
         "route",
@@ -85,6 +88,7 @@ class Exchange:
         self.status = 0
         self.outcome = OK
         self.reason: str | None = None
+        self.relaying = False  # a stream's head went out: an error can no longer be answered
         self.response_headers: Any = None
         self.response_body: bytes | None = None
         # Relayed chunks, by reference, for the audit tap; None while no tap wants them.

@@ -64,6 +64,7 @@ def exchange_fields(ex: Exchange) -> dict[str, Any]:
         "user": ex.user,
         "key_id": ex.key_id,
         "route": ex.route,
+        "dialect": ex.dialect,
         "endpoint": ex.endpoint,
         "model": ex.model,
         "stream": ex.stream,

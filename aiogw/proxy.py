@@ -133,6 +133,20 @@ class Proxy:
             ex.outcome = exchange.UPSTREAM_ERROR if err.status >= 500 else exchange.REFUSED
             ex.reason = err.kind
             return _error_response(dialect or guess(request.path), err)
+        except Exception:
+            # A gateway bug: the agent still gets its provider's error shape, not a
+            # plain-text page, and the exchange is audited; the log has the traceback.
+            log.exception("unexpected error in a %s %s exchange", ex.dialect or "?", ex.endpoint or request.path)
+            ex.outcome, ex.reason = exchange.GATEWAY_ERROR, "internal"
+            if ex.relaying:  # the stream's head is out: all that is left is to cut it
+                if request.transport is not None:
+                    request.transport.close()
+                raise
+            ex.status = 500
+            err = GatewayError(
+                "aiogw hit an unexpected error handling this request; it is logged, the operator can look it up"
+            )
+            return _error_response(dialect or guess(request.path), err)
         except asyncio.CancelledError:
             if self.draining:  # cut at the end of the drain's grace period
                 ex.outcome, ex.reason = exchange.SHUTDOWN, "gateway stopping: drain period over"
@@ -243,6 +257,7 @@ class Proxy:
         headers["X-Accel-Buffering"] = "no"  # an nginx in front must not buffer the stream
         out = web.StreamResponse(status=resp.status, reason=resp.reason, headers=headers)
         await out.prepare(request)
+        ex.relaying = True
         content = resp.content
         chunks = ex.chunks
         # Asked uncompressed; an upstream that compresses anyway is relayed as it came.

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import sys
 import tempfile
 import time
@@ -25,9 +24,9 @@ from pathlib import Path
 
 import aiohttp
 
-from bench import procs, results, wrk
+from bench import onoff, procs, results
 from bench.bodies import messages_body
-from bench.targets import LOAD_CPU, ROOT, start_fake, start_gateway
+from bench.targets import ROOT, start_fake, start_gateway
 
 LIMITS = """
 [limits]
@@ -37,38 +36,17 @@ max_concurrent = 100000
 daily_budget_usd = 1000000000.0
 monthly_budget_usd = 1000000000.0
 """
-SIZES = {"small (1 KB)": 1_000, "large (200 KB)": 200_000}
-
-
 def throughput(rounds: int, duration: float) -> list[str]:
     with tempfile.TemporaryDirectory(prefix="aiogw-bench-limits-") as tmp_name:
         tmp = Path(tmp_name)
         servers = procs.Procs(tmp, ROOT)
         try:
             _, fake_port = start_fake(servers)
-            off = start_gateway(servers, tmp, "aiogw-core", fake_port, audit=False, guards=False)
-            on = start_gateway(servers, tmp, "aiogw-limits", fake_port, audit=False, guards=False, extra=LIMITS)
-            lines = ["| body | limits off req/s | limits on req/s | ratio (per round) | CPU µs/req off → on |",
-                     "|---|---:|---:|---|---|"]
-            for name, size in SIZES.items():
-                body = tmp / f"body-{size}.json"
-                body.write_bytes(messages_body(size))
-                got: dict[str, list[tuple[float, float]]] = {"off": [], "on": []}
-                for t in (off, on):
-                    wrk.run(t.url, body, t.key, connections=32, duration=1.0, cpu=LOAD_CPU)
-                for _ in range(rounds):
-                    for label, t in (("off", off), ("on", on)):
-                        cpu0 = procs.cpu_seconds(t.pid)
-                        res = wrk.run(t.url, body, t.key, connections=32, duration=duration, cpu=LOAD_CPU)
-                        cpu = procs.cpu_seconds(t.pid) - cpu0
-                        got[label].append((res.rps, 1e6 * cpu / max(1, res.requests)))
-                        print(f"{name} limits {label}: {res.rps:.0f} req/s, errors {res.errors}", flush=True)
-                ratios = [b[0] / a[0] for a, b in zip(got["off"], got["on"], strict=True)]
-                off_rps, on_rps = (statistics.median(r for r, _ in got[k]) for k in ("off", "on"))
-                off_cpu, on_cpu = (statistics.median(c for _, c in got[k]) for k in ("off", "on"))
-                lines.append(f"| {name} | {off_rps:,.0f} | {on_rps:,.0f} | {statistics.median(ratios):.0%} "
-                             f"({', '.join(f'{r:.2f}' for r in ratios)}) | {off_cpu:,.0f} → {on_cpu:,.0f} |")
-            return lines
+            # Metrics and the exchange log off: they read every answer's usage too.
+            off = start_gateway(servers, tmp, "aiogw-core", fake_port, audit=False, guards=False, observe=False)
+            on = start_gateway(servers, tmp, "aiogw-limits", fake_port, audit=False, guards=False, observe=False,
+                               extra=LIMITS)
+            return onoff.compare(tmp, off, on, "limits", rounds, duration)
         finally:
             servers.stop_all()
 

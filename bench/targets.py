@@ -2,9 +2,9 @@
 
 - direct: the fake upstream itself (`--lean`), the floor any proxy adds to;
 - passthrough: `bench.passthrough`, the best a simple Python proxy does;
-- aiogw-core: aiogw with `[audit]` and `[guards]` off: the proxy alone;
-- aiogw-audit: aiogw with its audit log on, guards off;
-- aiogw: aiogw as configured by default (audit and guards on).
+- aiogw-core: aiogw with `[audit]`, `[guards]`, metrics and the exchange log off: the proxy alone;
+- aiogw-audit: aiogw with its audit log on, guards, metrics and the exchange log off;
+- aiogw: aiogw as configured by default (audit, guards, metrics and exchange log on).
 
 Each aiogw runs as `bench.gateway` (`aiogw.app.serve` plus an event-loop lag probe the
 bench switches on only while it measures that target), with its own state database.
@@ -29,8 +29,9 @@ LOAD_CPU = 1
 FAKE_KEY = "sk-ant-fake"  # the fake upstream's Anthropic key
 ROOT = Path(__file__).resolve().parent.parent
 
-# name → (audit on, guards on); the order is the measuring order within a round.
-GATEWAYS = {"aiogw-core": (False, False), "aiogw-audit": (True, False), "aiogw": (True, True)}
+# name → (audit on, guards on, metrics and exchange log on); the order is the measuring
+# order within a round.
+GATEWAYS = {"aiogw-core": (False, False, False), "aiogw-audit": (True, False, False), "aiogw": (True, True, True)}
 TARGETS = ("direct", "passthrough", *GATEWAYS)
 
 
@@ -58,14 +59,16 @@ def _aiogw_bin() -> str:
 
 
 def gateway_config(state_dir: Path, port: int, fake_port: int, *, audit: bool = True, guards: bool = True,
-                   extra_toml: str = "") -> str:
-    """The gateway's config: its defaults, one route to the fake, one user; audit and
-    guards switched off only where asked."""
+                   observe: bool = True, extra_toml: str = "") -> str:
+    """The gateway's config: its defaults, one route to the fake, one user; audit,
+    guards, metrics and the exchange log switched off only where asked."""
     extra = ""
     if not audit:
         extra += "\n[audit]\nenabled = false\n"
     if not guards:
         extra += "\n[guards]\nenabled = false\n"
+    if not observe:
+        extra += "\n[metrics]\nenabled = false\n[log]\nexchanges = false\n"
     extra += extra_toml
     return f"""\
 [server]
@@ -95,14 +98,14 @@ def start_fake(procs: Procs) -> tuple[int, int]:
 
 
 def start_gateway(procs: Procs, tmp: Path, name: str, fake_port: int, *, audit: bool, guards: bool,
-                  extra: str = "") -> Target:
+                  observe: bool = True, extra: str = "") -> Target:
     """One aiogw under `bench.gateway`, with a fresh state directory and gateway key."""
     state = tmp / name
     state.mkdir()
     port = free_port()
     config = state / "aiogw.toml"
-    config.write_text(gateway_config(state, port, fake_port, audit=audit, guards=guards,
-                                          extra_toml=extra))
+    config.write_text(gateway_config(state, port, fake_port, audit=audit, guards=guards, observe=observe,
+                                     extra_toml=extra))
     env = {**os.environ, "BENCH_ANTHROPIC_KEY": FAKE_KEY}
     made = subprocess.run([_aiogw_bin(), "keys", "create", "bench", "--config", str(config)],
                           capture_output=True, text=True, env=env, cwd=ROOT, check=False)
@@ -130,6 +133,6 @@ def start_all(procs: Procs, tmp: Path, names: tuple[str, ...] = TARGETS) -> tupl
                                               "--upstream", upstream], cpu=PROXY_CPU, port=port)
             targets.append(Target("passthrough", f"http://127.0.0.1:{port}/v1/messages", FAKE_KEY, pid))
         else:
-            audit, guards = GATEWAYS[name]
-            targets.append(start_gateway(procs, tmp, name, fake_port, audit=audit, guards=guards))
+            audit, guards, observe = GATEWAYS[name]
+            targets.append(start_gateway(procs, tmp, name, fake_port, audit=audit, guards=guards, observe=observe))
     return targets, fake_pid

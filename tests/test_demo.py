@@ -106,7 +106,7 @@ def test_a_limit_refuses_the_second_request(plain):
     steps = "\n".join(plain.after("5. A rate limit"))
     assert "her first request is answered" in steps
     assert re.search(r"anthropic\.RateLimitError, status 429, retry-after \d+ s", steps)
-    assert "rate_limit_error: aiogw: user 'carol' is over its limit of 1 requests per minute" in steps
+    assert "rate_limit_error: aiogw: user 'carol' is over its limit of 1 request a minute" in steps
 
 
 def test_the_audit_list_holds_every_exchange_refused_ones_included(plain):

@@ -191,7 +191,7 @@ def test_rpm_refusal_is_the_sdks_rate_limit_error_with_retry_after(lg):
         _ask(client)
     retry = int(err.value.response.headers["retry-after"])
     assert 1 <= retry <= 30
-    assert "2 requests per minute" in err.value.message
+    assert "2 requests a minute" in err.value.message
     assert lg.of("rpm")[-1].reason == "rate_limit:requests_per_minute"
     oai = openai.OpenAI(base_url=f"{lg.base}/openai/v1", api_key=lg.key("rpm"), max_retries=0)
     with pytest.raises(openai.RateLimitError):

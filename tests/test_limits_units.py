@@ -75,7 +75,7 @@ def test_ledger_refusals_name_the_limit_and_reset():
     held = ledger.admit("t", "anthropic", "x", 900, 0, NOW)
     with pytest.raises(RateLimited) as err:
         ledger.admit("t", "anthropic", "x", 200, 0, NOW)
-    assert "1000 tokens per minute" in err.value.message
+    assert "1000 tokens a minute" in err.value.message
     ledger.settle("t", held, 100, 0.0, NOW)  # it used 100, not 900: the window gets 800 back
     ledger.admit("t", "anthropic", "x", 200, 0, NOW)
     one = ledger.admit("c", "anthropic", "x", 0, 0, NOW)

@@ -161,7 +161,7 @@ class Ledger:
             wait = state.rpm.wait(1, now)
             if wait > 0:
                 raise RateLimited(
-                    f"aiogw: user {user!r} is over its limit of {int(state.rpm.capacity)} requests per minute; "
+                    f"aiogw: user {user!r} is over its limit of {_count(int(state.rpm.capacity), 'request')} a minute; "
                     f"retry in {_seconds(wait)} s.",
                     retry_after=_seconds(wait),
                     kind="rate_limit:requests_per_minute",
@@ -170,7 +170,7 @@ class Ledger:
             wait = state.tpm.wait(tokens, now)
             if wait > 0:
                 raise RateLimited(
-                    f"aiogw: user {user!r} is over its limit of {int(state.tpm.capacity)} tokens per minute "
+                    f"aiogw: user {user!r} is over its limit of {_count(int(state.tpm.capacity), 'token')} a minute "
                     f"(this request is about {tokens} input tokens); retry in {_seconds(wait)} s.",
                     retry_after=_seconds(wait),
                     kind="rate_limit:tokens_per_minute",
@@ -212,3 +212,7 @@ def _in_flight(committed: float) -> str:
 
 def _seconds(wait: float) -> int:
     return max(1, math.ceil(wait))
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

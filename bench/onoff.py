@@ -1,0 +1,42 @@
+"""One feature's cost: the same gateway without and with it, interleaved round by round.
+
+Used by `bench.limits` and `bench.ops`. Each round runs wrk against *off* then *on*, so
+the machine's drift hits both alike; the ratio is taken per round and its median kept.
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+from bench import procs, wrk
+from bench.bodies import messages_body
+from bench.targets import LOAD_CPU, Target
+
+SIZES = {"small (1 KB)": 1_000, "large (200 KB)": 200_000}
+
+
+def compare(tmp: Path, off: Target, on: Target, feature: str, rounds: int, duration: float,
+            sizes: dict[str, int] = SIZES) -> list[str]:
+    """A markdown table: req/s off and on, the per-round ratios, CPU µs per request."""
+    lines = [f"| body | {feature} off req/s | {feature} on req/s | ratio (per round) | CPU µs/req off → on |",
+             "|---|---:|---:|---|---|"]
+    for name, size in sizes.items():
+        body = tmp / f"body-{size}.json"
+        body.write_bytes(messages_body(size))
+        got: dict[str, list[tuple[float, float]]] = {"off": [], "on": []}
+        for t in (off, on):  # warm-up: connections, caches, the guard's memo
+            wrk.run(t.url, body, t.key, connections=32, duration=1.0, cpu=LOAD_CPU)
+        for _ in range(rounds):
+            for label, t in (("off", off), ("on", on)):
+                cpu0 = procs.cpu_seconds(t.pid)
+                res = wrk.run(t.url, body, t.key, connections=32, duration=duration, cpu=LOAD_CPU)
+                cpu = procs.cpu_seconds(t.pid) - cpu0
+                got[label].append((res.rps, 1e6 * cpu / max(1, res.requests)))
+                print(f"{name} {feature} {label}: {res.rps:.0f} req/s, errors {res.errors}", flush=True)
+        ratios = [b[0] / a[0] for a, b in zip(got["off"], got["on"], strict=True)]
+        off_rps, on_rps = (statistics.median(r for r, _ in got[k]) for k in ("off", "on"))
+        off_cpu, on_cpu = (statistics.median(c for _, c in got[k]) for k in ("off", "on"))
+        lines.append(f"| {name} | {off_rps:,.0f} | {on_rps:,.0f} | {statistics.median(ratios):.0%} "
+                     f"({', '.join(f'{r:.2f}' for r in ratios)}) | {off_cpu:,.0f} → {on_cpu:,.0f} |")
+    return lines

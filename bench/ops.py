@@ -1,0 +1,101 @@
+"""What metrics and the exchange log cost: the gateway without and with them.
+
+    python -m bench.ops [--rounds 3] [--duration 4]
+
+Two pairs, each interleaved round by round under wrk (1 KB and 200 KB bodies):
+1. the default gateway (audit and guards on) without and with `[metrics]` and the
+   exchange log — the comparison an operator makes when switching them on;
+2. aiogw-core (audit and guards off) without and with them: there they also make the
+   gateway read every answer's usage, which the audit otherwise does.
+While *on* runs, /metrics is scraped every second, as a Prometheus would, and the
+exchange lines go to a file (what journald takes from stdout).
+
+Writes the `bench.ops` section of bench/RESULTS.md. Target (#6): on ≥ 95% of off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+from bench import onoff, procs, results
+from bench.targets import ROOT, Target, start_fake, start_gateway
+
+
+class Scraper:
+    """GET /metrics once a second while measuring, like a Prometheus."""
+
+    def __init__(self, target: Target) -> None:
+        self.url = target.url.split("/llm-gateway/")[0] + "/metrics"
+        self.scrapes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Scraper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            with urllib.request.urlopen(self.url, timeout=5) as r:
+                r.read()
+            self.scrapes += 1
+
+
+def measure(rounds: int, duration: float) -> list[str]:
+    out = []
+    with tempfile.TemporaryDirectory(prefix="aiogw-bench-ops-") as tmp_name:
+        tmp = Path(tmp_name)
+        for title, audit, guards in (("default gateway (audit and guards on)", True, True),
+                                     ("aiogw-core (audit and guards off)", False, False)):
+            base = tmp / title.split()[0]
+            base.mkdir()
+            servers = procs.Procs(base, ROOT)
+            try:
+                _, fake_port = start_fake(servers)
+                off = start_gateway(servers, base, "off", fake_port, audit=audit, guards=guards, observe=False)
+                on = start_gateway(servers, base, "on", fake_port, audit=audit, guards=guards, observe=True)
+                with Scraper(on) as scraper:
+                    table = onoff.compare(base, off, on, "metrics+log", rounds, duration)
+                out += [f"### {title}", "", *table, "", f"/metrics scraped {scraper.scrapes} times meanwhile.", ""]
+            finally:
+                servers.stop_all()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.ops", description=__doc__.split("\n\n")[0])
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--duration", type=float, default=4.0)
+    args = p.parse_args(argv)
+    command = "python -m bench.ops" + "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
+    body = measure(args.rounds, args.duration)
+    text = "\n".join([
+        "<!-- begin bench.ops -->",
+        f"## Metrics and the exchange log (`{command}`)",
+        "",
+        f"- **date:** {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; the proxy pinned to CPU 0, wrk, the "
+        "scraper and the fake upstream to CPU 1, 32 connections, off and on interleaved round by round.",
+        "- Target (#6): metrics and logging on ≥ 95% of the throughput without them.",
+        "",
+        *body,
+        "*On* is `[metrics] enabled = true` and `[log] exchanges = true` (the defaults): per exchange, the metric "
+        "updates and one JSON line on stdout (here a file); *off* sets both off.",
+        "<!-- end bench.ops -->",
+    ])
+    print(text)
+    results.write_section("bench.ops", text.split("\n", 1)[1].rsplit("\n", 1)[0])
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
