@@ -7,7 +7,7 @@ CONFIG ?=
 HOST ?=
 PORT ?=
 
-.PHONY: install run test bench lint install-agents clean
+.PHONY: install run test demo bench bench-ops lint install-agents install-service clean
 
 install: $(VENV)/.installed
 
@@ -23,6 +23,10 @@ run: install
 test: install
 	PATH="$(CURDIR)/$(AGENTS)/node_modules/.bin:$$PATH" $(BIN)/python -m pytest
 
+# A five-minute tour, offline: a fake provider, the gateway, an agent session, the audit.
+demo: install
+	$(BIN)/aiogw demo
+
 # Claude Code and the Codex CLI, for the end-to-end agent tests (offline, local URLs).
 install-agents:
 	npm install --prefix $(AGENTS) --no-audit --no-fund --loglevel=error @anthropic-ai/claude-code @openai/codex
@@ -31,8 +35,47 @@ bench: install
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m bench.run
 
+# What metrics and the per-exchange log cost (writes bench/RESULTS.md, section bench.ops).
+bench-ops: install
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python -m bench.ops
+
 lint: install
 	$(BIN)/ruff check aiogw tests bench
+
+# The systemd service: code in $(SERVICE_PREFIX)/.venv, unit in /etc/systemd/system,
+# config and provider keys in /etc/aiogw (never overwritten once there). As root; or
+# DESTDIR=/tmp/stage to try it into a staging tree (then nothing is reloaded).
+DESTDIR ?=
+SERVICE_PREFIX ?= /opt/aiogw
+# The system's Python, not a pyenv or ~/.local one: ProtectHome= hides /root and /home
+# from the service, and a venv only links to its interpreter.
+SERVICE_PY ?= /usr/bin/python3
+SERVICE_VENV := $(DESTDIR)$(SERVICE_PREFIX)/.venv
+ETC := $(DESTDIR)/etc/aiogw
+
+install-service:
+	@test "$$(id -u)" = 0 || test -n "$(DESTDIR)" || { echo "install-service: run it as root (sudo make install-service), or try it with DESTDIR=/tmp/stage" >&2; exit 1; }
+	@case "$$(readlink -f $(SERVICE_PY))" in /root/*|/home/*) echo "install-service: $(SERVICE_PY) lives under /root or /home, which the service cannot see; set SERVICE_PY=/usr/bin/python3" >&2; exit 1;; esac
+	@# umask 022: the service runs as a dynamic user that must be able to read the code.
+	umask 022 && install -d -m 0755 $(DESTDIR)$(SERVICE_PREFIX)
+	umask 022 && { test -x $(SERVICE_VENV)/bin/python || $(SERVICE_PY) -m venv $(SERVICE_VENV); }
+	umask 022 && $(SERVICE_VENV)/bin/pip install -q --disable-pip-version-check --root-user-action=ignore .
+	install -d -m 0755 $(DESTDIR)/etc/systemd/system $(ETC)
+	sed 's|/opt/aiogw/|$(SERVICE_PREFIX)/|g' systemd/aiogw.service > $(DESTDIR)/etc/systemd/system/aiogw.service
+	chmod 0644 $(DESTDIR)/etc/systemd/system/aiogw.service
+	test -e $(ETC)/aiogw.toml || install -m 0644 systemd/aiogw.toml $(ETC)/aiogw.toml
+	test -e $(ETC)/env || install -m 0600 systemd/env.example $(ETC)/env
+	if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+	@echo
+	@echo "aiogw is installed in $(SERVICE_PREFIX). Next:"
+	@echo "  1. put the provider keys in /etc/aiogw/env (mode 0600) and review /etc/aiogw/aiogw.toml"
+	@echo "  2. $(SERVICE_PREFIX)/.venv/bin/aiogw check-config /etc/aiogw/aiogw.toml"
+	@echo "  3. systemctl enable --now aiogw && systemctl status aiogw"
+	@echo "  4. make a gateway key as the service's own user (it owns /var/lib/aiogw):"
+	@echo "     systemd-run --pipe --wait -q -p DynamicUser=yes -p User=aiogw -p StateDirectory=aiogw \\"
+	@echo "       -p StateDirectoryMode=0700 -p UMask=0077 \\"
+	@echo "       $(SERVICE_PREFIX)/.venv/bin/aiogw keys create USER --config /etc/aiogw/aiogw.toml"
 
 clean:
 	rm -rf $(VENV) $(AGENTS) build *.egg-info
