@@ -135,6 +135,8 @@ class GatewayMetrics:
             ),
             Gauge("aiogw_audit_write_errors_total", "Audit batches that failed and were retried.",
                   audit(lambda a: a.write_errors)),
+            Gauge("aiogw_audit_spilled_total", "Audit records written to the spill file (database unwritable).",
+                  audit(lambda a: a.spilled)),
             Gauge("aiogw_build_info", "The running version.", lambda: {(__version__,): 1}, ("version",)),
             Gauge("process_resident_memory_bytes", "Resident memory.", _rss),
             Gauge("process_cpu_seconds_total", "CPU time, user and system.", _cpu),

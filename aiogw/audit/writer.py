@@ -78,6 +78,7 @@ class AuditWriter:
         self.batches = 0
         self.refused = 0
         self.write_errors = 0
+        self.spilled = 0  # records written to the spill file at shutdown (database unwritable)
         self.last_batch_seconds = 0.0
         self.on_batch: Callable[[float], None] | None = None  # a batch's seconds, for metrics
 
@@ -267,4 +268,5 @@ class AuditWriter:
                 ex = self._pending.popleft()
                 row = dict(zip(rec.COLUMNS, self._build(ex).row, strict=True))
                 f.write(orjson.dumps(row) + b"\n")
+                self.spilled += 1
         log.error("audit database unwritable at shutdown: records spilled to %s", spill)
