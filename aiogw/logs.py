@@ -152,5 +152,11 @@ def _logfmt(fields: dict[str, Any]) -> bytes:
     return (" ".join(parts) + "\n").encode()
 
 
+_second: list = [-1, ""]  # the last whole second formatted: lines of one second share it
+
+
 def _iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
+    whole = int(ts)
+    if whole != _second[0]:
+        _second[0], _second[1] = whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+    return f"{_second[1]}.{int((ts - whole) * 1000):03d}Z"
