@@ -55,6 +55,7 @@ class Runtime:
         self.exchange_log = exchange_log
         self.guards = guards
         self.retiring: set[asyncio.Task[None]] = set()  # upstreams a reload replaced, closing when idle
+        self.reloading = asyncio.Lock()  # two quick SIGHUPs apply one after the other, in order
 
 
 def build_app(config: Config, sinks: Iterable[Sink] = ()) -> web.Application:
@@ -201,8 +202,9 @@ async def _on_hangup(app: web.Application, source: str, notifier: Notifier) -> N
     runtime = app[RUNTIME]
     notifier.reloading()
     try:
-        fresh = load(None if source == "<defaults>" else source)
-        pending = await reload(app, fresh)
+        async with runtime.reloading:
+            fresh = load(None if source == "<defaults>" else source)
+            pending = await reload(app, fresh)
     except (ConfigError, OSError, GuardsUnavailable, ValueError) as exc:
         runtime.metrics.reloads.inc(("refused",))
         log.error("reload refused, the running config stays: %s", exc)
