@@ -55,7 +55,7 @@ class Runtime:
         self.exchange_log = exchange_log
         self.guards = guards
         self.retiring: set[asyncio.Task[None]] = set()  # upstreams a reload replaced, closing when idle
-        self.reloading = asyncio.Lock()  # two quick SIGHUPs apply one after the other, in order
+        self.reloading = asyncio.Lock()  # two quick reloads apply one after the other, in order
 
 
 def build_app(config: Config, sinks: Iterable[Sink] = ()) -> web.Application:
@@ -202,9 +202,8 @@ async def _on_hangup(app: web.Application, source: str, notifier: Notifier) -> N
     runtime = app[RUNTIME]
     notifier.reloading()
     try:
-        async with runtime.reloading:
-            fresh = load(None if source == "<defaults>" else source)
-            pending = await reload(app, fresh)
+        fresh = load(None if source == "<defaults>" else source)
+        pending = await reload(app, fresh)
     except (ConfigError, OSError, GuardsUnavailable, ValueError) as exc:
         runtime.metrics.reloads.inc(("refused",))
         log.error("reload refused, the running config stays: %s", exc)
@@ -246,6 +245,11 @@ async def reload(app: web.Application, config: Config) -> list[str]:
     with. Counters and spend are kept. Raises, changing nothing, when the new guards do
     not compile. Returns what it did not apply (it needs a restart)."""
     runtime = app[RUNTIME]
+    async with runtime.reloading:
+        return await _reload(runtime, config)
+
+
+async def _reload(runtime: Runtime, config: Config) -> list[str]:
     proxy, running = runtime.proxy, runtime.config
     guards = runtime.guards
     if config.guards != running.guards:

@@ -146,8 +146,9 @@ def _logfmt(fields: dict[str, Any]) -> bytes:
             parts.extend(f"{k}_{sub}={val}" for sub, val in v.items())
             continue
         text = "" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
-        if not text or any(c in text for c in ' "='):
-            text = '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if not text or any(c in text for c in ' "=\\') or not text.isprintable():
+            # Quoted, with JSON's escapes: a client's model name can never start a line.
+            text = orjson.dumps(text).decode()
         parts.append(f"{k}={text}")
     return (" ".join(parts) + "\n").encode()
 

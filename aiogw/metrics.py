@@ -12,6 +12,7 @@ Label values are bounded (`Bounded`): a model name is the client's own text, so 
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
 
@@ -137,6 +138,10 @@ def _escape(value: object) -> str:
 
 
 def _number(value: float) -> str:
+    if value != value:  # NaN
+        return "NaN"
+    if value in (math.inf, -math.inf):
+        return "+Inf" if value > 0 else "-Inf"
     if value == int(value) and abs(value) < 1e15:
         return str(int(value))
     return repr(float(value))

@@ -49,6 +49,7 @@ Sink = Callable[[Exchange], None]
 
 # Keys of the providers themselves, told apart from a mistyped gateway key in the message.
 _PROVIDER_KEY_PREFIXES = ("sk-ant-", "sk-proj-", "sk-", "AIza")
+_UPSTREAM_FAILED = (UpstreamUnreachable, UpstreamTimeout)
 _UPSTREAM_BROKE = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, asyncio.TimeoutError)
 
 
@@ -101,12 +102,14 @@ class Proxy:
         if self.audit is not None or (self.accountant is not None and self.accountant.active):
             ex.chunks = []  # accounting and the audit tap keep the relayed chunks, by reference
         dialect: Dialect | None = None
+        upstream: Upstream | None = None
         try:
             route, path, query = routing.split(request.raw_path, self.mount)
             upstream = self.upstreams.get(route)
             answers = self.answers
             if upstream is None:
                 raise NotFound(f"no route named {route!r}; the gateway serves {', '.join(sorted(self.upstreams))}")
+            upstream.inflight += 1  # from here: a reload retires this upstream only once it is done
             dialect = upstream.dialect
             ex.route, ex.dialect, ex.path, ex.query = route, dialect.name, path, query
             if path == "/" and request.method == "HEAD":
@@ -130,7 +133,9 @@ class Proxy:
         except GatewayError as err:
             ex.path = ex.path or request.raw_path.partition("?")[0][:512]  # a refused path, as it came
             ex.status = err.status
-            ex.outcome = exchange.UPSTREAM_ERROR if err.status >= 500 else exchange.REFUSED
+            # The upstream failed, or the gateway turned the request away (itself a 5xx
+            # when it cannot take it: drain, audit back-pressure, no credential).
+            ex.outcome = exchange.UPSTREAM_ERROR if isinstance(err, _UPSTREAM_FAILED) else exchange.REFUSED
             ex.reason = err.kind
             return _error_response(dialect or guess(request.path), err)
         except Exception:
@@ -156,6 +161,8 @@ class Proxy:
         finally:
             ex.finish()
             self.inflight -= 1
+            if upstream is not None:
+                upstream.inflight -= 1
             if self.accountant is not None:
                 self.accountant.finish(ex)  # and reports it (metrics, log line), or leaves both to the audit
             for sink in self.sinks:
@@ -209,13 +216,8 @@ class Proxy:
         headers = upstream.headers(request.headers)
         if ex.strip_usage:  # the relay edits this stream: it must come uncompressed
             headers["Accept-Encoding"] = "identity"
-        upstream.inflight += 1  # a reload closes a retired upstream only when this is 0
-        try:
-            ex.sent()
-            resp = await upstream.send(request.method, ex.path, ex.query, headers, ex.body)
-        except BaseException:
-            upstream.inflight -= 1
-            raise
+        ex.sent()
+        resp = await upstream.send(request.method, ex.path, ex.query, headers, ex.body)
         ex.first_byte()
         ex.status = resp.status
         ex.response_headers = resp.headers
@@ -248,7 +250,6 @@ class Proxy:
                 resp.release()
             else:
                 resp.close()
-            upstream.inflight -= 1
 
     async def _relay(
         self, request: web.Request, resp: aiohttp.ClientResponse, ex: Exchange, answers: AnswerGuard | None, guard: str

@@ -116,7 +116,7 @@ class Upstream:
         self.timeouts: Timeouts = route.timeouts
         self.session: aiohttp.ClientSession | None = None
         self._max_connections = max_connections
-        self.inflight = 0  # requests sent and not yet done with (see Proxy._forward)
+        self.inflight = 0  # requests routed here and not yet done (see Proxy.handle)
 
     @property
     def passes_client_key(self) -> bool:
