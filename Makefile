@@ -68,7 +68,7 @@ install-service:
 	test -e $(ETC)/env || install -m 0600 systemd/env.example $(ETC)/env
 	if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
 	@echo
-	@echo "aiogw is installed in $(SERVICE_PREFIX). Next:"
+	@echo "aiogw is installed in $(DESTDIR)$(SERVICE_PREFIX). Next:"
 	@echo "  1. put the provider keys in /etc/aiogw/env (mode 0600) and review /etc/aiogw/aiogw.toml"
 	@echo "  2. $(SERVICE_PREFIX)/.venv/bin/aiogw check-config /etc/aiogw/aiogw.toml"
 	@echo "  3. systemctl enable --now aiogw && systemctl status aiogw"

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from aiogw import health, logs
 from aiogw.audit.writer import AuditWriter
-from aiogw.config import Config
+from aiogw.config import Config, ConfigError
 from aiogw.dialects import DIALECTS
 from aiogw.guards.check import GuardCheck
 from aiogw.guards.engine import Engine, GuardsUnavailable
@@ -139,7 +139,7 @@ def _checks(guards: tuple[GuardCheck, AnswerGuard] | None, limit_checks: list[Ch
 
 def _observe(runtime: Runtime, config: Config) -> None:
     """Metrics and log settings into the running parts; accounting on when anything needs it."""
-    runtime.metrics.settings = config.metrics
+    runtime.metrics.configure(config.metrics)
     runtime.endpoint.configure(config.metrics)
     runtime.exchange_log.configure(config.log)
     runtime.observer.metrics = runtime.metrics if config.metrics.enabled else None
@@ -170,9 +170,21 @@ def build_guards(config: Config) -> tuple[GuardCheck, AnswerGuard] | None:
         return None
     from aiogw.guards import catalog
 
-    engine = Engine(catalog.load(config.guards.patterns, config.guards.disabled))
+    try:
+        patterns = catalog.load(config.guards.patterns, config.guards.disabled)
+    except catalog.CatalogError as exc:
+        raise ConfigError(f"{config.source}: [guards]: {exc}") from None
+    engine = Engine(patterns)
     policy = Policy(config.guards.actions, config.users)
     return GuardCheck(engine, policy), AnswerGuard(engine, policy)
+
+
+# Seconds a handler the drain cut gets to record itself (its `finally`).
+_CUT_GRACE = 2.0
+
+
+class ListenError(Exception):
+    """The listening socket could not be opened (the port is taken, the address wrong)."""
 
 
 async def start(config: Config, sinks: Iterable[Sink] = (), *, port: int | None = None) -> tuple[web.AppRunner, int]:
@@ -180,15 +192,21 @@ async def start(config: Config, sinks: Iterable[Sink] = (), *, port: int | None 
     app = build_app(config, sinks)
     # handler_cancellation: a client that leaves while the gateway still waits for the
     # upstream's first byte cancels the handler, which closes the upstream request.
-    # shutdown_timeout is the drain: how long open exchanges may finish after SIGTERM.
-    runner = web.AppRunner(
-        app, handler_cancellation=True, access_log=None, shutdown_timeout=config.server.drain_seconds
-    )
-    await runner.setup()
+    # The drain is `serve`'s own (drain_seconds); aiohttp's shutdown then only waits
+    # for what the drain cut, twice this at most (it waits, cancels, waits).
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=_CUT_GRACE)
+    await runner.setup()  # starts the audit writer and the limits store
     site = web.TCPSite(
         runner, config.server.host, config.server.port if port is None else port, backlog=4096, reuse_address=True
     )
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()  # the writer's thread would otherwise keep the process alive
+        raise ListenError(
+            f"cannot listen on {config.server.host}:{config.server.port if port is None else port}: "
+            f"{exc.strerror or exc}; stop what uses it or set [server] port (or --port)"
+        ) from None
     server = site._server  # the asyncio Server: the only way to learn an ephemeral port
     bound = server.sockets[0].getsockname()[1] if server is not None and server.sockets else config.server.port
     return runner, bound
@@ -197,7 +215,7 @@ async def start(config: Config, sinks: Iterable[Sink] = (), *, port: int | None 
 async def _on_hangup(app: web.Application, source: str, notifier: Notifier) -> None:
     """SIGHUP: read the config file again and apply it; a bad file is logged and changes
     nothing. What needs a restart is said in the log."""
-    from aiogw.config import ConfigError, load
+    from aiogw.config import load
 
     runtime = app[RUNTIME]
     notifier.reloading()
@@ -231,11 +249,6 @@ def tune_gc() -> None:
 
 def _limited(config: Config) -> bool:
     return config.limits.any or any(u.limits.any for u in config.users)
-
-
-# Parts of the config a running gateway cannot change: its socket, its state file, and
-# whether the audit writer exists at all.
-RESTART_ONLY = ("server", "state_path")
 
 
 async def reload(app: web.Application, config: Config) -> list[str]:
@@ -275,7 +288,10 @@ async def _reload(runtime: Runtime, config: Config) -> list[str]:
     limit_checks = [c for c in proxy.checks if isinstance(c, (LimitCheck, UsageRequest))]
     proxy.configure(config.user_names(), upstreams, _checks(guards, limit_checks), guards[1] if guards else None)
     runtime.guards = guards
-    pending = [part for part in RESTART_ONLY if getattr(running, part) != getattr(config, part)]
+    pending = [f"server.{f.name}" for f in dataclasses.fields(running.server)
+               if getattr(running.server, f.name) != getattr(config.server, f.name)]
+    if running.state_path != config.state_path:
+        pending.append("state.path")
     audit = config.audit
     if proxy.audit is not None and audit.enabled:
         proxy.audit.settings = audit
@@ -286,7 +302,18 @@ async def _reload(runtime: Runtime, config: Config) -> list[str]:
         logs.setup(config.log)
     runtime.config = dataclasses.replace(config, server=running.server, state_path=running.state_path, audit=audit)
     _observe(runtime, runtime.config)
+    log.info("reload applied: %s", ", ".join(_changes(running, runtime.config)) or "nothing had changed")
     return pending
+
+
+def _changes(old: Config, new: Config) -> list[str]:
+    """What a reload changed, for its log line: routes by name (+added -removed ~changed)."""
+    was, now = {r.name: r for r in old.routes}, {r.name: r for r in new.routes}
+    routes = ([f"+{n}" for n in now if n not in was] + [f"-{n}" for n in was if n not in now]
+              + [f"~{n}" for n in now if n in was and now[n] != was[n]])
+    out = [f"routes ({' '.join(routes)})"] if routes else []
+    return out + [part for part in ("users", "limits", "guards", "prices", "audit", "metrics", "log")
+                  if getattr(old, part) != getattr(new, part)]
 
 
 def _guard_policies(config: Config) -> tuple:
@@ -304,7 +331,8 @@ def _status(config: Config) -> str:
 
 async def serve(config: Config) -> None:
     """Run until SIGTERM or SIGINT, then drain: stop accepting, let open exchanges
-    finish for up to `server.drain_seconds`, cut the rest, write the audit, return."""
+    finish for up to `server.drain_seconds`, cut the rest, write the audit, return. A
+    second signal during the drain cuts at once."""
     runner, port = await start(config)
     tune_gc()
     mount = config.server.mount
@@ -320,10 +348,10 @@ async def serve(config: Config) -> None:
     notifier = Notifier.from_env()
     notifier.ready(_status(config))  # listening, audit writer and limits store running
     watchdog = asyncio.create_task(notifier.watchdog(), name="aiogw-watchdog") if notifier.watchdog_interval else None
-    stop = asyncio.Event()
+    signals = asyncio.Queue[int]()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, signals.put_nowait, sig)
     hangups: set[asyncio.Task[None]] = set()
 
     def hangup() -> None:
@@ -333,14 +361,30 @@ async def serve(config: Config) -> None:
 
     loop.add_signal_handler(signal.SIGHUP, hangup)
     try:
-        await stop.wait()
+        await signals.get()
     finally:
+        loop.remove_signal_handler(signal.SIGHUP)
         proxy.draining = True
         drain = config.server.drain_seconds
         log.info("aiogw stopping: %d exchanges open, up to %gs to finish", proxy.inflight, drain)
         notifier.stopping(f"draining {proxy.inflight} open exchanges (up to {drain:g}s)")
-        loop.remove_signal_handler(signal.SIGHUP)
-        await runner.cleanup()  # stops accepting, drains, then closes the audit (it writes all)
+        for site in list(runner.sites):
+            await site.stop()  # no new connections; kept-alive ones get a 503 'draining'
+        if not await _drained(proxy, drain, signals):
+            log.warning("aiogw stopping: cutting %d open exchanges", proxy.inflight)
+        await runner.cleanup()  # cuts what is left, then closes the audit (it writes all)
         if watchdog is not None:
             watchdog.cancel()
         log.info("aiogw stopped")
+
+
+async def _drained(proxy: Proxy, seconds: float, signals: asyncio.Queue[int]) -> bool:
+    """Wait until no exchange is open (True), the time is up or another signal came."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while proxy.inflight:
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0 or not signals.empty():
+            return False
+        # Polled: the hot path keeps a plain counter; a tenth of a second is nothing here.
+        await asyncio.sleep(min(0.1, left))
+    return True

@@ -7,8 +7,8 @@ import dataclasses
 import sys
 import time
 
+from aiogw import __version__, keys
 from aiogw import config as config_mod
-from aiogw import keys
 from aiogw.audit import cli as audit_cli
 from aiogw.exchange import OUTCOMES
 from aiogw.limits import report as usage_report
@@ -16,9 +16,16 @@ from aiogw.limits import report as usage_report
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="aiogw", description="A transparent, governed LLM gateway.")
+    parser.add_argument("--version", action="version", version=f"aiogw {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("serve", help="run the gateway")
+    p = sub.add_parser(
+        "serve",
+        help="run the gateway",
+        description="Run the gateway. SIGHUP reloads the config file; SIGTERM or SIGINT drains (open exchanges get "
+        "[server] drain_seconds to finish; a second signal cuts them at once) and exits 0. Provider keys come from "
+        "the environment variables the routes name. Under systemd it speaks the notify protocol (NOTIFY_SOCKET).",
+    )
     p.add_argument("--config", help="TOML config file (default: built-in routes to the real providers)")
     p.add_argument("--host", help="listen address (overrides [server] host)")
     p.add_argument("--port", type=int, help="listen port (overrides [server] port)")
@@ -108,7 +115,7 @@ def _serve(args: argparse.Namespace) -> int:
     from aiogw import logs
 
     logs.setup(cfg.log)
-    from aiogw.app import serve  # imported here: the key commands need no aiohttp
+    from aiogw.app import ListenError, serve  # imported here: the key commands need no aiohttp
     from aiogw.guards.engine import GuardsUnavailable
 
     try:
@@ -121,6 +128,9 @@ def _serve(args: argparse.Namespace) -> int:
         run = uvloop.run
     try:
         run(serve(cfg))
+    except ListenError as exc:
+        print(f"aiogw: {exc}", file=sys.stderr)
+        return 2
     except GuardsUnavailable as exc:
         print(
             f"aiogw: guards are enabled but cannot run: {exc}. Install hyperscan, or set "

@@ -20,10 +20,14 @@ from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
+from aiogw.dialects import DIALECTS
 from aiogw.ops_settings import LogSettings
 
 if TYPE_CHECKING:
     from aiogw.exchange import Exchange
+
+
+_MAX_MODEL = 256
 
 
 def setup(settings: LogSettings, stream: IO[str] | None = None) -> None:
@@ -32,7 +36,7 @@ def setup(settings: LogSettings, stream: IO[str] | None = None) -> None:
     if settings.format == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter())
     root = logging.getLogger()
     for old in root.handlers[:]:
         root.removeHandler(old)
@@ -53,6 +57,21 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry).decode()
 
 
+class TextFormatter(logging.Formatter):
+    """The text format: key=value pairs, as the exchange lines in that format."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": _iso(record.created),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return _logfmt(entry).decode().rstrip("\n")
+
+
 def exchange_fields(ex: Exchange) -> dict[str, Any]:
     """The log line's fields: no payloads, no keys."""
     t_end = ex.t_end or time.perf_counter()
@@ -66,7 +85,7 @@ def exchange_fields(ex: Exchange) -> dict[str, Any]:
         "route": ex.route,
         "dialect": ex.dialect,
         "endpoint": ex.endpoint,
-        "model": ex.model,
+        "model": ex.model[:_MAX_MODEL] if ex.model else ex.model,  # the client's own text
         "stream": ex.stream,
         "status": ex.status,
         "outcome": ex.outcome,
@@ -89,6 +108,10 @@ def exchange_fields(ex: Exchange) -> dict[str, Any]:
         }
     if ex.cost is not None:
         fields["cost_usd"] = round(ex.cost, 8)
+        if not ex.priced:
+            fields["unpriced"] = True  # charged [prices] default: the model is not in the table
+    if ex.response_headers is not None and (dialect := DIALECTS.get(ex.dialect)) is not None:
+        fields["request_id"] = dialect.request_id(ex.response_headers)  # the provider's, for its support
     fields["findings"] = len(ex.findings) if ex.findings else 0
     fields["client"] = ex.client
     return fields

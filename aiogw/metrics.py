@@ -23,10 +23,12 @@ OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 
 BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
 
 OTHER = "other"
+MAX_VALUE = 128  # characters of a label value: real model and user names are far shorter
 
 
 class Bounded:
-    """Keeps the first `limit` distinct values of a label; later ones become "other"."""
+    """Keeps the first `limit` distinct values of a label, each cut to MAX_VALUE
+    characters; later ones become "other"."""
 
     __slots__ = ("limit", "seen")
 
@@ -39,6 +41,8 @@ class Bounded:
             return ""
         if value in self.seen:
             return value
+        if len(value) > MAX_VALUE:
+            return self(value[:MAX_VALUE])
         if len(self.seen) >= self.limit:
             return OTHER
         self.seen.add(value)

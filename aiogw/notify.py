@@ -17,6 +17,7 @@ import asyncio
 import logging
 import os
 import socket
+import time
 from collections.abc import Mapping
 
 log = logging.getLogger("aiogw.notify")
@@ -77,7 +78,9 @@ class Notifier:
 
     def reloading(self, status: str = "") -> bool:
         """A configuration reload has begun; follow it with `ready()` when done."""
-        return self.send("RELOADING=1", *_status(status))
+        # systemd 253+ wants the monotonic time with it, to tell this reload from others.
+        return self.send("RELOADING=1", f"MONOTONIC_USEC={time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000}",
+                         *_status(status))
 
     def ping(self) -> bool:
         """One watchdog keep-alive."""

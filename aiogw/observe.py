@@ -33,9 +33,8 @@ class GatewayMetrics:
     """Every family /metrics shows; `exchange` is the only call on the request path."""
 
     def __init__(self, settings: MetricsSettings, proxy: Proxy) -> None:
-        self.settings = settings
-        cap = settings.max_label_values
-        self._model, self._user, self._reason = Bounded(cap), Bounded(cap), Bounded(cap)
+        self._model, self._user, self._reason = Bounded(0), Bounded(0), Bounded(0)
+        self.configure(settings)
         self.requests = Counter(
             "aiogw_requests_total", "Exchanges by route, dialect, model and HTTP status (0: no response).",
             ("route", "dialect", "model", "status"),
@@ -69,11 +68,19 @@ class GatewayMetrics:
         )
         self.refusals = Counter("aiogw_refusals_total", "Requests the gateway refused, by reason.", ("reason",))
         self.reloads = Counter("aiogw_config_reloads_total", "Config reloads (SIGHUP) by result.", ("result",))
+        for result in ("applied", "refused"):  # there from the start, for alerts on increase()
+            self.reloads.values[(result,)] = 0
         self.audit_batch = Histogram(
             "aiogw_audit_batch_write_seconds", "Time to build and commit one audit batch.", metrics.BATCH_BUCKETS
         )
         self._proxy = proxy
         self._read = self._readings(proxy)
+
+    def configure(self, settings: MetricsSettings) -> None:
+        """Settings, at start or reload: a lower cap keeps the values already seen."""
+        self.settings = settings
+        for bounded in (self._model, self._user, self._reason):
+            bounded.limit = settings.max_label_values
 
     def exchange(self, ex: Exchange) -> None:
         route = ex.route

@@ -190,6 +190,7 @@ class Proxy:
             raise Unauthorized(
                 f"unknown or revoked gateway key{hint}: ask the gateway operator for a key (`aiogw keys create USER`)"
             )
+        ex.user, ex.key_id = record.user, record.id  # known from here on, refusals included
         if self.users and record.user not in self.users:
             raise Unauthorized(f"the user {record.user!r} of this key is no longer in the gateway's config")
         if upstream.credential is None and not upstream.passes_client_key:
@@ -197,7 +198,6 @@ class Proxy:
                 f"route {upstream.route.name!r} has no provider credential: the operator must set "
                 f"{upstream.route.credential.name} for the gateway"
             )
-        ex.user, ex.key_id = record.user, record.id
 
     async def _read_body(self, request: web.Request) -> bytes | None:
         if not request.body_exists:

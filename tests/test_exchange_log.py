@@ -221,7 +221,7 @@ def test_one_json_line_per_exchange_with_its_audit_id_and_no_payload_or_key(serv
 def parse_logfmt(line: str) -> dict[str, str]:
     pairs = re.findall(r'(\w+)=("(?:[^"\\]|\\.)*"|\S*)(?: |$)', line)
     assert " ".join(f"{k}={v}" for k, v in pairs) == line, f"not logfmt: {line!r}"
-    return {k: re.sub(r"\\(.)", r"\1", v[1:-1]) if v.startswith('"') else v for k, v in pairs}
+    return {k: orjson.loads(v) if v.startswith('"') else v for k, v in pairs}  # quoted: JSON's escapes
 
 
 @pytest.mark.timeout(120)
@@ -238,9 +238,27 @@ def test_text_format_is_logfmt_on_stdout_and_plain_lines_on_stderr(served):
     assert int(fields["tokens_input"]) == got.usage.input_tokens
     assert int(fields["tokens_output"]) == got.usage.output_tokens
     assert float(fields["cost_usd"]) == pytest.approx(row["cost_usd"])
-    stderr = s.stderr().splitlines()
-    assert any(" INFO aiogw: aiogw listening on " in e for e in stderr)
-    assert not any(e.startswith("{") for e in stderr)
+    stderr = [parse_logfmt(e) for e in s.stderr().splitlines()]  # the gateway's own messages too
+    assert any(e["level"] == "info" and e["message"].startswith("aiogw listening on ") for e in stderr)
+
+
+@pytest.mark.timeout(120)
+def test_log_and_metrics_settings_follow_a_reload(served):
+    s = served()
+    client = s.anthropic()
+    client.messages.create(model="claude-haiku-4-5", max_tokens=8, messages=HI)
+    exchange_lines(s, 1)  # JSON
+    assert httpx.get(f"{s.base}/metrics").status_code == 200
+    s.write('[log]\nformat = "text"\n[metrics]\nallow = ["10.0.0.0/8"]\n')
+    s.send(signal.SIGHUP)
+    s.wait(lambda: "reloaded" in s.stderr(), what="the reload")
+    client.messages.create(model="claude-haiku-4-5", max_tokens=8, messages=HI)
+    lines = s.wait(lambda: len(ls := s.stdout().splitlines()) == 2 and ls, what="a second log line")
+    scraped = httpx.get(f"{s.base}/metrics")
+    assert s.stop() == 0
+    assert orjson.loads(lines[0])["event"] == "exchange"
+    assert parse_logfmt(lines[1])["id"] == max(r["id"] for r in s.audit("SELECT id FROM exchanges"))
+    assert scraped.status_code == 403
 
 
 @pytest.mark.timeout(120)

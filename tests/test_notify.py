@@ -67,7 +67,9 @@ def test_messages_arrive_exactly(systemd: FakeSystemd) -> None:
     assert notifier.ping()
     assert systemd.recv() == "WATCHDOG=1"
     assert notifier.reloading("reloading /etc/aiogw/aiogw.toml")
-    assert systemd.recv() == "RELOADING=1\nSTATUS=reloading /etc/aiogw/aiogw.toml"
+    reloading, monotonic, status = systemd.recv().split("\n")
+    assert (reloading, status) == ("RELOADING=1", "STATUS=reloading /etc/aiogw/aiogw.toml")
+    assert monotonic.startswith("MONOTONIC_USEC=") and int(monotonic.split("=")[1]) > 0
     assert notifier.stopping("draining 3 streams")
     assert systemd.recv() == "STOPPING=1\nSTATUS=draining 3 streams"
     assert notifier.ready()

@@ -104,6 +104,8 @@ class AuditWriter:
         """Queue a finished exchange. Called from the request path: no await, no I/O."""
         if ex.reason == Unavailable.kind:
             self.refused += 1  # refused for back-pressure: counted, not queued
+            if ex.settle_later and self.settle is not None:
+                self.settle(ex)  # still reported: its metrics and log line
             return
         self._pending.append(ex)
         self._pending_bytes += _size(ex)
