@@ -7,6 +7,7 @@ the machine's drift hits both alike; the ratio is taken per round and its median
 from __future__ import annotations
 
 import statistics
+from collections.abc import Callable
 from pathlib import Path
 
 from bench import procs, wrk
@@ -17,18 +18,25 @@ SIZES = {"small (1 KB)": 1_000, "large (200 KB)": 200_000}
 
 
 def compare(tmp: Path, off: Target, on: Target, feature: str, rounds: int, duration: float,
-            sizes: dict[str, int] = SIZES) -> list[str]:
-    """A markdown table: req/s off and on, the per-round ratios, CPU µs per request."""
+            sizes: dict[str, int] = SIZES, switch: Callable[[str], None] | None = None) -> list[str]:
+    """A markdown table: req/s off and on, the per-round ratios, CPU µs per request.
+
+    `off` and `on` may be one gateway that `switch("off")` and `switch("on")` turn
+    the feature off and on in (by a reload): then no difference between two processes
+    (their heaps, their caches) can pass for the feature's cost."""
+    switch = switch or (lambda label: None)
     lines = [f"| body | {feature} off req/s | {feature} on req/s | ratio (per round) | CPU µs/req off → on |",
              "|---|---:|---:|---|---|"]
     for name, size in sizes.items():
         body = tmp / f"body-{size}.json"
         body.write_bytes(messages_body(size))
         got: dict[str, list[tuple[float, float]]] = {"off": [], "on": []}
-        for t in (off, on):  # warm-up: connections, caches, the guard's memo
+        for label, t in (("off", off), ("on", on)):  # warm-up: connections, caches, the guard's memo
+            switch(label)
             wrk.run(t.url, body, t.key, connections=32, duration=1.0, cpu=LOAD_CPU)
         for _ in range(rounds):
             for label, t in (("off", off), ("on", on)):
+                switch(label)
                 cpu0 = procs.cpu_seconds(t.pid)
                 res = wrk.run(t.url, body, t.key, connections=32, duration=duration, cpu=LOAD_CPU)
                 cpu = procs.cpu_seconds(t.pid) - cpu0

@@ -2,13 +2,16 @@
 
     python -m bench.ops [--rounds 3] [--duration 4]
 
-Two pairs, each interleaved round by round under wrk (1 KB and 200 KB bodies):
-1. the default gateway (audit and guards on) without and with `[metrics]` and the
-   exchange log — the comparison an operator makes when switching them on;
-2. aiogw-core (audit and guards off) without and with them: there they also make the
-   gateway read every answer's usage, which the audit otherwise does.
-While *on* runs, /metrics is scraped every second, as a Prometheus would, and the
-exchange lines go to a file (what journald takes from stdout).
+Two gateways, each measured without and with `[metrics]` and the exchange log,
+interleaved round by round under wrk (1 KB and 200 KB bodies). Each is ONE process,
+switched between off and on by rewriting its config and a SIGHUP before every run, so
+what differs between two processes cannot pass for the cost:
+1. the default gateway (audit and guards on) — the comparison an operator makes when
+   switching them on;
+2. aiogw-core (audit and guards off): there they also make the gateway read every
+   answer's usage, which the audit otherwise does.
+/metrics is requested every second throughout, as a Prometheus would (answered with
+a 404 while off), and the exchange lines go to a file (what journald takes from stdout).
 
 Writes the `bench.ops` section of bench/RESULTS.md. Target (#6): on ≥ 95% of off.
 """
@@ -16,10 +19,13 @@ Writes the `bench.ops` section of bench/RESULTS.md. Target (#6): on ≥ 95% of o
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -46,9 +52,37 @@ class Scraper:
 
     def _run(self) -> None:
         while not self._stop.wait(1.0):
-            with urllib.request.urlopen(self.url, timeout=5) as r:
-                r.read()
-            self.scrapes += 1
+            try:
+                with urllib.request.urlopen(self.url, timeout=5) as r:
+                    r.read()
+                self.scrapes += 1
+            except urllib.error.HTTPError:  # 404 while switched off
+                pass
+
+
+_OFF = "\n[metrics]\nenabled = false\n[log]\nexchanges = false\n"
+
+
+def _switch(gw: Target, label: str) -> None:
+    """Metrics and the exchange log off or on in the running gateway: config and SIGHUP;
+    returns once /metrics answers as it should."""
+    config = gw.lag_file.parent / "aiogw.toml"
+    text = config.read_text().replace(_OFF, "")
+    config.write_text(text + (_OFF if label == "off" else ""))
+    os.kill(gw.pid, signal.SIGHUP)
+    want = 404 if label == "off" else 200
+    url = gw.url.split("/llm-gateway/")[0] + "/metrics"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                status = r.status
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        if status == want:
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"the gateway did not switch metrics {label} after SIGHUP")
 
 
 def measure(rounds: int, duration: float) -> list[str]:
@@ -62,10 +96,10 @@ def measure(rounds: int, duration: float) -> list[str]:
             servers = procs.Procs(base, ROOT)
             try:
                 _, fake_port = start_fake(servers)
-                off = start_gateway(servers, base, "off", fake_port, audit=audit, guards=guards, observe=False)
-                on = start_gateway(servers, base, "on", fake_port, audit=audit, guards=guards, observe=True)
-                with Scraper(on) as scraper:
-                    table = onoff.compare(base, off, on, "metrics+log", rounds, duration)
+                gw = start_gateway(servers, base, "gateway", fake_port, audit=audit, guards=guards, observe=True)
+                with Scraper(gw) as scraper:
+                    table = onoff.compare(base, gw, gw, "metrics+log", rounds, duration,
+                                          switch=lambda label, gw=gw: _switch(gw, label))
                 out += [f"### {title}", "", *table, "", f"/metrics scraped {scraper.scrapes} times meanwhile.", ""]
             finally:
                 servers.stop_all()
@@ -89,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         *body,
         "*On* is `[metrics] enabled = true` and `[log] exchanges = true` (the defaults): per exchange, the metric "
-        "updates and one JSON line on stdout (here a file); *off* sets both off.",
+        "updates and one JSON line on stdout (here a file); *off* sets both off. Scrapes count only while on.",
         "<!-- end bench.ops -->",
     ])
     print(text)

@@ -416,3 +416,42 @@ def test_an_unexpected_error_is_a_500_in_the_providers_envelope_and_audited(rg, 
     assert rows == [("anthropic", 500, "gateway_error", "internal"), ("openai", 500, "gateway_error", "internal")]
     logged = [r for r in caplog.records if r.name == "aiogw.proxy" and r.exc_info]
     assert len(logged) == 2 and all(r.exc_info[0] is RuntimeError for r in logged)
+
+
+class BrokenWatch:
+    blocked = None
+    findings: list = []
+
+    def feed(self, chunk):
+        raise RuntimeError("a bug in the answer guard")
+
+    def finish(self):
+        pass
+
+
+class BrokenAnswers:
+    """An answer guard whose stream watch fails on the first chunk, after it went out."""
+
+    def action(self, user):
+        return "log"
+
+    def watch(self, *args):
+        return BrokenWatch()
+
+
+def test_an_unexpected_error_mid_stream_cuts_it_and_is_audited(rg, servers, caplog):
+    async def add_bug() -> None:
+        rg.proxy.answers = BrokenAnswers()
+
+    servers.run(add_bug())
+    client = rg.anthropic("alice", max_retries=0)
+    events = []
+    with pytest.raises(Exception, match="incomplete chunked read"):  # the SDK's HTTP client: a truncated body
+        with client.messages.stream(model="m", max_tokens=8, messages=HI,
+                                    extra_headers={"x-fake-chunks": "5"}) as stream:
+            for event in stream:
+                events.append(event.type)
+    assert events and "message_stop" not in events  # its head went out, then it was cut
+    rows = rg.wait_for_audit("SELECT status, outcome, reason, stream FROM exchanges", 1)
+    assert rows == [(200, "gateway_error", "internal", 1)]
+    assert any(r.name == "aiogw.proxy" and r.exc_info and r.exc_info[0] is RuntimeError for r in caplog.records)
