@@ -420,7 +420,7 @@ def test_an_unexpected_error_is_a_500_in_the_providers_envelope_and_audited(rg, 
 
 class BrokenWatch:
     blocked = None
-    findings: list = []
+    findings = ()
 
     def feed(self, chunk):
         raise RuntimeError("a bug in the answer guard")
@@ -448,7 +448,7 @@ def test_an_unexpected_error_mid_stream_cuts_it_and_is_audited(rg, servers, capl
     events = []
     with pytest.raises(Exception, match="incomplete chunked read"):  # the SDK's HTTP client: a truncated body
         with client.messages.stream(model="m", max_tokens=8, messages=HI,
-                                    extra_headers={"x-fake-chunks": "5"}) as stream:
+                                    extra_headers={"x-fake-chunks": "5", "x-fake-delay": "0.05"}) as stream:
             for event in stream:
                 events.append(event.type)
     assert events and "message_stop" not in events  # its head went out, then it was cut
