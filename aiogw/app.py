@@ -54,7 +54,8 @@ class Runtime:
         self.endpoint = endpoint
         self.exchange_log = exchange_log
         self.guards = guards
-        self.retiring: set[asyncio.Task[None]] = set()  # upstreams a reload replaced, closing when idle
+        # Upstreams a reload replaced, each closing once idle, by the task that closes it.
+        self.retiring: dict[asyncio.Task[None], Upstream] = {}
         self.reloading = asyncio.Lock()  # two quick reloads apply one after the other, in order
 
 
@@ -107,10 +108,10 @@ def build_app(config: Config, sinks: Iterable[Sink] = ()) -> web.Application:
             _warn_credential(upstream)
         yield
         # The server has stopped and its handlers are done: every exchange is queued.
-        for task in runtime.retiring:
+        retiring = dict(runtime.retiring)  # task -> the upstream a reload replaced
+        for task in retiring:
             task.cancel()
-        retired = [u for u in upstreams.values() if u not in proxy.upstreams.values()]
-        await asyncio.gather(*(u.close() for u in (*proxy.upstreams.values(), *retired)))
+        await asyncio.gather(*(u.close() for u in (*proxy.upstreams.values(), *retiring.values())))
         if audit is not None:
             await audit.close()  # first: it settles the spend it was left to charge
         await store.close()
@@ -279,8 +280,8 @@ async def _reload(runtime: Runtime, config: Config) -> list[str]:
     for upstream in proxy.upstreams.values():
         if upstream not in upstreams.values():
             task = asyncio.create_task(upstream.retire(), name=f"aiogw-retire-{upstream.route.name}")
-            runtime.retiring.add(task)
-            task.add_done_callback(runtime.retiring.discard)
+            runtime.retiring[task] = upstream
+            task.add_done_callback(lambda done: runtime.retiring.pop(done, None))
     accountant = proxy.accountant
     assert accountant is not None
     accountant.ledger.reconfigure(config.limits, {u.name: u.limits for u in config.users})
