@@ -7,7 +7,7 @@ CONFIG ?=
 HOST ?=
 PORT ?=
 
-.PHONY: install run test demo bench bench-ops lint install-agents install-service clean
+.PHONY: install run test demo bench bench-ops bench-peers lint install-agents install-service clean
 
 install: $(VENV)/.installed
 
@@ -39,6 +39,12 @@ bench: install
 bench-ops: install
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m bench.ops
+
+# aiogw beside nginx, the LiteLLM proxy and the Portkey gateway on one fake upstream (#7, first
+# look); installs the peers into ~/.cache/aiogw-bench (nginx with apt-get, so as root).
+bench-peers: install
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python -m bench.peers
 
 lint: install
 	$(BIN)/ruff check aiogw tests bench

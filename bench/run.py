@@ -44,7 +44,7 @@ HUGE = ("huge (2 MB)", 2_000_000)
 GUARD_PAIR = ("aiogw-audit", "aiogw")
 LATENCY_BODIES = {"200 KB": "large (200 KB)", "2 MB": HUGE[0]}
 IDLE = "idle"
-AUDITED = frozenset(name for name, (audit, _) in GATEWAYS.items() if audit)
+AUDITED = frozenset(name for name, (audit, *_) in GATEWAYS.items() if audit)
 # Paced loads for the loop lag with headroom: (connections, pause ms before each request).
 PACED = {"small (1 KB)": (8, 20), "large (200 KB)": (4, 25)}
 
