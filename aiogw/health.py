@@ -6,6 +6,8 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import os
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -13,27 +15,29 @@ from aiogw import metrics
 from aiogw.observe import GatewayMetrics
 from aiogw.ops_settings import MetricsSettings
 
+if TYPE_CHECKING:
+    from aiogw.limits.store import LimitStore
+    from aiogw.proxy import Proxy
+
 
 async def healthz(request: web.Request) -> web.Response:
     """The process answers: nothing more (a liveness probe)."""
     return web.json_response({"status": "ok"})
 
 
-def readyz(state_path: os.PathLike[str], store: object, proxy: object) -> web.Response:
+def readyz(state: Path, store: LimitStore, proxy: Proxy) -> web.Response:
     """Whether to send this gateway traffic (a readiness probe): it listens (it answers),
-    its audit writer runs and keeps up, its limits store runs, its state is writable."""
-    from pathlib import Path
-
-    state = Path(state_path)
+    its audit writer runs and keeps up, its limits store runs, its state is writable,
+    and it is not stopping."""
     checks = {
         "state_writable": os.access(state.parent, os.W_OK) and (not state.exists() or os.access(state, os.W_OK)),
-        "limits_store": store.alive,  # type: ignore[attr-defined]
+        "limits_store": store.alive,
     }
-    audit = proxy.audit  # type: ignore[attr-defined]
+    audit = proxy.audit
     if audit is not None:
         checks["audit_writer"] = audit.alive
         checks["audit_keeping_up"] = not audit.saturated
-    if proxy.draining:  # type: ignore[attr-defined]
+    if proxy.draining:
         checks["not_stopping"] = False  # a load balancer moves traffic away during the drain
     ready = all(checks.values())
     return web.json_response({"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503)
