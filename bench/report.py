@@ -200,7 +200,7 @@ def verdicts(t: Tables) -> list[str]:
     # 3. The default configuration, for the record.
     for workload, key in ((SMALL, "sustained"), (LARGE, "sustained"), ("streams", "streams_per_s")):
         gw = t.row(workload, "aiogw")
-        lines.append(f"- **INFO** aiogw (defaults: audit and guards on), {workload}: "
+        lines.append(f"- **INFO** aiogw (defaults: all on), {workload}: "
                      f"{_div(gw.values[key], t.v(workload, 'aiogw-core', key)):.0%} of aiogw-core, "
                      f"{_div(gw.values[key], t.v(workload, 'passthrough', key)):.0%} of the pass-through."
                      + _error_note(gw))
@@ -356,7 +356,8 @@ def markdown(meta: dict[str, str], *, http_rows: Sequence[Row], stream_rows: Seq
         "",
         "### aiogw-core's config in this run",
         "",
-        "aiogw-audit drops the `[audit]` table, aiogw drops both tables (the defaults: audit and guards on).",
+        "aiogw-audit drops the `[audit]`, `[metrics]` and `[log]` tables (guards stay off); aiogw drops all four "
+        "(the defaults: audit, guards, metrics and the exchange log on).",
         "",
         "```toml",
         configs.get("aiogw-core", "").rstrip(),

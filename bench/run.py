@@ -3,7 +3,7 @@
     python -m bench.run [--quick] [--duration S] [--connections N] [--rounds N] [--no-lag]
 
 Targets (bench.targets): direct, passthrough, aiogw-core (audit and guards off),
-aiogw-audit (audit on, guards off), aiogw (defaults: audit and guards on).
+aiogw-audit (audit, metrics and exchange log on, guards off), aiogw (defaults: all on).
 
 Workloads: ~1 KB and ~200 KB non-streaming Messages bodies under wrk, and SSE streams
 of 50 chunks 5 ms apart under `bench.streams`, on every target; then the guards' cost
