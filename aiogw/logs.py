@@ -46,30 +46,26 @@ def setup(settings: LogSettings, stream: IO[str] | None = None) -> None:
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": _iso(record.created),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["error"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry).decode()
+        return orjson.dumps(_record_fields(self, record)).decode()
 
 
 class TextFormatter(logging.Formatter):
     """The text format: key=value pairs, as the exchange lines in that format."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": _iso(record.created),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            entry["error"] = self.formatException(record.exc_info)
-        return _logfmt(entry).decode().rstrip("\n")
+        return _logfmt(_record_fields(self, record)).decode().rstrip("\n")
+
+
+def _record_fields(formatter: logging.Formatter, record: logging.LogRecord) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "time": _iso(record.created),
+        "level": record.levelname.lower(),
+        "logger": record.name,
+        "message": record.getMessage(),
+    }
+    if record.exc_info:
+        entry["error"] = formatter.formatException(record.exc_info)
+    return entry
 
 
 def exchange_fields(ex: Exchange) -> dict[str, Any]:
