@@ -7,6 +7,8 @@ from typing import Any
 
 import orjson
 
+from aiogw.dialects.texts import path_text
+
 _LIST = (
     ("ID", "id", 26),
     ("TIME (UTC)", "started", 19),
@@ -68,7 +70,7 @@ def exchange(record: dict) -> str:
     if r.get("findings_detail"):
         out.append("findings")
         for f in r["findings_detail"]:
-            where = ".".join(str(k) for k in f.get("path", ())) or f.get("place", "")
+            where = path_text(f.get("path", ())) or f.get("place", "")
             out.append(
                 f"  - {f.get('action')}: {f.get('category')}/{f.get('subcategory')} (pattern {f.get('id')}) "
                 f"in {f.get('place')} at {where} [{f.get('start')}:{f.get('end')}]"

@@ -9,7 +9,7 @@ Images, documents and other binary parts are skipped.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -340,3 +340,11 @@ _ANSWER_READERS: dict[str, Callable[[dict], Iterator[Any]]] = {
     "openai": _openai_answer,
     "gemini": _gemini_answer,
 }
+
+
+def path_text(path: Iterable[str | int]) -> str:
+    """A text's place in the body as people write it: messages[2].content[0].content."""
+    out = ""
+    for key in path:
+        out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else key)
+    return out

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from aiogw.dialects.texts import Text, history, shape, texts
+from aiogw.dialects.texts import Text, history, path_text, shape, texts
 from aiogw.errors import Blocked
 from aiogw.exchange import Exchange
 from aiogw.guards import redact
@@ -156,7 +156,7 @@ class GuardCheck:
             return Refuse(
                 Blocked(
                     f"aiogw blocked this request: {blocked['category']} '{blocked['subcategory']}' (pattern "
-                    f"{blocked['id']}) in {blocked['place']} at {_where(blocked['path'])}. Remove it and send again; "
+                    f"{blocked['id']}) in {blocked['place']} at {path_text(blocked['path'])}. Remove it and send again; "
                     "if it is in an earlier turn, every resend carries it: start a new conversation."
                 )
             )
@@ -169,10 +169,3 @@ def _generic(finding: dict[str, Any]) -> bool:
 
 def _hits(pairs: Iterable[Pair]) -> list[Pair]:
     return [p for p in pairs if p[1]]
-
-
-def _where(path: list[str | int]) -> str:
-    out = ""
-    for key in path:
-        out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else key)
-    return out
