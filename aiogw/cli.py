@@ -190,8 +190,11 @@ def _keys_list(args: argparse.Namespace) -> int:
         print("no keys yet: create one with `aiogw keys create USER`")
         return 0
     print(f"{'ID':<18} {'USER':<24} {'CREATED (UTC)':<20} STATUS")
+    users = cfg.user_names()
     for r in rows:
         status = "revoked " + _utc(r.revoked_at) if r.revoked_at else "active"
+        if not r.revoked_at and users and r.user not in users:
+            status = "refused: user not in the config"  # its requests get a 401 saying so
         print(f"{r.id:<18} {r.user:<24} {_utc(r.created_at):<20} {status}")
     return 0
 

@@ -54,6 +54,15 @@ def test_keys_create_list_revoke(config_file):
     assert again.returncode == 1 and "no active key" in again.stderr
 
 
+def test_keys_list_marks_a_key_whose_user_left_the_config(config_file):
+    path, _ = config_file
+    aiogw("keys", "create", "ci", "--config", str(path))
+    path.write_text(path.read_text().replace('name = "ci"', 'name = "someone-else"'))
+    listed = aiogw("keys", "list", "--config", str(path))
+    (row,) = [line for line in listed.stdout.splitlines() if " ci " in line]
+    assert row.endswith("refused: user not in the config")
+
+
 def test_keys_for_unknown_user_refused(config_file):
     path, _ = config_file
     result = aiogw("keys", "create", "nobody", "--config", str(path))
