@@ -73,7 +73,6 @@ class GatewayMetrics:
         self.audit_batch = Histogram(
             "aiogw_audit_batch_write_seconds", "Time to build and commit one audit batch.", metrics.BATCH_BUCKETS
         )
-        self._proxy = proxy
         self._read = self._readings(proxy)
 
     def configure(self, settings: MetricsSettings) -> None:

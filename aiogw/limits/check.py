@@ -121,14 +121,13 @@ class Accountant:
     the real usage before the next request.
     """
 
-    __slots__ = ("active", "deferred", "done", "ledger", "prices", "unpriced")
+    __slots__ = ("active", "deferred", "done", "ledger", "prices")
 
     def __init__(self, ledger: Ledger, prices: PriceTable, active: bool = True, deferred: bool = False) -> None:
         self.ledger = ledger
         self.prices = prices
         self.active = active
         self.deferred = deferred
-        self.unpriced = 0  # exchanges charged the default price (a metric)
         # Told of every exchange once it is settled (metrics, the log line): with its
         # usage and cost known, whichever of the two paths above settled it.
         self.done: Callable[[Exchange], None] | None = None
@@ -152,9 +151,9 @@ class Accountant:
             usage = Usage()
         tokens = usage.input + usage.output + usage.cache_read + usage.cache_write
         if tokens:
+            # An unknown model is charged the default price; ex.priced = False says so
+            # (the audit record, aiogw_unpriced_exchanges_total, the log line).
             ex.cost, ex.priced = self.prices.cost(ex.model or _answer_model(ex), usage)
-            if not ex.priced:
-                self.unpriced += 1
         if ex.user is not None and (ex.held is not None or tokens):
             self.ledger.settle(ex.user, ex.held, tokens, ex.cost or 0.0, time.time())
         ex.held = None
