@@ -98,7 +98,6 @@ def main(argv: list[str] | None = None) -> int:
     est = estimator()
     thr = throughput(args.rounds, args.duration)
     text = "\n".join([
-        "<!-- begin bench.limits -->",
         f"## Limits (`{command}`)",
         "",
         f"- **date:** {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; the proxy pinned to CPU 0, wrk and the "
@@ -119,10 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         "The estimate only holds a minute's token window until the exchange ends; then the window is corrected by the "
         "provider's own count. tiktoken, the tokenizer OpenAI publishes on PyPI, downloads its vocabulary at first use from "
         "outside PyPI, which this machine cannot reach, so no tokenizer comparison is made here.",
-        "<!-- end bench.limits -->",
     ])
     print(text)
-    results.write_section("bench.limits", text.split("\n", 1)[1].rsplit("\n", 1)[0])
+    results.write_section("bench.limits", text)  # between its markers; the other sections stay
     return 0
 
 

@@ -114,7 +114,6 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m bench.ops" + "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
     body = measure(args.rounds, args.duration)
     text = "\n".join([
-        "<!-- begin bench.ops -->",
         f"## Metrics and the exchange log (`{command}`)",
         "",
         f"- **date:** {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; the proxy pinned to CPU 0, wrk, the "
@@ -124,10 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         *body,
         "*On* is `[metrics] enabled = true` and `[log] exchanges = true` (the defaults): per exchange, the metric "
         "updates and one JSON line on stdout (here a file); *off* sets both off. Scrapes count only while on.",
-        "<!-- end bench.ops -->",
     ])
     print(text)
-    results.write_section("bench.ops", text.split("\n", 1)[1].rsplit("\n", 1)[0])
+    results.write_section("bench.ops", text)  # between its markers; the other sections stay
     return 0
 
 
