@@ -126,3 +126,14 @@ class Exchange:
 
     def finish(self) -> None:
         self.t_end = time.perf_counter()
+
+    def durations(self) -> tuple[float, float | None, float]:
+        """(the whole exchange, the upstream's time to first byte or None, the gateway's
+        own share: the whole less the upstream's time from sending to its last byte),
+        in seconds; for metrics and the log line."""
+        t_end = self.t_end or time.perf_counter()
+        total = t_end - self.t0
+        if self.t_sent is None:
+            return total, None, total  # refused before it left: all of it was the gateway's
+        first_byte = self.t_first_byte - self.t_sent if self.t_first_byte is not None else None
+        return total, first_byte, max(0.0, total - ((self.t_last or t_end) - self.t_sent))

@@ -70,8 +70,7 @@ def _record_fields(formatter: logging.Formatter, record: logging.LogRecord) -> d
 
 def exchange_fields(ex: Exchange) -> dict[str, Any]:
     """The log line's fields: no payloads, no keys."""
-    t_end = ex.t_end or time.perf_counter()
-    total = t_end - ex.t0
+    total, first_byte, overhead = ex.durations()
     fields: dict[str, Any] = {
         "time": _iso(ex.started),
         "event": "exchange",
@@ -89,13 +88,9 @@ def exchange_fields(ex: Exchange) -> dict[str, Any]:
     }
     if ex.reason:
         fields["reason"] = ex.reason
-    if ex.t_sent is not None:
-        if ex.t_first_byte is not None:
-            fields["upstream_first_byte_ms"] = round((ex.t_first_byte - ex.t_sent) * 1000, 3)
-        upstream = (ex.t_last or t_end) - ex.t_sent
-        fields["overhead_ms"] = round(max(0.0, total - upstream) * 1000, 3)
-    else:
-        fields["overhead_ms"] = fields["duration_ms"]
+    if first_byte is not None:
+        fields["upstream_first_byte_ms"] = round(first_byte * 1000, 3)
+    fields["overhead_ms"] = round(overhead * 1000, 3)
     u = ex.usage
     if u is not None:
         fields["tokens"] = {

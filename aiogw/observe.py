@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 from aiogw import __version__, exchange, metrics
 from aiogw.audit.ids import new_id
-from aiogw.errors import Unavailable
 from aiogw.metrics import Bounded, Counter, Gauge, Histogram
 from aiogw.ops_settings import MetricsSettings
 
@@ -86,16 +85,12 @@ class GatewayMetrics:
         model = self._model(ex.model)
         self.requests.inc((route, ex.dialect, model, ex.status))
         self.outcomes.inc((route, ex.outcome))
-        t_end = ex.t_end or time.perf_counter()
-        total = t_end - ex.t0
+        total, first_byte, overhead = ex.durations()
         self.duration.observe((route,), total)
-        upstream = 0.0
-        if ex.t_sent is not None:
-            if ex.t_first_byte is not None:
-                self.first_byte.observe((route,), ex.t_first_byte - ex.t_sent)
-            upstream = (ex.t_last or t_end) - ex.t_sent
-        self.overhead.observe((route,), max(0.0, total - upstream))
-        if ex.outcome == exchange.REFUSED or ex.reason == Unavailable.kind:
+        if first_byte is not None:
+            self.first_byte.observe((route,), first_byte)
+        self.overhead.observe((route,), overhead)
+        if ex.outcome == exchange.REFUSED:
             self.refusals.inc((self._reason(ex.reason or "unknown"),))
         if ex.findings:
             for f in ex.findings:
