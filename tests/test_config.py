@@ -121,3 +121,42 @@ def test_mistakes_name_the_file_and_key(tmp_path, text, message):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="cannot read the config file"):
         config.load(tmp_path / "nope.toml")
+
+
+ROUTE = "[[routes]]\nname='a'\ndialect='openai'\nupstream='https://x'\ncredential='client'\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[server]\ndrain_seconds = -1\n" + ROUTE, "server.drain_seconds: expected a number of seconds"),
+        ("[server]\nmount = ''\n" + ROUTE.replace("'a'", "'metrics'"),
+         "route name 'metrics' is the gateway's own /metrics while server.mount is empty"),
+        ("[metrics]\nallow = ['10.0.0.0/33']\n" + ROUTE, "metrics.allow: '10.0.0.0/33' is not an address"),
+        ("[metrics]\nallow = '127.0.0.1'\n" + ROUTE, "metrics.allow: expected a list of addresses"),
+        ("[metrics]\ntoken = 'inline-secret'\n" + ROUTE, "metrics.token: expected { env"),
+        ("[metrics]\ntoken = 'client'\n" + ROUTE, "metrics.token: expected { env = \"VAR\" } or { file"),
+        ("[metrics]\ntoken = { env = 'UNSET_TOKEN' }\n" + ROUTE, "metrics.token: env UNSET_TOKEN is empty or not set"),
+        ("[metrics]\nmax_label_values = 0\n" + ROUTE, "metrics.max_label_values: expected a whole number from 1"),
+        ("[metrics]\nport = 1\n" + ROUTE, "metrics.port: unknown key"),
+        ("[log]\nlevel = 'loud'\n" + ROUTE, "log.level: expected one of debug, info, warning, error"),
+        ("[log]\nformat = 'xml'\n" + ROUTE, "log.format: expected one of json, text"),
+        ("[log]\nexchanges = 'yes'\n" + ROUTE, "log.exchanges: expected a boolean"),
+    ],
+)
+def test_operations_mistakes_name_the_file_and_key(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        config.load(path, env={})
+    assert str(info.value).startswith(f"{path}: ")
+    assert message in str(info.value)
+
+
+def test_operations_settings_are_read(tmp_path):
+    path = write(tmp_path, "[server]\ndrain_seconds = 5\n[metrics]\nallow = ['10.0.0.0/8']\n"
+                           "token = { env = 'TOKEN' }\nmax_label_values = 3\n"
+                           "[log]\nlevel = 'WARNING'\nformat = 'text'\nexchanges = false\n" + ROUTE)
+    cfg = config.load(path, env={"TOKEN": "s3cret"})
+    assert cfg.server.drain_seconds == 5.0
+    assert (cfg.metrics.allow, cfg.metrics.token, cfg.metrics.max_label_values) == (("10.0.0.0/8",), "s3cret", 3)
+    assert (cfg.log.level, cfg.log.format, cfg.log.exchanges) == ("warning", "text", False)
