@@ -136,8 +136,8 @@ def generate(path: Path, records: int = RECORDS, blobs: int = BLOBS, seed: int =
     # Content blobs: compressed messages, last seen across the 30 days.
     seen = _times(rng, blobs, end)
     conn.execute("BEGIN")
-    conn.executemany(store.INSERT_BLOB, ((rng.randbytes(16), b"\x01" + rng.randbytes(rng.randint(80, 900)),
-                                          rng.randint(200, 4000), s) for s in seen))
+    _insert(conn, store.INSERT_BLOB, [(rng.randbytes(16), b"\x01" + rng.randbytes(rng.randint(80, 900)),
+                                       rng.randint(200, 4000), s) for s in seen])
     conn.execute("COMMIT")
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
@@ -155,12 +155,17 @@ def row(**values: object) -> tuple:
     return tuple(values.get(c) for c in COLUMNS)
 
 
+def _insert(conn: sqlite3.Connection, head: str, rows: list[tuple]) -> None:
+    for sql, params in store.inserts(head, rows):  # as the gateway's writer inserts
+        conn.execute(sql, params)
+
+
 def _flush(conn: sqlite3.Connection, rows: list, payloads: list) -> None:
     if not rows:
         return
     conn.execute("BEGIN")
-    conn.executemany(store.INSERT_EXCHANGE, rows)
-    conn.executemany(store.INSERT_PAYLOAD, payloads)
+    _insert(conn, store.INSERT_EXCHANGE, rows)
+    _insert(conn, store.INSERT_PAYLOAD, payloads)
     conn.execute("COMMIT")
     rows.clear()
     payloads.clear()
@@ -255,8 +260,8 @@ def writer(path: str, stop: multiprocessing.synchronize.Event, results: multipro
         payloads = [(r[0], None, None, None, rng.randbytes(48), None, b"\x00{}", None, None) for r in rows]
         t = time.monotonic()
         conn.execute("BEGIN")
-        conn.executemany(store.INSERT_EXCHANGE, rows)
-        conn.executemany(store.INSERT_PAYLOAD, payloads)
+        _insert(conn, store.INSERT_EXCHANGE, rows)
+        _insert(conn, store.INSERT_PAYLOAD, payloads)
         conn.execute("COMMIT")
         lat.append((t, time.monotonic() - t))
         time.sleep(max(0.0, every - (time.monotonic() - t)))

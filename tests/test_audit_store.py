@@ -152,3 +152,40 @@ async def test_a_batch_retried_after_a_failed_write_stores_every_part(tmp_path, 
     for (ident,) in conn.execute("SELECT id FROM exchanges").fetchall():
         record = queries.show(conn, ident)
         assert record["request"]["system"] == SYSTEM and record["request"]["messages"]  # every part found
+
+
+def test_rows_go_in_as_few_multi_row_statements():
+    from aiogw.audit import store
+
+    conn = sqlite3.connect(":memory:")
+    conn.executescript(store.SCHEMA)
+    from aiogw.audit.record import COLUMNS
+
+    zero = ("stream", "input_tokens", "output_tokens", "cache_write_tokens", "cache_read_tokens",
+            "reasoning_tokens", "findings", "request_bytes", "response_bytes", "priced")  # NOT NULL
+
+    def row(i: int) -> tuple:
+        given = {"id": f"id{i:03d}", "started": float(i), "status": 200, "outcome": "ok"}
+        return tuple(given.get(c, 0 if c in zero else None) for c in COLUMNS)
+
+    rows = [row(i) for i in range(37)]
+    statements = list(store.inserts(store.INSERT_EXCHANGE, rows))
+    assert [len(params) // len(rows[0]) for _, params in statements] == [32, 4, 1]
+    for sql, params in statements:
+        conn.execute(sql, params)
+    assert conn.execute("SELECT id, started FROM exchanges ORDER BY id").fetchall() == [
+        (f"id{i:03d}", float(i)) for i in range(37)
+    ]
+    # Never past SQLite's parameter cap, however many rows a batch has.
+    wide = list(store.inserts(store.INSERT_EXCHANGE, rows * 40))
+    assert sum(len(p) for _, p in wide) == len(rows) * 40 * len(rows[0])
+    assert max(len(p) for _, p in wide) <= 32766
+    # A blob stored before keeps its data; only its last_seen rises.
+    for sql, params in store.inserts(store.INSERT_BLOB, [(b"h1", b"\x00a", 1, 5.0), (b"h2", b"\x00b", 1, 5.0)]):
+        conn.execute(sql, params)
+    for sql, params in store.inserts(store.INSERT_BLOB, [(b"h1", b"\x00x", 1, 9.0), (b"h3", b"\x00c", 1, 9.0)]):
+        conn.execute(sql, params)
+    assert conn.execute("SELECT hash, data, last_seen FROM blobs ORDER BY hash").fetchall() == [
+        (b"h1", b"\x00a", 9.0), (b"h2", b"\x00b", 5.0), (b"h3", b"\x00c", 9.0)
+    ]
+    assert list(store.inserts(store.INSERT_PAYLOAD, [])) == []

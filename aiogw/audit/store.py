@@ -12,6 +12,10 @@ deletes exchanges before a date, then exactly the blobs last seen before it.
 
 from __future__ import annotations
 
+import functools
+import itertools
+from collections.abc import Iterator
+
 from aiogw.audit.record import COLUMNS, PAYLOAD_COLUMNS
 
 SCHEMA = """
@@ -82,14 +86,40 @@ PRAGMAS = (
     "PRAGMA busy_timeout=10000",
 )
 
-INSERT_EXCHANGE = f"INSERT OR IGNORE INTO exchanges ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-INSERT_PAYLOAD = (
-    f"INSERT OR IGNORE INTO payloads ({', '.join(PAYLOAD_COLUMNS)}) VALUES ({', '.join('?' * len(PAYLOAD_COLUMNS))})"
-)
-INSERT_BLOB = (
-    "INSERT INTO blobs (hash, data, size, last_seen) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (hash) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)"
-)
+INSERT_EXCHANGE = f"INSERT OR IGNORE INTO exchanges ({', '.join(COLUMNS)}) VALUES "
+INSERT_PAYLOAD = f"INSERT OR IGNORE INTO payloads ({', '.join(PAYLOAD_COLUMNS)}) VALUES "
+INSERT_BLOB = "INSERT INTO blobs (hash, data, size, last_seen) VALUES "
+_BLOB_CONFLICT = " ON CONFLICT (hash) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen)"
+# SQLite's default cap on a statement's parameters (SQLITE_MAX_VARIABLE_NUMBER, 3.32+).
+_MAX_PARAMS = 32766
+
+
+@functools.lru_cache(maxsize=64)
+def _sql(head: str, width: int, n: int) -> str:
+    one = "(" + ", ".join("?" * width) + ")"
+    tail = _BLOB_CONFLICT if head is INSERT_BLOB else ""
+    return head + ", ".join(itertools.repeat(one, n)) + tail
+
+
+def inserts(head: str, rows: list[tuple]) -> Iterator[tuple[str, list]]:
+    """`rows` as few multi-row INSERT statements: (sql, flat parameters).
+
+    One statement per power-of-two share of the rows (37 rows: 32, 4, 1), so a batch is
+    a handful of sqlite3_step calls, not one per row: every call hands the GIL to the
+    loop and waits to get it back, which cost the loop more than the insert itself. The
+    powers of two keep the distinct statements (and their prepared forms) few."""
+    if not rows:
+        return
+    width = len(rows[0])
+    most = 1 << ((_MAX_PARAMS // width).bit_length() - 1)
+    i = 0
+    while i < len(rows):
+        left = len(rows) - i
+        n = most if left >= most else 1 << (left.bit_length() - 1)
+        yield _sql(head, width, n), list(itertools.chain.from_iterable(rows[i : i + n]))
+        i += n
+
+
 TOUCH_BLOB = "UPDATE blobs SET last_seen = max(last_seen, ?) WHERE hash = ?"
 
 # Columns added after a release, for databases made before them: (name, declaration).

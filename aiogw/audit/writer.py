@@ -220,11 +220,9 @@ class AuditWriter:
         # order (tasks start in creation order), so a batch costs one round trip to that
         # thread, not five: under load each round trip waits a whole turn of the loop.
         # Inserts are OR IGNORE, so a batch retried after a partial failure completes.
-        ops = [db.executemany(store.INSERT_EXCHANGE, rows)]
-        if payloads:
-            ops.append(db.executemany(store.INSERT_PAYLOAD, payloads))
-        if blobs:
-            ops.append(db.executemany(store.INSERT_BLOB, blobs))
+        ops = [db.execute(sql, params) for sql, params in store.inserts(store.INSERT_EXCHANGE, rows)]
+        ops += [db.execute(sql, params) for sql, params in store.inserts(store.INSERT_PAYLOAD, payloads)]
+        ops += [db.execute(sql, params) for sql, params in store.inserts(store.INSERT_BLOB, blobs)]
         if touches:
             ops.append(db.executemany(store.TOUCH_BLOB, touches))
         ops.append(db.commit())
