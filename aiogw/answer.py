@@ -2,7 +2,8 @@
 
 The accounting (usage and cost, at the end of the exchange) and the audit record (in
 the writer) both need it; whichever comes first reads it and leaves it on the
-exchange for the other.
+exchange for the other. A stream whose answer guard only logs is scanned here, once,
+on the reassembled message: both read it before they report or store the findings.
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ def read(ex: Exchange) -> tuple[bytes | None, Answer | None]:
     dialect = DIALECTS.get(ex.dialect)
     answer = dialect.answer(ex.endpoint, ex.status, ex.stream, raw) if dialect is not None and raw is not None else None
     ex.raw_response, ex.answer, ex.answer_read = raw, answer, True
+    if ex.scan_answer is not None:
+        guard, ex.scan_answer = ex.scan_answer, None
+        found = guard.scan_message(ex.dialect, answer.message, "log") if answer is not None else None
+        if found:
+            ex.findings = (ex.findings or []) + found
     return raw, answer
 
 

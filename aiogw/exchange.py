@@ -49,6 +49,7 @@ class Exchange:
         "response_body",
         "response_headers",
         "route",
+        "scan_answer",
         "session",
         "settle_later",
         "started",
@@ -114,6 +115,9 @@ class Exchange:
         self.answer_read = False
         self.answer: Any = None
         self.raw_response: bytes | None = None
+        # A stream whose answer guard only logs: scanned once when the answer is read
+        # back (aiogw.answer.read), not chunk by chunk as it passes.
+        self.scan_answer: Any = None
 
     def sent(self) -> None:
         self.t_sent = time.perf_counter()

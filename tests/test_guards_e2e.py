@@ -153,6 +153,44 @@ def test_a_secret_in_the_answer_is_logged(gw):
     assert (finding["place"], finding["category"], finding["action"]) == ("response", "credential", "log")
 
 
+def _answer_with_secret(gw, call: str) -> str:
+    """One call through an official SDK whose answer carries SECRET_ANSWER; its text."""
+    headers = {"x-fake-text": SECRET_ANSWER, "x-fake-chunks": "12"}
+    if call.startswith("anthropic"):
+        c = anthropic.Anthropic(api_key=gw.key, base_url=gw.url("anthropic"), max_retries=0, default_headers=headers)
+        ask = {"model": "claude-sonnet-4-6", "max_tokens": 64, "messages": [{"role": "user", "content": "key?"}]}
+        if call == "anthropic-stream":
+            with c.messages.stream(**ask) as s:
+                return "".join(s.text_stream)
+        return c.messages.create(**ask).content[0].text
+    if call.startswith("openai"):
+        c = openai.OpenAI(api_key=gw.key, base_url=gw.url("openai") + "/v1", max_retries=0, default_headers=headers)
+        if call == "openai-chat-stream":
+            return "".join(chunk.choices[0].delta.content or "" for chunk in c.chat.completions.create(
+                model="gpt-4.1", messages=[{"role": "user", "content": "key?"}], stream=True) if chunk.choices)
+        if call == "openai-responses-stream":
+            with c.responses.stream(model="gpt-5-codex", input="key?") as s:
+                return s.get_final_response().output_text
+        return c.responses.create(model="gpt-5-codex", input="key?").output_text
+    client = genai.Client(api_key=gw.key, http_options=types.HttpOptions(base_url=gw.url("google"), headers=headers))
+    return "".join(r.text or "" for r in client.models.generate_content_stream(model="gemini-2.5-flash", contents="key?"))
+
+
+@pytest.mark.parametrize("call", ["anthropic-stream", "anthropic", "openai-chat-stream", "openai-responses-stream",
+                                  "openai-responses", "gemini-stream"])
+def test_a_logged_secret_in_any_answer_is_found_and_relayed_unchanged(gw, call):
+    """Under `response = "log"` a stream is scanned once, reassembled, when the audit
+    reads it back (not chunk by chunk); a whole answer before it is returned. Either way
+    the finding is in the record and the agent gets the answer as the model wrote it."""
+    since = mark()
+    assert _answer_with_secret(gw, call) == SECRET_ANSWER
+    (row,) = gw.audited(since)
+    record = queries.show(queries.connect(gw.state), row["id"])
+    assert [(f["place"], f["category"], f["action"]) for f in record["findings_detail"]] == [
+        ("response", "credential", "log")
+    ]
+
+
 @pytest.mark.parametrize("stream", [True, False])
 def test_a_blocked_answer_ends_with_the_dialects_error(gw, stream):
     # Events 20 ms apart, so they reach the gateway one by one as a model's would (sent

@@ -292,22 +292,22 @@ def _anthropic_answer(d: dict) -> Iterator[Any]:
     for block in _list(d.get("content")):  # a whole Message
         if isinstance(block, dict):
             yield block.get("text")
+            yield block.get("thinking")
             if block.get("type") == "tool_use":
                 yield _dumps(block.get("input"))
 
 
 def _openai_answer(d: dict) -> Iterator[Any]:
     kind = d.get("type")
-    if isinstance(kind, str):  # a Responses event or object
-        if kind.endswith(".delta"):
-            yield d.get("delta")
-        for item in _list(d.get("output")):
-            if isinstance(item, dict):
-                yield item.get("arguments")
-                for part in _list(item.get("content")):
-                    if isinstance(part, dict):
-                        yield part.get("text")
+    if isinstance(kind, str) and kind.endswith(".delta"):  # a Responses stream event
+        yield d.get("delta")
         return
+    for item in _list(d.get("output")):  # a Responses object
+        if isinstance(item, dict):
+            yield item.get("arguments")
+            for part in (*_list(item.get("content")), *_list(item.get("summary"))):  # text, reasoning
+                if isinstance(part, dict):
+                    yield part.get("text")
     for choice in _list(d.get("choices")):
         if not isinstance(choice, dict):
             continue

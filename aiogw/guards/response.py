@@ -161,3 +161,7 @@ class AnswerGuard:
 
     def scan(self, dialect: str, body: bytes, action: str) -> list[dict[str, Any]]:
         return scan_whole(self.engine, dialect, body, action)
+
+    def scan_message(self, dialect: str, message: Any, action: str) -> list[dict[str, Any]]:
+        """Findings in an answer already parsed (a stream's, reassembled)."""
+        return [finding(m, action) for text in answer_texts(dialect, message) for m in self.engine.scan("response", text)]
