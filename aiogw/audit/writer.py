@@ -2,8 +2,8 @@
 
 The request path only appends the finished exchange to a deque (`submit`), which never
 blocks and never awaits the database. One task takes batches — `batch_size` records,
-or whatever arrived within `flush_interval` — builds their records and commits each
-batch in one transaction.
+16 MiB of bodies and answers, or whatever arrived within `flush_interval` — builds
+their records and commits each batch in one transaction.
 
 Back-pressure is fail-closed: when `queue_size` records (or `queue_bytes` of bodies and
 answers) wait, `saturated` turns true
@@ -38,11 +38,17 @@ log = logging.getLogger("aiogw.audit")
 # seen again the same day costs no write at all. Bounded: 200k entries is ~40 MB.
 _KNOWN_MAX = 200_000
 _DAY = 86_400.0
-# Seconds of record building between two yields to the loop. When the queue is half
-# full the writer takes longer turns: under overload, keeping up (no refusals) is worth
-# a few milliseconds of loop latency.
+# Seconds of record building between two yields to the loop. When the writer is behind
+# it takes longer turns: under overload, keeping up (no refusals, a bounded heap) is
+# worth a few milliseconds of loop latency.
 _SLICE = 0.002
 _SLICE_BEHIND = 0.008
+# A batch is due at this many bytes of bodies and answers waiting (or half the queue's
+# byte bound), whatever its count, and the writer counts as behind from there. Every
+# queued byte is memory (a body parsed is about three times its size): with batches made
+# by count and time alone, 200 KB bodies under full load kept ~100 MiB waiting and the
+# gateway's RSS at ~325 MiB.
+_BATCH_BYTES = 16 * 1024 * 1024
 
 
 def _size(ex: Exchange) -> int:
@@ -92,9 +98,11 @@ class AuditWriter:
 
     @property
     def _behind(self) -> bool:
-        return (
-            len(self._pending) * 2 >= self.settings.queue_size or self._pending_bytes * 2 >= self.settings.queue_bytes
-        )
+        return len(self._pending) * 2 >= self.settings.queue_size or self._pending_bytes >= self._batch_bytes
+
+    @property
+    def _batch_bytes(self) -> int:
+        return min(_BATCH_BYTES, self.settings.queue_bytes // 2)
 
     @property
     def saturated(self) -> bool:
@@ -110,10 +118,9 @@ class AuditWriter:
         self._pending.append(ex)
         self._pending_bytes += _size(ex)
         n = len(self._pending)
-        # Wake the writer for the first record (its flush timer starts), for a full
-        # batch, and when the queue's byte bound is near: large bodies must not wait
-        # for a batch count the byte bound never lets them reach.
-        if n == 1 or n >= self.settings.batch_size or self._pending_bytes * 2 >= self.settings.queue_bytes:
+        # Wake the writer for the first record (its flush timer starts) and for a full
+        # batch, by count or by bytes: large bodies must not wait for a count.
+        if n == 1 or n >= self.settings.batch_size or self._pending_bytes >= self._batch_bytes:
             self._wake.set()
 
     async def start(self) -> None:
@@ -153,7 +160,7 @@ class AuditWriter:
                 continue
             if (
                 len(self._pending) < self.settings.batch_size
-                and self._pending_bytes * 2 < self.settings.queue_bytes
+                and self._pending_bytes < self._batch_bytes
                 and not self._closing
             ):
                 # Gather a batch: up to flush_interval after the first record arrived.
