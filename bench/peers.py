@@ -5,8 +5,9 @@
 - litellm: the LiteLLM proxy (`litellm[proxy]` from PyPI, in a venv of its own), started
   as its quick start says (`litellm --config config.yaml`), one model routed to the fake
   (`bench/peers/litellm.yaml`); loaded on its Anthropic-compatible `/v1/messages`;
-- portkey: the Portkey gateway (`@portkey-ai/gateway` from npm, in a prefix of its own),
-  started as `npx @portkey-ai/gateway` would; routed per request by its headers
+- portkey: the Portkey gateway (`@portkey-ai/gateway` from npm, in a prefix of its own,
+  with the two dependencies its own lockfile pins: see PORTKEY_OVERRIDES), started as
+  `npx @portkey-ai/gateway` would; routed per request by its headers
   (`extra_headers`), which wrk sends from a copy of post.lua (`wrk_script`).
 
 Installs are cached in ~/.cache/aiogw-bench (or $XDG_CACHE_HOME/aiogw-bench), one folder
@@ -56,6 +57,12 @@ CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "aiog
 # (a new version installs beside the old one).
 LITELLM_VERSION = "1.108.7"
 PORTKEY_VERSION = "1.15.2"
+# The gateway's own package-lock.json (what its Docker image installs) pins these; a
+# plain `npm install` or `npx` resolves @hono/node-server 1.19.x instead, with which
+# every streamed request fails (500, `TypeError: immutable` in updateHeaders: Portkey
+# issue #1389). Both are needed: @hono/node-ws 1.3 pulls the new node-server in again.
+PORTKEY_OVERRIDES = {"@hono/node-server": "1.13.5", "@hono/node-ws": "1.2.0"}
+PORTKEY_PREFIX = CACHE / f"portkey-{PORTKEY_VERSION}-hono-{PORTKEY_OVERRIDES['@hono/node-server']}"
 # Importing LiteLLM's proxy takes ~8 s on a free core, more on a busy one: longer than
 # Procs.start waits for a port.
 LITELLM_START_S = 90.0
@@ -95,6 +102,20 @@ def extra_headers(name: str, fake_port: int) -> dict[str, str]:
     if name == "portkey":
         return {"x-portkey-provider": "anthropic", "x-portkey-custom-host": f"http://127.0.0.1:{fake_port}/v1"}
     return {}
+
+
+def stream_headers(name: str, fake_port: int) -> dict[str, str]:
+    """`extra_headers` for a stream run (bench.streams, one --header each). The fake
+    shapes a stream from the request's x-fake-chunks / x-fake-delay; Portkey builds its
+    own request to the provider and passes on only the client headers its
+    x-portkey-forward-headers names (nginx passes every header; LiteLLM's x-* headers
+    are let through by bench/peers/litellm.yaml)."""
+    from aiogw.fake_upstream.model import CHUNKS_HEADER, DELAY_HEADER
+
+    headers = extra_headers(name, fake_port)
+    if name == "portkey":
+        headers["x-portkey-forward-headers"] = f"{CHUNKS_HEADER},{DELAY_HEADER}"
+    return headers
 
 
 def wrk_script(name: str, headers: dict[str, str], directory: Path, base: Path = wrk.SCRIPT) -> Path:
@@ -181,7 +202,7 @@ def install_litellm() -> Path:
 
 def install_portkey() -> Path:
     """The gateway's start script (its package's `bin`) in an npm prefix of its own."""
-    prefix = CACHE / f"portkey-{PORTKEY_VERSION}"
+    prefix = PORTKEY_PREFIX
     script = prefix / "node_modules" / "@portkey-ai" / "gateway" / "build" / "start-server.js"
     marker = prefix / ".installed"
     if marker.exists() and script.exists():
@@ -195,8 +216,11 @@ def install_portkey() -> Path:
         log = CACHE / "portkey-install.log"
         log.write_text("")
         print(f"installing @portkey-ai/gateway@{PORTKEY_VERSION} into {prefix} (once)", flush=True)
-        _run(["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "--loglevel=error",
-              f"@portkey-ai/gateway@{PORTKEY_VERSION}"], log, "npm install @portkey-ai/gateway")
+        (prefix / "package.json").write_text(orjson.dumps(
+            {"private": True, "dependencies": {"@portkey-ai/gateway": PORTKEY_VERSION},
+             "overrides": PORTKEY_OVERRIDES}, option=orjson.OPT_INDENT_2).decode())
+        _run(["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "--loglevel=error"], log,
+             "npm install @portkey-ai/gateway")
         marker.write_text(f"@portkey-ai/gateway@{PORTKEY_VERSION}\n")
     return script
 
@@ -216,9 +240,10 @@ def versions() -> dict[str, str]:
         out["nginx"] = f"{said.split(': ')[-1]} (Debian: {', '.join(x for x in pkg if x) or 'package unknown'})"
     if (CACHE / f"litellm-{LITELLM_VERSION}" / ".installed").exists():
         out["litellm"] = f"litellm[proxy] {LITELLM_VERSION} (PyPI)"
-    if (CACHE / f"portkey-{PORTKEY_VERSION}" / ".installed").exists():
+    if (PORTKEY_PREFIX / ".installed").exists():
         node = subprocess.run(["node", "-v"], capture_output=True, text=True, check=False).stdout.strip()
-        out["portkey"] = f"@portkey-ai/gateway {PORTKEY_VERSION} (npm), Node.js {node}"
+        pins = ", ".join(f"{k} {v}" for k, v in PORTKEY_OVERRIDES.items())
+        out["portkey"] = f"@portkey-ai/gateway {PORTKEY_VERSION} (npm; {pins} as its lockfile pins), Node.js {node}"
     return out
 
 

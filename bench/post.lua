@@ -10,7 +10,8 @@
 -- The request is formatted once; each one costs a single copy of it.
 --
 -- At the end it prints "statuses: CODE=N ..." for every answer that was not a 200,
--- so a proxy that answers fast with errors cannot pass for a fast proxy.
+-- so a proxy that answers fast with errors cannot pass for a fast proxy, and the
+-- latency's 99.9th percentile ("p99.9: Nus").
 local threads = {}
 local MARK = "@@SEQ@@@@@"
 
@@ -62,4 +63,6 @@ function done(summary, latency, requests)
       table.insert(parts, status .. "=" .. n)
    end
    io.write("statuses: " .. table.concat(parts, " ") .. "\n")
+   -- wrk's --latency report stops at the 99th percentile.
+   io.write(string.format("p99.9: %dus\n", latency:percentile(99.9)))
 end

@@ -24,6 +24,7 @@ class WrkResult:
     requests: int
     socket_errors: int
     statuses: dict[int, int]  # every answer that was not a 200, by status (from post.lua)
+    p999_ms: float = float("nan")  # from post.lua's done()
 
     @property
     def errors(self) -> int:
@@ -77,8 +78,10 @@ def parse(text: str) -> WrkResult:
     statuses = {int(code): int(n) for code, n in re.findall(r"(\d{3})=(\d+)", _line(text, "statuses:"))}
     requests = int(total.group(1))
     ok = max(0, requests - sum(statuses.values()))
+    p999 = re.search(r"^p99\.9: (\d+)us$", text, re.MULTILINE)
     return WrkResult(float(rps.group(1)) * ok / requests if requests else 0.0,
-                     lat.get("50", float("nan")), lat.get("99", float("nan")), requests, sockets, statuses)
+                     lat.get("50", float("nan")), lat.get("99", float("nan")), requests, sockets, statuses,
+                     int(p999.group(1)) / 1000 if p999 else float("nan"))
 
 
 def _line(text: str, prefix: str) -> str:
