@@ -7,7 +7,7 @@ CONFIG ?=
 HOST ?=
 PORT ?=
 
-.PHONY: install run test demo bench bench-ops bench-peers lint install-agents install-service clean
+.PHONY: install run test demo bench bench-ops bench-peers bench-full lint install-agents install-service clean
 
 install: $(VENV)/.installed
 
@@ -45,6 +45,13 @@ bench-ops: install
 bench-peers: install
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m bench.peers
+
+# The whole comparison of #7: aiogw with everything on and everything off, the pass-through,
+# nginx, LiteLLM and Portkey on every workload, then open streams up to 5,000 (writes
+# bench/RESULTS.md, section bench.full). Installs the peers as bench-peers does.
+bench-full: install
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python -m bench.full
 
 lint: install
 	$(BIN)/ruff check aiogw tests bench

@@ -96,7 +96,7 @@ class Server:
     max_body_bytes: int = 32 * 1024 * 1024
     # Per upstream: the default (100) would queue agents behind each other once a
     # hundred streams are open; each stream holds one connection for its whole life.
-    max_upstream_connections: int = 4096
+    max_upstream_connections: int = 16_384
     # On SIGTERM: how long open exchanges (an agent's stream) may run on before they are
     # cut. Keep systemd's TimeoutStopSec above it.
     drain_seconds: float = 30.0
@@ -186,7 +186,7 @@ def _build(raw: dict[str, Any], source: str, base_dir: Path, env: dict[str, str]
         port=r.int_in(server_raw, "server.port", 8080, 0, 65535),
         mount=mount,
         max_body_bytes=r.int_in(server_raw, "server.max_body_bytes", 32 * 1024 * 1024, 1024, 1 << 31),
-        max_upstream_connections=r.int_in(server_raw, "server.max_upstream_connections", 4096, 1, 1 << 20),
+        max_upstream_connections=r.int_in(server_raw, "server.max_upstream_connections", 16_384, 1, 1 << 20),
         drain_seconds=r.number(server_raw, "server.drain_seconds", 30.0, "drain_seconds"),
     )
     state_raw = r.table(raw, "state")

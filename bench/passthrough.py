@@ -44,7 +44,7 @@ class Passthrough:
         self.session = aiohttp.ClientSession(
             # Same pool size and header policy as aiogw, so neither side is handicapped:
             # no pool queueing, and only the client's own headers go upstream.
-            connector=aiohttp.TCPConnector(limit=4096, limit_per_host=0),
+            connector=aiohttp.TCPConnector(limit=16_384, limit_per_host=0),
             auto_decompress=False,
             skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
             cookie_jar=aiohttp.DummyCookieJar(),

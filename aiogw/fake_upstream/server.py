@@ -254,7 +254,7 @@ class FakeUpstream:
             self.app(), handler_cancellation=True, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S
         )
         await runner.setup()
-        site = web.TCPSite(runner, host, port)
+        site = web.TCPSite(runner, host, port, backlog=4096)  # the bench opens thousands of streams at once
         await site.start()
         self._runner = runner
         return runner.addresses[0][1]
