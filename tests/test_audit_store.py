@@ -206,3 +206,21 @@ async def test_large_bodies_make_a_batch_by_bytes_not_by_count_or_time(tmp_path)
             await asyncio.sleep(0.01)
     assert writer.batches == 1 and writer.pending_bytes == 0
     await writer.close()
+
+
+def test_sessions_that_open_alike_hand_only_their_new_messages():
+    """Two agent sessions, the same first message, turns interleaved: each turn's record
+    hands the writer only its two new messages, as a lone conversation's would."""
+    from aiogw.audit import record as rec
+
+    memo = rec.PartsMemo()
+    opening = {"role": "user", "content": "fix the failing tests"}
+    histories = {"s-a": [opening], "s-b": [opening]}
+    for turn in range(1, 8):
+        for session, history in histories.items():
+            history += [{"role": "assistant", "content": f"{session} step {turn}"},
+                        {"role": "user", "content": f"{session} result {turn} " * 20}]
+            record = rec.build(exchange(1_000_000 + turn, list(history), session=session), "full", memo)
+            if turn > 1:
+                assert [data for _, data in record.parts] == [
+                    orjson.dumps(m, option=orjson.OPT_SORT_KEYS) for m in history[-2:]]

@@ -113,3 +113,27 @@ def test_two_dialects_with_the_same_first_message_do_not_share_a_read(engine):
     for dialect, endpoint, body in (("openai", "chat", chat), ("anthropic", "messages", messages)):
         fresh = _findings(GuardCheck(engine, policy), dialect, endpoint, body, "u")
         assert _findings(kept, dialect, endpoint, body, "u") == fresh, dialect
+
+
+def test_agents_whose_conversations_open_alike_keep_their_own_reads(engine):
+    """Two sessions of one user, the same opening message, turns interleaved: with the
+    agent's session id in the key each turn reads only what is new (findings as a full
+    read's); without it they would push each other's read out every turn."""
+    policy = Policy(LOG_ALL, ())
+    kept = GuardCheck(engine, policy)
+    docs = [d.text for d in build.corpus()]
+    opening = _message("anthropic", "user", "fix the failing tests", 0)
+    histories = {"session-a": [opening], "session-b": [opening]}
+    for turn in range(1, 11):
+        for session, history in histories.items():
+            history.append(_message("anthropic", "assistant", docs.pop(), turn))
+            history.append(_message("anthropic", "tool", docs.pop(), turn))
+            _, endpoint, body = _body("anthropic", "system prompt", history, ["run a command"])
+            ex = Exchange("POST")
+            ex.dialect, ex.endpoint, ex.user, ex.session = "anthropic", endpoint, "u", session
+            ex.json, ex.body = copy.deepcopy(body), b"{}"
+            kept.check(ex)
+            assert (ex.findings or []) == _findings(GuardCheck(engine, policy), "anthropic", endpoint, body, "u")
+    # Every turn after each session's first found its own previous read: turn t reuses
+    # the 2t - 1 entries it repeats (a read of the other session would share only one).
+    assert kept.conversations.reused == 2 * sum(2 * t - 1 for t in range(2, 11))

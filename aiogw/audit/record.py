@@ -136,7 +136,9 @@ def build(ex: Exchange, policy: str, memo: PartsMemo | None = None) -> Record:
     split = parsed is not None and dialect is not None and len(body or b"") >= SPLIT_MIN
     if split:
         hint = ex.history if parsed is ex.json else None  # a masked copy: compare anew
-        meta, refs, parts = _split(dialect, ex.endpoint, parsed, len(body or b""), memo, int(ex.started // 86_400), hint)
+        meta, refs, parts = _split(
+            dialect, ex.endpoint, parsed, len(body or b""), memo, int(ex.started // 86_400), hint, ex.session
+        )
     conversation = ex.session[:128] if ex.session else _opening(dialect, ex, refs)
     payload = None
     if policy != METADATA:
@@ -289,7 +291,7 @@ def _hashed(value: Any) -> tuple[bytes, bytes]:
 
 def _split(
     dialect: Any, endpoint: str, body: dict, size: int, memo: PartsMemo | None, day: int = 0,
-    hint: tuple[list[Any], int] | None = None,
+    hint: tuple[list[Any], int] | None = None, session: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], list[tuple[bytes, Any]]]:
     """Request → (inline metadata, refs by part, parts). Content parts are hashed.
 
@@ -309,7 +311,11 @@ def _split(
     key = None
     prev = None
     if memo is not None and messages:
+        # By the agent's session id too, when it sends one: conversations that open
+        # alike must not push each other's entry out (see guards.history).
         key = _hashed(messages[0])[0]
+        if session:
+            key = digest(session.encode() + b"\0" + key)
         prev = memo.get(key)
         if hint is not None and hint[0]:  # the request the guard compared this one with
             prev = memo.made_from(hint[0][-1]) or prev

@@ -94,7 +94,7 @@ class GuardCheck:
         if s is None:
             items = texts(ex.dialect, ex.endpoint, ex.json)
             return _hits(zip(items, self.memo.scan(self.engine, items), strict=True)), None, None
-        key = conversation_key(ex.user, s, history(s, ex.json))
+        key = conversation_key(ex.user, s, history(s, ex.json), ex.session)
         prev = self.conversations.get(key)
         head, entries, new, tail, same, tail_texts = read_parts(s, ex.json, prev)
         fresh = head + [t for out in new for t in out] + (tail_texts or [])

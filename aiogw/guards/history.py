@@ -42,13 +42,16 @@ class Read:
     same: int = 0  # entries this read shared with the conversation's read before it
 
 
-def conversation_key(user: str | None, s: Shape, entries: list[Any]) -> bytes | None:
+def conversation_key(user: str | None, s: Shape, entries: list[Any], session: str | None = None) -> bytes | None:
     if not entries:
         return None
     first = orjson.dumps(entries[0], option=orjson.OPT_SORT_KEYS)
     # The shape's readers are in the key: Anthropic and OpenAI chat both keep a
-    # "messages" history, but read their tool definitions differently.
-    shape_id = f"{user}\0{s.history}\0{s.item.__name__}\0{s.tail.__name__}\0{s.head.__name__}\0"
+    # "messages" history, but read their tool definitions differently. The agent's
+    # session id, when it sends one, keeps apart one user's conversations that open
+    # alike (agents started on the same task, the same boilerplate first message):
+    # sharing a key, they pushed each other out and every turn was read whole.
+    shape_id = f"{user}\0{session or ''}\0{s.history}\0{s.item.__name__}\0{s.tail.__name__}\0{s.head.__name__}\0"
     return hashlib.blake2b(shape_id.encode() + first, digest_size=16).digest()
 
 
