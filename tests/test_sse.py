@@ -138,6 +138,44 @@ def test_serialised_events_come_back(blocks, ending, points):
     assert parser.clean and parser.pending is None
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    blocks=st.lists(
+        st.tuples(st.one_of(st.none(), _field), st.lists(_field, min_size=1, max_size=2),
+                  st.one_of(st.none(), _field), st.booleans()),
+        max_size=6,
+    ),
+    ending=st.sampled_from(["\n", "\n", "\r\n"]),
+    cut_at=st.one_of(st.none(), st.integers(min_value=0, max_value=10_000)),
+)
+def test_a_whole_body_parses_as_the_incremental_parser_reads_it(blocks, ending, cut_at):
+    """`parse` reads providers' plain streams a block at a time: whatever the body (ids,
+    comments, multi-line data, CRLF, a cut end), its events, `pending` and `clean` are
+    the incremental parser's."""
+    lines: list[str] = []
+    for event, data, ident, comment in blocks:
+        lines += [":c"] if comment else []
+        lines += [f"event: {event}"] if event is not None else []
+        lines += [f"data: {d}" for d in data] + ([f"id: {ident}"] if ident is not None else []) + [""]
+    stream = "".join(line + ending for line in lines).encode()
+    if cut_at is not None:
+        stream = stream[: cut_at % (len(stream) + 1)]
+    events, parser = parse(stream)
+    expected, reference = feed_all([stream])
+    assert events == expected
+    assert summary(parser) == summary(reference)
+
+
+def test_plain_provider_streams_take_the_block_path():
+    from aiogw.sse import plain_events
+
+    for name in ("anthropic", "chat"):
+        plain = plain_events(STREAMS[name])
+        assert plain is not None
+        assert [Event(kind, data.decode()) for kind, data in plain] == feed_all([STREAMS[name]])[0]
+    assert plain_events(STREAMS["gemini"]) is None and plain_events(STREAMS["mixed"]) is None  # CRLF; ids
+
+
 # --- the rules, one by one ---------------------------------------------------------------
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from aiogw.sse import parse as parse_sse
+from aiogw.sse import plain_events
 
 
 class Marker:
@@ -87,8 +88,20 @@ def sse_data(body: bytes) -> tuple[list[tuple[str, Any]], bool]:
     """A whole event stream as (event type, data) pairs and whether it ended on an
     event boundary. Data is the parsed JSON, DONE for "[DONE]", or BROKEN. The event a
     cut stream was in the middle of is not among them (see `aiogw.sse`)."""
+    plain = plain_events(body)
+    if plain is not None:  # the usual shape: data as bytes, straight to orjson
+        out: list[tuple[str, Any]] = []
+        for kind, data in plain:
+            if data == b"[DONE]":
+                out.append((kind, DONE))
+                continue
+            try:
+                out.append((kind, orjson.loads(data)))
+            except orjson.JSONDecodeError:
+                out.append((kind, BROKEN))
+        return out, True
     events, parser = parse_sse(body)
-    out: list[tuple[str, Any]] = []
+    out = []
     for event in events:
         if event.data == "[DONE]":
             out.append((event.event, DONE))
