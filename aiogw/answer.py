@@ -8,9 +8,13 @@ on the reassembled message: both read it before they report or store the finding
 
 from __future__ import annotations
 
+import logging
+
 from aiogw import encoding
 from aiogw.dialects import DIALECTS, Answer
 from aiogw.exchange import Exchange
+
+log = logging.getLogger("aiogw.guards")
 
 # A compressed answer is decoded up to this size: a bound against decompression bombs
 # far above any real model answer.
@@ -28,7 +32,11 @@ def read(ex: Exchange) -> tuple[bytes | None, Answer | None]:
     ex.raw_response, ex.answer, ex.answer_read = raw, answer, True
     if ex.scan_answer is not None:
         guard, ex.scan_answer = ex.scan_answer, None
-        found = guard.scan_message(ex.dialect, answer.message, "log") if answer is not None else None
+        try:
+            found = guard.scan_message(ex.dialect, answer.message, "log") if answer is not None else None
+        except Exception:  # a guard fault must not cost the exchange its usage or record
+            log.exception("answer guard failed on a %s answer; it is not scanned", ex.dialect)
+            found = None
         if found:
             ex.findings = (ex.findings or []) + found
     return raw, answer

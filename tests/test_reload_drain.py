@@ -430,13 +430,38 @@ class BrokenWatch:
 
 
 class BrokenAnswers:
-    """An answer guard whose stream watch fails on the first chunk, after it went out."""
+    """An answer guard whose stream watch fails on the first chunk, after it went out
+    (under `block`: a stream is watched chunk by chunk only then)."""
+
+    def action(self, user):
+        return "block"
+
+    def watch(self, *args):
+        return BrokenWatch()
+
+
+class BrokenScan:
+    """An answer guard under `log` whose scan of the answer read back fails."""
 
     def action(self, user):
         return "log"
 
-    def watch(self, *args):
-        return BrokenWatch()
+    def scan_message(self, *args):
+        raise RuntimeError("a bug in the answer guard")
+
+
+def test_a_failing_scan_of_a_logged_answer_costs_neither_the_answer_nor_its_usage(rg, servers, caplog):
+    async def add_bug() -> None:
+        rg.proxy.answers = BrokenScan()
+
+    servers.run(add_bug())
+    client = rg.anthropic("alice", max_retries=0)
+    with client.messages.stream(model="m", max_tokens=8, messages=HI, extra_headers={"x-fake-chunks": "5"}) as stream:
+        message = stream.get_final_message()
+    assert message.stop_reason == "end_turn"
+    rows = rg.wait_for_audit("SELECT status, outcome, input_tokens > 0, output_tokens > 0 FROM exchanges", 1)
+    assert rows == [(200, "ok", 1, 1)]
+    assert any(r.name == "aiogw.guards" and r.exc_info and r.exc_info[0] is RuntimeError for r in caplog.records)
 
 
 def test_an_unexpected_error_mid_stream_cuts_it_and_is_audited(rg, servers, caplog):
