@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from aiogw import encoding
-from aiogw.dialects import DIALECTS, Answer
+from aiogw.dialects import DIALECTS, Answer, Usage
 from aiogw.exchange import Exchange
 
 log = logging.getLogger("aiogw.guards")
@@ -40,6 +40,16 @@ def read(ex: Exchange) -> tuple[bytes | None, Answer | None]:
         if found:
             ex.findings = (ex.findings or []) + found
     return raw, answer
+
+
+def usage_only(ex: Exchange) -> Usage | None:
+    """A stream's usage from its usage events alone, when its dialect can tell them
+    (Anthropic); None otherwise, or once the whole answer was read (ex.answer has it)."""
+    if ex.answer_read or not ex.chunks:
+        return None
+    dialect = DIALECTS.get(ex.dialect)
+    raw = _response_bytes(ex)
+    return dialect.stream_usage(ex.endpoint, raw) if dialect is not None and raw is not None else None
 
 
 def _response_bytes(ex: Exchange) -> bytes | None:

@@ -699,3 +699,20 @@ def test_never_raises(events, dialect, endpoint, status, form, junk):
         answer = dialect.answer(endpoint, status, stream, body)
         assert isinstance(answer, Answer)
         orjson.dumps(answer.message)  # plain data all the way down
+
+
+@pytest.mark.parametrize("name", [n for n in CASES if n.startswith("anthropic")])
+def test_anthropic_usage_alone_is_the_whole_reads_usage_wherever_the_stream_ends(name):
+    """What a user's limits are charged at the end of a stream (its usage events alone)
+    is what the whole answer read back says, for a whole stream and one cut anywhere."""
+    case = CASES[name]
+    assert ANTHROPIC.stream_usage("messages", case.stream) == case.usage
+    for at in cut_points(case.stream):
+        body = case.stream[:at]
+        alone = ANTHROPIC.stream_usage("messages", body)
+        if alone is not None:  # None: not plain to the end (cut mid-event): read whole
+            assert alone == ANTHROPIC.answer("messages", 200, True, body).usage, at
+    # Unnamed events, or another endpoint: not read alone.
+    unnamed = b"".join(b"data: " + line[6:] + b"\n\n" for line in case.stream.split(b"\n") if line[:6] == b"data: ")
+    assert ANTHROPIC.stream_usage("messages", unnamed) is None
+    assert ANTHROPIC.stream_usage("count_tokens", case.stream) is None

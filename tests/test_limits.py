@@ -491,3 +491,22 @@ def test_readiness_follows_the_audit_writer_and_the_store(gw, monkeypatch):
     monkeypatch.setattr(AuditWriter, "alive", property(lambda self: False))
     down = httpx.get(f"{root}/readyz")
     assert down.status_code == 503 and down.json()["checks"]["audit_writer"] is False
+
+
+def test_a_limited_users_stream_is_charged_at_once_and_reported_with_its_answers_findings(lg):
+    """An Anthropic stream of a user with limits is charged from its usage events as it
+    ends: the next request already meets the spent budget. Its answer is read whole and
+    scanned later, by the audit writer, and the record still has the answer's finding
+    and the same tokens."""
+    secret = "Use AKIA4J7Q2ZRX5KD3MNPW for the deploy."  # a credential, logged in answers
+    client = lg.anthropic("broke", max_retries=0, default_headers={"x-fake-text": secret, "x-fake-chunks": "8"})
+    with client.messages.stream(model="claude-haiku-4-5", max_tokens=64,
+                                messages=[{"role": "user", "content": "key?"}]) as s:
+        final = s.get_final_message()
+    assert "".join(b.text for b in final.content) == secret
+    with pytest.raises(anthropic.PermissionDeniedError, match="daily budget"):
+        _ask(client)  # admitted only if the stream was not charged yet
+    rows = lg.wait_for_audit("SELECT outcome, input_tokens, output_tokens, findings, cost_usd FROM exchanges "
+                             "WHERE user = 'broke' ORDER BY id", 2)
+    assert rows[0][:4] == ("ok", final.usage.input_tokens, final.usage.output_tokens, 1) and rows[0][4] > 0.00001
+    assert rows[1][0] == "refused"

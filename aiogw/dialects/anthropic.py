@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import orjson
+
 from aiogw.dialects.base import Answer, Dialect, Endpoint, PartKeys, Usage, dumps
 from aiogw.dialects.reading import BROKEN, Texts, as_dict, as_int, as_list, as_str, list_at, load, sse_data
+from aiogw.sse import plain_events
 
 # https status → Anthropic error type, as its SDK maps them back to exceptions.
 _TYPES = {
@@ -65,6 +68,31 @@ class Anthropic(Dialect):
             complete=stream.stopped and not stream.broken,
             error=stream.error,
         )
+
+    def stream_usage(self, endpoint: str, body: bytes) -> Usage | None:
+        return stream_usage(body) if endpoint == "messages" else None
+
+
+# The events whose usage a Messages stream reports (see _MessageStream).
+_USAGE_EVENTS = ("message_start", "message_delta")
+
+
+def stream_usage(body: bytes) -> Usage | None:
+    """The usage `stream_answer` finds, from message_start and message_delta alone,
+    folded by the same code; None unless the stream is plain SSE with named events."""
+    plain = plain_events(body)
+    if plain is None:
+        return None
+    stream = _MessageStream()
+    seen = False
+    for kind, data in plain:
+        if kind in _USAGE_EVENTS:
+            seen = True
+            try:
+                stream.event(orjson.loads(data))
+            except orjson.JSONDecodeError:
+                stream.event(BROKEN)
+    return usage(stream.usage) if seen else None
 
 
 def usage(u: dict[str, Any]) -> Usage:

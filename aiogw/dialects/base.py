@@ -175,6 +175,11 @@ class Dialect:
         """A streamed body, reassembled; the dialect knows its events."""
         return Answer()
 
+    def stream_usage(self, endpoint: str, body: bytes) -> Usage | None:
+        """A streamed body's usage alone, read from the few events that carry it (what
+        a user's limits need at once), or None: read the whole answer for it."""
+        return None
+
     # --- request parts ----------------------------------------------------------------
 
     def request_parts(self, endpoint: str, body: dict[str, Any]) -> RequestParts:

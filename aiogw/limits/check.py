@@ -117,8 +117,11 @@ class Accountant:
     With the audit on, an exchange of a user without limits is settled by the audit
     writer when it reads the answer for the record (`deferred`): a stream's answer is
     then read once, in the writer's short slices, not in one piece on the loop as the
-    stream ends. A user with limits is settled at once: the windows and budgets need
-    the real usage before the next request.
+    stream ends. A user with limits is charged at once: the windows and budgets need
+    the real usage before the next request. Where the dialect can read a stream's usage
+    from its usage events alone (Anthropic), that is all that happens on the loop; the
+    answer is read whole, scanned and reported by the writer as for everyone else (a
+    500-event answer read whole on the loop held the next streams' first bytes back).
     """
 
     __slots__ = ("active", "deferred", "done", "ledger", "prices")
@@ -139,16 +142,45 @@ class Accountant:
             if self.deferred and (ex.user is None or not self.ledger.limited(ex.user)):
                 ex.settle_later = True
                 return
+        elif self.deferred and self._chargeable(ex):
+            try:
+                usage = answers.usage_only(ex)
+            except Exception:
+                log.exception("limits: could not read the usage of a %s %s stream", ex.dialect, ex.endpoint)
+                usage = None
+            if usage is not None:
+                self._charge(ex, usage)
+                ex.settle_later = True  # the writer reads, scans and reports it
+                return
         self.settle(ex)
 
     def settle(self, ex: Exchange) -> None:
-        """Read the usage, price it, charge the user, release the request's slot."""
+        """Read the usage, price it, charge the user, release the request's slot; then
+        report the exchange. One charged already (`finish`) is only read and reported."""
         ex.settle_later = False
-        try:
-            usage = self.usage(ex)
-        except Exception:  # accounting must never cost the exchange its slot or record
-            log.exception("limits: could not read the usage of a %s %s exchange", ex.dialect, ex.endpoint)
-            usage = Usage()
+        if ex.usage is None:
+            try:
+                usage = self.usage(ex)
+            except Exception:  # accounting must never cost the exchange its slot or record
+                log.exception("limits: could not read the usage of a %s %s exchange", ex.dialect, ex.endpoint)
+                usage = Usage()
+            self._charge(ex, usage)
+        else:
+            try:
+                answers.read(ex)  # the whole answer, and its scan, before the report
+            except Exception:
+                log.exception("could not read the answer of a %s %s exchange", ex.dialect, ex.endpoint)
+        if self.done is not None:
+            try:
+                self.done(ex)
+            except Exception:  # a metric or log line must not cost the exchange its record
+                log.exception("could not report a %s %s exchange", ex.dialect, ex.endpoint)
+
+    @staticmethod
+    def _chargeable(ex: Exchange) -> bool:
+        return bool(ex.stream and ex.model and ex.t_first_byte is not None and ex.status < 400 and ex.endpoint not in _FREE)
+
+    def _charge(self, ex: Exchange, usage: Usage) -> None:
         tokens = usage.input + usage.output + usage.cache_read + usage.cache_write
         if tokens:
             # An unknown model is charged the default price; ex.priced = False says so
@@ -158,11 +190,6 @@ class Accountant:
             self.ledger.settle(ex.user, ex.held, tokens, ex.cost or 0.0, time.time())
         ex.held = None
         ex.usage = usage
-        if self.done is not None:
-            try:
-                self.done(ex)
-            except Exception:  # a metric or log line must not cost the exchange its record
-                log.exception("could not report a %s %s exchange", ex.dialect, ex.endpoint)
 
     @staticmethod
     def usage(ex: Exchange) -> Usage:
