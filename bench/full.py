@@ -35,13 +35,11 @@ import argparse
 import datetime
 import os
 import platform
-import resource
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -82,30 +80,6 @@ def start_targets(servers: procs.Procs, tmp: Path, names: tuple[str, ...]) -> tu
     return [made[n] for n in names], fake_pid, fake_port
 
 
-def around(target: Target, fake_pid: int, load: Callable[[], tuple[dict, int]]) -> dict[str, float]:
-    """Run one load (a subprocess on LOAD_CPU) and add what it cost: the server's CPU per
-    answer (an aiogw's audit writer finishing the run's records included), and what
-    other jobs used of each core meanwhile (for procs.Steady)."""
-    server0, fake0 = procs.cpu_seconds(target.pid), procs.cpu_seconds(fake_pid)
-    cores0, load0, t0 = procs.core_busy(), resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
-    m, answers = load()
-    elapsed = time.monotonic() - t0
-    load1, cores1 = resource.getrusage(resource.RUSAGE_CHILDREN), procs.core_busy()
-    server = procs.cpu_seconds(target.pid) - server0
-    fake = procs.cpu_seconds(fake_pid) - fake0
-    gen = (load1.ru_utime + load1.ru_stime) - (load0.ru_utime + load0.ru_stime)
-    procs.wait_idle(target.pid)
-    total = procs.cpu_seconds(target.pid) - server0 if target.lag_file is not None else server
-    proxy = 0.0 if target.pid == fake_pid else server
-    return {
-        **m,
-        "cpu_us": 1e6 * total / answers if answers else float("nan"),
-        "bg0": procs.busy_percent(cores0, cores1, f"cpu{PROXY_CPU}") - 100 * proxy / elapsed,
-        "bg1": procs.busy_percent(cores0, cores1, f"cpu{LOAD_CPU}") - 100 * (fake + gen) / elapsed,
-        "proxied": float(target.pid != fake_pid),
-    }
-
-
 def _python_load(module: str, args: list[str], headers: dict[str, str]) -> dict:
     cmd = ["taskset", "-c", str(LOAD_CPU), sys.executable, "-m", module, *args]
     for name, value in headers.items():
@@ -132,16 +106,11 @@ class Bench:
 
     def measure(self, workload: str, t: Target) -> dict[str, float]:
         if workload in HTTP:
-            return around(t, self.fake_pid, lambda: self._wrk(workload, t))
+            return peers.measure(t, self.fake_pid, self.bodies[workload], self.duration, HTTP[workload][1],
+                                 self.scripts[t.name])
         if workload in STREAMS:
-            return around(t, self.fake_pid, lambda: self._streams(workload, t))
-        return around(t, self.fake_pid, lambda: self._session(t))
-
-    def _wrk(self, workload: str, t: Target) -> tuple[dict, int]:
-        res = wrk.run(t.url, self.bodies[workload], t.key, connections=HTTP[workload][1], duration=self.duration,
-                      cpu=LOAD_CPU, script=self.scripts[t.name])
-        return {"rps": res.rps, "p50": res.p50_ms, "p99": res.p99_ms, "p999": res.p999_ms,
-                "errors": res.errors}, res.requests
+            return peers.measured(t, self.fake_pid, lambda: self._streams(workload, t))
+        return peers.measured(t, self.fake_pid, lambda: self._session(t))
 
     def _streams(self, workload: str, t: Target) -> tuple[dict, int]:
         events, delay = STREAMS[workload]

@@ -360,12 +360,24 @@ def spot_check(target: Target, body: bytes, headers: dict[str, str]) -> dict:
 def measure(target: Target, fake_pid: int, body: Path, duration: float, connections: int,
             script: Path) -> dict[str, float]:
     """One wrk run (as bench.run's measure_http, less what only aiogw has): throughput,
-    latency, errors, the server's CPU per request (an aiogw's audit writer's work after
-    the run included), and what other jobs used of each core meanwhile (for Steady)."""
+    latency, errors, and what `measured` adds."""
+    def load() -> tuple[dict[str, float], int]:
+        res = wrk.run(target.url, body, target.key, connections=connections, duration=duration, cpu=LOAD_CPU,
+                      script=script)
+        return {"rps": res.rps, "p50": res.p50_ms, "p99": res.p99_ms, "p999": res.p999_ms,
+                "errors": res.errors}, res.requests
+
+    return measured(target, fake_pid, load)
+
+
+def measured(target: Target, fake_pid: int, load: Callable[[], tuple[dict, int]]) -> dict[str, float]:
+    """Run one load (a subprocess on LOAD_CPU; it returns its figures and how many
+    answers it got) and add what it cost: the server's CPU per answer (an aiogw's audit
+    writer's work after the run included), and what other jobs used of each core
+    meanwhile (for procs.Steady)."""
     server0, fake0 = procs.cpu_seconds(target.pid), procs.cpu_seconds(fake_pid)
     cores0, load0, t0 = procs.core_busy(), resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
-    res = wrk.run(target.url, body, target.key, connections=connections, duration=duration, cpu=LOAD_CPU,
-                  script=script)
+    figures, answers = load()
     elapsed = time.monotonic() - t0
     load1, cores1 = resource.getrusage(resource.RUSAGE_CHILDREN), procs.core_busy()
     server = procs.cpu_seconds(target.pid) - server0
@@ -373,13 +385,13 @@ def measure(target: Target, fake_pid: int, body: Path, duration: float, connecti
     gen = (load1.ru_utime + load1.ru_stime) - (load0.ru_utime + load0.ru_stime)
     # An aiogw's audit writer may still be writing what the run queued: its CPU belongs
     # to the run's requests. Others (LiteLLM above all) may still be serving requests
-    # wrk left in flight: not counted, but the next run must not share the core with them.
+    # the load left in flight: not counted, but the next run must not share the core with them.
     procs.wait_idle(target.pid)
     total = procs.cpu_seconds(target.pid) - server0 if target.lag_file is not None else server
     proxy = 0.0 if target.pid == fake_pid else server
     return {
-        "rps": res.rps, "p50": res.p50_ms, "p99": res.p99_ms, "errors": res.errors,
-        "cpu_us": 1e6 * total / res.requests if res.requests else float("nan"),
+        **figures,
+        "cpu_us": 1e6 * total / answers if answers else float("nan"),
         "bg0": procs.busy_percent(cores0, cores1, f"cpu{PROXY_CPU}") - 100 * proxy / elapsed,
         "bg1": procs.busy_percent(cores0, cores1, f"cpu{LOAD_CPU}") - 100 * (fake + gen) / elapsed,
         "proxied": float(target.pid != fake_pid),
