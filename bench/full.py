@@ -71,9 +71,12 @@ def start_targets(servers: procs.Procs, tmp: Path, names: tuple[str, ...]) -> tu
     fake_port = urlsplit(base[0].url).port
     assert fake_port is not None
     made = {t.name: t for t in base}
-    made["aiogw-off"] = start_gateway(servers, tmp, "aiogw-off", fake_port, audit=False, guards=False, observe=False)
-    made["aiogw"] = start_gateway(servers, tmp, "aiogw", fake_port, audit=True, guards=True, observe=True,
-                                  extra=USER_LIMITS)
+    if "aiogw-off" in names:
+        made["aiogw-off"] = start_gateway(servers, tmp, "aiogw-off", fake_port, audit=False, guards=False,
+                                          observe=False)
+    if "aiogw" in names:
+        made["aiogw"] = start_gateway(servers, tmp, "aiogw", fake_port, audit=True, guards=True, observe=True,
+                                      extra=USER_LIMITS)
     for name in names:
         if name in peers.START:
             made[name] = peers.START[name](servers, tmp, fake_port)
