@@ -44,7 +44,8 @@ def read(ex: Exchange) -> tuple[bytes | None, Answer | None]:
 
 def usage_only(ex: Exchange) -> Usage | None:
     """A stream's usage from its usage events alone, when its dialect can tell them
-    (Anthropic); None otherwise, or once the whole answer was read (ex.answer has it)."""
+    (Anthropic, OpenAI chat and Responses); None otherwise, or once the whole answer
+    was read (ex.answer has it)."""
     if ex.answer_read or not ex.chunks:
         return None
     dialect = DIALECTS.get(ex.dialect)

@@ -701,18 +701,26 @@ def test_never_raises(events, dialect, endpoint, status, form, junk):
         orjson.dumps(answer.message)  # plain data all the way down
 
 
-@pytest.mark.parametrize("name", [n for n in CASES if n.startswith("anthropic")])
-def test_anthropic_usage_alone_is_the_whole_reads_usage_wherever_the_stream_ends(name):
+@pytest.mark.parametrize("name", CASES)
+def test_usage_alone_is_the_whole_reads_usage_wherever_the_stream_ends(name):
     """What a user's limits are charged at the end of a stream (its usage events alone)
-    is what the whole answer read back says, for a whole stream and one cut anywhere."""
+    is what the whole answer read back says, for a whole stream and one cut anywhere.
+    Anthropic, chat and Responses streams are read so; Gemini's CRLF SSE and JSON
+    array are read whole (None)."""
     case = CASES[name]
-    assert ANTHROPIC.stream_usage("messages", case.stream) == case.usage
+    whole = case.dialect.stream_usage(case.endpoint, case.stream)
+    if name.startswith("gemini"):
+        assert whole is None
+        return
+    assert whole == case.usage
     for at in cut_points(case.stream):
         body = case.stream[:at]
-        alone = ANTHROPIC.stream_usage("messages", body)
+        alone = case.dialect.stream_usage(case.endpoint, body)
         if alone is not None:  # None: not plain to the end (cut mid-event): read whole
-            assert alone == ANTHROPIC.answer("messages", 200, True, body).usage, at
-    # Unnamed events, or another endpoint: not read alone.
+            assert alone == case.dialect.answer(case.endpoint, 200, True, body).usage, at
+    # Unnamed events (Anthropic, Responses need the names), another endpoint: read whole.
     unnamed = b"".join(b"data: " + line[6:] + b"\n\n" for line in case.stream.split(b"\n") if line[:6] == b"data: ")
-    assert ANTHROPIC.stream_usage("messages", unnamed) is None
-    assert ANTHROPIC.stream_usage("count_tokens", case.stream) is None
+    if not name.startswith("chat"):
+        assert case.dialect.stream_usage(case.endpoint, unnamed) is None
+    assert case.dialect.stream_usage("embeddings" if name.startswith(("chat", "responses")) else "count_tokens",
+                                     case.stream) is None

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from aiogw.dialects.base import Answer, Dialect, Endpoint, PartKeys, Usage, dumps
-from aiogw.dialects.openai_chat import fold_chat, is_error_envelope
-from aiogw.dialects.openai_responses import fold_responses
+from aiogw.dialects.openai_chat import chat_usage, fold_chat, is_error_envelope
+from aiogw.dialects.openai_responses import fold_responses, responses_usage
 from aiogw.dialects.reading import Folded, as_dict, as_int, as_list, as_str
 
 # status → (type, code) in OpenAI's envelope; the SDK picks its exception by status.
@@ -57,6 +57,10 @@ class OpenAI(Dialect):
         if endpoint == "responses" or (endpoint != "chat" and b"response.created" in body[:4096]):
             return self._answer("responses", fold_responses(body))
         return self._answer(endpoint, fold_chat(body))
+
+    def stream_usage(self, endpoint: str, body: bytes) -> Usage | None:
+        found = chat_usage(body) if endpoint == "chat" else responses_usage(body) if endpoint == "responses" else None
+        return usage(found) if found is not None else None
 
     def _answer(self, endpoint: str, folded: Folded) -> Answer:
         message, error = folded.message or {}, folded.error

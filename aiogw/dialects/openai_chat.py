@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from aiogw.dialects.reading import (
     BROKEN,
     DONE,
@@ -24,6 +26,7 @@ from aiogw.dialects.reading import (
     list_at,
     sse_data,
 )
+from aiogw.sse import plain_events
 
 # Chunk fields that are framing, not part of the response: `obfuscation` is random
 # padding OpenAI adds to stream chunks against length side channels.
@@ -35,6 +38,25 @@ def is_error_envelope(data: dict[str, Any]) -> bool:
     """OpenAI's `{"error": {...}}` (also sent as a stream chunk), or an OpenAI-compatible
     server's `{"object": "error", ...}`."""
     return (isinstance(data.get("error"), dict) and "choices" not in data) or data.get("object") == "error"
+
+
+def chat_usage(body: bytes) -> dict[str, Any] | None:
+    """The usage `fold_chat` finds (the last chunk's `usage` object), parsing only the
+    chunks that mention one; None unless the stream is plain SSE."""
+    plain = plain_events(body)
+    if plain is None:
+        return None
+    found: dict[str, Any] = {}
+    for _, data in plain:
+        if b'"usage"' not in data:
+            continue
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(chunk, dict) and not is_error_envelope(chunk) and isinstance(chunk.get("usage"), dict):
+            found = chunk["usage"]
+    return found
 
 
 def fold_chat(body: bytes) -> Folded:

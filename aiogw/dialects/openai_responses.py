@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from aiogw.dialects.reading import BROKEN, Folded, Texts, as_dict, as_int, as_list, as_str, list_at, sse_data
+from aiogw.sse import plain_events
 
 _SNAPSHOTS = frozenset({"response.created", "response.in_progress", "response.queued"})
 # The stream's proper ends; a failed response ends it too, but with an error.
@@ -51,6 +54,24 @@ _EMPTY_PART = {"output_text": {"annotations": []}}
 # Part indexes are small in practice; a hostile one must not make us allocate a list
 # of that length, so larger ones share the last slot.
 _MAX_INDEX = 1024
+
+
+def responses_usage(body: bytes) -> dict[str, Any] | None:
+    """The usage `fold_responses` finds (that of the last response snapshot or terminal
+    event), parsing only those events, told by their SSE event names; None unless the
+    stream is plain SSE that names them."""
+    plain = plain_events(body)
+    if plain is None:
+        return None
+    found: dict[str, Any] | None = None
+    for kind, data in plain:
+        if kind in _SNAPSHOTS or kind in _ENDS or kind == _FAILED:
+            try:
+                event = as_dict(orjson.loads(data))
+            except orjson.JSONDecodeError:
+                continue
+            found = as_dict(as_dict(event.get("response")).get("usage"))
+    return found
 
 
 def fold_responses(body: bytes) -> Folded:
