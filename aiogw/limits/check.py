@@ -120,9 +120,9 @@ class Accountant:
     stream ends. A user with limits is charged at once: the windows and budgets need
     the real usage before the next request. Where the dialect can read a stream's usage
     from its usage events alone (Anthropic, OpenAI chat and Responses), that is all that
-    happens on the loop; the
-    answer is read whole, scanned and reported by the writer as for everyone else (a
-    500-event answer read whole on the loop held the next streams' first bytes back).
+    happens on the loop; the answer is read whole, scanned and reported by the writer as
+    for everyone else (a 500-event answer read whole on the loop held the next streams'
+    first bytes back).
     """
 
     __slots__ = ("active", "deferred", "done", "ledger", "prices")
