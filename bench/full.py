@@ -45,7 +45,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from bench import peers, procs, results, wrk
+from bench import measure, peers, procs, results, wrk
 from bench.bodies import messages_body
 from bench.stats import median
 from bench.targets import LOAD_CPU, PROXY_CPU, ROOT, Target, start_all, start_gateway
@@ -109,11 +109,11 @@ class Bench:
 
     def measure(self, workload: str, t: Target) -> dict[str, float]:
         if workload in HTTP:
-            return peers.measure(t, self.fake_pid, self.bodies[workload], self.duration, HTTP[workload][1],
+            return measure.measure(t, self.fake_pid, self.bodies[workload], self.duration, HTTP[workload][1],
                                  self.scripts[t.name])
         if workload in STREAMS:
-            return peers.measured(t, self.fake_pid, lambda: self._streams(workload, t))
-        return peers.measured(t, self.fake_pid, lambda: self._session(t))
+            return measure.measured(t, self.fake_pid, lambda: self._streams(workload, t))
+        return measure.measured(t, self.fake_pid, lambda: self._session(t))
 
     def _streams(self, workload: str, t: Target) -> tuple[dict, int]:
         events, delay = STREAMS[workload]
@@ -145,9 +145,9 @@ def run(args: argparse.Namespace) -> tuple[dict[str, dict[str, list[dict]]], dic
             b = Bench(tmp, targets, fake_pid, fake_port, args.duration)
             small = b.bodies["small"].read_bytes().replace(b"@@SEQ@@@@@", b"0000000001")
             for t in targets:
-                peers.spot_check(t, small, b.headers[t.name])
+                measure.spot_check(t, small, b.headers[t.name])
             for t in targets:  # Portkey's JIT needs ~10 s of load; the Python targets a run or two
-                runs, rps = peers.warm_up(t, fake_pid, b.bodies["small"], 32, b.scripts[t.name])
+                runs, rps = measure.warm_up(t, fake_pid, b.bodies["small"], 32, b.scripts[t.name])
                 print(f"warm-up {t.name:>11}: {runs} runs, last {rps:,.0f} req/s", flush=True)
             got: dict[str, dict[str, list[dict]]] = {w: {t.name: [] for t in targets} for w in args.workloads}
             steady = procs.Steady()

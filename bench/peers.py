@@ -28,7 +28,6 @@ import contextlib
 import fcntl
 import os
 import pwd
-import resource
 import secrets
 import shutil
 import signal
@@ -37,8 +36,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from string import Template
@@ -46,10 +43,10 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from bench import procs, wrk
+from bench import measure, procs, wrk
 from bench.bodies import MODEL, messages_body
 from bench.stats import median
-from bench.targets import FAKE_KEY, LOAD_CPU, PROXY_CPU, ROOT, Target, start_all
+from bench.targets import FAKE_KEY, PROXY_CPU, ROOT, Target, start_all
 
 TEMPLATES = Path(__file__).with_name("peers")
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "aiogw-bench"
@@ -66,11 +63,6 @@ PORTKEY_PREFIX = CACHE / f"portkey-{PORTKEY_VERSION}-hono-{PORTKEY_OVERRIDES['@h
 # Importing LiteLLM's proxy takes ~8 s on a free core, more on a busy one: longer than
 # Procs.start waits for a port.
 LITELLM_START_S = 90.0
-# Warm-up before the measured rounds, per target: runs of WARM_STEP_S until two in a row
-# are within WARM_SETTLED of each other (see warm_up).
-WARM_STEP_S = 2.0
-WARM_SETTLED = 0.05
-WARM_MAX_RUNS = 10
 # What the bench compares aiogw with, in measuring order; aiogw itself and its two
 # references come from bench.targets.
 PEERS = ("nginx", "litellm", "portkey")
@@ -336,82 +328,6 @@ START: dict[str, Callable[[procs.Procs, Path, int], Target]] = {
     "nginx": start_nginx, "litellm": start_litellm, "portkey": start_portkey}
 
 
-# --------------------------------------------------------------------------------------
-# Measuring
-# --------------------------------------------------------------------------------------
-
-
-def spot_check(target: Target, body: bytes, headers: dict[str, str]) -> dict:
-    """One request as wrk sends it: must be a 200 carrying the fake's answer."""
-    request = urllib.request.Request(target.url, data=body, method="POST", headers={
-        "content-type": "application/json", "anthropic-version": "2023-06-01", "x-api-key": target.key, **headers})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as resp:
-            data = resp.read()
-    except urllib.error.HTTPError as e:
-        raise RuntimeError(f"{target.name} answered {e.code}: {e.read()[:500]!r}") from None
-    answer = orjson.loads(data)
-    text = (answer.get("content") or [{}])[0].get("text", "")
-    if answer.get("type") != "message" or not text.startswith("The tool returned:"):
-        raise RuntimeError(f"{target.name} did not relay the fake's answer: {data[:500]!r}")
-    return answer
-
-
-def measure(target: Target, fake_pid: int, body: Path, duration: float, connections: int,
-            script: Path) -> dict[str, float]:
-    """One wrk run (as bench.run's measure_http, less what only aiogw has): throughput,
-    latency, errors, and what `measured` adds."""
-    def load() -> tuple[dict[str, float], int]:
-        res = wrk.run(target.url, body, target.key, connections=connections, duration=duration, cpu=LOAD_CPU,
-                      script=script)
-        return {"rps": res.rps, "p50": res.p50_ms, "p99": res.p99_ms, "p999": res.p999_ms,
-                "errors": res.errors}, res.requests
-
-    return measured(target, fake_pid, load)
-
-
-def measured(target: Target, fake_pid: int, load: Callable[[], tuple[dict, int]]) -> dict[str, float]:
-    """Run one load (a subprocess on LOAD_CPU; it returns its figures and how many
-    answers it got) and add what it cost: the server's CPU per answer (an aiogw's audit
-    writer's work after the run included), and what other jobs used of each core
-    meanwhile (for procs.Steady)."""
-    server0, fake0 = procs.cpu_seconds(target.pid), procs.cpu_seconds(fake_pid)
-    cores0, load0, t0 = procs.core_busy(), resource.getrusage(resource.RUSAGE_CHILDREN), time.monotonic()
-    figures, answers = load()
-    elapsed = time.monotonic() - t0
-    load1, cores1 = resource.getrusage(resource.RUSAGE_CHILDREN), procs.core_busy()
-    server = procs.cpu_seconds(target.pid) - server0
-    fake = procs.cpu_seconds(fake_pid) - fake0
-    gen = (load1.ru_utime + load1.ru_stime) - (load0.ru_utime + load0.ru_stime)
-    # An aiogw's audit writer may still be writing what the run queued: its CPU belongs
-    # to the run's requests. Others (LiteLLM above all) may still be serving requests
-    # the load left in flight: not counted, but the next run must not share the core with them.
-    procs.wait_idle(target.pid)
-    total = procs.cpu_seconds(target.pid) - server0 if target.lag_file is not None else server
-    proxy = 0.0 if target.pid == fake_pid else server
-    return {
-        **figures,
-        "cpu_us": 1e6 * total / answers if answers else float("nan"),
-        "bg0": procs.busy_percent(cores0, cores1, f"cpu{PROXY_CPU}") - 100 * proxy / elapsed,
-        "bg1": procs.busy_percent(cores0, cores1, f"cpu{LOAD_CPU}") - 100 * (fake + gen) / elapsed,
-        "proxied": float(target.pid != fake_pid),
-    }
-
-
-def warm_up(target: Target, fake_pid: int, body: Path, connections: int, script: Path) -> tuple[int, float]:
-    """Load a target until its throughput settles (two runs in a row within
-    WARM_SETTLED), at most WARM_MAX_RUNS runs: Portkey's Node.js needs ~10 s of load
-    before its JIT has compiled the request path (399 → 664 → 725 → 745 req/s in
-    successive 4 s runs), the Python targets a run or two. Returns (runs, last req/s)."""
-    last = measure(target, fake_pid, body, WARM_STEP_S, connections, script)["rps"]
-    for runs in range(2, WARM_MAX_RUNS + 1):
-        rps = measure(target, fake_pid, body, WARM_STEP_S, connections, script)["rps"]
-        if abs(rps - last) <= WARM_SETTLED * max(rps, last):
-            return runs, rps
-        last = rps
-    return WARM_MAX_RUNS, last
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.peers", description=__doc__.split("\n\n")[0])
     p.add_argument("--duration", type=float, default=4.0, help="seconds per wrk run, whole (default 4)")
@@ -454,18 +370,18 @@ def _measure(peers: list[str], rounds: int, duration: float, connections: int) -
             rows: dict[str, dict] = {}
             direct_id = None
             for t in targets:
-                answer = spot_check(t, body_file.read_bytes(), headers[t.name])
+                answer = measure.spot_check(t, body_file.read_bytes(), headers[t.name])
                 direct_id = direct_id or answer["id"]
                 # The fake derives its ids from the request body: the same id means the
                 # same bytes reached it.
                 rows[t.name] = {"rounds": [], "same_bytes": answer["id"] == direct_id}
             for t in targets:
-                runs, rps = warm_up(t, fake_pid, body_file, connections, scripts[t.name])
-                print(f"warm-up {t.name:>11}: {runs} runs of {WARM_STEP_S:g} s, last {rps:,.0f} req/s", flush=True)
+                runs, rps = measure.warm_up(t, fake_pid, body_file, connections, scripts[t.name])
+                print(f"warm-up {t.name:>11}: {runs} runs of {measure.WARM_STEP_S:g} s, last {rps:,.0f} req/s", flush=True)
             steady = procs.Steady()
             for rnd in range(1, rounds + 1):
                 for t in targets:
-                    m = steady(measure, t, fake_pid, body_file, duration, connections, scripts[t.name])
+                    m = steady(measure.measure, t, fake_pid, body_file, duration, connections, scripts[t.name])
                     rows[t.name]["rounds"].append(m)
                     print(f"round {rnd} {t.name:>11}: {m['rps']:8.0f} req/s  p50 {m['p50']:7.2f} ms  "
                           f"p99 {m['p99']:7.2f} ms  errors {m['errors']:.0f}  CPU {m['cpu_us']:,.0f} µs/req  "
