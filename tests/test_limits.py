@@ -8,6 +8,7 @@ import threading
 import time
 
 import anthropic
+import httpx
 import openai
 import pytest
 from google import genai
@@ -510,3 +511,6 @@ def test_a_limited_users_stream_is_charged_at_once_and_reported_with_its_answers
                              "WHERE user = 'broke' ORDER BY id", 2)
     assert rows[0][:4] == ("ok", final.usage.input_tokens, final.usage.output_tokens, 1) and rows[0][4] > 0.00001
     assert rows[1][0] == "refused"
+    # The report (metrics) came after the answer's scan: the finding is counted.
+    exposition = httpx.get(lg.base.removesuffix("/llm-gateway") + "/metrics").text
+    assert 'aiogw_guard_findings_total{category="credential",place="response",action="log"} 1' in exposition
