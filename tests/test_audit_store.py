@@ -192,17 +192,17 @@ def test_rows_go_in_as_few_multi_row_statements():
 
 
 async def test_large_bodies_make_a_batch_by_bytes_not_by_count_or_time(tmp_path):
-    """16 MiB of queued bodies start a batch at once: large agent requests must not sit in
+    """8 MiB of queued bodies start a batch at once: large agent requests must not sit in
     memory until a count they never reach, or the flush interval, comes round."""
     import asyncio
 
     writer = AuditWriter(tmp_path / "s.db", AuditSettings(batch_size=10_000, flush_interval=600.0))
     await writer.start()
     big = [{"role": "user", "content": "x" * 1_000_000}]  # ~1 MB body, counted 3 MB with its parsed tree
-    for i in range(6):  # ~18 MiB counted: past the 16 MiB a batch is made of
+    for i in range(3):  # ~9.2 MiB counted: past the 8 MiB a batch is made of
         writer.submit(exchange(1_000_000 + i, big))
     async with asyncio.timeout(60):  # far below the 600 s flush interval: the batch came by bytes
-        while writer.written < 6:
+        while writer.written < 3:
             await asyncio.sleep(0.01)
     assert writer.batches == 1 and writer.pending_bytes == 0
     await writer.close()
