@@ -65,3 +65,11 @@ def test_every_table_row_has_as_many_cells_as_its_header():
                 if not row.startswith("|"):
                     break
                 assert row.count("|") == width, row
+
+
+def test_more_streams_than_nginx_is_no_miss():
+    got = {"streams-50": {"direct": [_stream(150, 5.0, 9.0)], "aiogw": [_stream(170, 5.0, 9.0)],
+                          "nginx": [_stream(140, 5.0, 9.0)]}}
+    assert "- **PASS** aiogw, streams-50: 1.21× nginx's streams/s (target: at least 0.95×)" in full.verdicts(got, {}, [])
+    got["streams-50"]["aiogw"] = [_stream(130, 5.0, 9.0)]
+    assert "- **MISS** aiogw, streams-50: 0.93× nginx's streams/s (target: at least 0.95×)" in full.verdicts(got, {}, [])
