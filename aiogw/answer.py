@@ -26,7 +26,8 @@ def read(ex: Exchange) -> tuple[bytes | None, Answer | None]:
     odd provider data; cached on the exchange."""
     if ex.answer_read:
         return ex.raw_response, ex.answer
-    raw = _response_bytes(ex)
+    # usage_only may have joined and decoded the chunks already: not twice.
+    raw = ex.raw_response if ex.raw_response is not None else _response_bytes(ex)
     dialect = DIALECTS.get(ex.dialect)
     answer = dialect.answer(ex.endpoint, ex.status, ex.stream, raw) if dialect is not None and raw is not None else None
     ex.raw_response, ex.answer, ex.answer_read = raw, answer, True
@@ -49,7 +50,7 @@ def usage_only(ex: Exchange) -> Usage | None:
     if ex.answer_read or not ex.chunks:
         return None
     dialect = DIALECTS.get(ex.dialect)
-    raw = _response_bytes(ex)
+    raw = ex.raw_response = _response_bytes(ex)  # kept for the whole read
     return dialect.stream_usage(ex.endpoint, raw) if dialect is not None and raw is not None else None
 
 

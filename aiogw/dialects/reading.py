@@ -88,29 +88,22 @@ def sse_data(body: bytes) -> tuple[list[tuple[str, Any]], bool]:
     """A whole event stream as (event type, data) pairs and whether it ended on an
     event boundary. Data is the parsed JSON, DONE for "[DONE]", or BROKEN. The event a
     cut stream was in the middle of is not among them (see `aiogw.sse`)."""
-    plain = plain_events(body)
-    if plain is not None:  # the usual shape: data as bytes, straight to orjson
-        out: list[tuple[str, Any]] = []
-        for kind, data in plain:
-            if data == b"[DONE]":
-                out.append((kind, DONE))
-                continue
-            try:
-                out.append((kind, orjson.loads(data)))
-            except orjson.JSONDecodeError:
-                out.append((kind, BROKEN))
-        return out, True
-    events, parser = parse_sse(body)
-    out = []
-    for event in events:
-        if event.data == "[DONE]":
-            out.append((event.event, DONE))
+    # The usual shape: its data stays bytes, straight to orjson; else the full parser.
+    pairs: list[tuple[str, str | bytes]] | None = plain_events(body)
+    clean = True
+    if pairs is None:
+        events, parser = parse_sse(body)
+        pairs, clean = [(e.event, e.data) for e in events], parser.clean
+    out: list[tuple[str, Any]] = []
+    for kind, data in pairs:
+        if data == b"[DONE]" or data == "[DONE]":
+            out.append((kind, DONE))
             continue
         try:
-            out.append((event.event, orjson.loads(event.data)))
+            out.append((kind, orjson.loads(data)))
         except orjson.JSONDecodeError:
-            out.append((event.event, BROKEN))
-    return out, parser.clean
+            out.append((kind, BROKEN))
+    return out, clean
 
 
 @dataclass(frozen=True, slots=True)
