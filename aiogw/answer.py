@@ -44,14 +44,15 @@ def read(ex: Exchange) -> tuple[bytes | None, Answer | None]:
 
 
 def usage_only(ex: Exchange) -> Usage | None:
-    """A stream's usage from its usage events alone, when its dialect can tell them
-    (Anthropic, OpenAI chat and Responses); None otherwise, or once the whole answer
-    was read (ex.answer has it)."""
-    if ex.answer_read or not ex.chunks:
+    """A success's usage without reading the answer whole: a stream's from its usage
+    events alone (Anthropic, OpenAI chat and Responses), a JSON body's from its usage
+    object. None when only the whole read can tell, or once it was made (ex.answer
+    has it). The decoded bytes stay on the exchange for that read."""
+    if ex.answer_read:
         return None
     dialect = DIALECTS.get(ex.dialect)
-    raw = ex.raw_response = _response_bytes(ex)  # kept for the whole read
-    return dialect.stream_usage(ex.endpoint, raw) if dialect is not None and raw is not None else None
+    raw = ex.raw_response = _response_bytes(ex)
+    return dialect.usage(ex.endpoint, ex.stream, raw) if dialect is not None and raw is not None else None
 
 
 def _response_bytes(ex: Exchange) -> bytes | None:

@@ -5,7 +5,7 @@ response builders, so the fake's JSON answer is the expected result of its strea
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -219,7 +219,7 @@ def text_so_far(case: Case, message: dict[str, Any] | None) -> Any:
 
 
 def _le(a: Usage, b: Usage) -> bool:
-    return all(getattr(a, f.name) <= getattr(b, f.name) for f in fields(Usage))
+    return all(x <= y for x, y in zip(a, b, strict=True))
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -677,6 +677,17 @@ _json = st.recursive(
 )
 
 
+def _body(events: list, form: str, junk: bytes) -> bytes:
+    """A response body of the generated events in one of the forms providers use, or junk."""
+    if form == "sse":
+        return b"".join(fake.sse(str(e.get("type") if isinstance(e, dict) else "x"), e) for e in events)
+    if form == "array":
+        return b"[" + b",".join(orjson.dumps(e) for e in events)
+    if form == "json":
+        return orjson.dumps(events[0] if events else {})
+    return junk
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     events=st.lists(_json, max_size=6),
@@ -687,14 +698,7 @@ _json = st.recursive(
     junk=st.binary(max_size=20),
 )
 def test_never_raises(events, dialect, endpoint, status, form, junk):
-    if form == "sse":
-        body = b"".join(fake.sse(str(e.get("type") if isinstance(e, dict) else "x"), e) for e in events)
-    elif form == "array":
-        body = b"[" + b",".join(orjson.dumps(e) for e in events)
-    elif form == "json":
-        body = orjson.dumps(events[0] if events else {})
-    else:
-        body = junk
+    body = _body(events, form, junk)
     for stream in (True, False):
         answer = dialect.answer(endpoint, status, stream, body)
         assert isinstance(answer, Answer)
@@ -724,3 +728,28 @@ def test_usage_alone_is_the_whole_reads_usage_wherever_the_stream_ends(name):
         assert case.dialect.stream_usage(case.endpoint, unnamed) is None
     assert case.dialect.stream_usage("embeddings" if name.startswith(("chat", "responses")) else "count_tokens",
                                      case.stream) is None
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_usage_of_a_json_answer_alone_is_the_whole_reads(name):
+    """What limits charge when nothing else reads the answer: the usage object alone,
+    whatever the stream flag said (an upstream may answer a stream with one object)."""
+    case = CASES[name]
+    body = orjson.dumps(case.json)
+    for stream in (False, True):
+        assert case.dialect.usage(case.endpoint, stream, body) == case.usage
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    events=st.lists(_json, max_size=6),
+    dialect=st.sampled_from([ANTHROPIC, OPENAI, GEMINI]),
+    endpoint=st.sampled_from(["messages", "chat", "responses", "stream_generate", "generate", "other"]),
+    form=st.sampled_from(["sse", "array", "json", "bytes"]),
+    junk=st.binary(max_size=20),
+)
+def test_usage_alone_is_none_or_the_whole_reads(events, dialect, endpoint, form, junk):
+    body = _body(events, form, junk)
+    for stream in (True, False):
+        alone = dialect.usage(endpoint, stream, body)
+        assert alone is None or alone == dialect.answer(endpoint, 200, stream, body).usage

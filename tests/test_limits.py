@@ -174,6 +174,53 @@ def test_usage_and_cost_recorded_for_every_dialect(gw):
             assert row["cost_usd"] == pytest.approx((row["input_tokens"] * inp + row["output_tokens"] * out) / 1e6)
 
 
+def test_without_the_audit_usage_is_read_alone_and_is_the_sdks(servers, gateway, tmp_path):
+    """No audit, metrics, log or answer guard: only limits read usage, and they read the
+    usage alone (the JSON body's usage object, a stream's usage events), not the whole
+    answer; it is what each SDK reports. Gemini's SSE has no such reader and is read
+    whole (so is any stream whose answer guard logs: the scan needs the whole read)."""
+    bare = BASE_TOML.replace("flush_interval = 0.02", "enabled = false")
+    g = LimitedGateway(servers, gateway.fake, gateway.fake_url, tmp_path / "state.db", toml=bare,
+                       extra='[metrics]\nenabled = false\n[log]\nexchanges = false\n[guards]\nenabled = false\n'
+                             '[limits]\nrequests_per_minute = 1000\n[[users]]\nname = "lim"\n')
+    try:
+        key = g.key("lim")
+        a = anthropic.Anthropic(base_url=f"{g.base}/anthropic", api_key=key)
+        o = openai.OpenAI(base_url=f"{g.base}/openai/v1", api_key=key)
+        gc = genai.Client(api_key=key, http_options=genai_types.HttpOptions(base_url=f"{g.base}/google"))
+        msg = [{"role": "user", "content": "hello"}]
+        got = []
+        r = a.messages.create(model="claude-haiku-4-5", max_tokens=64, messages=msg)
+        got.append((r.usage.input_tokens, r.usage.output_tokens))
+        with a.messages.stream(model="claude-haiku-4-5", max_tokens=64, messages=msg) as s:
+            u = s.get_final_message().usage
+        got.append((u.input_tokens, u.output_tokens))
+        r = o.chat.completions.create(model="gpt-4.1", messages=msg)
+        got.append((r.usage.prompt_tokens, r.usage.completion_tokens))
+        chunks = list(o.chat.completions.create(model="gpt-4.1", messages=msg, stream=True,
+                                                stream_options={"include_usage": True}))
+        got.append((chunks[-1].usage.prompt_tokens, chunks[-1].usage.completion_tokens))
+        r = o.responses.create(model="gpt-5", input="hello")
+        got.append((r.usage.input_tokens, r.usage.output_tokens))
+        u = list(o.responses.create(model="gpt-5", input="hello", stream=True))[-1].response.usage
+        got.append((u.input_tokens, u.output_tokens))
+        r = gc.models.generate_content(model="gemini-2.5-flash", contents="hello")
+        got.append((r.usage_metadata.prompt_token_count, r.usage_metadata.candidates_token_count))
+        u = list(gc.models.generate_content_stream(model="gemini-2.5-flash", contents="hello"))[-1].usage_metadata
+        got.append((u.prompt_token_count, u.candidates_token_count))
+        deadline = time.monotonic() + 5
+        while len(g.of("lim")) < len(got) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        exchanges = g.of("lim")
+        assert len(exchanges) == len(got)
+        for ex, sdk in zip(exchanges, got, strict=True):
+            assert ex.cost > 0 and ex.priced, (ex.dialect, ex.endpoint)
+            assert (ex.usage.input + ex.usage.cache_read + ex.usage.cache_write, ex.usage.output) == sdk
+        assert [ex.answer_read for ex in exchanges] == [False] * 7 + [True]
+    finally:
+        g.stop()
+
+
 def test_unknown_model_is_charged_the_default_and_flagged(gw):
     a = anthropic.Anthropic(base_url=gw.url("anthropic"), api_key=gw.key)
     a.messages.create(model="claude-from-the-future", max_tokens=8, messages=[{"role": "user", "content": "hi"}])

@@ -72,6 +72,9 @@ class Anthropic(Dialect):
     def stream_usage(self, endpoint: str, body: bytes) -> Usage | None:
         return stream_usage(body) if endpoint == "messages" else None
 
+    def json_usage(self, endpoint: str, data: dict[str, Any]) -> Usage:
+        return usage(as_dict(data.get("usage")))
+
 
 # The events whose usage a Messages stream reports (see _MessageStream).
 _USAGE_EVENTS = ("message_start", "message_delta")
@@ -98,15 +101,19 @@ def stream_usage(body: bytes) -> Usage | None:
 def usage(u: dict[str, Any]) -> Usage:
     """Anthropic reports cache reads and writes on top of `input_tokens`, so they map
     straight onto Usage; the 1-hour writes are a part of all writes."""
-    split = as_dict(u.get("cache_creation"))
-    write_5m = as_int(split.get("ephemeral_5m_input_tokens"))
-    write_1h = as_int(split.get("ephemeral_1h_input_tokens"))
-    return Usage(
-        input=as_int(u.get("input_tokens")),
-        output=as_int(u.get("output_tokens")),
-        cache_read=as_int(u.get("cache_read_input_tokens")),
-        cache_write=max(as_int(u.get("cache_creation_input_tokens")), write_5m + write_1h),
-        cache_write_1h=write_1h,
+    split = u.get("cache_creation")
+    if type(split) is dict:
+        write_5m = as_int(split.get("ephemeral_5m_input_tokens"))
+        write_1h = as_int(split.get("ephemeral_1h_input_tokens"))
+    else:
+        write_5m = write_1h = 0
+    write = as_int(u.get("cache_creation_input_tokens"))
+    return Usage(  # by position (input, output, cache_read, cache_write, cache_write_1h): read per exchange
+        as_int(u.get("input_tokens")),
+        as_int(u.get("output_tokens")),
+        as_int(u.get("cache_read_input_tokens")),
+        write if write >= write_5m + write_1h else write_5m + write_1h,
+        write_1h,
     )
 
 

@@ -91,6 +91,11 @@ class Gemini(Dialect):
             return Answer(complete=True, error=data)
         return _answer(Folded(data, as_dict(data.get("usageMetadata")), True))
 
+    def json_usage(self, endpoint: str, data: dict[str, Any]) -> Usage:
+        if isinstance(data.get("error"), dict):
+            return Usage()  # as json_answer reads it
+        return usage(as_dict(data.get("usageMetadata")))
+
     def stream_answer(self, endpoint: str, body: bytes) -> Answer:
         """SSE (`alt=sse`) or the streamed JSON array, told apart by the first byte."""
         if looks_like_json(body, b"["):

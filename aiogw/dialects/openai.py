@@ -62,6 +62,11 @@ class OpenAI(Dialect):
         found = chat_usage(body) if endpoint == "chat" else responses_usage(body) if endpoint == "responses" else None
         return usage(found) if found is not None else None
 
+    def json_usage(self, endpoint: str, data: dict[str, Any]) -> Usage:
+        if is_error_envelope(data):
+            return Usage()  # as json_answer reads it
+        return usage(as_dict(data.get("usage")))
+
     def _answer(self, endpoint: str, folded: Folded) -> Answer:
         message, error = folded.message or {}, folded.error
         if message.get("object") == "response" or endpoint == "responses":

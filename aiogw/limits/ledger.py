@@ -124,9 +124,16 @@ class Ledger:
                 bucket.resize(per_minute)
 
     def admit(self, user: str, route: str, model: str | None, tokens: int, usd: float, now: float) -> Admission:
-        """Admit a request or raise the refusal. `tokens` and `usd`: its input estimate."""
-        limits = self.limits(user)
-        state = self.state(user, now)
+        """Admit a request or raise the refusal. `tokens` and `usd`: its input estimate.
+
+        Straight-line on purpose: it runs for every request of a limited user, and each
+        call or tuple here was a measurable share of limits' cost in the gateway."""
+        limits = self.users.get(user, self.defaults)
+        state = self.states.get(user)
+        if state is None:
+            state = self.state(user, now)
+        elif now >= state.day_end:
+            state.roll(now)
         if limits.routes is not None and not any(fnmatchcase(route, g) for g in limits.routes):
             raise NotAllowed(
                 f"aiogw: user {user!r} may not use route {route!r}; allowed: {', '.join(limits.routes)}. "
@@ -140,16 +147,12 @@ class Ledger:
                 kind="limit:models",
             )
         committed = state.pending_usd
-        for period, budget, spent, resets in (
-            ("daily", limits.daily_budget_usd, state.day_usd, _next_day),
-            ("monthly", limits.monthly_budget_usd, state.month_usd, _next_month),
-        ):
-            if budget is not None and spent + committed >= budget:
-                raise NotAllowed(
-                    f"aiogw: user {user!r} has spent {_usd(spent)}{_in_flight(committed)} of the {period} budget "
-                    f"of {_usd(budget)}; it resets at {resets(now)}.",
-                    kind=f"budget:{period}_budget_usd",
-                )
+        budget = limits.daily_budget_usd
+        if budget is not None and state.day_usd + committed >= budget:
+            raise _over_budget(user, "daily", budget, state.day_usd, committed, _next_day(now))
+        budget = limits.monthly_budget_usd
+        if budget is not None and state.month_usd + committed >= budget:
+            raise _over_budget(user, "monthly", budget, state.month_usd, committed, _next_month(now))
         if limits.max_concurrent is not None and state.in_flight >= limits.max_concurrent:
             raise RateLimited(
                 f"aiogw: user {user!r} has {state.in_flight} requests in flight, its limit; "
@@ -157,28 +160,28 @@ class Ledger:
                 retry_after=1,
                 kind="rate_limit:max_concurrent",
             )
-        if state.rpm is not None:
-            wait = state.rpm.wait(1, now)
+        rpm, tpm = state.rpm, state.tpm
+        if rpm is not None:
+            wait = rpm.wait(1, now)
             if wait > 0:
                 raise RateLimited(
-                    f"aiogw: user {user!r} is over its limit of {_count(int(state.rpm.capacity), 'request')} a minute; "
+                    f"aiogw: user {user!r} is over its limit of {_count(int(rpm.capacity), 'request')} a minute; "
                     f"retry in {_seconds(wait)} s.",
                     retry_after=_seconds(wait),
                     kind="rate_limit:requests_per_minute",
                 )
-        if state.tpm is not None:
-            wait = state.tpm.wait(tokens, now)
+        if tpm is not None:
+            wait = tpm.wait(tokens, now)
             if wait > 0:
                 raise RateLimited(
-                    f"aiogw: user {user!r} is over its limit of {_count(int(state.tpm.capacity), 'token')} a minute "
+                    f"aiogw: user {user!r} is over its limit of {_count(int(tpm.capacity), 'token')} a minute "
                     f"(this request is about {tokens} input tokens); retry in {_seconds(wait)} s.",
                     retry_after=_seconds(wait),
                     kind="rate_limit:tokens_per_minute",
                 )
-        if state.rpm is not None:
-            state.rpm.take(1)
-        if state.tpm is not None:
-            state.tpm.take(tokens)
+            tpm.take(tokens)
+        if rpm is not None:
+            rpm.level -= 1  # wait() refilled it and found the request there
         state.in_flight += 1
         state.pending_usd += usd
         state.dirty = True
@@ -188,18 +191,29 @@ class Ledger:
         """An exchange ended: release its slot, correct the token window by what it
         really used, add its cost to the spend."""
         state = admission.state if admission is not None else self.state(user, now)
+        tpm = state.tpm
         if admission is not None:
             state.in_flight -= 1
-            state.pending_usd = max(0.0, state.pending_usd - admission.usd)
-            if state.tpm is not None:
-                state.tpm.take(tokens - admission.tokens)
-        elif state.tpm is not None and tokens:
-            state.tpm.take(tokens)
+            pending = state.pending_usd - admission.usd
+            state.pending_usd = pending if pending > 0.0 else 0.0
+            if tpm is not None and tokens != admission.tokens:
+                tpm.take(tokens - admission.tokens)
+        elif tpm is not None and tokens:
+            tpm.take(tokens)
         if usd:
-            state.roll(now)
+            if now >= state.day_end:
+                state.roll(now)
             state.day_usd += usd
             state.month_usd += usd
         state.dirty = True
+
+
+def _over_budget(user: str, period: str, budget: float, spent: float, committed: float, resets: str) -> NotAllowed:
+    return NotAllowed(
+        f"aiogw: user {user!r} has spent {_usd(spent)}{_in_flight(committed)} of the {period} budget "
+        f"of {_usd(budget)}; it resets at {resets}.",
+        kind=f"budget:{period}_budget_usd",
+    )
 
 
 def _usd(amount: float) -> str:
