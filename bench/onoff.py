@@ -1,7 +1,8 @@
 """One feature's cost: the same gateway without and with it, interleaved round by round.
 
-Used by `bench.limits` and `bench.ops`. Each round runs wrk against *off* then *on*, so
-the machine's drift hits both alike; the ratio is taken per round and its median kept.
+Used by `bench.limits` and `bench.ops`. Each round runs wrk against *off* and *on*, in
+turn off-on and on-off, so the machine's drift hits both alike; the ratio is taken per
+round and its median kept.
 """
 
 from __future__ import annotations
@@ -34,8 +35,10 @@ def compare(tmp: Path, off: Target, on: Target, feature: str, rounds: int, durat
         for label, t in (("off", off), ("on", on)):  # warm-up: connections, caches, the guard's memo
             switch(label)
             wrk.run(t.url, body, t.key, connections=32, duration=1.0, cpu=LOAD_CPU)
-        for _ in range(rounds):
-            for label, t in (("off", off), ("on", on)):
+        for i in range(rounds):
+            # off-on, then on-off: a drift of the machine's speed across a round (this
+            # VM's moves by ±10% over seconds) tilts the two orders alike, and cancels.
+            for label, t in ((("off", off), ("on", on)) if i % 2 == 0 else (("on", on), ("off", off))):
                 switch(label)
                 cpu0 = procs.cpu_seconds(t.pid)
                 res = wrk.run(t.url, body, t.key, connections=32, duration=duration, cpu=LOAD_CPU)
