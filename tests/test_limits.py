@@ -115,8 +115,15 @@ class LimitedGateway:
             time.sleep(0.01)
         return self.of(user)[-1]
 
-    def of(self, user: str) -> list:
-        return [ex for ex in self.exchanges if ex.user == user]
+    def of(self, user: str, timeout: float = 5.0) -> list:
+        """The user's finished exchanges, once each is settled (usage and cost known: at
+        the end of the loop turn it ended in, or by the audit writer)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [ex for ex in self.exchanges if ex.user == user]
+            if not any(ex.settle_later for ex in found) or time.monotonic() > deadline:
+                return found
+            time.sleep(0.005)
 
 
 @pytest.fixture
