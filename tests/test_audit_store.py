@@ -3,6 +3,7 @@
 import sqlite3
 
 import orjson
+import pytest
 
 from aiogw.audit import queries
 from aiogw.audit.writer import AuditWriter
@@ -189,6 +190,16 @@ def test_rows_go_in_as_few_multi_row_statements():
         (b"h1", b"\x00a", 9.0), (b"h2", b"\x00b", 5.0), (b"h3", b"\x00c", 9.0)
     ]
     assert list(store.inserts(store.INSERT_PAYLOAD, [])) == []
+    # A record written again is kept as it was; a row that breaks another constraint
+    # fails loudly instead of vanishing (so the writer retries and logs it).
+    again = [(*row(3)[:1], 99.0, *row(3)[2:])]
+    for sql, params in store.inserts(store.INSERT_EXCHANGE, again):
+        conn.execute(sql, params)
+    assert conn.execute("SELECT started FROM exchanges WHERE id = 'id003'").fetchone() == (3.0,)
+    broken = [tuple(None if c == "priced" else v for c, v in zip(COLUMNS, row(99), strict=True))]
+    with pytest.raises(sqlite3.IntegrityError, match="NOT NULL"):
+        for sql, params in store.inserts(store.INSERT_EXCHANGE, broken):
+            conn.execute(sql, params)
 
 
 async def test_large_bodies_make_a_batch_by_bytes_not_by_count_or_time(tmp_path):

@@ -227,7 +227,7 @@ class AuditWriter:
         # All statements and the commit are queued to the database thread at once, in
         # order (tasks start in creation order), so a batch costs one round trip to that
         # thread, not five: under load each round trip waits a whole turn of the loop.
-        # Inserts are OR IGNORE, so a batch retried after a partial failure completes.
+        # A row already there is kept (ON CONFLICT DO NOTHING), so a batch retried completes.
         ops = [db.execute(sql, params) for sql, params in store.inserts(store.INSERT_EXCHANGE, rows)]
         ops += [db.execute(sql, params) for sql, params in store.inserts(store.INSERT_PAYLOAD, payloads)]
         ops += [db.execute(sql, params) for sql, params in store.inserts(store.INSERT_BLOB, blobs)]
