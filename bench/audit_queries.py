@@ -124,6 +124,7 @@ def generate(path: Path, records: int = RECORDS, blobs: int = BLOBS, seed: int =
             client=f"10.20.{rng.randint(0, 15)}.{rng.randint(2, 254)}", user_agent=rng.choice(_AGENTS),
             conversation=conversation, request_bytes=int(rng.lognormvariate(11.5, 1.0)),
             response_bytes=int(rng.lognormvariate(8, 1)), method="POST", path=_PATHS[endpoint].format(model=model),
+            cost_usd=round((inp * 3.0 + out * 15.0) / 1e6, 8), priced=1,
         ))
         refs = rng.randbytes(16 * rng.randint(2, 6))
         answer = squeeze(b'{"complete":true,"stop_reason":"end_turn","message":{"role":"assistant"}}')
@@ -255,7 +256,8 @@ def writer(path: str, stop: multiprocessing.synchronize.Event, results: multipro
         rows = [row(id=ids.new_id(now), started=now, duration_ms=1.0, user="writer", key_id="k", route="anthropic",
                     dialect="anthropic", endpoint="messages", model="m", stream=1, status=200, outcome="ok",
                     input_tokens=1, output_tokens=1, cache_write_tokens=0, cache_read_tokens=0, reasoning_tokens=0,
-                    findings=0, request_bytes=1, response_bytes=1, method="POST", path="/v1/messages")
+                    findings=0, request_bytes=1, response_bytes=1, method="POST", path="/v1/messages",
+                    cost_usd=0.00002, priced=1)
                 for _ in range(batch)]
         payloads = [(r[0], None, None, None, rng.randbytes(48), None, b"\x00{}", None, None) for r in rows]
         t = time.monotonic()
