@@ -45,7 +45,7 @@ def read(ex: Exchange) -> tuple[bytes | None, Answer | None]:
 
 def usage_only(ex: Exchange) -> Usage | None:
     """A success's usage without reading the answer whole: a stream's from its usage
-    events alone (Anthropic, OpenAI chat and Responses), a JSON body's from its usage
+    events alone (every dialect but Gemini's JSON array), a JSON body's from its usage
     object. None when only the whole read can tell, or once it was made (ex.answer
     has it). The decoded bytes stay on the exchange for that read."""
     if ex.answer_read:

@@ -184,8 +184,8 @@ def test_usage_and_cost_recorded_for_every_dialect(gw):
 def test_without_the_audit_usage_is_read_alone_and_is_the_sdks(servers, gateway, tmp_path):
     """No audit, metrics, log or answer guard: only limits read usage, and they read the
     usage alone (the JSON body's usage object, a stream's usage events), not the whole
-    answer; it is what each SDK reports. Gemini's SSE has no such reader and is read
-    whole (so is any stream whose answer guard logs: the scan needs the whole read)."""
+    answer; it is what each SDK reports (a stream whose answer guard logs is read
+    whole: the scan needs it)."""
     bare = BASE_TOML.replace("flush_interval = 0.02", "enabled = false")
     g = LimitedGateway(servers, gateway.fake, gateway.fake_url, tmp_path / "state.db", toml=bare,
                        extra='[metrics]\nenabled = false\n[log]\nexchanges = false\n[guards]\nenabled = false\n'
@@ -223,7 +223,7 @@ def test_without_the_audit_usage_is_read_alone_and_is_the_sdks(servers, gateway,
         for ex, sdk in zip(exchanges, got, strict=True):
             assert ex.cost > 0 and ex.priced, (ex.dialect, ex.endpoint)
             assert (ex.usage.input + ex.usage.cache_read + ex.usage.cache_write, ex.usage.output) == sdk
-        assert [ex.answer_read for ex in exchanges] == [False] * 7 + [True]
+        assert [ex.answer_read for ex in exchanges] == [False] * 8
     finally:
         g.stop()
 

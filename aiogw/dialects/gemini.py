@@ -91,6 +91,9 @@ class Gemini(Dialect):
             return Answer(complete=True, error=data)
         return _answer(Folded(data, as_dict(data.get("usageMetadata")), True))
 
+    def stream_usage(self, endpoint: str, body: bytes) -> Usage | None:
+        return stream_usage(body) if endpoint == "stream_generate" else None
+
     def json_usage(self, endpoint: str, data: dict[str, Any]) -> Usage:
         if isinstance(data.get("error"), dict):
             return Usage()  # as json_answer reads it
@@ -107,6 +110,36 @@ class Gemini(Dialect):
         # Gemini's SSE has no end marker: the body just ends. A stream cut on an event
         # boundary is told from a whole one by the finish reason the last chunk carries.
         return _answer(merged.folded(clean and merged.finished))
+
+
+_USAGE_KEY = b'"usageMetadata"'
+
+
+def stream_usage(body: bytes) -> Usage | None:
+    """The usage `stream_answer` finds in an SSE stream (that of the last chunk with a
+    usageMetadata), from that chunk alone; None when only the whole read can tell.
+
+    The chunk is found by its key: a JSON string cannot hold `"usageMetadata"` unescaped,
+    so the last place it occurs is a key, in the last chunk that has one. It is read only
+    when it is a whole event of one data line (a blank line before and after, as an SSE
+    event is only complete at its blank line) and the key is that chunk's own; anything
+    else (a nested key of that name, an error chunk, a null) is read whole."""
+    at = body.rfind(_USAGE_KEY)
+    if at < 0 or looks_like_json(body, b"["):
+        return None
+    start = body.rfind(b"\n", 0, at) + 1
+    end = body.find(b"\n", at)
+    if end < 0 or not body.startswith((b"\n", b"\r\n"), end + 1):
+        return None  # not followed by the blank line that ends an event
+    if start and not body[:start].endswith((b"\n\n", b"\n\r\n")):
+        return None  # not the event's first line
+    line = body[start:end].rstrip(b"\r")
+    if not line.startswith(b"data:"):
+        return None
+    data = load(line[5:])
+    if not isinstance(data, dict) or isinstance(data.get("error"), dict) or data.get("usageMetadata") is None:
+        return None
+    return usage(as_dict(data["usageMetadata"]))
 
 
 def usage(u: dict[str, Any]) -> Usage:

@@ -121,7 +121,7 @@ class Accountant:
     then read once, in the writer's short slices, not in one piece on the loop as the
     stream ends. A user with limits is charged at once: the windows and budgets need
     the real usage before the next request. Where the dialect can read a stream's usage
-    from its usage events alone (Anthropic, OpenAI chat and Responses), that is all that
+    from its usage events alone (all but Gemini's JSON array), that is all that
     happens on the loop; the answer is read whole, scanned and reported by the writer as
     for everyone else (a 500-event answer read whole on the loop held the next streams'
     first bytes back).
