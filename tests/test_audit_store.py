@@ -6,6 +6,7 @@ import orjson
 import pytest
 
 from aiogw.audit import queries
+from aiogw.audit import writer as writer_module
 from aiogw.audit.writer import AuditWriter
 from aiogw.config import AuditSettings
 from aiogw.exchange import Exchange
@@ -130,21 +131,23 @@ async def test_an_unreadable_answer_still_leaves_its_record(tmp_path):
 
 
 async def test_a_batch_retried_after_a_failed_write_stores_every_part(tmp_path, monkeypatch):
-    """The first commit fails (a full disk, a locked file): the batch is built again,
-    and every message the records refer to is in the database afterwards."""
+    """The first commit fails (a full disk, a locked file): the batch's records are
+    written again, and every message they refer to is in the database afterwards."""
     db = tmp_path / "s.db"
     writer = AuditWriter(db, AuditSettings(batch_size=3, flush_interval=0.001))
     await writer.start()
-    real = writer._db.commit
+    real = writer_module._transaction
     failed = []
 
-    async def commit_once_failing():
+    def once_failing(conn, statements, touches):  # in the database thread, as the real one
         if not failed:
             failed.append(1)
+            conn.execute(*statements[0])  # a part of the batch is in before the failure
+            conn.rollback()
             raise sqlite3.OperationalError("disk I/O error")
-        return await real()
+        return real(conn, statements, touches)
 
-    monkeypatch.setattr(writer._db, "commit", commit_once_failing)
+    monkeypatch.setattr(writer_module, "_transaction", once_failing)
     for i, msgs in enumerate(turns(6)):
         writer.submit(exchange(1_000_000 + i, msgs))
     await writer.close()
@@ -153,6 +156,30 @@ async def test_a_batch_retried_after_a_failed_write_stores_every_part(tmp_path, 
     for (ident,) in conn.execute("SELECT id FROM exchanges").fetchall():
         record = queries.show(conn, ident)
         assert record["request"]["system"] == SYSTEM and record["request"]["messages"]  # every part found
+
+
+async def test_a_database_that_refuses_every_write_at_shutdown_leaves_a_spill_file(tmp_path, monkeypatch):
+    """No record is lost even then: the batch that kept failing and everything still
+    queued go to the spill file, one JSON row each."""
+    import asyncio
+
+    db = tmp_path / "s.db"
+    writer = AuditWriter(db, AuditSettings(batch_size=2, flush_interval=0.001))
+    await writer.start()
+
+    def refuse(conn, statements, touches):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(writer_module, "_transaction", refuse)
+    real_sleep = asyncio.sleep
+    monkeypatch.setattr(asyncio, "sleep", lambda seconds: real_sleep(0))  # the retries' back-off
+    for i, msgs in enumerate(turns(5)):
+        writer.submit(exchange(1_000_000 + i, msgs))
+    await writer.close()
+    spill = db.with_name(db.name + ".audit-spill.jsonl")
+    rows = [orjson.loads(line) for line in spill.read_bytes().splitlines()]
+    assert writer.spilled == len(rows) == 5 and writer.written == 0
+    assert sorted(r["started"] for r in rows) == [1_000_000 + i for i in range(5)]
 
 
 def test_rows_go_in_as_few_multi_row_statements():

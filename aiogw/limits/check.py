@@ -176,7 +176,6 @@ class Accountant:
     def settle(self, ex: Exchange) -> None:
         """Read the usage, price it, charge the user, release the request's slot; then
         report the exchange. One charged already (`finish`) is only read and reported."""
-        ex.settle_later = False
         if ex.usage is None:
             try:
                 usage = self.usage(ex)
@@ -189,6 +188,8 @@ class Accountant:
                 answers.read(ex)  # the whole answer, and its scan, before the report
             except Exception:
                 log.exception("could not read the answer of a %s %s exchange", ex.dialect, ex.endpoint)
+        # Cleared once usage and cost are on the exchange: a test's thread waits on it.
+        ex.settle_later = False
         if self.done is not None:
             try:
                 self.done(ex)
