@@ -72,6 +72,11 @@ def main(argv: list[str] | None = None) -> int:
         "--before", required=True, help="a date (2026-11-01), a time (2026-11-01T12:00) or an age (30d, 12h)"
     )
     a.set_defaults(run=audit_cli.prune_cmd)
+    a = audit_sub.add_parser(
+        "migrate", help="remake an older database's payload and content tables in today's faster layout"
+    )
+    a.add_argument("--vacuum", action="store_true", help="then rewrite the file to give the freed space back")
+    a.set_defaults(run=audit_cli.migrate_cmd)
     for a in audit_sub.choices.values():
         a.add_argument("--config", help="TOML config file (for the state path)")
 

@@ -182,6 +182,45 @@ async def test_a_database_that_refuses_every_write_at_shutdown_leaves_a_spill_fi
     assert sorted(r["started"] for r in rows) == [1_000_000 + i for i in range(5)]
 
 
+async def test_migrate_remakes_an_older_databases_tables_and_keeps_every_record(tmp_path, capsys):
+    """A database an older aiogw made (payloads and blobs WITHOUT ROWID) is remade in
+    today's layout by `aiogw audit migrate`: every record reads back as before."""
+    from aiogw.audit import store
+    from aiogw.cli import main
+
+    db = tmp_path / "state.db"
+    old = store.SCHEMA.replace("    findings BLOB\n);", "    findings BLOB\n) WITHOUT ROWID;")
+    old = old.replace("    last_seen REAL NOT NULL\n);", "    last_seen REAL NOT NULL\n) WITHOUT ROWID;")
+    assert old.count("WITHOUT ROWID") == 3
+    conn = sqlite3.connect(db)
+    conn.executescript(old)
+    conn.close()
+    await write(db, [exchange(1_000_000 + i, msgs, session="s-1") for i, msgs in enumerate(turns(40))])
+    conn = queries.connect(db)
+    before = {ident: queries.show(conn, ident) for (ident,) in conn.execute("SELECT id FROM exchanges")}
+    blobs = conn.execute("SELECT count(*) FROM blobs").fetchone()[0]
+    assert len(before) == 40 and blobs > 0  # the later turns are split into stored contents
+    conn.close()
+
+    config = tmp_path / "aiogw.toml"
+    config.write_text(f'[state]\npath = "{db}"\n[[routes]]\nname = "anthropic"\ndialect = "anthropic"\n'
+                      'upstream = "http://127.0.0.1:9"\ncredential = { env = "UNSET_FOR_THIS_TEST" }\n')
+    assert main(["audit", "migrate", "--config", str(config), "--vacuum"]) == 0
+    assert "remade payloads as a rowid table: 40 rows copied" in capsys.readouterr().out
+
+    conn = queries.connect(db)
+    tables = dict(conn.execute("SELECT name, sql FROM sqlite_schema WHERE type = 'table'").fetchall())
+    assert "WITHOUT ROWID" not in tables["payloads"] and "WITHOUT ROWID" not in tables["blobs"]
+    assert "WITHOUT ROWID" in tables["exchanges"]  # narrow rows: it stays as it is
+    assert "blobs_last_seen" in {r[0] for r in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'index'")}
+    assert conn.execute("SELECT count(*) FROM blobs").fetchone()[0] == blobs
+    assert {ident: queries.show(conn, ident) for ident in before} == before
+    assert queries.migrate(conn) == {}  # once is enough
+    conn.close()
+    assert main(["audit", "migrate", "--config", str(config)]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+
+
 def test_rows_go_in_as_few_multi_row_statements():
     from aiogw.audit import store
 

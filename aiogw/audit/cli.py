@@ -99,3 +99,19 @@ def prune_cmd(args: argparse.Namespace) -> int:
     exchanges, blobs = queries.prune(_conn(args), before)
     print(f"deleted {exchanges} exchanges and {blobs} stored contents from before {render.utc(before)} UTC")
     return 0
+
+
+def migrate_cmd(args: argparse.Namespace) -> int:
+    conn = _conn(args)
+    copied = queries.migrate(conn)
+    if not copied:
+        print("nothing to do: the audit tables are already as this aiogw makes them")
+        return 0
+    for table, rows in copied.items():
+        print(f"remade {table} as a rowid table: {rows} rows copied")
+    if args.vacuum:
+        conn.execute("VACUUM")
+        print("vacuumed: the file is rewritten without the old tables' pages")
+    else:
+        print("the old tables' pages are free for new records; `--vacuum` gives them back to the disk")
+    return 0

@@ -17,6 +17,7 @@ import orjson
 from aiogw.audit import ids
 from aiogw.audit.record import COLUMNS, unpack, unsqueeze
 from aiogw.audit.store import migrations as store_migrations
+from aiogw.audit.store import relayout
 from aiogw.dialects import DIALECTS, RequestParts
 
 _LIST_COLUMNS = ", ".join(COLUMNS)
@@ -149,6 +150,27 @@ def _json_or_text(raw: bytes) -> Any:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         return raw.decode("utf-8", "replace")
+
+
+def migrate(conn: sqlite3.Connection) -> dict[str, int]:
+    """Remake the tables an older aiogw made WITHOUT ROWID as this one makes them, in one
+    transaction; returns the rows copied per table (empty: nothing to do)."""
+    existing = {name: sql or "" for name, sql in conn.execute("SELECT name, sql FROM sqlite_schema WHERE type = 'table'")}
+    statements = relayout(existing)
+    if not statements:
+        return {}
+    copied = {}
+    conn.execute("BEGIN IMMEDIATE")  # the gateway's writer waits (busy_timeout), never interleaves
+    try:
+        for statement in statements:
+            cur = conn.execute(statement)
+            if statement.startswith("INSERT INTO "):
+                copied[statement.split()[2]] = cur.rowcount
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return copied
 
 
 def prune(conn: sqlite3.Connection, before: float, batch: int = 2000) -> tuple[int, int]:

@@ -13,7 +13,8 @@ deletes exchanges before a date, then exactly the blobs last seen before it.
 its rows in an index tree, which stores at most ~1 KB of a row in the page and the rest
 in an overflow page of its own. A 1 KB exchange's payload row (~1.8 KB) took two pages:
 as a rowid table the database thread's time a record fell from ~41 to ~26 µs and the
-file from ~5.3 to ~2.7 KB a record. Databases made before keep the tables they have.
+file from ~5.3 to ~2.7 KB a record. Databases made before keep the tables they have
+until `aiogw audit migrate` remakes them (`relayout`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,26 @@ from collections.abc import Iterator
 
 from aiogw.audit.record import COLUMNS, PAYLOAD_COLUMNS
 
-SCHEMA = """
+_PAYLOADS = """CREATE TABLE IF NOT EXISTS payloads (
+    id TEXT PRIMARY KEY,
+    request_meta BLOB,
+    system_ref BLOB,
+    tools_ref BLOB,
+    message_refs BLOB,
+    request_raw BLOB,
+    response BLOB,
+    raw_stream BLOB,
+    findings BLOB
+)"""
+_BLOBS = """CREATE TABLE IF NOT EXISTS blobs (
+    hash BLOB PRIMARY KEY,
+    data BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    last_seen REAL NOT NULL
+)"""
+_BLOBS_INDEX = "CREATE INDEX IF NOT EXISTS blobs_last_seen ON blobs (last_seen)"
+
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS exchanges (
     id TEXT PRIMARY KEY,
     started REAL NOT NULL,
@@ -64,24 +84,9 @@ CREATE INDEX IF NOT EXISTS exchanges_route ON exchanges (route, id);
 CREATE INDEX IF NOT EXISTS exchanges_outcome ON exchanges (outcome, id);
 CREATE INDEX IF NOT EXISTS exchanges_status ON exchanges (status, id);
 CREATE INDEX IF NOT EXISTS exchanges_findings ON exchanges (id) WHERE findings > 0;
-CREATE TABLE IF NOT EXISTS payloads (
-    id TEXT PRIMARY KEY,
-    request_meta BLOB,
-    system_ref BLOB,
-    tools_ref BLOB,
-    message_refs BLOB,
-    request_raw BLOB,
-    response BLOB,
-    raw_stream BLOB,
-    findings BLOB
-);
-CREATE TABLE IF NOT EXISTS blobs (
-    hash BLOB PRIMARY KEY,
-    data BLOB NOT NULL,
-    size INTEGER NOT NULL,
-    last_seen REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS blobs_last_seen ON blobs (last_seen);
+{_PAYLOADS};
+{_BLOBS};
+{_BLOBS_INDEX};
 """
 
 PRAGMAS = (
@@ -134,6 +139,26 @@ def inserts(head: str, rows: list[tuple]) -> Iterator[tuple[str, list]]:
 
 
 TOUCH_BLOB = "UPDATE blobs SET last_seen = max(last_seen, ?) WHERE hash = ?"
+
+def relayout(existing: dict[str, str]) -> list[str]:
+    """The statements that remake an older database's WITHOUT ROWID `payloads` and
+    `blobs` (see the module's doc) as the rowid tables above, rows and all. `existing`:
+    table name -> its CREATE statement (sqlite_schema.sql). Run them in one transaction;
+    they copy every row, so on a large database stop the gateway first."""
+    out = []
+    for table, create in (("payloads", _PAYLOADS), ("blobs", _BLOBS)):
+        if "WITHOUT ROWID" not in existing.get(table, "").upper():
+            continue
+        out += [
+            f"ALTER TABLE {table} RENAME TO {table}_old",
+            create,
+            f"INSERT INTO {table} SELECT * FROM {table}_old",
+            f"DROP TABLE {table}_old",  # its indexes with it
+        ]
+        if table == "blobs":
+            out.append(_BLOBS_INDEX)
+    return out
+
 
 # Columns added after a release, for databases made before them: (name, declaration).
 ADDED_COLUMNS = (("cost_usd", "REAL"), ("priced", "INTEGER NOT NULL DEFAULT 1"))
