@@ -753,3 +753,17 @@ def test_usage_alone_is_none_or_the_whole_reads(events, dialect, endpoint, form,
     for stream in (True, False):
         alone = dialect.usage(endpoint, stream, body)
         assert alone is None or alone == dialect.answer(endpoint, 200, stream, body).usage
+
+
+def test_gemini_usage_alone_never_trusts_a_key_spelled_otherwise_or_a_lone_cr():
+    """A later chunk can spell usageMetadata with escapes, and a lone CR ends an SSE line
+    where JSON sees whitespace: both are read whole, so the charge is the whole read's."""
+    first = b'data: {"usageMetadata":{"promptTokenCount":5,"candidatesTokenCount":1}}\r\n\r\n'
+    escaped = first + b'data: {"usage\\u004detadata":{"promptTokenCount":7,"candidatesTokenCount":70}}\r\n\r\n'
+    lone_cr = b'data: {"usageMetadata":{"promptTokenCount":9,"candidatesTokenCount":9},"a"\r:1}\r\n\r\n'
+    for body in (escaped, first[:-4] + b'\r' + lone_cr[6:], lone_cr):
+        alone = GEMINI.stream_usage("stream_generate", body)
+        assert alone is None or alone == GEMINI.answer("stream_generate", 200, True, body).usage
+    assert GEMINI.stream_usage("stream_generate", escaped) is None
+    assert GEMINI.answer("stream_generate", 200, True, escaped).usage == Usage(input=7, output=70)
+    assert GEMINI.stream_usage("stream_generate", first) == Usage(input=5, output=1)

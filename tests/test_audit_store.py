@@ -221,6 +221,23 @@ async def test_migrate_remakes_an_older_databases_tables_and_keeps_every_record(
     assert "nothing to do" in capsys.readouterr().out
 
 
+async def test_a_record_the_database_cannot_take_is_spilled_and_the_rest_written(tmp_path):
+    """A provider's absurd token count (over SQLite's 64-bit integers) can never be stored:
+    retrying it would stall the writer and then the gateway. The others of its batch go
+    in, that one goes to the spill file, and the writer carries on."""
+    db = tmp_path / "s.db"
+    exchanges = [exchange(1_000_000 + i, msgs) for i, msgs in enumerate(turns(4))]
+    answer = orjson.loads(exchanges[1].response_body)
+    answer["usage"]["output_tokens"] = 2**63
+    exchanges[1].response_body = orjson.dumps(answer)
+    writer = await write(db, exchanges)
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT count(*) FROM exchanges").fetchone()[0] == 3
+    spilled = [orjson.loads(line) for line in db.with_name(db.name + ".audit-spill.jsonl").read_bytes().splitlines()]
+    assert [r["started"] for r in spilled] == [1_000_001] and spilled[0]["output_tokens"] == 2**63
+    assert writer.spilled == 1 and writer.written == 3 and writer.write_errors == 1
+
+
 def test_rows_go_in_as_few_multi_row_statements():
     from aiogw.audit import store
 

@@ -200,3 +200,52 @@ def test_price_and_limit_mistakes_are_named(tmp_path, extra, message):
     )
     with pytest.raises(config.ConfigError, match=message):
         config.load(path, env={})
+
+
+def test_one_exchange_failing_to_settle_leaves_the_others_of_its_turn_settled():
+    """Settlement runs in a batch at the end of the loop turn: an exchange whose
+    settlement raises is logged, and the others of the batch are still charged and
+    release their slots. A price that cannot be computed still releases the slot."""
+    import asyncio
+
+    import orjson
+
+    from aiogw.exchange import Exchange
+    from aiogw.limits.check import Accountant, LimitCheck
+
+    class Prices(PriceTable):
+        def cost(self, model, usage):
+            if model == "broken-model":
+                raise ValueError("a price table bug")
+            return super().cost(model, usage)
+
+    class Books(Ledger):
+        def settle(self, user, admission, tokens, usd, now):
+            if user == "bad":
+                raise RuntimeError("a ledger bug")
+            super().settle(user, admission, tokens, usd, now)
+
+    ledger = Books(Limits(max_concurrent=10), {})
+    accountant = Accountant(ledger, Prices())
+    admit = LimitCheck(accountant)
+    answer = orjson.dumps({"type": "message", "usage": {"input_tokens": 10, "output_tokens": 5}})
+
+    async def turn() -> list[Exchange]:
+        done = []
+        for user, model in (("u", "claude-haiku-4-5"), ("bad", "claude-haiku-4-5"), ("u", "broken-model"),
+                            ("u", "claude-haiku-4-5")):
+            ex = Exchange("POST")
+            ex.user, ex.route, ex.dialect, ex.endpoint, ex.model = user, "anthropic", "anthropic", "messages", model
+            ex.body, ex.status, ex.response_body = b"{}", 200, answer
+            admit.check(ex)
+            ex.first_byte()
+            ex.finish()
+            accountant.finish(ex)
+            done.append(ex)
+        await asyncio.sleep(0)  # the end of the turn
+        return done
+
+    first, _bad, unpriced, last = asyncio.run(turn())
+    assert first.cost > 0 and last.cost > 0 and unpriced.cost is None
+    assert ledger.states["u"].in_flight == 0  # every slot of the user released, the unpriced one's too
+    assert not first.settle_later and not last.settle_later

@@ -51,6 +51,10 @@ _SLICE_BEHIND = 0.008
 # gateway's RSS at ~325 MiB; at 16 MiB it peaked at ~152, at 8 MiB ~136, with the same
 # throughput (200 KB, audit on against off: 78% and 80%).
 _BATCH_BYTES = 8 * 1024 * 1024
+# A record the database can never take (a constraint it breaks, a number SQLite cannot
+# hold): retrying would stall the writer and, once the queue is full, the gateway. The
+# batch is stored one record at a time and that one goes to the spill file, logged.
+_NEVER_FITS = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.DataError, OverflowError)
 
 
 def _size(ex: Exchange) -> int:
@@ -172,7 +176,15 @@ class AuditWriter:
             batch = [self._pending.popleft() for _ in range(min(self.settings.batch_size, len(self._pending)))]
             size = sum(map(_size, batch))
             t0 = asyncio.get_running_loop().time()
-            records = await self._build_all(batch)
+            try:
+                records = await self._build_all(batch)
+            except Exception:  # a bug of ours (each record has its own fallback): keep the batch, retry
+                self.write_errors += 1
+                self._memo.drop_fresh()
+                self._pending.extendleft(reversed(batch))
+                log.exception("audit batch of %d records not built; retrying", len(batch))
+                await asyncio.sleep(1.0)
+                continue
             # From here the records are all that is kept: the exchanges' bodies, parsed
             # requests and answers are freed now, not after the commit. With 1 MB agent
             # bodies the batches waiting on SQLite held ~50 MB of them.
@@ -203,6 +215,16 @@ class AuditWriter:
         while True:
             try:
                 await self._store(records)
+            except _NEVER_FITS as exc:
+                if len(records) > 1:  # one at a time: the others go in, the one that cannot is found
+                    for record in records:
+                        if not await self._commit([record], t0):
+                            return False
+                    return True
+                self.write_errors += 1
+                self._spill_rows(records)
+                log.error("audit record %s does not fit the database (%s); kept in the spill file", records[0].id, exc)
+                return True
             except Exception:
                 failures += 1
                 self.write_errors += 1
@@ -281,13 +303,20 @@ class AuditWriter:
     def _spill(self, records: list[rec.Record]) -> None:
         """Last resort at shutdown when the database refuses writes: the batch that failed
         and everything still queued, their rows as JSON lines."""
-        spill = self.path.with_name(self.path.name + ".audit-spill.jsonl")
-        with spill.open("ab") as f:
-            while records or self._pending:
-                record = records.pop(0) if records else self._build(self._pending.popleft())
+        while self._pending:
+            records.append(self._build(self._pending.popleft()))
+        self._spill_rows(records)
+        log.error("audit database unwritable at shutdown: records spilled to %s", self._spill_path)
+
+    @property
+    def _spill_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".audit-spill.jsonl")
+
+    def _spill_rows(self, records: list[rec.Record]) -> None:
+        with self._spill_path.open("ab") as f:
+            for record in records:
                 f.write(orjson.dumps(dict(zip(rec.COLUMNS, record.row, strict=True))) + b"\n")
                 self.spilled += 1
-        log.error("audit database unwritable at shutdown: records spilled to %s", spill)
 
 
 def _transaction(conn: sqlite3.Connection, statements: list[tuple[str, list]], touches: list[tuple[float, bytes]]) -> None:

@@ -123,7 +123,9 @@ def stream_usage(body: bytes) -> Usage | None:
     so the last place it occurs is a key, in the last chunk that has one. It is read only
     when it is a whole event of one data line (a blank line before and after, as an SSE
     event is only complete at its blank line) and the key is that chunk's own; anything
-    else (a nested key of that name, an error chunk, a null) is read whole."""
+    else (a nested key of that name, an error chunk, a null) is read whole. So is a
+    stream with a `\\u` escape after that chunk (a key can be spelled with escapes) or a
+    lone CR in its line (SSE ends a line there, JSON does not)."""
     at = body.rfind(_USAGE_KEY)
     if at < 0 or looks_like_json(body, b"["):
         return None
@@ -131,10 +133,10 @@ def stream_usage(body: bytes) -> Usage | None:
     end = body.find(b"\n", at)
     if end < 0 or not body.startswith((b"\n", b"\r\n"), end + 1):
         return None  # not followed by the blank line that ends an event
-    if start and not body[:start].endswith((b"\n\n", b"\n\r\n")):
+    if start and not body.endswith((b"\n\n", b"\n\r\n"), 0, start):
         return None  # not the event's first line
-    line = body[start:end].rstrip(b"\r")
-    if not line.startswith(b"data:"):
+    line = body[start:end].removesuffix(b"\r")
+    if not line.startswith(b"data:") or b"\r" in line or body.find(b"\\u", end) >= 0:
         return None
     data = load(line[5:])
     if not isinstance(data, dict) or isinstance(data.get("error"), dict) or data.get("usageMetadata") is None:

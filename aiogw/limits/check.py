@@ -171,7 +171,10 @@ class Accountant:
         due, self._due = self._due, []
         for ex in due:
             if ex.settle_later:
-                self.settle(ex)  # never raises
+                try:
+                    self.settle(ex)
+                except Exception:  # one exchange's trouble must not leave the others unsettled
+                    log.exception("limits: could not settle a %s %s exchange", ex.dialect, ex.endpoint)
 
     def settle(self, ex: Exchange) -> None:
         """Read the usage, price it, charge the user, release the request's slot; then
@@ -205,7 +208,10 @@ class Accountant:
         if tokens:
             # An unknown model is charged the default price; ex.priced = False says so
             # (the audit record, aiogw_unpriced_exchanges_total, the log line).
-            ex.cost, ex.priced = self.prices.cost(ex.model or _answer_model(ex), usage)
+            try:
+                ex.cost, ex.priced = self.prices.cost(ex.model or _answer_model(ex), usage)
+            except Exception:  # still counted in the token window, and the slot released
+                log.exception("limits: could not price a %s exchange of %r", ex.dialect, ex.model)
         if ex.user is not None and (ex.held is not None or tokens):
             self.ledger.settle(ex.user, ex.held, tokens, ex.cost or 0.0, time.time())
         ex.held = None
