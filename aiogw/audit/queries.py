@@ -168,7 +168,8 @@ def migrate(conn: sqlite3.Connection) -> dict[str, int]:
                 copied[statement.split()[2]] = cur.rowcount
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLite may have rolled back already (a full disk)
+            conn.execute("ROLLBACK")
         raise
     return copied
 
