@@ -238,6 +238,25 @@ async def test_a_record_the_database_cannot_take_is_spilled_and_the_rest_written
     assert writer.spilled == 1 and writer.written == 3 and writer.write_errors == 1
 
 
+async def test_a_batch_that_could_not_be_built_is_kept_and_built_again(tmp_path, monkeypatch):
+    """A fault of the writer's own while building records (each has a fallback, so this
+    is a bug) must not cost the batch: it goes back to the queue and is built again."""
+    db = tmp_path / "s.db"
+    real = AuditWriter._build
+    failed = []
+
+    def once_failing(self, ex):
+        if not failed:
+            failed.append(1)
+            raise RuntimeError("a bug in the record builder")
+        return real(self, ex)
+
+    monkeypatch.setattr(AuditWriter, "_build", once_failing)
+    writer = await write(db, [exchange(1_000_000 + i, msgs) for i, msgs in enumerate(turns(5))])
+    assert failed and writer.write_errors == 1 and writer.written == 5
+    assert sqlite3.connect(db).execute("SELECT count(*) FROM exchanges").fetchone()[0] == 5
+
+
 def test_rows_go_in_as_few_multi_row_statements():
     from aiogw.audit import store
 

@@ -156,6 +156,7 @@ class AuditWriter:
         return self._task is not None and not self._task.done()
 
     async def _run(self) -> None:
+        failures = 0  # batches in a row that could not be built
         while True:
             if not self._pending:
                 if self._closing:
@@ -179,12 +180,17 @@ class AuditWriter:
             try:
                 records = await self._build_all(batch)
             except Exception:  # a bug of ours (each record has its own fallback): keep the batch, retry
+                failures += 1
                 self.write_errors += 1
                 self._memo.drop_fresh()
                 self._pending.extendleft(reversed(batch))
-                log.exception("audit batch of %d records not built; retrying", len(batch))
-                await asyncio.sleep(1.0)
+                log.exception("audit batch of %d records not built (attempt %d); retrying", len(batch), failures)
+                if self._closing and failures >= 5:  # the gateway must still exit: say what is lost
+                    log.error("audit: %d exchanges could not be recorded at shutdown", len(self._pending))
+                    return
+                await asyncio.sleep(min(5.0, 0.1 * 2**failures))
                 continue
+            failures = 0
             # From here the records are all that is kept: the exchanges' bodies, parsed
             # requests and answers are freed now, not after the commit. With 1 MB agent
             # bodies the batches waiting on SQLite held ~50 MB of them.
