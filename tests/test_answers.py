@@ -607,6 +607,10 @@ def test_error_envelopes(dialect, endpoint, reply, stream):
     answer = dialect.answer(endpoint, reply.status, stream, orjson.dumps(reply.body))
     assert answer.error == reply.body
     assert answer.message is None and answer.usage == Usage() and answer.complete
+    # The same envelope under a 200 (an upstream that says "error" in its body): the
+    # usage read alone is what the whole read finds, nothing.
+    alone = dialect.usage(endpoint, stream, orjson.dumps(reply.body))
+    assert alone is None or alone == dialect.answer(endpoint, 200, stream, orjson.dumps(reply.body)).usage == Usage()
 
 
 def test_gemini_error_in_a_json_array_and_non_json_errors():

@@ -156,8 +156,7 @@ class Dialect:
         try:
             if status >= 400:
                 return error_answer(body)
-            # A JSON array can only be Gemini's streamed array, whatever `stream` says.
-            if (stream and not looks_like_json(body, b"{")) or looks_like_json(body, b"["):
+            if _streamed(stream, body):
                 return self.stream_answer(endpoint, body)
             try:
                 data = orjson.loads(body)
@@ -166,7 +165,7 @@ class Dialect:
             if not isinstance(data, dict):
                 return Answer()
             return self.json_answer(endpoint, data)
-        except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError):
+        except _ODD_SHAPE:
             # Provider bytes are untrusted and the readers are written not to raise on
             # any JSON shape; this is the last line, so an unforeseen shape costs the
             # answer, never the audit record.
@@ -193,14 +192,14 @@ class Dialect:
         """The usage of a DECODED success body, as `answer` would read it, without
         reassembling the answer; None when only the whole read can tell (then read it)."""
         try:
-            if (stream and not looks_like_json(body, b"{")) or looks_like_json(body, b"["):
+            if _streamed(stream, body):
                 return self.stream_usage(endpoint, body)
             try:
                 data = orjson.loads(body)
             except orjson.JSONDecodeError:
                 return Usage()
             return self.json_usage(endpoint, data) if isinstance(data, dict) else Usage()
-        except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError):
+        except _ODD_SHAPE:
             return None  # the whole read has its own last line for odd shapes
 
     # --- request parts ----------------------------------------------------------------
@@ -219,6 +218,16 @@ class Dialect:
     def rebuild(self, parts: RequestParts) -> dict[str, Any]:
         """The request body `parts` came from (key order may differ)."""
         return join(parts)
+
+
+# What a reader of untrusted provider JSON may still raise on a shape nobody foresaw.
+_ODD_SHAPE = (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError)
+
+
+def _streamed(stream: bool, body: bytes) -> bool:
+    """Read as a stream: one asked for, unless the body is plainly one JSON object (an
+    upstream may ignore the flag); and a JSON array, which only Gemini's stream sends."""
+    return (stream and not looks_like_json(body, b"{")) or looks_like_json(body, b"[")
 
 
 def error_answer(body: bytes) -> Answer:

@@ -50,10 +50,6 @@ class LimitCheck:
     def __init__(self, accountant: Accountant) -> None:
         self.accountant = accountant  # its ledger and prices: a reload replaces them there
 
-    @property
-    def ledger(self) -> Ledger:
-        return self.accountant.ledger
-
     def check(self, ex: Exchange) -> Verdict:
         ledger = self.accountant.ledger
         if ex.user is None or not ledger.limited(ex.user):
