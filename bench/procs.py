@@ -148,6 +148,24 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
+def thread_cpu_seconds(pid: int) -> tuple[float, float]:
+    """(the main thread's CPU seconds, all its other threads') so far: the event loop
+    apart from the audit's SQLite thread."""
+    main = other = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except FileNotFoundError:  # a thread that ended meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        seconds = (int(fields[11]) + int(fields[12])) / _TICK
+        if task.name == str(pid):
+            main += seconds
+        else:
+            other += seconds
+    return main, other
+
+
 def core_busy() -> dict[str, tuple[int, int]]:
     """Per-core (busy, total) jiffies from /proc/stat, to tell which core saturated."""
     out = {}
