@@ -115,13 +115,15 @@ class LimitedGateway:
             time.sleep(0.01)
         return self.of(user)[-1]
 
-    def of(self, user: str, timeout: float = 5.0) -> list:
+    def of(self, user: str, timeout: float = 5.0, count: int = 0) -> list:
         """The user's finished exchanges, once each is settled (usage and cost known: at
-        the end of the loop turn it ended in, or by the audit writer)."""
+        the end of the loop turn it ended in, or by the audit writer) and, with `count`,
+        once there are that many (a client has its answer before the handler ends)."""
         deadline = time.monotonic() + timeout
         while True:
             found = [ex for ex in self.exchanges if ex.user == user]
-            if not any(ex.settle_later for ex in found) or time.monotonic() > deadline:
+            done = len(found) >= count and not any(ex.settle_later for ex in found)
+            if done or time.monotonic() > deadline:
                 return found
             time.sleep(0.005)
 
@@ -215,10 +217,7 @@ def test_without_the_audit_usage_is_read_alone_and_is_the_sdks(servers, gateway,
         got.append((r.usage_metadata.prompt_token_count, r.usage_metadata.candidates_token_count))
         u = list(gc.models.generate_content_stream(model="gemini-2.5-flash", contents="hello"))[-1].usage_metadata
         got.append((u.prompt_token_count, u.candidates_token_count))
-        deadline = time.monotonic() + 5
-        while len(g.of("lim")) < len(got) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        exchanges = g.of("lim")
+        exchanges = g.of("lim", count=len(got))
         assert len(exchanges) == len(got)
         for ex, sdk in zip(exchanges, got, strict=True):
             assert ex.cost > 0 and ex.priced, (ex.dialect, ex.endpoint)
@@ -319,10 +318,7 @@ def test_budget_overshoot_is_bounded_by_the_requests_in_flight(lg):
     for t in threads:
         t.join(30)
     # A client has its stream's last event a moment before the gateway's handler ends.
-    deadline = time.monotonic() + 10
-    while len(lg.of("crowd")) < 12 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    admitted = [ex for ex in lg.of("crowd") if ex.status == 200]
+    admitted = [ex for ex in lg.of("crowd", timeout=10, count=12) if ex.status == 200]
     assert results.count("ok") == len(admitted) <= 3
     assert set(results) <= {"ok", "429", "403"} and len(results) == 12
     spent = sum(ex.cost for ex in admitted)
@@ -475,11 +471,11 @@ def test_reload_can_switch_limits_on(servers, gateway, tmp_path):
         client = g.anthropic("rpm", max_retries=0)
         for _ in range(3):
             _ask(client)
-        assert g.exchanges[-1].cost is None  # nothing was accounted
+        assert g.of("rpm", count=3)[-1].cost is None  # nothing was accounted
         g.path.write_text(g.path.read_text() + 'limits = { requests_per_minute = 1 }\n')
         g.reload()
         _ask(client)
-        assert g.exchanges[-1].cost > 0
+        assert g.of("rpm", count=4)[-1].cost > 0
         with pytest.raises(anthropic.RateLimitError):
             _ask(client)
     finally:
