@@ -29,6 +29,7 @@ guards enabled.
 
 from __future__ import annotations
 
+import ctypes
 import re
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
@@ -102,6 +103,22 @@ def _flag_bits(p: Pattern, som: bool) -> int:
             "ucp": hs.HS_FLAG_UCP,
         }[name]
     return bits
+
+
+def _release_freed() -> None:
+    """Give the OS back what the compiles freed. glibc keeps the memory a thread frees in
+    that thread's arena, resident; Hyperscan's compiler frees ~16 MB of working space in
+    the compile threads' arenas (the default catalog: RSS 68 -> 52 MB after start-up),
+    which the gateway would otherwise carry for its whole life. Not glibc: nothing."""
+    trim = getattr(_LIBC, "malloc_trim", None)
+    if trim is not None:
+        trim(0)
+
+
+try:
+    _LIBC: ctypes.CDLL | None = ctypes.CDLL(None)  # the running process's C library
+except OSError:  # pragma: no cover - a platform without dlopen(NULL)
+    _LIBC = None
 
 
 def _compile(patterns: Sequence[Pattern], ids: Sequence[int], soms: Sequence[bool], mode: int):
@@ -224,6 +241,7 @@ class Engine:
             results = list(pool.map(attempt, keys))
         for key, db in zip(keys, results, strict=True):
             jobs[key] = self._build(*key) if db is _FAILED else db
+        _release_freed()
 
     def _build(self, ids: tuple[int, ...], mode: int):
         patterns = [self.patterns[i] for i in ids]
