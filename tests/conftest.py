@@ -15,12 +15,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvloop
 
 from aiogw import config, keys
-from aiogw.app import start
+from aiogw.app import RUNTIME, start
 from aiogw.exchange import Exchange
 from aiogw.fake_upstream import FakeConfig, FakeUpstream
 
@@ -85,6 +86,7 @@ class Gateway:
     gzip_fake: FakeUpstream
     servers: LoopThread
     exchanges: list[Exchange] = field(default_factory=list)
+    proxy: Any = None  # aiogw.proxy.Proxy: how many requests are in flight
 
     def url(self, route: str) -> str:
         return f"{self.base}/{route}"
@@ -253,6 +255,7 @@ def gateway(servers: LoopThread, tmp_path_factory) -> Gateway:
         gzip_fake=gzip_fake,
         servers=servers,
         exchanges=exchanges,
+        proxy=runner.app[RUNTIME].proxy,
     )
     yield gw
     servers.run(runner.cleanup())
@@ -289,7 +292,11 @@ def close_sdk_clients(monkeypatch):
 
 @pytest.fixture
 def gw(gateway: Gateway) -> Gateway:
-    """The session gateway with a clean record of what the fakes received."""
+    """The session gateway with a clean record of what the fakes received, and of its
+    exchanges: once the last test's are over (a client has a stream's last event a
+    moment before the gateway's handler ends, and it must not pass for this test's)."""
+    gateway.wait_for(lambda: gateway.proxy.inflight == 0)
+    gateway.servers.run(asyncio.sleep(0))  # the loop is past the handler's last sink
     gateway.fake.clear()
     gateway.gzip_fake.clear()
     gateway.exchanges.clear()
