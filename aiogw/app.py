@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import gc
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator, Iterable
 
@@ -338,11 +339,12 @@ async def serve(config: Config) -> None:
     tune_gc()
     mount = config.server.mount
     log.info(
-        "aiogw listening on http://%s:%d%s/<route>/ (routes: %s)",
+        "aiogw listening on http://%s:%d%s/<route>/ (routes: %s; pid %d, SIGHUP reloads the config)",
         config.server.host,
         port,
         mount,
         ", ".join(r.name for r in config.routes),
+        os.getpid(),
     )
     app = runner.app
     proxy = app[PROXY]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
+import sqlite3
 import sys
 import time
 
@@ -52,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     audit_sub = p.add_subparsers(dest="audit_command", required=True)
     a = audit_sub.add_parser("list", help="exchanges, newest first")
     _filter_args(a)
-    a.add_argument("--limit", type=int, default=50)
+    a.add_argument("--limit", type=_positive, default=50, help="at most this many, the newest (default 50)")
     a.set_defaults(run=audit_cli.list_cmd)
     a = audit_sub.add_parser("show", help="one exchange in full")
     a.add_argument("id")
@@ -69,8 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     a.set_defaults(run=audit_cli.export_cmd)
     a = audit_sub.add_parser("prune", help="delete exchanges before a date, and content no longer used")
     a.add_argument(
-        "--before", required=True, help="a date (2026-11-01), a time (2026-11-01T12:00) or an age (30d, 12h)"
+        "--before",
+        required=True,
+        help="a date (2026-11-01), a time (2026-11-01T12:00), both UTC unless they carry an offset, an age "
+        "(30d, 12h), or `now` to delete every record",
     )
+    a.add_argument("--dry-run", action="store_true", help="count what would be deleted, delete nothing")
     a.set_defaults(run=audit_cli.prune_cmd)
     a = audit_sub.add_parser(
         "migrate", help="remake an older database's payload and content tables in today's faster layout"
@@ -87,8 +93,18 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(run=_demo)
 
     args = parser.parse_args(argv)
+    # What aiogw creates (the state database, its WAL, the audit spill file) holds audit
+    # payloads and key hashes: readable by its owner alone, as the systemd unit's UMask.
+    os.umask(os.umask(0o077) | 0o077)
     try:
         return args.run(args)
+    except sqlite3.DatabaseError as exc:
+        print(
+            f"aiogw: the state database cannot be used ({exc}); check [state] path in the config "
+            "(it must be an SQLite database aiogw made, or a path where it may make one)",
+            file=sys.stderr,
+        )
+        return 2
     except config_mod.ConfigError as exc:
         print(f"aiogw: config error: {exc}", file=sys.stderr)
         return 2
@@ -99,10 +115,20 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, got {text!r}")
+    return value
+
+
 def _filter_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--user")
-    p.add_argument("--since", help="a date, a time or an age (7d, 12h)")
-    p.add_argument("--until", help="a date, a time or an age")
+    p.add_argument("--since", help="a date, a time (UTC unless it carries an offset) or an age (7d, 12h)")
+    p.add_argument("--until", help="a date, a time (UTC unless it carries an offset) or an age")
     p.add_argument("--route")
     p.add_argument("--model", help="exact, or a glob such as 'claude-*'")
     p.add_argument("--status", type=int)
@@ -120,6 +146,7 @@ def _serve(args: argparse.Namespace) -> int:
     from aiogw import logs
 
     logs.setup(cfg.log)
+    _warn_if_readable(cfg.state_path)
     from aiogw.app import ListenError, serve  # imported here: the key commands need no aiohttp
     from aiogw.guards.engine import GuardsUnavailable
 
@@ -144,6 +171,22 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return 2
     return 0
+
+
+def _warn_if_readable(path) -> None:
+    """A state database others may read, made before aiogw restricted its files: say so."""
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        return
+    if mode & 0o077:
+        import logging
+
+        logging.getLogger("aiogw").warning(
+            "the state database %s can be read by other users (mode %o) and holds the audit trail; "
+            "restrict it: chmod 600 %s*",
+            path, mode, path,
+        )
 
 
 def _demo(args: argparse.Namespace) -> int:

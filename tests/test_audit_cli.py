@@ -84,7 +84,7 @@ def test_list_and_filters(audited):
     assert len(aiogw(audited, "list", "--outcome", "refused").stdout.splitlines()) == 1 + 1
     assert len(aiogw(audited, "list", "--model", "claude-alice-*").stdout.splitlines()) == 1 + 2
     assert len(aiogw(audited, "list", "--status", "401").stdout.splitlines()) == 1 + 1
-    assert aiogw(audited, "list", "--since", "1h", "--limit", "2").stdout.count("\n") == 3
+    assert aiogw(audited, "list", "--since", "1h", "--limit", "2").stdout.count("\n") == 1 + 2 + 1  # and "more match"
     assert "no exchanges match" in aiogw(audited, "list", "--until", "2000-01-01").stdout
     bad = aiogw(audited, "list", "--since", "yesterday-ish")
     assert bad.returncode == 2 and "cannot read the time" in bad.stderr
@@ -105,9 +105,9 @@ def test_show(audited):
 
 def test_conversation(audited):
     text = aiogw(audited, "conversation", "s-alice").stdout
-    assert text.startswith("conversation s-alice: 2 exchanges")
+    assert text.startswith("conversation s-alice of alice: 2 exchanges")
     any_id = aiogw(audited, "list", "--user", "bob", "--limit", "1").stdout.splitlines()[1].split()[0]
-    assert aiogw(audited, "conversation", any_id).stdout.startswith("conversation s-bob: 2 exchanges")
+    assert aiogw(audited, "conversation", any_id).stdout.startswith("conversation s-bob of bob: 2 exchanges")
     full = aiogw(audited, "conversation", "s-bob", "--full").stdout
     assert full.count("== answer") == 2
 
@@ -128,7 +128,12 @@ def test_prune_deletes_old_records_and_unused_content(audited, tmp_path):
     path = copy / "aiogw.toml"
     nothing = aiogw(path, "prune", "--before", "2000-01-01").stdout
     assert "deleted 0 exchanges and 0 stored contents" in nothing
-    everything = aiogw(path, "prune", "--before", time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + 60)))
+    future = aiogw(path, "prune", "--before", time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + 3600)))
+    assert future.returncode == 2 and "in the future" in future.stderr and "--before now" in future.stderr
+    dry = aiogw(path, "prune", "--before", "now", "--dry-run")
+    assert dry.returncode == 0 and "would delete 5 exchanges" in dry.stdout
+    assert len(aiogw(path, "list").stdout.splitlines()) == 1 + 5  # nothing deleted
+    everything = aiogw(path, "prune", "--before", "now")
     assert "deleted 5 exchanges" in everything.stdout
     assert "no exchanges match" in aiogw(path, "list").stdout
     import sqlite3
@@ -136,3 +141,67 @@ def test_prune_deletes_old_records_and_unused_content(audited, tmp_path):
     conn = sqlite3.connect(copy / "state.db")
     assert conn.execute("SELECT count(*) FROM blobs").fetchone()[0] == 0
     assert conn.execute("SELECT count(*) FROM payloads").fetchone()[0] == 0
+
+
+def test_a_conversation_is_one_users(tmp_path):
+    """Two users' agents may send the same session id, or open alike without one: each
+    user's exchanges are a conversation of their own."""
+    import asyncio
+
+    from test_audit_store import exchange, write
+
+    history = [{"role": "user", "content": "fix the parser"}]
+    made = []
+    for user in ("alice", "bob"):
+        for session in ("s-shared", None):
+            ex = exchange(time.time(), history, session=session)
+            ex.user = user
+            made.append(ex)
+    state = tmp_path / "state.db"
+    asyncio.run(write(state, made))
+    path = tmp_path / "aiogw.toml"
+    path.write_text(f'[state]\npath = "{state}"\n[[routes]]\nname = "anthropic"\ndialect = "anthropic"\n'
+                    'upstream = "http://127.0.0.1:9"\ncredential = { env = "FAKE_ANTHROPIC" }\n')
+
+    shared = aiogw(path, "conversation", "s-shared").stdout
+    assert "conversation s-shared of alice: 1 exchange\n" in shared
+    assert "conversation s-shared of bob: 1 exchange\n" in shared
+    rows = aiogw(path, "export").stdout.splitlines()
+    opened = {r["user"]: r["conversation"] for r in map(orjson.loads, rows) if r["conversation"].startswith("p-")}
+    assert opened.keys() == {"alice", "bob"} and opened["alice"] != opened["bob"]
+    alone = aiogw(path, "conversation", opened["alice"]).stdout
+    assert alone.startswith(f"conversation {opened['alice']} of alice: 1 exchange\n") and " bob " not in alone
+
+
+def test_list_says_when_more_match_than_it_shows(audited):
+    shown = aiogw(audited, "list", "--limit", "2").stdout.splitlines()
+    assert len(shown) == 1 + 2 + 1 and shown[-1].startswith("(the newest 2 shown; more match")
+    assert "more match" not in aiogw(audited, "list", "--limit", "5").stdout
+    for bad in ("0", "-1", "lots"):
+        refused = aiogw(audited, "list", "--limit", bad)
+        assert refused.returncode == 2 and "expected a whole number of 1 or more" in refused.stderr
+
+
+def test_a_file_that_is_not_a_database_is_named_without_a_traceback(tmp_path):
+    state = tmp_path / "state.db"
+    state.write_text("not a database\n")
+    path = tmp_path / "aiogw.toml"
+    path.write_text(f'[state]\npath = "{state}"\n[[routes]]\nname = "anthropic"\ndialect = "anthropic"\n'
+                    'upstream = "http://127.0.0.1:9"\ncredential = { env = "FAKE_ANTHROPIC" }\n')
+    for command in (["audit", "list"], ["keys", "list"], ["usage"]):
+        result = subprocess.run([sys.executable, "-m", "aiogw", *command, "--config", str(path)],
+                                capture_output=True, text=True, timeout=30)
+        assert result.returncode == 2, (command, result.stderr)
+        assert "Traceback" not in result.stderr
+        assert "the state database cannot be used (file is not a database)" in result.stderr, result.stderr
+
+
+def test_the_state_database_is_its_owners_alone(tmp_path):
+    path = tmp_path / "aiogw.toml"
+    path.write_text(f'[state]\npath = "{tmp_path}/var/state.db"\n[[routes]]\nname = "anthropic"\n'
+                    'dialect = "anthropic"\nupstream = "http://127.0.0.1:9"\ncredential = { env = "FAKE_ANTHROPIC" }\n')
+    made = subprocess.run([sys.executable, "-m", "aiogw", "keys", "create", "alice", "--config", str(path)],
+                          capture_output=True, text=True, timeout=30)
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "var").stat().st_mode & 0o777 == 0o700
+    assert (tmp_path / "var" / "state.db").stat().st_mode & 0o777 == 0o600

@@ -123,3 +123,18 @@ def test_a_guard_pattern_that_does_not_compile_stops_the_start(config_file):
         result = aiogw(*args)
         assert result.returncode == 2
         assert "guard pattern 'acme'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_serve_warns_of_a_state_database_others_can_read(tmp_path, caplog):
+    from aiogw.cli import _warn_if_readable
+
+    db = tmp_path / "state.db"
+    db.write_bytes(b"")
+    db.chmod(0o644)  # made by an aiogw before its files were its owner's alone
+    _warn_if_readable(db)
+    assert "can be read by other users (mode 644)" in caplog.text and f"chmod 600 {db}*" in caplog.text
+    caplog.clear()
+    db.chmod(0o600)
+    _warn_if_readable(db)
+    _warn_if_readable(tmp_path / "not-made-yet.db")
+    assert caplog.text == ""

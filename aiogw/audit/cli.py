@@ -18,9 +18,12 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def when(text: str | None) -> float | None:
-    """'2026-11-01', '2026-11-01T12:00' (UTC unless an offset is given) or an age '7d'."""
+    """'2026-11-01', '2026-11-01T12:00' (UTC unless an offset is given), an age '7d', or
+    'now'."""
     if text is None:
         return None
+    if text.strip() == "now":
+        return time.time()
     age = _AGE.match(text.strip())
     if age:
         return time.time() - float(age.group(1)) * _UNITS[age.group(2)]
@@ -53,8 +56,10 @@ def _conn(args: argparse.Namespace):
 
 
 def list_cmd(args: argparse.Namespace) -> int:
-    rows = queries.list_rows(_conn(args), _filters(args), args.limit)
-    print(render.table(rows) if rows else "no exchanges match")
+    rows = queries.list_rows(_conn(args), _filters(args), args.limit + 1)  # one more: are there others?
+    print(render.table(rows[: args.limit]) if rows else "no exchanges match")
+    if len(rows) > args.limit:
+        print(f"(the newest {args.limit} shown; more match: --limit N, or narrow with --since/--until)")
     return 0
 
 
@@ -72,19 +77,24 @@ def show_cmd(args: argparse.Namespace) -> int:
 
 def conversation_cmd(args: argparse.Namespace) -> int:
     conn = _conn(args)
-    conversation = queries.conversation_of(conn, args.id)
-    if conversation is None:
+    found = queries.conversations_of(conn, args.id)
+    if not found:
         print(f"aiogw: no conversation or exchange {args.id!r}", file=sys.stderr)
         return 1
-    rows = queries.list_rows(conn, queries.Filters(conversation=conversation), limit=1_000_000, oldest_first=True)
-    print(f"conversation {conversation}: {len(rows)} exchanges")
-    if args.full:
-        for row in rows:
-            print("\n" + "=" * 80)
-            print(render.exchange(queries.show(conn, row["id"])))
-    else:
-        print(render.table(rows))
+    for n, (conversation, user) in enumerate(found):
+        rows = queries.conversation(conn, conversation, user)
+        print(("\n" if n else "") + f"conversation {conversation} of {user or '-'}: {_count(len(rows), 'exchange')}")
+        if args.full:
+            for row in rows:
+                print("\n" + "=" * 80)
+                print(render.exchange(queries.show(conn, row["id"])))
+        else:
+            print(render.table(rows))
     return 0
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def export_cmd(args: argparse.Namespace) -> int:
@@ -96,7 +106,21 @@ def export_cmd(args: argparse.Namespace) -> int:
 
 def prune_cmd(args: argparse.Namespace) -> int:
     before = when(args.before)
-    exchanges, blobs = queries.prune(_conn(args), before)
+    assert before is not None
+    if before > time.time() + 1 and args.before.strip() != "now":
+        # A mistyped year (2062 for 2026) would delete the whole audit trail.
+        print(
+            f"aiogw: --before {args.before} is in the future: it would delete every record. "
+            "To delete every record, say --before now.",
+            file=sys.stderr,
+        )
+        return 2
+    conn = _conn(args)
+    if args.dry_run:
+        exchanges, blobs = queries.prunable(conn, before)
+        print(f"would delete {exchanges} exchanges and up to {blobs} stored contents from before {render.utc(before)} UTC")
+        return 0
+    exchanges, blobs = queries.prune(conn, before)
     print(f"deleted {exchanges} exchanges and {blobs} stored contents from before {render.utc(before)} UTC")
     return 0
 
@@ -105,13 +129,18 @@ def migrate_cmd(args: argparse.Namespace) -> int:
     conn = _conn(args)
     copied = queries.migrate(conn)
     if not copied:
-        print("nothing to do: the audit tables are already as this aiogw makes them")
-        return 0
+        print("the audit tables are already as this aiogw makes them")
     for table, rows in copied.items():
         print(f"remade {table} as a rowid table: {rows} rows copied")
+    free = conn.execute("PRAGMA freelist_count").fetchone()[0] * conn.execute("PRAGMA page_size").fetchone()[0]
     if args.vacuum:
+        # Asked for on its own too: after a migrate without it, or a large prune.
         conn.execute("VACUUM")
-        print("vacuumed: the file is rewritten without the old tables' pages")
-    else:
-        print("the old tables' pages are free for new records; `--vacuum` gives them back to the disk")
+        print(f"vacuumed: {_mib(free)} of free pages given back to the disk")
+    elif free:
+        print(f"{_mib(free)} of the file is free pages, reused for new records; `--vacuum` gives them back to the disk")
     return 0
+
+
+def _mib(size: int) -> str:
+    return f"{size / 1048576:.1f} MiB"

@@ -83,13 +83,21 @@ def list_rows(conn: sqlite3.Connection, f: Filters, limit: int = 50, oldest_firs
     return [dict(row) for row in conn.execute(sql, [*args, limit])]
 
 
-def conversation_of(conn: sqlite3.Connection, ident: str) -> str | None:
-    """A conversation id as given, or the conversation of an exchange id."""
-    row = conn.execute("SELECT conversation FROM exchanges WHERE id = ?", (ident,)).fetchone()
+def conversations_of(conn: sqlite3.Connection, ident: str) -> list[tuple[str, str | None]]:
+    """(conversation, user): the conversation of an exchange id, or a conversation id as
+    given, once for each user with exchanges in it. A conversation is one user's: an
+    agent's session id comes from the client, and two users' agents may send the same."""
+    row = conn.execute("SELECT conversation, user FROM exchanges WHERE id = ?", (ident,)).fetchone()
     if row is not None:
-        return row["conversation"]
-    row = conn.execute("SELECT 1 FROM exchanges WHERE conversation = ? LIMIT 1", (ident,)).fetchone()
-    return ident if row is not None else None
+        return [(row["conversation"], row["user"])] if row["conversation"] is not None else []
+    users = conn.execute("SELECT DISTINCT user FROM exchanges WHERE conversation = ? ORDER BY user", (ident,))
+    return [(ident, user) for (user,) in users]
+
+
+def conversation(conn: sqlite3.Connection, ident: str, user: str | None) -> list[dict]:
+    """The exchanges of one user's conversation, oldest first."""
+    rows = list_rows(conn, Filters(conversation=ident), limit=-1, oldest_first=True)
+    return [row for row in rows if row["user"] == user]
 
 
 def show(conn: sqlite3.Connection, ident: str) -> dict | None:
@@ -172,6 +180,13 @@ def migrate(conn: sqlite3.Connection) -> dict[str, int]:
             conn.execute("ROLLBACK")
         raise
     return copied
+
+
+def prunable(conn: sqlite3.Connection, before: float) -> tuple[int, int]:
+    """What `prune` would delete now: (exchanges, stored contents last used before `before`)."""
+    exchanges = conn.execute("SELECT count(*) FROM exchanges WHERE id < ?", (ids.bound(before),)).fetchone()[0]
+    blobs = conn.execute("SELECT count(*) FROM blobs WHERE last_seen < ?", (before,)).fetchone()[0]
+    return exchanges, blobs
 
 
 def prune(conn: sqlite3.Connection, before: float, batch: int = 2000) -> tuple[int, int]:

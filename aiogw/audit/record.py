@@ -375,7 +375,8 @@ def _known_same(hint: tuple[list[Any], int] | None, old: list[Any], new: list[An
 def _opening(dialect: Any, ex: Exchange, refs: dict[str, Any]) -> str | None:
     """The conversation of a request without a session id: every turn resends the same
     opening (system prompt, then messages up to the first user message), so its hash
-    groups the turns of one conversation."""
+    groups the turns of one conversation. The user is hashed with it: two users' agents
+    that open alike (one system prompt, one task) hold two conversations, not one."""
     opening = refs.get("opening")
     system = refs.get("system")
     if opening is None and ex.json is not None and dialect is not None:
@@ -389,4 +390,5 @@ def _opening(dialect: Any, ex: Exchange, refs: dict[str, Any]) -> str | None:
                 break
     if not opening:
         return None
-    return "p-" + digest((system or b"") + b"".join(opening)).hex()
+    user = (ex.user or "").encode()
+    return "p-" + digest(user + b"\0" + (system or b"") + b"".join(opening)).hex()
