@@ -122,14 +122,16 @@ def _load(db_path: Path) -> dict[bytes, KeyRecord]:
         return {}
     conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=10)
     try:
-        rows = conn.execute("SELECT hash, id, user, created_at FROM keys WHERE revoked_at IS NULL").fetchall()
+        # Revoked keys too: a request with one is still refused, but audited under its
+        # user and key id, so an operator sees who goes on using it.
+        rows = conn.execute("SELECT hash, id, user, created_at, revoked_at FROM keys").fetchall()
     except sqlite3.OperationalError as exc:
         if "no such table" in str(exc):  # no key was ever created
             return {}
         raise  # locked, unreadable: the caller keeps the keys it has and tries again
     finally:
         conn.close()
-    return {bytes(h): KeyRecord(i, u, c, None) for h, i, u, c in rows}
+    return {bytes(h): KeyRecord(i, u, c, r) for h, i, u, c, r in rows}
 
 
 class KeyIndex:
@@ -166,7 +168,7 @@ class KeyIndex:
         return found
 
     def __len__(self) -> int:
-        return len(self._by_hash)
+        return sum(1 for record in self._by_hash.values() if record.revoked_at is None)
 
     def _signature(self) -> tuple[int, int, int] | None:
         try:

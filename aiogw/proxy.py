@@ -191,6 +191,10 @@ class Proxy:
                 f"unknown or revoked gateway key{hint}: ask the gateway operator for a key (`aiogw keys create USER`)"
             )
         ex.user, ex.key_id = record.user, record.id  # known from here on, refusals included
+        if record.revoked_at is not None:
+            raise Unauthorized(
+                "this gateway key was revoked: ask the gateway operator for a new one (`aiogw keys create USER`)"
+            )
         if self.users and record.user not in self.users:
             raise Unauthorized(f"the user {record.user!r} of this key is no longer in the gateway's config")
         if upstream.credential is None and not upstream.passes_client_key:

@@ -66,8 +66,11 @@ def test_revoked_key_is_refused_from_5_ms_after(gw):
     assert gw.last_exchange().user == "bob"
     keys.revoke(gw.state, record.id)
     time.sleep(KeyIndex.RECHECK)  # the documented bound: the gateway looks at most this often
-    with pytest.raises(anthropic.AuthenticationError, match="unknown or revoked"):
+    with pytest.raises(anthropic.AuthenticationError, match="this gateway key was revoked"):
         claude(gw, key=key).messages.create(model="m", max_tokens=8, messages=HI)
+    # Audited under its user and key: the operator sees who goes on using it.
+    refused = gw.wait_for(lambda: next((e for e in gw.exchanges if e.outcome == "refused"), None))
+    assert (refused.user, refused.key_id, refused.status) == ("bob", record.id, 401)
 
 
 def test_key_of_a_user_no_longer_configured(gw):

@@ -46,7 +46,9 @@ async def test_index_follows_create_and_revoke_without_restart(tmp_path):
     assert await index.resolve(key + "x") is None
     await asyncio.to_thread(keys.revoke, db, record.id)
     await asyncio.sleep(keys.KeyIndex.RECHECK)  # a known key is looked at again this often
-    assert await index.resolve(key) is None
+    revoked = await index.resolve(key)  # known, for the audit record of its refusal
+    assert revoked is not None and revoked.revoked_at is not None and revoked.user == "alice"
+    assert len(index) == 0  # live keys
 
 
 async def test_a_known_key_is_rechecked_at_most_every_recheck(tmp_path, monkeypatch):
