@@ -95,7 +95,7 @@ def test_show(audited):
     text = aiogw(audited, "show", newest_ok).stdout
     assert "== system" in text and "Be brief." in text
     assert "== messages (3)" in text and "go on" in text
-    assert "== answer" in text and "route      anthropic" in text
+    assert "== answer" in text and "route        anthropic" in text
     record = orjson.loads(aiogw(audited, "show", newest_ok, "--json").stdout)
     assert record["request"]["messages"][0]["content"].endswith("asks about the secret plan")
     assert record["response"]["complete"] is True
@@ -110,6 +110,12 @@ def test_conversation(audited):
     assert aiogw(audited, "conversation", any_id).stdout.startswith("conversation s-bob of bob: 2 exchanges")
     full = aiogw(audited, "conversation", "s-bob", "--full").stdout
     assert full.count("== answer") == 2
+    # The second turn resends the first: only what is new is printed again.
+    first, second = full.split("=" * 80)[1:]
+    assert "== system\nBe brief." in first and "== messages (1)\n" in first
+    assert "== system: as in the turn before" in second and "Be brief." not in second
+    assert "== messages (3; the first 1 as in the turn before)" in second
+    assert second.count("bob asks about the secret plan") == 0 and "--- user\ngo on" in second
 
 
 def test_export_is_jsonl_with_payloads(audited):

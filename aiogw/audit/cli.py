@@ -85,9 +85,13 @@ def conversation_cmd(args: argparse.Namespace) -> int:
         rows = queries.conversation(conn, conversation, user)
         print(("\n" if n else "") + f"conversation {conversation} of {user or '-'}: {_count(len(rows), 'exchange')}")
         if args.full:
+            before = None  # each turn resends the last one's history: print what is new
             for row in rows:
+                record = queries.show(conn, row["id"])
                 print("\n" + "=" * 80)
-                print(render.exchange(queries.show(conn, row["id"])))
+                print(render.exchange(record, before))
+                request = record.get("request") if record is not None else None
+                before = request if isinstance(request, dict) else before
         else:
             print(render.table(rows))
     return 0

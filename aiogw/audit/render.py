@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from aiogw.dialects.texts import path_text
+from aiogw.dialects.texts import path_text, same_prefix
 
 _LIST = (
     ("ID", "id", 26),
@@ -50,22 +50,24 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def exchange(record: dict) -> str:
-    """One exchange: who, what, tokens; then system prompt, messages, tools, answer."""
+def exchange(record: dict, before: dict | None = None) -> str:
+    """One exchange: who, what, tokens; then system prompt, messages, tools, answer.
+    `before`: the request of the conversation's turn before, whose system prompt, tools
+    and history this one resends: only what is new is printed again."""
     r = record
     out = [
-        f"exchange   {r['id']}   {utc(r['started'])} UTC   {r['duration_ms']:.0f} ms"
+        f"exchange     {r['id']}   {utc(r['started'])} UTC   {r['duration_ms']:.0f} ms"
         + (f" (first byte {r['ttfb_ms']:.0f} ms)" if r.get("ttfb_ms") is not None else ""),
-        f"user       {r['user'] or '-'} (key {r['key_id'] or '-'}) from {r['client'] or '-'} · {r['user_agent'] or '-'}",
-        f"route      {r['route'] or '-'} ({r['dialect'] or '-'}) {r.get('method') or ''} {r.get('path') or ''} "
+        f"user         {r['user'] or '-'} (key {r['key_id'] or '-'}) from {r['client'] or '-'} · {r['user_agent'] or '-'}",
+        f"route        {r['route'] or '-'} ({r['dialect'] or '-'}) {r.get('method') or ''} {r.get('path') or ''} "
         f"· {r['endpoint'] or '-'} · model {r['model'] or '-'}" + (" · stream" if r["stream"] else ""),
-        f"result     {r['status']} {r['outcome']}"
+        f"result       {r['status']} {r['outcome']}"
         + (f" ({r['reason']})" if r["reason"] else "")
         + (f" · provider request {r['request_id']}" if r["request_id"] else ""),
-        f"tokens     input {r['input_tokens']} · output {r['output_tokens']} (reasoning {r['reasoning_tokens']})"
+        f"tokens       input {r['input_tokens']} · output {r['output_tokens']} (reasoning {r['reasoning_tokens']})"
         f" · cache read {r['cache_read_tokens']} · cache write {r['cache_write_tokens']}",
-        f"cost       {_cost(r)}",
-        f"session    {r['conversation'] or '-'}",
+        f"cost         {_cost(r)}",
+        f"conversation {r['conversation'] or '-'}",
     ]
     if r.get("findings_detail"):
         out.append("findings")
@@ -80,7 +82,7 @@ def exchange(record: dict) -> str:
         return "\n".join(out)
     request = r.get("request")
     if isinstance(request, dict):
-        out += _request(request)
+        out += _request(request, before)
     elif request:
         out += ["", "== request", str(request)]
     response = r.get("response")
@@ -93,25 +95,35 @@ _SYSTEM_KEYS = ("system", "instructions", "systemInstruction")
 _MESSAGE_KEYS = ("messages", "input", "contents")
 
 
-def _request(body: dict) -> list[str]:
+def _request(body: dict, before: dict | None = None) -> list[str]:
+    before = before or {}
     out = []
     for key in _SYSTEM_KEYS:
         if body.get(key):
-            out += ["", f"== system ({key})", _text(body[key])]
+            title = "== system" if key == "system" else f"== system ({key})"
+            if before.get(key) == body[key]:
+                out += ["", f"{title}: as in the turn before"]
+            else:
+                out += ["", title, _text(body[key])]
     for key in _MESSAGE_KEYS:
         messages = body.get(key)
         if isinstance(messages, list):
-            out += ["", f"== messages ({len(messages)})"]
-            for m in messages:
+            old = before.get(key)
+            same = same_prefix(old, messages) if isinstance(old, list) else 0
+            out += ["", f"== messages ({len(messages)}" + (f"; the first {same} as in the turn before)" if same else ")")]
+            for m in messages[same:]:
                 role = m.get("role") or m.get("type") or "?" if isinstance(m, dict) else "?"
                 out += [f"--- {role}", _text(m.get("content", m.get("parts", m)) if isinstance(m, dict) else m)]
         elif isinstance(messages, str):
             out += ["", "== input", messages]
     tools = body.get("tools")
     if isinstance(tools, list) and tools:
-        out += ["", f"== tools ({len(tools)})"]
-        for tool in tools:
-            out.append("  " + _tool_line(tool))
+        if before.get("tools") == tools:
+            out += ["", f"== tools ({len(tools)}): as in the turn before"]
+        else:
+            out += ["", f"== tools ({len(tools)})"]
+            for tool in tools:
+                out.append("  " + _tool_line(tool))
     return out
 
 
