@@ -309,12 +309,23 @@ async def _reload(runtime: Runtime, config: Config) -> list[str]:
 
 
 def _changes(old: Config, new: Config) -> list[str]:
-    """What a reload changed, for its log line: routes by name (+added -removed ~changed)."""
+    """What a reload changed, for its log line: routes and users by name (+added
+    -removed ~changed; a user's change says whether its limits or guards)."""
+    out = []
     was, now = {r.name: r for r in old.routes}, {r.name: r for r in new.routes}
     routes = ([f"+{n}" for n in now if n not in was] + [f"-{n}" for n in was if n not in now]
               + [f"~{n}" for n in now if n in was and now[n] != was[n]])
-    out = [f"routes ({' '.join(routes)})"] if routes else []
-    return out + [part for part in ("users", "limits", "guards", "prices", "audit", "metrics", "log")
+    if routes:
+        out.append(f"routes ({' '.join(routes)})")
+    was_u, now_u = {u.name: u for u in old.users}, {u.name: u for u in new.users}
+    users = [f"+{n}" for n in now_u if n not in was_u] + [f"-{n}" for n in was_u if n not in now_u]
+    for name, user in now_u.items():
+        if name in was_u and user != was_u[name]:
+            what = [part for part in ("limits", "guards") if getattr(user, part) != getattr(was_u[name], part)]
+            users.append(f"~{name}" + (f" {'+'.join(what)}" if what else ""))
+    if users:
+        out.append(f"users ({', '.join(users)})")
+    return out + [part for part in ("limits", "guards", "prices", "audit", "metrics", "log")
                   if getattr(old, part) != getattr(new, part)]
 
 

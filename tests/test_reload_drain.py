@@ -480,3 +480,22 @@ def test_an_unexpected_error_mid_stream_cuts_it_and_is_audited(rg, servers, capl
     rows = rg.wait_for_audit("SELECT status, outcome, reason, stream FROM exchanges", 1)
     assert rows == [(200, "gateway_error", "internal", 1)]
     assert any(r.name == "aiogw.proxy" and r.exc_info and r.exc_info[0] is RuntimeError for r in caplog.records)
+
+
+def test_the_reload_line_names_the_users_it_changed(tmp_path):
+    from aiogw.app import _changes
+
+    base = ('[[routes]]\nname = "anthropic"\ndialect = "anthropic"\nupstream = "http://127.0.0.1:9"\n'
+            'credential = { env = "FAKE_ANTHROPIC" }\n')
+
+    def load(users: str):
+        path = tmp_path / "aiogw.toml"
+        path.write_text(base + users)
+        return config.load(path, env=PROVIDER_KEYS)
+
+    old = load('[[users]]\nname = "ratey"\nlimits = { requests_per_minute = 2 }\n[[users]]\nname = "gone"\n'
+               '[[users]]\nname = "same"\n')
+    new = load('[[users]]\nname = "ratey"\nlimits = { requests_per_minute = 5 }\n[[users]]\nname = "same"\n'
+               '[[users]]\nname = "newcomer"\n')
+    assert _changes(old, new) == ["users (+newcomer, -gone, ~ratey limits)"]
+    assert _changes(new, new) == []
