@@ -81,7 +81,8 @@ def test_list_and_filters(audited):
     out = aiogw(audited, "list").stdout.splitlines()
     assert out[0].startswith("ID") and len(out) == 1 + 5
     assert len(aiogw(audited, "list", "--user", "bob").stdout.splitlines()) == 1 + 2
-    assert len(aiogw(audited, "list", "--outcome", "refused").stdout.splitlines()) == 1 + 1
+    refused = aiogw(audited, "list", "--outcome", "refused").stdout.splitlines()
+    assert len(refused) == 1 + 1 and refused[0].endswith("REASON") and refused[1].endswith(" auth")
     assert len(aiogw(audited, "list", "--model", "claude-alice-*").stdout.splitlines()) == 1 + 2
     assert len(aiogw(audited, "list", "--status", "401").stdout.splitlines()) == 1 + 1
     assert aiogw(audited, "list", "--since", "1h", "--limit", "2").stdout.count("\n") == 1 + 2 + 1  # and "more match"

@@ -21,6 +21,7 @@ _LIST = (
     ("OUT", "output_tokens", 6),
     ("MS", "duration_ms", 7),
     ("F", "findings", 2),
+    ("REASON", "reason", 40),  # why it was refused or failed: auth, rate_limit:..., guard_request
 )
 
 
@@ -34,6 +35,8 @@ def _cell(row: dict, key: str) -> str:
         return utc(value)
     if key == "duration_ms":
         return f"{value:.0f}" if value is not None else "-"
+    if key == "reason":
+        return value or ""
     if key == "input_tokens":
         return str((value or 0) + (row.get("cache_read_tokens") or 0) + (row.get("cache_write_tokens") or 0))
     return "-" if value is None else str(value)
