@@ -125,7 +125,7 @@ def test_the_audit_list_holds_every_exchange_refused_ones_included(plain):
 
 def test_the_exchange_shown_in_full_is_the_blocked_one(plain):
     shown = "\n".join(plain.after("$ aiogw audit show"))
-    assert "result     403 refused (guard)" in shown
+    assert "result       403 refused (guard)" in shown
     assert "block: injection/ignore_instructions" in shown
     # The place written as the refusal message writes it, so the two can be matched.
     assert "in tool_result at messages[2].content[0].content [" in shown
