@@ -81,7 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     a = audit_sub.add_parser(
         "migrate", help="remake an older database's payload and content tables in today's faster layout"
     )
-    a.add_argument("--vacuum", action="store_true", help="then rewrite the file to give the freed space back")
+    a.add_argument(
+        "--vacuum",
+        action="store_true",
+        help="then rewrite the file to give the freed space back (holds the write lock and needs the file's size "
+        "in free disk: stop the gateway first on a large database)",
+    )
     a.set_defaults(run=audit_cli.migrate_cmd)
     for a in audit_sub.choices.values():
         a.add_argument("--config", help="TOML config file (for the state path)")

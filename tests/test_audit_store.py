@@ -1,5 +1,6 @@
 """The writer and the queries on plain exchanges: storage, policies, prune."""
 
+import asyncio
 import sqlite3
 
 import orjson
@@ -139,13 +140,13 @@ async def test_a_batch_retried_after_a_failed_write_stores_every_part(tmp_path, 
     real = writer_module._transaction
     failed = []
 
-    def once_failing(conn, statements, touches):  # in the database thread, as the real one
+    def once_failing(conn, statements):  # in the database thread, as the real one
         if not failed:
             failed.append(1)
             conn.execute(*statements[0])  # a part of the batch is in before the failure
             conn.rollback()
             raise sqlite3.OperationalError("disk I/O error")
-        return real(conn, statements, touches)
+        return real(conn, statements)
 
     monkeypatch.setattr(writer_module, "_transaction", once_failing)
     for i, msgs in enumerate(turns(6)):
@@ -167,7 +168,7 @@ async def test_a_database_that_refuses_every_write_at_shutdown_leaves_a_spill_fi
     writer = AuditWriter(db, AuditSettings(batch_size=2, flush_interval=0.001))
     await writer.start()
 
-    def refuse(conn, statements, touches):
+    def refuse(conn, statements):
         raise sqlite3.OperationalError("database or disk is full")
 
     monkeypatch.setattr(writer_module, "_transaction", refuse)
@@ -344,3 +345,39 @@ def test_sessions_that_open_alike_hand_only_their_new_messages():
             if turn > 1:
                 assert [data for _, data in record.parts] == [
                     orjson.dumps(m, option=orjson.OPT_SORT_KEYS) for m in history[-2:]]
+
+
+async def test_a_prune_beside_the_writer_never_loses_content_later_records_use(tmp_path):
+    """The writer does not write again what it stored the same day, and only touched
+    what it stored an earlier day: a prune in between (even `--before now`) left the
+    next records referring to content that was gone."""
+    import time
+
+    db = tmp_path / "w.db"
+    writer = AuditWriter(db, AuditSettings(batch_size=1, flush_interval=0.001))
+    await writer.start()
+
+    async def written(ex):
+        before = writer.written
+        writer.submit(ex)
+        while writer.written == before:
+            await asyncio.sleep(0.005)
+
+    history = turns(3)
+    conn = sqlite3.connect(db)
+    # Content stored yesterday and used by nothing since is pruned; today's turn of the
+    # same conversation must store it again.
+    await written(exchange(time.time() - DAY, history[0], session="s"))
+    assert queries.prune(conn, time.time())[1] > 0
+    await written(exchange(time.time(), history[1], session="s"))
+    # Content stored today outlives a prune up to now: the writer will not store it again.
+    assert queries.prune(conn, time.time()) == (1, 0)
+    await written(exchange(time.time(), history[2], session="s"))  # the next turn
+    await written(exchange(time.time(), history[0], session="another"))  # another session, alike
+    await writer.close()
+    read = queries.connect(db)
+    shown = [queries.show(read, ident)["request"] for (ident,) in read.execute("SELECT id FROM exchanges")]
+    assert len(shown) == 2  # the next turn and the other session
+    for request in shown:
+        assert "missing_blob" not in orjson.dumps(request).decode(), request
+        assert request["system"] == SYSTEM

@@ -7,6 +7,7 @@ which WAL allows. Nothing here is reachable from the agents' routes.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,8 @@ from aiogw.audit.record import COLUMNS, unpack, unsqueeze
 from aiogw.audit.store import migrations as store_migrations
 from aiogw.audit.store import relayout
 from aiogw.dialects import DIALECTS, RequestParts
+
+_DAY = 86_400.0
 
 _LIST_COLUMNS = ", ".join(COLUMNS)
 
@@ -183,14 +186,23 @@ def migrate(conn: sqlite3.Connection) -> dict[str, int]:
 
 
 def prunable(conn: sqlite3.Connection, before: float) -> tuple[int, int]:
-    """What `prune` would delete now: (exchanges, stored contents last used before `before`)."""
+    """What `prune` would delete now: (exchanges, stored contents)."""
     exchanges = conn.execute("SELECT count(*) FROM exchanges WHERE id < ?", (ids.bound(before),)).fetchone()[0]
-    blobs = conn.execute("SELECT count(*) FROM blobs WHERE last_seen < ?", (before,)).fetchone()[0]
+    blobs = conn.execute("SELECT count(*) FROM blobs WHERE last_seen < ?", (_blob_cutoff(before),)).fetchone()[0]
     return exchanges, blobs
 
 
+def _blob_cutoff(before: float) -> float:
+    """Content is deleted when last used before `before`, but never when last used today
+    (UTC): a running gateway's writer does not write again what it stored the same day,
+    so a record written after the prune would refer to content that is gone. What a
+    prune up to `now` leaves of it goes with the first prune of a later day."""
+    return min(before, time.time() // _DAY * _DAY)
+
+
 def prune(conn: sqlite3.Connection, before: float, batch: int = 2000) -> tuple[int, int]:
-    """Delete exchanges started before `before`, then blobs no newer record uses.
+    """Delete exchanges started before `before`, then blobs no newer record uses (and
+    none used today, see `_blob_cutoff`).
 
     Works in short transactions of `batch` rows, so a running gateway's writer waits
     milliseconds, not the whole prune. Returns (exchanges, blobs) deleted.
@@ -206,10 +218,11 @@ def prune(conn: sqlite3.Connection, before: float, batch: int = 2000) -> tuple[i
             conn.execute(f"DELETE FROM payloads WHERE id IN ({marks})", chosen)
             conn.execute(f"DELETE FROM exchanges WHERE id IN ({marks})", chosen)
             exchanges += len(chosen)
+    cutoff = _blob_cutoff(before)
     while True:
         with conn:
             cur = conn.execute(
-                "DELETE FROM blobs WHERE hash IN (SELECT hash FROM blobs WHERE last_seen < ? LIMIT ?)", (before, batch)
+                "DELETE FROM blobs WHERE hash IN (SELECT hash FROM blobs WHERE last_seen < ? LIMIT ?)", (cutoff, batch)
             )
             if cur.rowcount <= 0:
                 break

@@ -138,7 +138,6 @@ def inserts(head: str, rows: list[tuple]) -> Iterator[tuple[str, list]]:
         i += n
 
 
-TOUCH_BLOB = "UPDATE blobs SET last_seen = max(last_seen, ?) WHERE hash = ?"
 
 def relayout(existing: dict[str, str]) -> list[str]:
     """The statements that remake an older database's WITHOUT ROWID `payloads` and

@@ -249,8 +249,12 @@ class AuditWriter:
         """One transaction. A retry stores the same records again: they carry their parts."""
         assert self._db is not None
         rows, payloads = [], []
-        new: dict[bytes, tuple[bytes, float]] = {}  # parts not stored yet: data, newest use
-        touched: dict[bytes, float] = {}  # parts stored before: newest use
+        # Parts to write: data, newest use. One stored this very day is left out (its
+        # last_seen is today's, and prune never deletes content last seen today); one
+        # stored an earlier day is written again with its data, not only touched: a
+        # prune since then may have deleted it (the insert keeps a row that is there
+        # and raises its last_seen).
+        new: dict[bytes, tuple[bytes, float]] = {}
         for r in records:
             rows.append(r.row)
             if r.payload is not None:
@@ -259,17 +263,13 @@ class AuditWriter:
             for h, data in r.parts:
                 if h in new:
                     new[h] = (data, max(new[h][1], r.started))
-                elif h in self._known:
-                    if self._known[h] != day:  # stored, but last_seen not raised to this day yet
-                        touched[h] = max(touched.get(h, 0.0), r.started)
-                else:
+                elif self._known.get(h) != day:
                     new[h] = (data, r.started)
         blobs = []
         for h, (data, seen) in new.items():
             if not isinstance(data, bytes):  # its digest came from the memo: serialise it now
                 data = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
             blobs.append((h, rec.squeeze(data, rec.BLOB_LEVEL), len(data), seen))
-        touches = [(seen, h) for h, seen in touched.items()]
         db = self._db
         # The whole transaction is one call into aiosqlite's thread (its `_execute`, the
         # one way it runs a function there; setup.cfg keeps aiosqlite below 0.23 for it). Each of its awaitable calls hands a result
@@ -280,8 +280,8 @@ class AuditWriter:
         # A row already there is kept (ON CONFLICT DO NOTHING), so a batch retried completes.
         statements = [*store.inserts(store.INSERT_EXCHANGE, rows), *store.inserts(store.INSERT_PAYLOAD, payloads),
                       *store.inserts(store.INSERT_BLOB, blobs)]
-        await db._execute(_transaction, db._conn, statements, touches)
-        for h, seen in [(h, seen) for h, (_, seen) in new.items()] + list(touched.items()):
+        await db._execute(_transaction, db._conn, statements)
+        for h, (_, seen) in new.items():
             self._known[h] = int(seen // _DAY)
             self._known.move_to_end(h)
         while len(self._known) > _KNOWN_MAX:
@@ -325,13 +325,11 @@ class AuditWriter:
                 self.spilled += 1
 
 
-def _transaction(conn: sqlite3.Connection, statements: list[tuple[str, list]], touches: list[tuple[float, bytes]]) -> None:
+def _transaction(conn: sqlite3.Connection, statements: list[tuple[str, list]]) -> None:
     """A batch's statements and commit, in the database thread; all or nothing."""
     try:
         for sql, params in statements:
             conn.execute(sql, params)
-        if touches:
-            conn.executemany(store.TOUCH_BLOB, touches)
         conn.commit()
     except BaseException:
         conn.rollback()
