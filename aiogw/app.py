@@ -319,10 +319,14 @@ def _changes(old: Config, new: Config) -> list[str]:
         out.append(f"routes ({' '.join(routes)})")
     was_u, now_u = {u.name: u for u in old.users}, {u.name: u for u in new.users}
     users = [f"+{n}" for n in now_u if n not in was_u] + [f"-{n}" for n in was_u if n not in now_u]
+    # A user's limits are [limits] with its own keys over them: when [limits] changed,
+    # "limits" below says it for everyone, and the users are not listed one by one.
+    parts = ("limits", "guards") if old.limits == new.limits else ("guards",)
     for name, user in now_u.items():
-        if name in was_u and user != was_u[name]:
-            what = [part for part in ("limits", "guards") if getattr(user, part) != getattr(was_u[name], part)]
-            users.append(f"~{name}" + (f" {'+'.join(what)}" if what else ""))
+        if name in was_u:
+            what = [part for part in parts if getattr(user, part) != getattr(was_u[name], part)]
+            if what:
+                users.append(f"~{name} {'+'.join(what)}")
     if users:
         out.append(f"users ({', '.join(users)})")
     return out + [part for part in ("limits", "guards", "prices", "audit", "metrics", "log")

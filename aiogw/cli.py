@@ -104,11 +104,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except sqlite3.DatabaseError as exc:
-        print(
-            f"aiogw: the state database cannot be used ({exc}); check [state] path in the config "
-            "(it must be an SQLite database aiogw made, or a path where it may make one)",
-            file=sys.stderr,
+        if isinstance(exc, (sqlite3.ProgrammingError, sqlite3.IntegrityError)):
+            raise  # a bug of ours: its traceback is what helps
+        # Locked, full disk: the error says it. A file that is no database: the path is wrong.
+        wrong_file = getattr(exc, "sqlite_errorname", "") in ("SQLITE_NOTADB", "SQLITE_CANTOPEN", "SQLITE_CORRUPT")
+        hint = (
+            "; check [state] path in the config (an SQLite database aiogw made, or a path where it may make one)"
+            if wrong_file
+            else ""
         )
+        print(f"aiogw: the state database cannot be used: {exc}{hint}", file=sys.stderr)
         return 2
     except config_mod.ConfigError as exc:
         print(f"aiogw: config error: {exc}", file=sys.stderr)
@@ -125,8 +130,8 @@ def _positive(text: str) -> int:
         value = int(text)
     except ValueError:
         value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, got {text!r}")
+    if not 1 <= value <= 1_000_000_000:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 1000000000, got {text!r}")
     return value
 
 
@@ -184,7 +189,7 @@ def _warn_if_readable(path) -> None:
         mode = path.stat().st_mode & 0o777
     except OSError:
         return
-    if mode & 0o077:
+    if mode & 0o044:
         import logging
 
         logging.getLogger("aiogw").warning(

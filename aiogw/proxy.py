@@ -193,10 +193,13 @@ class Proxy:
         ex.user, ex.key_id = record.user, record.id  # known from here on, refusals included
         if record.revoked_at is not None:
             raise Unauthorized(
-                "this gateway key was revoked: ask the gateway operator for a new one (`aiogw keys create USER`)"
+                "this gateway key was revoked: ask the gateway operator for a new one (`aiogw keys create USER`)",
+                kind="auth:revoked",
             )
         if self.users and record.user not in self.users:
-            raise Unauthorized(f"the user {record.user!r} of this key is no longer in the gateway's config")
+            raise Unauthorized(
+                f"the user {record.user!r} of this key is no longer in the gateway's config", kind="auth:user_removed"
+            )
         if upstream.credential is None and not upstream.passes_client_key:
             raise NotConfigured(
                 f"route {upstream.route.name!r} has no provider credential: the operator must set "

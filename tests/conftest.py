@@ -295,7 +295,7 @@ def gw(gateway: Gateway) -> Gateway:
     """The session gateway with a clean record of what the fakes received, and of its
     exchanges: once the last test's are over (a client has a stream's last event a
     moment before the gateway's handler ends, and it must not pass for this test's)."""
-    gateway.wait_for(lambda: gateway.proxy.inflight == 0)
+    assert gateway.wait_for(lambda: gateway.proxy.inflight == 0), "the last test left requests in flight"
     gateway.servers.run(asyncio.sleep(0))  # the loop is past the handler's last sink
     gateway.fake.clear()
     gateway.gzip_fake.clear()

@@ -136,5 +136,37 @@ def test_serve_warns_of_a_state_database_others_can_read(tmp_path, caplog):
     caplog.clear()
     db.chmod(0o600)
     _warn_if_readable(db)
+    db.chmod(0o620)  # a group that may write but not read: nothing to tell
+    _warn_if_readable(db)
     _warn_if_readable(tmp_path / "not-made-yet.db")
     assert caplog.text == ""
+
+
+def test_database_errors_are_told_apart(monkeypatch, capsys):
+    """A locked or full database is named as it is, without the wrong-path hint; a
+    misuse of the database (a bug of ours) keeps its traceback."""
+    import os
+    import sqlite3
+
+    from aiogw.audit import cli as audit_cli
+    from aiogw.cli import main
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    try:
+        def locked(args):
+            raise sqlite3.OperationalError("database is locked")
+
+        monkeypatch.setattr(audit_cli, "list_cmd", locked)
+        assert main(["audit", "list"]) == 2
+        err = capsys.readouterr().err
+        assert "the state database cannot be used: database is locked" in err and "[state] path" not in err
+
+        def bug(args):
+            raise sqlite3.ProgrammingError("Incorrect number of bindings supplied")
+
+        monkeypatch.setattr(audit_cli, "list_cmd", bug)
+        with pytest.raises(sqlite3.ProgrammingError):
+            main(["audit", "list"])
+    finally:
+        os.umask(mask)  # main() sets aiogw's own

@@ -70,7 +70,7 @@ def test_revoked_key_is_refused_from_5_ms_after(gw):
         claude(gw, key=key).messages.create(model="m", max_tokens=8, messages=HI)
     # Audited under its user and key: the operator sees who goes on using it.
     refused = gw.wait_for(lambda: next((e for e in gw.exchanges if e.outcome == "refused"), None))
-    assert (refused.user, refused.key_id, refused.status) == ("bob", record.id, 401)
+    assert (refused.user, refused.key_id, refused.status, refused.reason) == ("bob", record.id, 401, "auth:revoked")
 
 
 def test_key_of_a_user_no_longer_configured(gw):

@@ -499,3 +499,7 @@ def test_the_reload_line_names_the_users_it_changed(tmp_path):
                '[[users]]\nname = "newcomer"\n')
     assert _changes(old, new) == ["users (+newcomer, -gone, ~ratey limits)"]
     assert _changes(new, new) == []
+    # [limits] changed: every user's limits did, and one word says so.
+    raised = load('[limits]\nrequests_per_minute = 9\n[[users]]\nname = "ratey"\nlimits = { requests_per_minute = 5 }\n'
+                  '[[users]]\nname = "same"\n[[users]]\nname = "newcomer"\n')
+    assert _changes(new, raised) == ["limits"]
