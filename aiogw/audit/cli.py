@@ -111,7 +111,7 @@ def export_cmd(args: argparse.Namespace) -> int:
 def prune_cmd(args: argparse.Namespace) -> int:
     before = when(args.before)
     assert before is not None
-    if before > time.time() + 1 and args.before.strip() != "now":
+    if before > time.time() + 1:  # `now` is now
         # A mistyped year (2062 for 2026) would delete the whole audit trail.
         print(
             f"aiogw: --before {args.before} is in the future: it would delete every record. "
