@@ -52,7 +52,12 @@ def _filters(args: argparse.Namespace) -> queries.Filters:
 def _conn(args: argparse.Namespace):
     path = config_mod.load(args.config).state_path
     print(f"state: {path}", file=sys.stderr)  # which database answered, for a user in the wrong folder
-    return queries.connect(path)
+    try:
+        return queries.connect(path)
+    except FileNotFoundError as exc:
+        if args.config is None:  # the built-in config's path: the gateway may run with another
+            raise FileNotFoundError(f"{exc} (no --config given: pass the gateway's config file)") from None
+        raise
 
 
 def list_cmd(args: argparse.Namespace) -> int:
