@@ -218,7 +218,9 @@ def test_the_state_database_is_its_owners_alone(tmp_path):
 
 
 def test_no_database_without_a_config_asks_for_the_config(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "aiogw", "audit", "list"], capture_output=True, text=True,
-                            timeout=30, cwd=tmp_path)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "no state database at" in result.stderr and "no --config given: pass the gateway's config file" in result.stderr
+    for command in (["audit", "list"], ["usage"]):
+        result = subprocess.run([sys.executable, "-m", "aiogw", *command], capture_output=True, text=True,
+                                timeout=30, cwd=tmp_path)
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert "no state database at" in result.stderr
+        assert "no --config given: pass the gateway's config file" in result.stderr

@@ -49,7 +49,8 @@ def _filters(args: argparse.Namespace) -> queries.Filters:
     )
 
 
-def _conn(args: argparse.Namespace):
+def connect(args: argparse.Namespace):
+    """The audit tables of the state database the command's --config names."""
     path = config_mod.load(args.config).state_path
     print(f"state: {path}", file=sys.stderr)  # which database answered, for a user in the wrong folder
     try:
@@ -61,7 +62,7 @@ def _conn(args: argparse.Namespace):
 
 
 def list_cmd(args: argparse.Namespace) -> int:
-    rows = queries.list_rows(_conn(args), _filters(args), args.limit + 1)  # one more: are there others?
+    rows = queries.list_rows(connect(args), _filters(args), args.limit + 1)  # one more: are there others?
     print(render.table(rows[: args.limit]) if rows else "no exchanges match")
     if len(rows) > args.limit:
         print(f"(the newest {args.limit} shown; more match: --limit N, or narrow with --since/--until)")
@@ -69,7 +70,7 @@ def list_cmd(args: argparse.Namespace) -> int:
 
 
 def show_cmd(args: argparse.Namespace) -> int:
-    record = queries.show(_conn(args), args.id)
+    record = queries.show(connect(args), args.id)
     if record is None:
         print(f"aiogw: no exchange {args.id!r}; see `aiogw audit list`", file=sys.stderr)
         return 1
@@ -81,7 +82,7 @@ def show_cmd(args: argparse.Namespace) -> int:
 
 
 def conversation_cmd(args: argparse.Namespace) -> int:
-    conn = _conn(args)
+    conn = connect(args)
     found = queries.conversations_of(conn, args.id)
     if not found:
         print(f"aiogw: no conversation or exchange {args.id!r}", file=sys.stderr)
@@ -108,7 +109,7 @@ def _count(n: int, noun: str) -> str:
 
 def export_cmd(args: argparse.Namespace) -> int:
     out = sys.stdout.buffer
-    for record in queries.export(_conn(args), _filters(args)):
+    for record in queries.export(connect(args), _filters(args)):
         out.write(orjson.dumps(record) + b"\n")
     return 0
 
@@ -124,7 +125,7 @@ def prune_cmd(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    conn = _conn(args)
+    conn = connect(args)
     if args.dry_run:
         exchanges, blobs = queries.prunable(conn, before)
         print(f"would delete {exchanges} exchanges and up to {blobs} stored contents from before {render.utc(before)} UTC")
@@ -135,7 +136,7 @@ def prune_cmd(args: argparse.Namespace) -> int:
 
 
 def migrate_cmd(args: argparse.Namespace) -> int:
-    conn = _conn(args)
+    conn = connect(args)
     copied = queries.migrate(conn)
     if not copied:
         print("the audit tables are already as this aiogw makes them")

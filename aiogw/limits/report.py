@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import argparse
 import sqlite3
-import sys
 
-from aiogw import config as config_mod
-from aiogw.audit import ids, queries
-from aiogw.audit.cli import when
+from aiogw.audit import ids
+from aiogw.audit.cli import connect, when
 
 GROUPS = {
     "user": "coalesce(user, '-')",
@@ -68,9 +66,7 @@ def _cells(row: tuple) -> tuple[str, ...]:
 
 
 def usage_cmd(args: argparse.Namespace) -> int:
-    path = config_mod.load(args.config).state_path
-    print(f"state: {path}", file=sys.stderr)
-    rows = usage_rows(queries.connect(path), args.by, args.user, when(args.since), when(args.until))
+    rows = usage_rows(connect(args), args.by, args.user, when(args.since), when(args.until))
     print(render(rows, args.by))
     return 0
 
