@@ -195,7 +195,7 @@ def test_a_file_that_is_not_a_database_is_named_without_a_traceback(tmp_path):
     path = tmp_path / "aiogw.toml"
     path.write_text(f'[state]\npath = "{state}"\n[[routes]]\nname = "anthropic"\ndialect = "anthropic"\n'
                     'upstream = "http://127.0.0.1:9"\ncredential = { env = "FAKE_ANTHROPIC" }\n')
-    for command in (["audit", "list"], ["keys", "list"], ["usage"]):
+    for command in (["audit", "list"], ["keys", "list"], ["usage"], ["serve", "--port", "0"]):
         result = subprocess.run([sys.executable, "-m", "aiogw", *command, "--config", str(path)],
                                 capture_output=True, text=True, timeout=30)
         assert result.returncode == 2, (command, result.stderr)
