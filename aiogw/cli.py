@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import os
 import sqlite3
 import sys
@@ -190,8 +191,6 @@ def _warn_if_readable(path) -> None:
     except OSError:
         return
     if mode & 0o044:
-        import logging
-
         logging.getLogger("aiogw").warning(
             "the state database %s can be read by other users (mode %o) and holds the audit trail; "
             "restrict it: chmod 600 %s*",

@@ -109,6 +109,8 @@ def test_conversation(audited):
     assert text.startswith("conversation s-alice of alice: 2 exchanges")
     any_id = aiogw(audited, "list", "--user", "bob", "--limit", "1").stdout.splitlines()[1].split()[0]
     assert aiogw(audited, "conversation", any_id).stdout.startswith("conversation s-bob of bob: 2 exchanges")
+    unknown = aiogw(audited, "conversation", "s-nobody")
+    assert unknown.returncode == 1 and "no conversation or exchange 's-nobody'" in unknown.stderr
     full = aiogw(audited, "conversation", "s-bob", "--full").stdout
     assert full.count("== answer") == 2
     # The second turn resends the first: only what is new is printed again.

@@ -162,8 +162,6 @@ async def test_a_batch_retried_after_a_failed_write_stores_every_part(tmp_path, 
 async def test_a_database_that_refuses_every_write_at_shutdown_leaves_a_spill_file(tmp_path, monkeypatch):
     """No record is lost even then: the batch that kept failing and everything still
     queued go to the spill file, one JSON row each."""
-    import asyncio
-
     db = tmp_path / "s.db"
     writer = AuditWriter(db, AuditSettings(batch_size=2, flush_interval=0.001))
     await writer.start()

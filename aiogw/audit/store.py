@@ -138,7 +138,6 @@ def inserts(head: str, rows: list[tuple]) -> Iterator[tuple[str, list]]:
         i += n
 
 
-
 def relayout(existing: dict[str, str]) -> list[str]:
     """The statements that remake an older database's WITHOUT ROWID `payloads` and
     `blobs` (see the module's doc) as the rowid tables above, rows and all. `existing`:

@@ -272,9 +272,9 @@ class AuditWriter:
             blobs.append((h, rec.squeeze(data, rec.BLOB_LEVEL), len(data), seen))
         db = self._db
         # The whole transaction is one call into aiosqlite's thread (its `_execute`, the
-        # one way it runs a function there; setup.cfg keeps aiosqlite below 0.23 for it). Each of its awaitable calls hands a result
-        # back to the loop, and the thread waits for the GIL each time, up to a switch
-        # interval while the loop is busy: with five calls a batch, 1 MB agent bodies
+        # one way it runs a function there; setup.cfg keeps aiosqlite below 0.23 for it).
+        # Each of its awaitable calls hands a result back to the loop, and the thread
+        # waits for the GIL each time, up to a switch interval while the loop is busy: with five calls a batch, 1 MB agent bodies
         # kept ~17 exchanges (~50 MB) waiting behind the writer; with one, 0-1 (peak RSS
         # of the audit-on gateway 211 -> 154 MB, 1 MB throughput 155 -> 197 req/s).
         # A row already there is kept (ON CONFLICT DO NOTHING), so a batch retried completes.
