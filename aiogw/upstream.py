@@ -163,6 +163,11 @@ class Upstream:
                 continue
             if lower in KEY_HEADERS and not keep_keys:
                 continue
+            if lower == "content-encoding":
+                # aiohttp's server decoded a compressed request body (the guards read it):
+                # what goes upstream is the decoded bytes, so they must not be labelled
+                # as compressed.
+                continue
             if lower == "accept-encoding":
                 value = accept_encoding(value)
             out.add(name, value)

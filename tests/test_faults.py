@@ -5,6 +5,7 @@ import time
 import anthropic
 import httpx
 import openai
+import orjson
 import pytest
 from google import genai
 from google.genai import errors as genai_errors
@@ -111,6 +112,29 @@ def test_body_over_limit(gw):
     )
     assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
     assert gw.fake.received == []
+
+
+def test_a_compressed_request_body_is_read_decoded_and_bounded_decoded(gw):
+    """aiohttp decodes a request body sent with Content-Encoding: gzip. The guards and
+    the audit read the decoded body, the upstream gets it decoded and not labelled
+    compressed, and the size limit applies to what it decodes to (a gzip bomb is 413)."""
+    import gzip
+
+    from conftest import MAX_BODY
+
+    body = orjson.dumps({"model": "m", "max_tokens": 1, "messages": HI})
+    headers = {"x-api-key": gw.key, "content-type": "application/json", "content-encoding": "gzip",
+               "anthropic-version": "2023-06-01"}
+    r = httpx.post(gw.url("anthropic") + "/v1/messages", content=gzip.compress(body), headers=headers)
+    assert r.status_code == 200 and r.json()["type"] == "message"
+    got = gw.fake.received[-1]
+    assert got.body == body and "content-encoding" not in got.headers
+
+    bomb = gzip.compress(b'{"model": "m", "messages": [], "pad": "' + b"x" * (MAX_BODY + 10) + b'"}')
+    assert len(bomb) < MAX_BODY // 10
+    r = httpx.post(gw.url("anthropic") + "/v1/messages", content=bomb, headers=headers)
+    assert r.status_code == 413 and r.json()["error"]["type"] == "request_too_large"
+    assert len(gw.fake.received) == 1
 
 
 def test_a_large_body_under_the_limit_goes_through_byte_for_byte(gw):
