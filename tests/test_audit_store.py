@@ -379,3 +379,44 @@ async def test_a_prune_beside_the_writer_never_loses_content_later_records_use(t
     for request in shown:
         assert "missing_blob" not in orjson.dumps(request).decode(), request
         assert request["system"] == SYSTEM
+
+
+async def test_exchanges_become_records_while_a_commit_waits_and_no_more_than_the_bound(tmp_path, monkeypatch):
+    """What waits on the database is records, not exchanges (their bodies and parsed
+    trees): while one transaction hangs, the writer builds what arrives, up to
+    `_MAX_BUILT` batches. Past that the exchanges stay queued, where the back-pressure
+    sees them. Once the database answers, every record goes in, in order."""
+    import threading
+
+    db = tmp_path / "s.db"
+    settings = AuditSettings(batch_size=2, flush_interval=0.001, queue_size=100)
+    writer = AuditWriter(db, settings)
+    await writer.start()
+    gate, entered = threading.Event(), threading.Event()
+    real = writer_module._transaction
+
+    def held(conn, statements):
+        entered.set()
+        gate.wait(10)
+        real(conn, statements)
+
+    monkeypatch.setattr(writer_module, "_transaction", held)
+    exchanges = [exchange(1_000_000 + i, msgs) for i, msgs in enumerate(turns(12))]
+    for ex in exchanges[:2]:
+        writer.submit(ex)
+    await asyncio.to_thread(entered.wait, 10)  # the first batch's transaction hangs
+    for ex in exchanges[2:]:
+        writer.submit(ex)
+    for _ in range(200):  # built while the commit waits: two batches of two
+        if writer.depth == 12 - 2 - writer_module._MAX_BUILT * 2:
+            break
+        await asyncio.sleep(0.01)
+    assert writer.depth == 12 - 2 - writer_module._MAX_BUILT * 2 and writer.written == 0
+    gate.set()
+    await writer.close()
+    assert writer.written == 12 and writer.depth == 0
+    conn = queries.connect(db)
+    started = [r[0] for r in conn.execute("SELECT started FROM exchanges ORDER BY id")]
+    assert started == [1_000_000 + i for i in range(12)]
+    last = conn.execute("SELECT max(id) FROM exchanges").fetchone()[0]
+    assert queries.show(conn, last)["request"]["messages"] == turns(12)[-1]
