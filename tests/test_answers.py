@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from aiogw import fake_upstream as fake
@@ -771,3 +771,76 @@ def test_gemini_usage_alone_never_trusts_a_key_spelled_otherwise_or_a_lone_cr():
     assert GEMINI.stream_usage("stream_generate", escaped) is None
     assert GEMINI.answer("stream_generate", 200, True, escaped).usage == Usage(input=7, output=70)
     assert GEMINI.stream_usage("stream_generate", first) == Usage(input=5, output=1)
+
+
+def _block(kind: str, data: dict | str, shape: str) -> bytes:
+    raw = data.encode() if isinstance(data, str) else orjson.dumps(data)
+    if shape == "id":  # a field between the event and data lines
+        return f"event: {kind}\nid: 7\n".encode() + b"data: " + raw + b"\n\n"
+    if shape == "nameless":
+        return b"data: " + raw + b"\n\n"
+    return f"event: {kind}\n".encode() + b"data: " + raw + b"\n\n"
+
+
+_ANTHROPIC_BLOCKS = st.one_of(
+    st.tuples(st.just("message_start"), st.builds(
+        lambda i, o: {"type": "message_start", "message": {"usage": {"input_tokens": i, "output_tokens": o}}},
+        st.integers(0, 9), st.integers(0, 9))),
+    st.tuples(st.just("message_delta"), st.builds(
+        lambda o, c: {"type": "message_delta", "usage": {"output_tokens": o, "cache_read_input_tokens": c}},
+        st.integers(0, 99), st.integers(0, 9))),
+    st.tuples(st.just("content_block_delta"), st.builds(
+        lambda t: {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": t}},
+        st.sampled_from(["hi", "\nevent: message_delta\ndata: {}\n\n", "event: message_start", "\r\n"]))),
+    st.tuples(st.just("message_stop"), st.just({"type": "message_stop"})),
+    st.tuples(st.just("message_delta"), st.just("{not json")),
+)
+
+
+_START_0 = ("message_start", {"type": "message_start", "message": {"usage": {"input_tokens": 0, "output_tokens": 0}}})
+_START_9 = ("message_start", {"type": "message_start", "message": {"usage": {"input_tokens": 9}}})
+_DELTA_5 = ("message_delta", {"type": "message_delta", "usage": {"output_tokens": 5}})
+
+
+@settings(max_examples=300, deadline=None)
+@example(blocks=[(_START_0, "plain"), (_DELTA_5, "nameless")], start=False, cut=0)  # a usage event without a name
+@example(blocks=[(_START_0, "plain"), (("content_block_delta", _DELTA_5[1]), "plain")], start=False, cut=0)  # misnamed
+@example(blocks=[(_START_0, "plain"), (_DELTA_5, "id"), (_DELTA_5, "plain")], start=False, cut=0)  # two, one odd
+@example(blocks=[(_START_0, "plain"), (_DELTA_5, "plain"), (("message_stop", {"type": "message_stop"}), "plain"),
+                 (("content_block_delta", _DELTA_5[1]), "plain")], start=False, cut=0)  # one hidden after the end
+@example(blocks=[(_START_0, "plain"), (("content_block_delta", _START_9[1]), "plain"), (_DELTA_5, "plain")],
+         start=False, cut=0)  # one hidden before the last
+@example(blocks=[(_START_0, "plain"), (_DELTA_5, "plain"),
+                 (("ping", '{"type": "\\u006dessage_delta", "usage": {"output_tokens": 7}}'), "plain")],
+         start=False, cut=0)  # a type spelled with escapes
+@given(blocks=st.lists(st.tuples(_ANTHROPIC_BLOCKS, st.sampled_from(["plain"] * 6 + ["id", "nameless"])),
+                       max_size=8),
+       start=st.booleans(), cut=st.integers(0, 3))
+def test_anthropic_usage_found_by_search_is_the_whole_reads(blocks, start, cut):
+    """The usage of an Anthropic stream is found by searching its bytes for its two
+    usage events (or, failing that, by splitting it into events); whenever the usage
+    alone is given, it is what the whole read answers, for any mix of events, text that
+    spells event lines, events named otherwise than their type, odd shapes, cut ends."""
+    from aiogw.dialects import anthropic
+    from aiogw.sse import plain_events
+
+    head = [(("message_start", {"type": "message_start", "message": {"usage": {"input_tokens": 3}}}), "plain")]
+    body = b"".join(_block(kind, data, shape) for (kind, data), shape in (head if start else []) + blocks)
+    body = body[: len(body) - cut]
+    alone = anthropic.stream_usage(body)
+    if alone is not None:
+        assert alone == ANTHROPIC.answer("messages", 200, True, body).usage
+    found = anthropic._usage_blocks(body)
+    if found is not None and plain_events(body) is not None:
+        assert found == [(k, d) for k, d in plain_events(body) if k in ("message_start", "message_delta")]
+
+
+def test_anthropic_streams_as_providers_send_them_take_the_search():
+    """Not a path only the property above reaches: the fake's streams, with ping events,
+    tool input and thinking, are read by searching (and give the whole read's usage)."""
+    from aiogw.dialects import anthropic
+
+    names = [name for name, case in CASES.items() if case.dialect is ANTHROPIC and case.endpoint == "messages"]
+    assert names
+    for name in names:
+        assert anthropic._usage_blocks(CASES[name].stream) is not None, name
