@@ -420,3 +420,39 @@ async def test_exchanges_become_records_while_a_commit_waits_and_no_more_than_th
     assert started == [1_000_000 + i for i in range(12)]
     last = conn.execute("SELECT max(id) FROM exchanges").fetchone()[0]
     assert queries.show(conn, last)["request"]["messages"] == turns(12)[-1]
+
+
+async def test_built_records_are_bounded_by_the_bytes_they_hold_too(tmp_path, monkeypatch):
+    """Records of new conversations hold their serialised messages: while a transaction
+    hangs, the writer stops building once they hold twice the batch's bytes, whatever
+    their count, and the rest stay queued (seen by the back-pressure)."""
+    import threading
+
+    db = tmp_path / "s.db"
+    writer = AuditWriter(db, AuditSettings(batch_size=100, flush_interval=0.001, queue_bytes=1024 * 1024))
+    await writer.start()
+    gate, entered = threading.Event(), threading.Event()
+    real = writer_module._transaction
+
+    def held(conn, statements):
+        entered.set()
+        gate.wait(10)
+        real(conn, statements)
+
+    monkeypatch.setattr(writer_module, "_transaction", held)
+    # Each its own conversation of ~200 KB: nothing the memo knows, all of it in parts.
+    big = [exchange(1_000_000 + i, [{"role": "user", "content": f"task {i} " + "x" * 200_000}]) for i in range(12)]
+    writer.submit(big[0])
+    await asyncio.to_thread(entered.wait, 10)
+    for ex in big[1:]:
+        writer.submit(ex)
+    for _ in range(200):
+        if writer.depth and not writer._wake.is_set() and writer._idle:
+            break
+        await asyncio.sleep(0.01)
+    held_bytes = writer._built_bytes
+    assert writer._idle and 0 < writer.depth < 11 and writer.written == 0
+    assert 2 * writer._batch_bytes <= held_bytes < 2 * writer._batch_bytes + 3 * 210_000
+    gate.set()
+    await writer.close()
+    assert writer.written == 12

@@ -117,6 +117,15 @@ class Record:
     parts: list[tuple[bytes, Any]]
     started: float
 
+    @property
+    def size(self) -> int:
+        """The bytes it holds of its own: payloads and serialised parts (a part given
+        as a parsed value is the memo's, kept alive there anyway)."""
+        n = sum(len(data) for _, data in self.parts if isinstance(data, bytes))
+        if self.payload is not None:
+            n += sum(len(value) for value in self.payload if isinstance(value, bytes))
+        return n
+
 
 def build(ex: Exchange, policy: str, memo: PartsMemo | None = None) -> Record:
     """The record of one finished exchange. Never raises on odd provider data."""

@@ -52,9 +52,10 @@ _SLICE_BEHIND = 0.008
 # gateway's RSS at ~325 MiB; at 16 MiB it peaked at ~152, at 8 MiB ~136, with the same
 # throughput (200 KB, audit on against off: 78% and 80%).
 _BATCH_BYTES = 8 * 1024 * 1024
-# Built records waiting for the database, in batches (by count, and by the bytes of the
-# exchanges they came from): beyond this the writer builds no more, and the exchanges it
-# leaves queued count for the back-pressure.
+# Built records waiting for the database, in batches (by count, and by the bytes they
+# hold against _BATCH_BYTES): beyond this the writer builds no more, and the exchanges it
+# leaves queued count for the back-pressure. A record is far smaller than its exchange
+# (an agent's turn: its new messages, not the resent history or the parsed tree).
 _MAX_BUILT = 2
 # A record the database can never take (a constraint it breaks, a number SQLite cannot
 # hold): retrying would stall the writer and, once the queue is full, the gateway. The
@@ -86,6 +87,12 @@ class AuditWriter:
         self._pending_bytes = 0
         self._wake = asyncio.Event()
         self._idle = False  # the writer waits for exchanges or for its commit to end
+        # Records built and not yet handed to the database, and the commit under way.
+        self._built: list[rec.Record] = []
+        self._built_bytes = 0  # what they hold (Record.size)
+        self._built_since = 0.0  # when the oldest of them began to be built
+        self._committing: asyncio.Task[bool] | None = None
+        self._refused = False  # the database refused a batch at shutdown: it was spilled
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._db: aiosqlite.Connection | None = None
@@ -173,25 +180,18 @@ class AuditWriter:
         behind it. Built records are bounded (`_MAX_BUILT`): when the database does not
         keep up, exchanges stay queued and the back-pressure sees them."""
         failures = 0  # batches in a row that could not be built
-        built: list[rec.Record] = []
-        built_bytes = 0  # of the exchanges they were built from: a bound on what they hold
-        built_since = 0.0  # when the oldest of them began to be built
-        committing: asyncio.Task[bool] | None = None
         loop = asyncio.get_running_loop()
         while True:
-            if committing is not None and committing.done():
-                if not committing.result():  # the database refused at shutdown: spilled
-                    if built or self._pending:
-                        self._spill(built)
-                    return
-                committing = None
-            if built and committing is None:
-                committing = asyncio.create_task(self._commit(built, built_since), name="aiogw-audit-commit")
-                committing.add_done_callback(self._committed)
-                built, built_bytes = [], 0
-            room = len(built) < self.settings.batch_size * _MAX_BUILT and built_bytes < self._batch_bytes * _MAX_BUILT
+            if self._refused:  # the database refused at shutdown: the rest is spilled too
+                if self._built or self._pending:
+                    self._spill(self._built)
+                return
+            room = (
+                len(self._built) < self.settings.batch_size * _MAX_BUILT
+                and self._built_bytes < self._batch_bytes * _MAX_BUILT
+            )
             if not self._pending or not room:
-                if self._closing and not self._pending and committing is None and not built:
+                if self._closing and not self._pending and self._committing is None:
                     return
                 self._wake.clear()
                 self._idle = True  # a commit's end wakes this wait too, not a batch's gathering
@@ -210,8 +210,7 @@ class AuditWriter:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.settings.flush_interval):
                         await self._wake.wait()
-            batch = [self._pending.popleft() for _ in range(min(self.settings.batch_size, len(self._pending)))]
-            size = sum(map(_size, batch))
+            batch, size = self._take()
             t0 = loop.time()
             try:
                 records = await self._build_all(batch)
@@ -233,13 +232,37 @@ class AuditWriter:
             # requests and answers are freed now, not after the commit.
             del batch
             self._pending_bytes -= size
-            if not built:
-                built_since = t0
-            built += records
-            built_bytes += size
+            if not self._built:
+                self._built_since = t0
+            self._built += records
+            self._built_bytes += sum(r.size for r in records)
+            self._start_commit()
 
-    def _committed(self, _: asyncio.Task[bool]) -> None:
-        if self._idle:
+    def _take(self) -> tuple[list[Exchange], int]:
+        """The next batch: `batch_size` exchanges or `_batch_bytes` of them, in order."""
+        batch, size = [], 0
+        while self._pending and len(batch) < self.settings.batch_size and size < self._batch_bytes:
+            ex = self._pending.popleft()
+            batch.append(ex)
+            size += _size(ex)
+        return batch, size
+
+    def _start_commit(self) -> None:
+        """Commit what is built, unless a commit is under way: its end starts the next."""
+        if self._built and self._committing is None and not self._refused:
+            records, self._built, self._built_bytes = self._built, [], 0
+            self._committing = asyncio.create_task(
+                self._commit(records, self._built_since), name="aiogw-audit-commit"
+            )
+            self._committing.add_done_callback(self._committed)
+
+    def _committed(self, task: asyncio.Task[bool]) -> None:
+        self._committing = None
+        if task.cancelled() or not task.result():
+            self._refused = True  # spilled at shutdown (or the loop is closing)
+        else:
+            self._start_commit()
+        if self._idle or self._refused:
             self._wake.set()
 
     async def _build_all(self, batch: list[Exchange]) -> list[rec.Record]:
