@@ -2,6 +2,7 @@
 
 import asyncio
 import sqlite3
+import threading
 
 import orjson
 import pytest
@@ -381,17 +382,9 @@ async def test_a_prune_beside_the_writer_never_loses_content_later_records_use(t
         assert request["system"] == SYSTEM
 
 
-async def test_exchanges_become_records_while_a_commit_waits_and_no_more_than_the_bound(tmp_path, monkeypatch):
-    """What waits on the database is records, not exchanges (their bodies and parsed
-    trees): while one transaction hangs, the writer builds what arrives, up to
-    `_MAX_BUILT` batches. Past that the exchanges stay queued, where the back-pressure
-    sees them. Once the database answers, every record goes in, in order."""
-    import threading
-
-    db = tmp_path / "s.db"
-    settings = AuditSettings(batch_size=2, flush_interval=0.001, queue_size=100)
-    writer = AuditWriter(db, settings)
-    await writer.start()
+def _hold_transactions(monkeypatch) -> tuple[threading.Event, threading.Event]:
+    """Every transaction of the writer waits in its thread until `gate` is set;
+    `entered` is set once one is waiting."""
     gate, entered = threading.Event(), threading.Event()
     real = writer_module._transaction
 
@@ -401,6 +394,19 @@ async def test_exchanges_become_records_while_a_commit_waits_and_no_more_than_th
         real(conn, statements)
 
     monkeypatch.setattr(writer_module, "_transaction", held)
+    return gate, entered
+
+
+async def test_exchanges_become_records_while_a_commit_waits_and_no_more_than_the_bound(tmp_path, monkeypatch):
+    """What waits on the database is records, not exchanges (their bodies and parsed
+    trees): while one transaction hangs, the writer builds what arrives, up to
+    `_MAX_BUILT` batches. Past that the exchanges stay queued, where the back-pressure
+    sees them. Once the database answers, every record goes in, in order."""
+    db = tmp_path / "s.db"
+    settings = AuditSettings(batch_size=2, flush_interval=0.001, queue_size=100)
+    writer = AuditWriter(db, settings)
+    await writer.start()
+    gate, entered = _hold_transactions(monkeypatch)
     exchanges = [exchange(1_000_000 + i, msgs) for i, msgs in enumerate(turns(12))]
     for ex in exchanges[:2]:
         writer.submit(ex)
@@ -426,20 +432,10 @@ async def test_built_records_are_bounded_by_the_bytes_they_hold_too(tmp_path, mo
     """Records of new conversations hold their serialised messages: while a transaction
     hangs, the writer stops building once they hold twice the batch's bytes, whatever
     their count, and the rest stay queued (seen by the back-pressure)."""
-    import threading
-
     db = tmp_path / "s.db"
     writer = AuditWriter(db, AuditSettings(batch_size=100, flush_interval=0.001, queue_bytes=1024 * 1024))
     await writer.start()
-    gate, entered = threading.Event(), threading.Event()
-    real = writer_module._transaction
-
-    def held(conn, statements):
-        entered.set()
-        gate.wait(10)
-        real(conn, statements)
-
-    monkeypatch.setattr(writer_module, "_transaction", held)
+    gate, entered = _hold_transactions(monkeypatch)
     # Each its own conversation of ~200 KB: nothing the memo knows, all of it in parts.
     big = [exchange(1_000_000 + i, [{"role": "user", "content": f"task {i} " + "x" * 200_000}]) for i in range(12)]
     writer.submit(big[0])
