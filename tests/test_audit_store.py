@@ -264,6 +264,37 @@ async def test_a_batch_that_could_not_be_built_is_kept_and_built_again(tmp_path,
     assert sqlite3.connect(db).execute("SELECT count(*) FROM exchanges").fetchone()[0] == 5
 
 
+async def test_a_batch_that_never_builds_at_shutdown_is_named_and_the_gateway_still_exits(tmp_path, monkeypatch, caplog):
+    """At shutdown a batch the builder keeps failing on (five attempts) cannot hold the
+    gateway: the exchanges still queued are given up, with an error naming how many,
+    and the records built before it are still committed."""
+    db = tmp_path / "s.db"
+    real = AuditWriter._build
+    gate, _ = _hold_transactions(monkeypatch)  # the first batch is still being committed
+    failures = []
+
+    def failing_on_the_third(self, ex):
+        if ex.started == 1_000_002:
+            failures.append(1)
+            if len(failures) == 5:
+                gate.set()  # the database answers as the writer gives up
+            raise RuntimeError("a bug in the record builder")
+        return real(self, ex)
+
+    monkeypatch.setattr(AuditWriter, "_build", failing_on_the_third)
+    real_sleep = asyncio.sleep
+    monkeypatch.setattr(asyncio, "sleep", lambda seconds: real_sleep(0))  # the retries' back-off
+    writer = AuditWriter(db, AuditSettings(batch_size=2, flush_interval=0.001))
+    await writer.start()
+    for i, msgs in enumerate(turns(5)):
+        writer.submit(exchange(1_000_000 + i, msgs))
+    await asyncio.wait_for(writer.close(), 10)
+    assert writer.written == 2 and writer.write_errors == 5 and writer.depth == 0
+    assert "audit: 3 exchanges could not be recorded at shutdown" in caplog.text
+    started = [r[0] for r in sqlite3.connect(db).execute("SELECT started FROM exchanges ORDER BY id")]
+    assert started == [1_000_000, 1_000_001]
+
+
 def test_rows_go_in_as_few_multi_row_statements():
     from aiogw.audit import store
 
