@@ -156,8 +156,10 @@ def run(args: argparse.Namespace) -> tuple[dict[str, dict[str, list[dict]]], dic
                     for t in targets:
                         m = steady(b.measure, workload, t)
                         got[workload][t.name].append(m)
+                        latency = (f"  TTFB p50 {m['ttfb_p50']:.2f} ms  gap p99 {m['gap_p99']:.2f} ms"
+                                   if "ttfb_p50" in m else "")
                         print(f"round {rnd} {workload:>11} {t.name:>11}: {m['rps']:9.1f}/s  errors {m['errors']:.0f}"
-                              f"  CPU {m['cpu_us']:,.0f} µs", flush=True)
+                              f"  CPU {m['cpu_us']:,.0f} µs{latency}", flush=True)
             rss = {t.name: procs.peak_rss_mb(t.pid) for t in targets}
             sweep_rows = []
             if args.sweep:
