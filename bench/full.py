@@ -21,7 +21,8 @@ machine's drift hits them alike:
 - small, large, huge: 1 KB, 200 KB, 1 MB Messages bodies under wrk (every request a
   new turn of its conversation: post.lua's marker);
 - streams-50, streams-500: `bench.streams`, 50 concurrent streams of 50 events 5 ms
-  apart and of 500 events 1 ms apart;
+  apart and of 500 events 1 ms apart, started spread over one stream's time (as agents'
+  streams are, not all at once);
 - session: `bench.session_mix`, 16 agents replaying coding sessions (30 → 100 KB);
 - then the sweep (`bench.sweep`): open streams up to 5,000 on the Python proxies and
   nginx, for memory per open stream and errors.
