@@ -64,6 +64,8 @@ WORKLOADS = (*HTTP, *STREAMS, "session")
 STREAM_CONCURRENCY = 50
 SWEEP_TARGETS = ("passthrough", "aiogw-off", "aiogw", "nginx")
 SWEEP_LEVELS = (500, 1000, 2500, 5000)
+# Latency figures printed with each round's line, when the workload has them.
+_ROUND_LATENCY = (("ttfb_p50", "TTFB p50"), ("gap_p99", "gap p99"))
 
 
 def start_targets(servers: procs.Procs, tmp: Path, names: tuple[str, ...]) -> tuple[list[Target], int, int]:
@@ -157,8 +159,7 @@ def run(args: argparse.Namespace) -> tuple[dict[str, dict[str, list[dict]]], dic
                     for t in targets:
                         m = steady(b.measure, workload, t)
                         got[workload][t.name].append(m)
-                        latency = (f"  TTFB p50 {m['ttfb_p50']:.2f} ms  gap p99 {m['gap_p99']:.2f} ms"
-                                   if "ttfb_p50" in m else "")
+                        latency = "".join(f"  {label} {m[key]:.2f} ms" for key, label in _ROUND_LATENCY if key in m)
                         print(f"round {rnd} {workload:>11} {t.name:>11}: {m['rps']:9.1f}/s  errors {m['errors']:.0f}"
                               f"  CPU {m['cpu_us']:,.0f} µs{latency}", flush=True)
             rss = {t.name: procs.peak_rss_mb(t.pid) for t in targets}
