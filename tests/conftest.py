@@ -8,6 +8,7 @@ as an agent would, and inspect what the fake received.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import sqlite3
 import textwrap
@@ -19,11 +20,18 @@ from typing import Any
 
 import pytest
 import uvloop
+from hypothesis import settings
 
 from aiogw import config, keys
 from aiogw.app import RUNTIME, start
 from aiogw.exchange import Exchange
 from aiogw.fake_upstream import FakeConfig, FakeUpstream
+
+# Property tests draw new examples on every local run, which is how they find new cases;
+# CI (`.ci/run`) draws a fixed set, so a red run there is about the change under test.
+# A case found locally goes into the test as an @example.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 PROVIDER_KEYS = {"FAKE_ANTHROPIC": "sk-ant-fake", "FAKE_OPENAI": "sk-openai-fake", "FAKE_GEMINI": "gemini-fake"}
 
