@@ -44,7 +44,7 @@ _DAY = 86_400.0
 # Seconds of record building between two yields to the loop (a record is not split: one
 # of a 500-event stream takes ~1.5 ms). A relayed chunk waits for the slice under way:
 # with 2 ms slices, everything on added ~1.5 ms to the inter-chunk gap p99 of 50-event
-# streams over the pass-through, with 0.2 ms ~0.35, at the same throughput (bench.full,
+# streams over the pass-through, with 0.2 ms ~0.35-0.55, at the same throughput (bench.full,
 # bench.audit_alone). When the writer is behind it takes longer turns: under overload,
 # keeping up (no refusals, a bounded heap) is worth a few milliseconds of loop latency.
 _SLICE = 0.0002
