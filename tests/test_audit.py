@@ -203,3 +203,31 @@ def test_probe_and_refused_paths_are_recorded_with_method_and_path(gw):
     probe, refused = gw.audited(since, 2)
     assert (probe["method"], probe["status"], probe["endpoint"], probe["outcome"]) == ("HEAD", 200, "probe", "ok")
     assert (refused["method"], refused["status"], refused["path"]) == ("GET", 400, "/llm-gateway/openai/v1/%2e%2e/admin")
+
+
+
+@pytest.mark.parametrize("coding", ["identity", "gzip"])  # the two ways the proxy reads a body
+def test_a_client_gone_mid_upload_is_recorded_and_nothing_goes_upstream(gw, caplog, coding):
+    """A client that promises a body and leaves halfway (an agent killed while sending
+    a big turn): nothing reaches the provider, no traceback, and the exchange is audited
+    as the client's abort."""
+    import gzip
+    import socket
+    from urllib.parse import urlsplit
+
+    since = mark()
+    received = len(gw.fake.received)
+    url = urlsplit(gw.url("anthropic") + "/v1/messages")
+    body = orjson.dumps({"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": "x" * 5000}]})
+    if coding == "gzip":
+        body = gzip.compress(body)
+    with socket.create_connection((url.hostname, url.port)) as sock:
+        sock.sendall(
+            f"POST {url.path} HTTP/1.1\r\nHost: {url.netloc}\r\nx-api-key: {gw.key}\r\n"
+            f"content-type: application/json\r\ncontent-encoding: {coding}\r\n"
+            f"content-length: {len(body)}\r\n\r\n".encode() + body[: len(body) // 2]
+        )
+    (row,) = gw.audited(since)
+    assert (row["outcome"], row["status"], row["request_bytes"]) == ("client_aborted", 0, 0)
+    assert len(gw.fake.received) == received
+    assert "Traceback" not in caplog.text
