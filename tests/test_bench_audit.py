@@ -17,3 +17,12 @@ def test_generated_database_has_every_record(tmp_path):
         assert conn.execute("SELECT count(DISTINCT user) FROM exchanges").fetchone()[0] > 21  # the queries pick the 21st
     finally:
         conn.close()
+
+
+def test_onoff_rounds_pair_every_off_process_with_every_on_process():
+    from bench.onoff import pairing
+
+    for n_off, n_on in ((1, 1), (2, 2), (3, 3), (2, 3), (3, 1)):
+        rounds = n_off * n_on
+        seen = {pairing(i, n_off, n_on) for i in range(rounds)}
+        assert seen == {(a, b) for a in range(n_off) for b in range(n_on)}, (n_off, n_on)
