@@ -111,6 +111,11 @@ def test_conversation(audited):
     assert aiogw(audited, "conversation", any_id).stdout.startswith("conversation s-bob of bob: 2 exchanges")
     unknown = aiogw(audited, "conversation", "s-nobody")
     assert unknown.returncode == 1 and "no conversation or exchange 's-nobody'" in unknown.stderr
+    # A request refused before its body was read has no conversation: say so, not "no exchange".
+    refused = aiogw(audited, "list", "--outcome", "refused").stdout.splitlines()[1].split()[0]
+    alone = aiogw(audited, "conversation", refused)
+    assert alone.returncode == 1 and "belongs to no conversation" in alone.stderr
+    assert f"aiogw audit show {refused}" in alone.stderr and "Traceback" not in alone.stderr
     full = aiogw(audited, "conversation", "s-bob", "--full").stdout
     assert full.count("== answer") == 2
     # The second turn resends the first: only what is new is printed again.

@@ -85,7 +85,11 @@ def conversation_cmd(args: argparse.Namespace) -> int:
     conn = connect(args)
     found = queries.conversations_of(conn, args.id)
     if not found:
-        print(f"aiogw: no conversation or exchange {args.id!r}", file=sys.stderr)
+        if queries.exists(conn, args.id):
+            print(f"aiogw: exchange {args.id!r} belongs to no conversation (no session id, and no messages were read "
+                  f"from its request); `aiogw audit show {args.id}` shows it", file=sys.stderr)
+        else:
+            print(f"aiogw: no conversation or exchange {args.id!r}", file=sys.stderr)
         return 1
     for n, (conversation, user) in enumerate(found):
         rows = queries.conversation(conn, conversation, user)

@@ -97,6 +97,11 @@ def conversations_of(conn: sqlite3.Connection, ident: str) -> list[tuple[str, st
     return [(ident, user) for (user,) in users]
 
 
+def exists(conn: sqlite3.Connection, ident: str) -> bool:
+    """Whether an exchange of this id is recorded."""
+    return conn.execute("SELECT 1 FROM exchanges WHERE id = ?", (ident,)).fetchone() is not None
+
+
 def conversation(conn: sqlite3.Connection, ident: str, user: str | None) -> list[dict]:
     """The exchanges of one user's conversation, oldest first."""
     rows = list_rows(conn, Filters(conversation=ident), limit=-1, oldest_first=True)
