@@ -1,6 +1,6 @@
 """What the audit costs: the same gateway with `[audit]` off and on, nothing else changed.
 
-    python -m bench.audit_alone [--rounds 8] [--duration 2] [--pairs 2] [--configs default,bare]
+    python -m bench.audit_alone [--rounds 8] [--duration 2] [--pairs 2] [--configs default,bare] [--no-write]
 
 Two configurations, each measured audit off against audit on:
 
@@ -17,7 +17,8 @@ for the audit's cost. Per-thread CPU is read from /proc: the loop thread, and th
 (SQLite's thread). Workloads: 1 KB and 200 KB bodies under wrk, and streams relayed as
 fast as the gateway can (no pause between events, so its CPU sets the rate).
 
-Writes the `bench.audit_alone` section of bench/RESULTS.md.
+Writes the `bench.audit_alone` section of bench/RESULTS.md (not with --no-write: for a
+smoke run, which would replace the published tables).
 """
 
 from __future__ import annotations
@@ -62,26 +63,35 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=2.0)
     p.add_argument("--pairs", type=int, default=2, help="processes a side, taken in turn")
     p.add_argument("--configs", default="default,bare", help=f"comma-separated, of {', '.join(CONFIGS)}")
+    p.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md as it is")
     args = p.parse_args(argv)
     configs = [c for c in args.configs.split(",") if c]
     unknown = [c for c in configs if c not in CONFIGS]
-    if unknown or args.rounds < 1 or args.pairs < 1:
-        p.error(f"unknown config {unknown[0]!r}" if unknown else "--rounds and --pairs must be at least 1")
+    if not configs or unknown:
+        p.error(f"unknown config {unknown[0]!r}" if unknown else f"--configs names none of {', '.join(CONFIGS)}")
+    if args.rounds < 1 or args.pairs < 1 or not args.duration > 0:
+        p.error("--rounds and --pairs must be at least 1, --duration above 0 seconds")
     command = "python -m bench.audit_alone" + "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
     text = [
         f"## The audit alone (`{command}`)",
         "",
         f"- **date:** {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; the proxy pinned to CPU 0, wrk, the "
         f"stream client and the fake upstream to CPU 1; audit off and on interleaved, off-on then on-off, "
-        f"{args.pairs} process(es) a side taken in turn; {args.rounds} rounds of {args.duration:g} s.",
+        f"{_count(args.pairs, 'process', 'processes')} a side taken in turn; {_count(args.rounds, 'round')} "
+        f"of {args.duration:g} s.",
         f"- Target (#3): audit on ≥ {TARGET:.0%} of audit-off throughput.",
     ]
     for config in configs:
         table = measure(config, args.rounds, args.duration, args.pairs)
         text += ["", f"**{config}** ({CONFIGS[config][0]}):", "", *table]
     print("\n".join(text))
-    results.write_section("bench.audit_alone", "\n".join(text))
+    if not args.no_write:
+        results.write_section("bench.audit_alone", "\n".join(text))
     return 0
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else many or one + 's'}"
 
 
 if __name__ == "__main__":

@@ -123,7 +123,7 @@ def compare(tmp: Path, off: Target | Sequence[Target], on: Target | Sequence[Tar
             detail = f" ({loop:,.0f} + {others:,.0f})"
         # Busy: the share of a core the gateway used. Under 100% the load core set the
         # rate, and the CPU ratio (what the feature costs each answer) is the figure.
-        busy = [f"{rate * cpu / 1e4:.0f}%" for rate, cpu in ((off_rate, off_cpu), (on_rate, on_cpu))]
+        busy = [f"{statistics.median(r * (m + o) for r, m, o in got[k]) / 1e4:.0f}%" for k in ("off", "on")]
         lines.append(f"| {name} | {off_rate:,.0f} | {on_rate:,.0f} | {statistics.median(ratios):.0%} "
                      f"({', '.join(f'{r:.2f}' for r in ratios)}) | {off_cpu:,.0f} → {on_cpu:,.0f}{detail} "
                      f"| {off_cpu / on_cpu:.0%} | {busy[0]} / {busy[1]} |")
