@@ -89,6 +89,9 @@ def test_list_and_filters(audited):
     assert "no exchanges match" in aiogw(audited, "list", "--until", "2000-01-01").stdout
     bad = aiogw(audited, "list", "--since", "yesterday-ish")
     assert bad.returncode == 2 and "cannot read the time" in bad.stderr
+    inverted = aiogw(audited, "list", "--since", "1d", "--until", "7d")
+    assert inverted.returncode == 2 and "--since 1d is after --until 7d" in inverted.stderr
+    assert "Traceback" not in inverted.stderr
 
 
 def test_show(audited):

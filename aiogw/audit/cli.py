@@ -37,10 +37,16 @@ def when(text: str | None) -> float | None:
 
 
 def _filters(args: argparse.Namespace) -> queries.Filters:
+    since, until = when(args.since), when(args.until)
+    if since is not None and until is not None and since > until:
+        raise ValueError(
+            f"--since {args.since} is after --until {args.until}, so nothing can match: an age counts back from now "
+            "(--since 7d --until 1d is the week before the last day)"
+        )
     return queries.Filters(
         user=args.user,
-        since=when(args.since),
-        until=when(args.until),
+        since=since,
+        until=until,
         route=args.route,
         model=args.model,
         status=args.status,
