@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         "--before",
         required=True,
         help="a date (2026-11-01), a time (2026-11-01T12:00), both UTC unless they carry an offset, an age "
-        "(30d, 12h), or `now` to delete every record",
+        "(30d, 12h; units s, m for minutes, h, d, w), or `now` to delete every record",
     )
     a.add_argument("--dry-run", action="store_true", help="count what would be deleted, delete nothing")
     a.set_defaults(run=audit_cli.prune_cmd)
@@ -138,7 +138,8 @@ def _positive(text: str) -> int:
 
 def _filter_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--user")
-    p.add_argument("--since", help="a date, a time (UTC unless it carries an offset) or an age (7d, 12h)")
+    p.add_argument("--since", help="a date, a time (UTC unless it carries an offset) or an age (7d, 12h; "
+                   "units s, m for minutes, h, d, w)")
     p.add_argument("--until", help="a date, a time (UTC unless it carries an offset) or an age")
     p.add_argument("--route")
     p.add_argument("--model", help="exact, or a glob such as 'claude-*'")
