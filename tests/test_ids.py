@@ -25,10 +25,12 @@ def test_a_forked_child_does_not_hand_out_its_parents_next_ids():
     ids.new_id()  # the pool is drawn and partly used
     read, write = os.pipe()
     pid = os.fork()
-    if pid == 0:  # the child: its next ids, to the parent
-        os.close(read)
-        os.write(write, "".join(ids.new_id(1_790_000_000) for _ in range(8)).encode())
-        os._exit(0)
+    if pid == 0:  # the child: its next ids, to the parent; it never returns into pytest
+        try:
+            os.close(read)
+            os.write(write, "".join(ids.new_id(1_790_000_000) for _ in range(8)).encode())
+        finally:
+            os._exit(0)
     os.close(write)
     child = b""
     while chunk := os.read(read, 4096):
