@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import statistics
 import subprocess
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import orjson
 
 from bench import procs, wrk
+from bench import streams as stream_client
 from bench.bodies import messages_body
 from bench.targets import LOAD_CPU, ROOT, Target
 
@@ -54,9 +54,8 @@ def _wrk(t: Target, body: Path, duration: float) -> _Run:
 
 
 def _streams(t: Target, spec: Streams, duration: float) -> _Run:
-    cmd = ["taskset", "-c", str(LOAD_CPU), sys.executable, "-m", "bench.streams", "--url", t.url, "--key", t.key,
-           "--concurrency", str(spec.concurrency), "--chunks", str(spec.events), "--delay", "0",
-           "--duration", str(duration), "--warmup", "0.3"]
+    cmd = stream_client.command(t.url, t.key, LOAD_CPU, concurrency=spec.concurrency, chunks=spec.events, delay=0,
+                          duration=duration, warmup=0.3)
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=duration + 60, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"stream client failed against {t.name}:\n{out.stderr}")

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from bench import procs, wrk
+from bench import streams as stream_client
 from bench.bodies import messages_body
 from bench.targets import LOAD_CPU, ROOT, TARGETS, start_all
 
@@ -78,8 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             time.sleep(0.5)  # py-spy attaches
             if args.workload == "streams":
-                subprocess.run(["taskset", "-c", str(LOAD_CPU), sys.executable, "-m", "bench.streams", "--url",
-                                target.url, "--key", target.key, "--duration", str(args.seconds)],
+                subprocess.run(stream_client.command(target.url, target.key, LOAD_CPU, duration=args.seconds),
                                check=True, capture_output=True, cwd=ROOT)
             else:
                 res = wrk.run(target.url, body, target.key, connections=args.connections, duration=args.seconds,

@@ -33,6 +33,7 @@ from pathlib import Path
 import orjson
 
 from bench import procs, report, results, wrk
+from bench import streams as stream_client
 from bench.bodies import messages_body
 from bench.report import Row
 from bench.stats import median
@@ -141,9 +142,8 @@ def _lag(window: dict | None) -> dict[str, float]:
 
 
 def measure_streams(target: Target, fake_pid: int, s: Settings) -> dict[str, float]:
-    cmd = ["taskset", "-c", str(LOAD_CPU), sys.executable, "-m", "bench.streams", "--url", target.url,
-           "--key", target.key, "--concurrency", str(s.streams), "--duration", str(s.stream_duration),
-           "--warmup", str(s.stream_warmup)]
+    cmd = stream_client.command(target.url, target.key, LOAD_CPU, concurrency=s.streams, duration=s.stream_duration,
+                          warmup=s.stream_warmup)
     lag = s.lag and target.lag_file is not None
     if lag:
         target.lag_window(start=True)

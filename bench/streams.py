@@ -123,6 +123,13 @@ async def run(url: str, key: str, concurrency: int, duration: float, warmup: flo
     }
 
 
+def command(url: str, key: str, cpu: int, **options: float | int) -> list[str]:
+    """This client's command line, pinned to `cpu`; `options` are its flags by name
+    (concurrency=16, chunks=50, delay=0, duration=2, warmup=0.3)."""
+    flags = [f"--{name}={value}" for name, value in options.items()]
+    return ["taskset", "-c", str(cpu), sys.executable, "-m", "bench.streams", "--url", url, "--key", key, *flags]
+
+
 def header(text: str) -> tuple[str, str]:
     """`NAME:VALUE` (spaces around either trimmed) as a header, its name in lower case
     (as the standard ones: a later one of the same name replaces it); argparse's type."""
@@ -133,7 +140,7 @@ def header(text: str) -> tuple[str, str]:
     return name, value
 
 
-def main(argv: list[str] | None = None) -> None:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.streams")
     parser.add_argument("--url", required=True)
     parser.add_argument("--key", required=True)
@@ -144,7 +151,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--delay", type=float, default=0.005)
     parser.add_argument("--header", type=header, action="append", default=[], metavar="NAME:VALUE",
                         help="an extra request header (repeatable)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
     result = uvloop.run(run(args.url, args.key, args.concurrency, args.duration, args.warmup,
                             args.chunks, args.delay, dict(args.header)))
     sys.stdout.buffer.write(orjson.dumps(result) + b"\n")
