@@ -1,6 +1,9 @@
 """The audit trail through the running gateway: what each exchange leaves behind."""
 
+import gzip
+import socket
 import time
+from urllib.parse import urlsplit
 
 import anthropic
 import httpx
@@ -205,16 +208,11 @@ def test_probe_and_refused_paths_are_recorded_with_method_and_path(gw):
     assert (refused["method"], refused["status"], refused["path"]) == ("GET", 400, "/llm-gateway/openai/v1/%2e%2e/admin")
 
 
-
 @pytest.mark.parametrize("coding", ["identity", "gzip"])  # the two ways the proxy reads a body
 def test_a_client_gone_mid_upload_is_recorded_and_nothing_goes_upstream(gw, caplog, coding):
     """A client that promises a body and leaves halfway (an agent killed while sending
     a big turn): nothing reaches the provider, no traceback, and the exchange is audited
     as the client's abort."""
-    import gzip
-    import socket
-    from urllib.parse import urlsplit
-
     since = mark()
     received = len(gw.fake.received)
     url = urlsplit(gw.url("anthropic") + "/v1/messages")
