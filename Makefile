@@ -7,15 +7,31 @@ CONFIG ?=
 HOST ?=
 PORT ?=
 
-.PHONY: install run test demo bench bench-ops bench-peers bench-full lint install-agents install-service clean
+.PHONY: install run test demo bench bench-ops bench-peers bench-full lint install-agents install-service upgrade-deps clean
 
+# Every package comes at the version constraints.txt names, the build tools too (no build
+# isolation, which would fetch the newest setuptools): an upstream release never changes a run.
+PIN := -c constraints.txt
 install: $(VENV)/.installed
 
-$(VENV)/.installed: setup.cfg pyproject.toml
+$(VENV)/.installed: setup.cfg pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --disable-pip-version-check $(PIN) pip setuptools
+	$(BIN)/pip install -q --disable-pip-version-check --no-build-isolation $(PIN) -e '.[dev]'
 	touch $@
+
+# Newest releases of everything setup.cfg allows, into constraints.txt, then the whole suite on
+# them. Run it on purpose (a new SDK, a security fix), read the diff, commit it with the run.
+upgrade-deps:
+	rm -rf .venv-upgrade
+	$(PY) -m venv .venv-upgrade
+	.venv-upgrade/bin/pip install -q --disable-pip-version-check --upgrade pip setuptools
+	.venv-upgrade/bin/pip install -q --disable-pip-version-check --no-build-isolation -e '.[dev]'
+	{ sed -n '/^#/p' constraints.txt; .venv-upgrade/bin/pip freeze --all --exclude-editable | grep -v '^#' | sort -f; } > constraints.new
+	mv constraints.new constraints.txt
+	rm -rf .venv-upgrade
+	rm -f $(VENV)/.installed
+	$(MAKE) test
 
 run: install
 	$(BIN)/aiogw serve $(if $(CONFIG),--config $(CONFIG)) $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
@@ -28,8 +44,12 @@ demo: install
 	$(BIN)/aiogw demo
 
 # Claude Code and the Codex CLI, for the end-to-end agent tests (offline, local URLs).
+# Exact versions, like constraints.txt: a new CLI release changes what the agent tests see.
+CLAUDE_CODE ?= 2.1.197
+CODEX ?= 0.171.0
 install-agents:
-	npm install --prefix $(AGENTS) --no-audit --no-fund --loglevel=error @anthropic-ai/claude-code @openai/codex
+	npm install --prefix $(AGENTS) --no-audit --no-fund --loglevel=error --save-exact \
+		@anthropic-ai/claude-code@$(CLAUDE_CODE) @openai/codex@$(CODEX)
 
 bench: install
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
