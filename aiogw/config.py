@@ -149,6 +149,16 @@ DEFAULT_ROUTES = (
 )
 
 
+CONFIG_ENV = "AIOGW_CONFIG"
+
+
+def config_path_from_env(env: dict[str, str] | None = None) -> str | None:
+    """The config file `AIOGW_CONFIG` names, for a command run without --config (so the
+    key and audit commands find the gateway's database without being told each time)."""
+    value = (os.environ if env is None else env).get(CONFIG_ENV, "").strip()
+    return value or None
+
+
 def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None) -> Config:
     """Read and validate a config file; with no path, the defaults (real providers)."""
     env = dict(os.environ) if env is None else env
