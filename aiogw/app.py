@@ -10,9 +10,9 @@ import os
 import signal
 from collections.abc import AsyncIterator, Iterable
 
-from aiohttp import web
+from aiohttp import web, web_response
 
-from aiogw import health, logs
+from aiogw import connections, health, logs
 from aiogw.audit.writer import AuditWriter
 from aiogw.config import Config, ConfigError
 from aiogw.dialects import DIALECTS
@@ -35,10 +35,16 @@ from aiogw.upstream import Upstream
 
 log = logging.getLogger("aiogw")
 
+# aiohttp names Python's and its own version in every response it makes (`Server:`),
+# its own 400s for a malformed request included; the gateway says nothing of its stack.
+# Responses relayed from a provider keep the provider's header.
+web_response.SERVER_SOFTWARE = "aiogw"
+
 PROXY = web.AppKey("proxy", Proxy)
 CONFIG = web.AppKey("config", Config)  # the config the app was built from
 STORE = web.AppKey("store", LimitStore)
 RUNTIME = web.AppKey("runtime", "Runtime")
+WATCH = web.AppKey("watch", connections.Watch)
 
 
 class Runtime:
@@ -90,6 +96,7 @@ def build_app(config: Config, sinks: Iterable[Sink] = ()) -> web.Application:
     app[CONFIG] = config
     app[STORE] = store
     app[RUNTIME] = runtime
+    app[WATCH] = watch = connections.Watch(config.clients)
 
     async def readyz(request: web.Request) -> web.Response:
         return health.readyz(config.state_path, store, proxy)
@@ -107,7 +114,9 @@ def build_app(config: Config, sinks: Iterable[Sink] = ()) -> web.Application:
         for upstream in upstreams.values():
             await upstream.start()
             _warn_credential(upstream)
+        watch.start()
         yield
+        await watch.stop()
         # The server has stopped and its handlers are done: every exchange is queued.
         retiring = dict(runtime.retiring)  # task -> the upstream a reload replaced
         for task in retiring:
@@ -183,6 +192,8 @@ def build_guards(config: Config) -> tuple[GuardCheck, AnswerGuard] | None:
 
 # Seconds a handler the drain cut gets to record itself (its `finally`).
 _CUT_GRACE = 2.0
+# aiohttp needs a number for its keep-alive bound: `idle_timeout = 0` means a day.
+_NO_IDLE_BOUND = 86_400.0
 
 
 class ListenError(Exception):
@@ -196,10 +207,17 @@ async def start(config: Config, sinks: Iterable[Sink] = (), *, port: int | None 
     # upstream's first byte cancels the handler, which closes the upstream request.
     # The drain is `serve`'s own (drain_seconds); aiohttp's shutdown then only waits
     # for what the drain cut, twice this at most (it waits, cancels, waits).
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=_CUT_GRACE)
+    # auto_decompress=False: a compressed request body is inflated by `aiogw.body`, after
+    # authentication and in slices, never by the protocol as it arrives.
+    clients = config.clients
+    runner = web.AppRunner(
+        app, handler_cancellation=True, access_log=None, shutdown_timeout=_CUT_GRACE, auto_decompress=False,
+        keepalive_timeout=clients.idle_timeout or _NO_IDLE_BOUND,
+    )
     await runner.setup()  # starts the audit writer and the limits store
-    site = web.TCPSite(
-        runner, config.server.host, config.server.port if port is None else port, backlog=4096, reuse_address=True
+    site = connections.Site(
+        runner, app[WATCH], config.server.host, config.server.port if port is None else port, backlog=4096,
+        reuse_address=True,
     )
     try:
         await site.start()
@@ -294,6 +312,8 @@ async def _reload(runtime: Runtime, config: Config) -> list[str]:
                if getattr(running.server, f.name) != getattr(config.server, f.name)]
     if running.state_path != config.state_path:
         pending.append("state.path")
+    if running.clients != config.clients:
+        pending.append("clients")
     audit = config.audit
     if proxy.audit is not None and audit.enabled:
         proxy.audit.settings = audit
@@ -302,7 +322,9 @@ async def _reload(runtime: Runtime, config: Config) -> list[str]:
         audit = running.audit
     if config.log != running.log:
         logs.setup(config.log)
-    runtime.config = dataclasses.replace(config, server=running.server, state_path=running.state_path, audit=audit)
+    runtime.config = dataclasses.replace(
+        config, server=running.server, state_path=running.state_path, audit=audit, clients=running.clients
+    )
     _observe(runtime, runtime.config)
     log.info("reload applied: %s", ", ".join(_changes(running, runtime.config)) or "nothing had changed")
     return pending

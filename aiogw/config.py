@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
+from aiogw.client_settings import ClientLimits, read_clients
 from aiogw.limits.settings import DEFAULT_UNKNOWN_PRICE, Limits, PriceSettings, read_limits, read_prices
 from aiogw.ops_settings import LogSettings, MetricsSettings, read_log, read_metrics
 
@@ -57,6 +58,9 @@ class Route:
     upstream: str  # scheme://host[:port][/base-path], no trailing slash
     credential: Credential
     timeouts: Timeouts
+    # "METHOD /path" patterns (fnmatch, on the decoded path) forwarded on top of the
+    # dialect's own endpoints; nothing else reaches the upstream under the route's key.
+    allow: tuple[str, ...] = ()
 
 
 GUARD_CATEGORIES = ("injection", "credential", "pii")
@@ -129,6 +133,7 @@ class Config:
     prices: PriceSettings = field(default_factory=lambda: PriceSettings(DEFAULT_UNKNOWN_PRICE, {}))
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    clients: ClientLimits = field(default_factory=ClientLimits)
 
     def route(self, name: str) -> Route | None:
         for route in self.routes:
@@ -184,7 +189,8 @@ def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None 
 def _build(raw: dict[str, Any], source: str, base_dir: Path, env: dict[str, str]) -> Config:
     r = _Reader(source)
     r.only(raw, "", {
-        "server", "state", "upstream", "routes", "users", "audit", "guards", "limits", "prices", "metrics", "log"
+        "server", "state", "upstream", "routes", "users", "audit", "guards", "limits", "prices", "metrics", "log",
+        "clients",
     })
     server_raw = r.table(raw, "server")
     r.only(server_raw, "server", {"host", "port", "mount", "max_body_bytes", "max_upstream_connections", "drain_seconds"})
@@ -244,6 +250,7 @@ def _build(raw: dict[str, Any], source: str, base_dir: Path, env: dict[str, str]
         source, server, state_path, routes, tuple(users), _audit(r, r.table(raw, "audit")),
         _guards(r, r.table(raw, "guards")), limits, read_prices(r, r.table(raw, "prices")),
         _metrics(r, r.table(raw, "metrics"), env), read_log(r, r.table(raw, "log")),
+        read_clients(r, r.table(raw, "clients")),
     )
 
 
@@ -322,7 +329,7 @@ def _audit(r: _Reader, table: dict[str, Any]) -> AuditSettings:
 def _route(r: _Reader, item: Any, where: str, defaults: Timeouts, env: dict[str, str]) -> Route:
     if not isinstance(item, dict):
         r.fail(where, "expected a table")
-    r.only(item, where, {"name", "dialect", "upstream", "credential", *TIMEOUT_KEYS})
+    r.only(item, where, {"name", "dialect", "upstream", "credential", "allow", *TIMEOUT_KEYS})
     name = r.name(item, f"{where}.name")
     dialect = r.get(item, f"{where}.dialect", str, None)
     if dialect not in DIALECTS:
@@ -337,7 +344,29 @@ def _route(r: _Reader, item: Any, where: str, defaults: Timeouts, env: dict[str,
         upstream=upstream,
         credential=_credential(r, item.get("credential"), f"{where}.credential", env),
         timeouts=_timeouts(r, item, where, defaults),
+        allow=_allow(r, item.get("allow", []), f"{where}.allow"),
     )
+
+
+# Never forwarded, whatever a route allows: TRACE reflects the request (the provider key
+# the gateway added) back to the client; CONNECT would make the gateway a tunnel.
+NEVER_FORWARDED = frozenset({"TRACE", "CONNECT"})
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def _allow(r: _Reader, value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        r.fail(where, 'expected a list such as ["GET /v1/files", "GET /v1/files/*"]')
+    out = []
+    for item in value:
+        method, _, path = item.strip().partition(" ")
+        method, path = method.upper(), path.strip()
+        if method in NEVER_FORWARDED:
+            r.fail(where, f"{item!r}: {method} is never forwarded")
+        if (method not in _METHODS and method != "*") or not path.startswith("/"):
+            r.fail(where, f"{item!r}: expected METHOD /path, such as 'GET /v1/files/*' (METHOD may be *)")
+        out.append(f"{method} {path}")
+    return tuple(out)
 
 
 def _credential(r: _Reader, value: Any, where: str, env: dict[str, str]) -> Credential:

@@ -5,7 +5,9 @@
      ├── Unauthorized         401  missing, unknown or revoked gateway key
      ├── Blocked              403  a guard refused the request's content
      ├── NotAllowed           403  a user's limits: over budget, or a model or route not allowed
+     ├── EndpointNotAllowed   403  a method and path the route does not forward
      ├── NotFound             404  no such route
+     ├── RequestTimeout       408  the client sent its body too slowly
      ├── TooLarge             413  body over server.max_body_bytes
      ├── RateLimited          429  a user's rate window or concurrency limit (with Retry-After)
      ├── NotConfigured        500  the route has no provider credential
@@ -52,6 +54,18 @@ class NotAllowed(GatewayError):
     # 403: no SDK retries it, so an agent over budget stops instead of looping.
     status = 403
     kind = "limit"
+
+
+class EndpointNotAllowed(GatewayError):
+    # 403, not 404: the endpoint may well exist upstream; the operator chose not to
+    # forward it (another user's stored data would be reachable under the shared key).
+    status = 403
+    kind = "endpoint_not_allowed"
+
+
+class RequestTimeout(GatewayError):
+    status = 408
+    kind = "client_timeout"
 
 
 class RateLimited(GatewayError):

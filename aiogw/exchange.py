@@ -43,6 +43,7 @@ class Exchange:
         "path",
         "priced",
         "query",
+        "quiet",
         "raw_response",
         "reason",
         "relaying",
@@ -96,6 +97,7 @@ class Exchange:
         self.chunks: list[bytes] | None = None
         self.client: str | None = None
         self.user_agent: str | None = None
+        self.quiet = False  # past the budget of unauthenticated records: counted only, not recorded or logged
         self.session: str | None = None  # the agent's own session id, if it sends one
         self.findings: list[dict[str, Any]] | None = None
         # Limits and accounting: the user's limit state this exchange holds a slot of,

@@ -138,6 +138,12 @@ class GatewayMetrics:
                   audit(lambda a: a.write_errors)),
             Gauge("aiogw_audit_spilled_total", "Audit records written to the spill file (database unwritable).",
                   audit(lambda a: a.spilled)),
+            Gauge(
+                "aiogw_unrecorded_refusals_total",
+                "Requests without a valid gateway key past [clients] unauthenticated_records_per_minute: "
+                "refused and counted, not recorded.",
+                lambda: proxy.unrecorded,
+            ),
             Gauge("aiogw_build_info", "The running version.", lambda: {(__version__,): 1}, ("version",)),
             Gauge("process_resident_memory_bytes", "Resident memory.", _rss),
             Gauge("process_cpu_seconds_total", "CPU time, user and system.", _cpu),
@@ -164,7 +170,7 @@ class Observer:
             ex.id = new_id(ex.started)  # the audit record takes the same id
         if self.metrics is not None:
             self.metrics.exchange(ex)
-        if self.line is not None:
+        if self.line is not None and not ex.quiet:
             self.line(ex)
 
 

@@ -19,17 +19,18 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from aiogw import encoding, exchange, preflight, routing
+from aiogw import body as request_body
+from aiogw import encoding, exchange, preflight, routing, untrusted
 from aiogw.audit.writer import AuditWriter
 from aiogw.config import Config
-from aiogw.dialects import Dialect, guess
+from aiogw.dialects import OTHER, Dialect, guess
 from aiogw.errors import (
     BadRequest,
     Blocked,
+    EndpointNotAllowed,
     GatewayError,
     NotConfigured,
     NotFound,
-    TooLarge,
     Unauthorized,
     Unavailable,
     UpstreamTimeout,
@@ -41,6 +42,7 @@ from aiogw.keys import KeyIndex
 from aiogw.limits.check import Accountant
 from aiogw.limits.usagechunk import UsageChunkFilter
 from aiogw.preflight import Check
+from aiogw.unauthenticated import RecordBudget
 from aiogw.upstream import GATEWAY_KEY_HEADER, Upstream, find_gateway_key, response_headers
 
 log = logging.getLogger("aiogw.proxy")
@@ -55,8 +57,8 @@ _UPSTREAM_BROKE = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, as
 
 class Proxy:
     __slots__ = (
-        "accountant", "answers", "audit", "checks", "draining", "inflight", "keys", "max_body", "mount",
-        "sinks", "streams", "upstreams", "users",
+        "accountant", "answers", "audit", "body_timeout", "budget", "checks", "draining", "inflight", "keys",
+        "max_body", "mount", "sinks", "streams", "unrecorded", "upstreams", "users",
     )
 
     def __init__(
@@ -72,6 +74,10 @@ class Proxy:
     ) -> None:
         self.mount = config.server.mount
         self.max_body = config.server.max_body_bytes
+        self.body_timeout = config.clients.body_timeout
+        per_minute = config.clients.unauthenticated_records_per_minute
+        self.budget = RecordBudget(per_minute) if per_minute else None
+        self.unrecorded = 0  # refusals without a valid key past the budget: counted, not recorded
         # An empty user list in the config means: any user a key was made for.
         self.users = config.user_names()
         self.keys = keys
@@ -97,8 +103,11 @@ class Proxy:
         self.inflight += 1
         headers = request.headers
         ex.client = request.remote
-        ex.user_agent = headers.get("User-Agent")
-        ex.session = headers.get("X-Claude-Code-Session-Id") or headers.get("session-id")
+        # What a record keeps of the client's own text: valid UTF-8, bounded.
+        ex.user_agent = untrusted.text(headers.get("User-Agent"), untrusted.USER_AGENT)
+        ex.session = untrusted.text(
+            headers.get("X-Claude-Code-Session-Id") or headers.get("session-id"), untrusted.SESSION
+        )
         if self.audit is not None or (self.accountant is not None and self.accountant.active):
             ex.chunks = []  # accounting and the audit tap keep the relayed chunks, by reference
         dialect: Dialect | None = None
@@ -115,23 +124,33 @@ class Proxy:
             if path == "/" and request.method == "HEAD":
                 ex.status, ex.endpoint = 200, "probe"
                 return web.Response()  # Claude Code's start-up probe: answer at once, no upstream
-            endpoint = dialect.endpoint(request.method, path)
+            if (bad := untrusted.bad_header(headers.items())) is not None:
+                raise BadRequest(f"the {bad!r} header is not valid UTF-8; send header values as UTF-8 text")
+            # Classified as the provider will read it: percent-decoded (`/v1/%6Dessages`
+            # is /v1/messages upstream, and must be guarded and charged as one).
+            plain = routing.decoded(path)
+            endpoint = dialect.endpoint(request.method, plain)
             ex.endpoint = endpoint.name
             if self.draining:  # a keep-alive client's next request, during the drain
                 raise Unavailable("the gateway is shutting down; retry in a moment", retry_after=1, kind="draining")
-            await self._authenticate(request, upstream, query, ex)
+            key = await self._authenticate(request, upstream, query, ex)
+            if endpoint is OTHER and not upstream.allows(request.method, plain):
+                raise EndpointNotAllowed(
+                    f"the gateway does not forward {request.method} {untrusted.text(plain, 200)} on route "
+                    f"{route!r}; the operator can allow it with the route's `allow` list"
+                )
             if self.audit is not None and self.audit.saturated:
                 raise Unavailable("the gateway's audit log is catching up; retry in a moment", retry_after=1)
-            ex.body = body = await self._read_body(request)
+            ex.body = body = await request_body.read(request, self.max_body, self.body_timeout)
             if endpoint.json:
                 ex.json = _parse(body)
-                ex.model = endpoint.model or _model(ex.json)
+                ex.model = untrusted.text(endpoint.model or _model(ex.json), untrusted.MODEL)
                 ex.stream = endpoint.stream or ex.json.get("stream") is True
             if self.checks:
                 preflight.run(self.checks, ex)
-            return await self._forward(request, upstream, ex, answers)
+            return await self._forward(request, upstream, ex, answers, key)
         except GatewayError as err:
-            ex.path = ex.path or request.raw_path.partition("?")[0][:512]  # a refused path, as it came
+            ex.path = ex.path or untrusted.text(request.raw_path.partition("?")[0], 512)  # a refused path, as it came
             ex.status = err.status
             # The upstream failed, or the gateway turned the request away (itself a 5xx
             # when it cannot take it: drain, audit back-pressure, no credential).
@@ -141,7 +160,7 @@ class Proxy:
         except Exception:
             # A gateway bug: the agent still gets its provider's error shape, not a
             # plain-text page, and the exchange is audited; the log has the traceback.
-            log.exception("unexpected error in a %s %s exchange", ex.dialect or "?", ex.endpoint or request.path)
+            log.exception("unexpected error in a %s %s exchange", ex.dialect or "?", ex.endpoint or "?")
             ex.outcome, ex.reason = exchange.GATEWAY_ERROR, "internal"
             if ex.relaying:  # the stream's head is out: all that is left is to cut it
                 if request.transport is not None:
@@ -157,21 +176,37 @@ class Proxy:
                 ex.outcome, ex.reason = exchange.SHUTDOWN, "gateway stopping: drain period over"
             else:
                 ex.outcome = exchange.CLIENT_ABORTED
+                # The connection sweep let go of a client that stopped reading: say so.
+                ex.reason = getattr(request.protocol, "gone", None) or ex.reason
             raise
         finally:
             ex.finish()
             self.inflight -= 1
             if upstream is not None:
                 upstream.inflight -= 1
-            if self.accountant is not None:
-                self.accountant.finish(ex)  # and reports it (metrics, log line), or leaves both to the audit
-            for sink in self.sinks:
-                try:
-                    sink(ex)
-                except Exception:  # one sink's trouble must not cost the others (the audit) the exchange
-                    log.exception("a sink failed on a %s %s exchange", ex.dialect, ex.endpoint)
+            self._finish(ex)
 
-    async def _authenticate(self, request: web.Request, upstream: Upstream, query: str, ex: Exchange) -> None:
+    def _finish(self, ex: Exchange) -> None:
+        accountant = self.accountant
+        if ex.user is None and self.budget is not None and not self.budget.take(ex.client, ex.t_end or 0.0):
+            # No valid key, and this address (or everyone) is past its budget of records:
+            # counted in the metrics, neither recorded nor logged.
+            self.unrecorded += 1
+            ex.quiet = True
+            if accountant is not None and accountant.done is not None:
+                accountant.done(ex)
+            return
+        if accountant is not None:
+            accountant.finish(ex)  # and reports it (metrics, log line), or leaves both to the audit
+        for sink in self.sinks:
+            try:
+                sink(ex)
+            except Exception:  # one sink's trouble must not cost the others (the audit) the exchange
+                log.exception("a sink failed on a %s %s exchange", ex.dialect, ex.endpoint)
+
+    async def _authenticate(self, request: web.Request, upstream: Upstream, query: str, ex: Exchange) -> str:
+        """The user's gateway key, once it is known to be good (it is then stripped from
+        wherever the client put it before anything goes upstream)."""
         if upstream.passes_client_key:
             key = request.headers.get(GATEWAY_KEY_HEADER)
             where = f"the {GATEWAY_KEY_HEADER} header (this route passes your own provider key through)"
@@ -205,41 +240,28 @@ class Proxy:
                 f"route {upstream.route.name!r} has no provider credential: the operator must set "
                 f"{upstream.route.credential.name} for the gateway"
             )
-
-    async def _read_body(self, request: web.Request) -> bytes | None:
-        if not request.body_exists:
-            return None
-        length = request.content_length
-        if length is not None and length > self.max_body:
-            raise TooLarge(f"the request body ({length} bytes) is over the gateway's limit of {self.max_body} bytes")
-        if length is not None and request.headers.get("Content-Encoding", "identity") == "identity":
-            # The parser stops at Content-Length, checked above, and the blocks are
-            # joined once; `request.read()` grows a bytearray and then copies it into
-            # bytes: twice the copying, and for a moment twice the body in memory. A
-            # compressed body takes `read()`, which bounds the size it decodes to.
-            return await request.content.read()
-        try:
-            return await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            raise TooLarge(f"the request body is over the gateway's limit of {self.max_body} bytes") from None
+        return key
 
     async def _forward(
-        self, request: web.Request, upstream: Upstream, ex: Exchange, answers: AnswerGuard | None
+        self, request: web.Request, upstream: Upstream, ex: Exchange, answers: AnswerGuard | None, key: str
     ) -> web.StreamResponse:
-        headers = upstream.headers(request.headers)
+        headers = upstream.headers(request.headers, key)
         if ex.strip_usage:  # the relay edits this stream: it must come uncompressed
             headers["Accept-Encoding"] = "identity"
         ex.sent()
-        resp = await upstream.send(request.method, ex.path, ex.query, headers, ex.body)
+        resp = await upstream.send(request.method, ex.path, ex.query, headers, ex.body, key)
         ex.first_byte()
         ex.status = resp.status
         ex.response_headers = resp.headers
+        if upstream.echoed(resp.headers.values()):
+            resp.close()
+            raise _echo()
         if resp.status >= 400:
             ex.outcome = exchange.UPSTREAM_ERROR
         guard = answers.action(ex.user) if answers is not None and resp.status < 400 else "off"
         try:
             if _is_streamed(resp):
-                return await self._relay(request, resp, ex, answers, guard)
+                return await self._relay(request, resp, ex, answers, guard, upstream.secret)
             try:
                 data = await resp.read()
             except TimeoutError:
@@ -250,6 +272,8 @@ class Proxy:
                 ) from None
             ex.upstream_done()
             ex.response_body = data
+            if upstream.secret is not None and upstream.secret in data:
+                raise _echo()
             if guard != "off":
                 assert answers is not None
                 _scan_answer(answers, ex, data, guard)
@@ -265,7 +289,8 @@ class Proxy:
                 resp.close()
 
     async def _relay(
-        self, request: web.Request, resp: aiohttp.ClientResponse, ex: Exchange, answers: AnswerGuard | None, guard: str
+        self, request: web.Request, resp: aiohttp.ClientResponse, ex: Exchange, answers: AnswerGuard | None,
+        guard: str, secret: bytes | None,
     ) -> web.StreamResponse:
         headers = response_headers(resp.headers)
         headers["X-Accel-Buffering"] = "no"  # an nginx in front must not buffer the stream
@@ -286,6 +311,7 @@ class Proxy:
             assert answers is not None
             coding = resp.headers.get("Content-Encoding")
             watch = answers.watch(ex.dialect, resp.content_type != "text/event-stream", coding, guard)
+        tail = b""  # the last bytes relayed, to find the provider key across two chunks
         self.streams += 1
         try:
             while True:
@@ -303,6 +329,14 @@ class Proxy:
                     break
                 if chunks is not None:
                     chunks.append(chunk)
+                if secret is not None:
+                    if secret in chunk or (tail and secret in tail + chunk[: len(secret)]):
+                        # An upstream that echoes the provider key: the rest is withheld.
+                        ex.outcome, ex.reason = exchange.UPSTREAM_ABORTED, _ECHO.kind
+                        if request.transport is not None:
+                            request.transport.close()
+                        return out
+                    tail = chunk[1 - len(secret):]
                 try:
                     if strip is None:
                         await out.write(chunk)
@@ -351,6 +385,16 @@ def _scan_answer(answers: AnswerGuard, ex: Exchange, data: bytes, action: str) -
         ex.findings = (ex.findings or []) + found
         if action == "block":
             raise Blocked(block_message(found[0]))
+
+
+_ECHO = UpstreamUnreachable(
+    "the upstream's response carried the gateway's provider key; the gateway withheld it. Tell the operator",
+    kind="upstream:credential_echo",
+)
+
+
+def _echo() -> UpstreamUnreachable:
+    return UpstreamUnreachable(_ECHO.message, kind=_ECHO.kind)
 
 
 def _is_streamed(resp: aiohttp.ClientResponse) -> bool:

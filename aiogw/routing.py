@@ -8,6 +8,8 @@ decoding it would move it: dot segments, encoded slashes or backslashes, control
 
 from __future__ import annotations
 
+import fnmatch
+import re
 from urllib.parse import unquote
 
 from aiogw.errors import BadRequest, NotFound
@@ -45,3 +47,24 @@ def normalise(path: str) -> str:
         if decoded in (".", "..") or any(ord(c) < 0x20 or c == "\x7f" for c in decoded):
             raise BadRequest("the path may not contain '.' or '..' segments or control characters")
     return "/" + "/".join(segments)
+
+
+def decoded(path: str) -> str:
+    """The path as the provider reads it, percent-decoded once. Safe to compare only:
+    `normalise` already refused what decoding could turn into a slash, a dot segment
+    or a control character."""
+    return unquote(path) if "%" in path else path
+
+
+def allow_list(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One regex for "METHOD /path" patterns (fnmatch: `*` matches anything, `/`
+    included; METHOD `*` is any method but TRACE and CONNECT, which config refuses and
+    `split` callers never allow); None for no patterns."""
+    if not patterns:
+        return None
+    parts = []
+    for pattern in patterns:
+        method, _, path = pattern.partition(" ")
+        head = "(?!TRACE |CONNECT )[A-Z]+" if method == "*" else re.escape(method)
+        parts.append(head + " " + fnmatch.translate(path).removeprefix("(?s:").removesuffix(")\\Z"))
+    return re.compile("(?s:" + "|".join(f"(?:{p})" for p in parts) + r")\Z")

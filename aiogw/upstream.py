@@ -9,12 +9,14 @@ only for codings it can decode itself (gzip, deflate).
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import unquote
 
 import aiohttp
 from aiohttp import payload
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
+from aiogw import routing
 from aiogw.config import Route, Timeouts
 from aiogw.dialects import Dialect
 from aiogw.errors import UpstreamTimeout, UpstreamUnreachable
@@ -33,11 +35,17 @@ HOP_BY_HOP = frozenset(
         "upgrade",
         "host",
         "content-length",
+        # The client's expectation is answered here (aiohttp sends its 100 Continue);
+        # forwarded, it would make the upstream client wait for a 100 of its own.
+        "expect",
     )
 )
 # Where agents put keys. The gateway key must never travel upstream, so all of these
 # are dropped on credential routes, and the route's provider key is added instead.
 KEY_HEADERS = frozenset(("authorization", "x-api-key", "x-goog-api-key"))
+# Never forwarded on a credential route either: Azure's key header, and cookies (no
+# provider API reads them; a client may have put anything there, its gateway key too).
+_NEVER_UPSTREAM = frozenset(("api-key", "cookie", "proxy-authorization"))
 GATEWAY_KEY_HEADER = "x-aiogw-key"
 _DECODABLE = frozenset(("gzip", "deflate", "identity"))
 
@@ -71,11 +79,23 @@ def find_gateway_key(headers: CIMultiDictProxy[str], query: str) -> str | None:
     return None
 
 
-def strip_key_param(query: str) -> str:
-    """Drop Gemini's `?key=` so a gateway key never reaches the upstream URL."""
-    if "key=" not in query:
+def strip_key_param(query: str, gateway_key: str | None = None, keep_key: bool = False) -> str:
+    """Drop Gemini's `?key=` (however its name is spelt: `KEY=`, `%6bey=`) and any
+    parameter that carries the gateway key, so it never reaches the upstream URL."""
+    if not query:
         return query
-    return "&".join(item for item in query.split("&") if not item.startswith("key="))
+    lowered = query.lower()
+    if "key" not in lowered and "%" not in lowered and not (gateway_key and gateway_key in query):
+        return query
+    kept = []
+    for item in query.split("&"):
+        name, _, value = item.partition("=")
+        if not keep_key and unquote(name).strip().lower() == "key":
+            continue
+        if gateway_key and (gateway_key in item or gateway_key in unquote(value)):
+            continue
+        kept.append(item)
+    return "&".join(kept)
 
 
 def accept_encoding(value: str) -> str:
@@ -105,7 +125,10 @@ def _connection_tokens(headers: CIMultiDictProxy[str]) -> frozenset[str]:
 class Upstream:
     """A route's way out: base URL, provider credential and one keep-alive session."""
 
-    __slots__ = ("_max_connections", "base", "credential", "dialect", "inflight", "route", "session", "timeouts")
+    __slots__ = (
+        "_max_connections", "allowed", "base", "credential", "dialect", "inflight", "route", "secret", "session",
+        "timeouts",
+    )
 
     def __init__(self, route: Route, dialect: Dialect, max_connections: int) -> None:
         self.route = route
@@ -113,10 +136,24 @@ class Upstream:
         self.base = route.upstream
         secret = route.credential.secret
         self.credential = dialect.credential(secret) if secret else None
+        # The provider key as bytes, to make sure no response ever carries it back.
+        self.secret = secret.encode() if secret and len(secret) >= 8 else None
+        self.allowed = routing.allow_list(dialect.allowed + route.allow)
         self.timeouts: Timeouts = route.timeouts
         self.session: aiohttp.ClientSession | None = None
         self._max_connections = max_connections
         self.inflight = 0  # requests routed here and not yet done (see Proxy.handle)
+
+    def echoed(self, values) -> bool:
+        """True when a response header carries the provider key back (TRACE-like echo)."""
+        if self.secret is None:
+            return False
+        secret = self.route.credential.secret
+        return any(secret in v for v in values)
+
+    def allows(self, method: str, path: str) -> bool:
+        """A method and decoded path the route forwards beyond its dialect's endpoints."""
+        return self.allowed is not None and self.allowed.match(f"{method} {path}") is not None
 
     @property
     def passes_client_key(self) -> bool:
@@ -152,8 +189,9 @@ class Upstream:
             await asyncio.sleep(poll)
         await self.close()
 
-    def headers(self, incoming: CIMultiDictProxy[str]) -> CIMultiDict[str]:
-        """Request headers for upstream: hop-by-hop, gateway and key headers removed."""
+    def headers(self, incoming: CIMultiDictProxy[str], gateway_key: str | None = None) -> CIMultiDict[str]:
+        """Request headers for upstream: hop-by-hop, gateway and key headers removed, and
+        any header that carries the gateway key, wherever the client put it."""
         out: CIMultiDict[str] = CIMultiDict()
         drop = _connection_tokens(incoming)
         keep_keys = self.passes_client_key
@@ -161,7 +199,9 @@ class Upstream:
             lower = name.lower()
             if lower in HOP_BY_HOP or lower in drop or lower.startswith("x-aiogw-"):
                 continue
-            if lower in KEY_HEADERS and not keep_keys:
+            if not keep_keys and (lower in KEY_HEADERS or lower in _NEVER_UPSTREAM):
+                continue
+            if gateway_key and gateway_key in value:
                 continue
             if lower == "content-encoding":
                 # aiohttp's server decoded a compressed request body (the guards read it):
@@ -176,12 +216,14 @@ class Upstream:
         return out
 
     async def send(
-        self, method: str, path: str, query: str, headers: CIMultiDict[str], body: bytes | None
+        self, method: str, path: str, query: str, headers: CIMultiDict[str], body: bytes | None,
+        gateway_key: str | None = None,
     ) -> aiohttp.ClientResponse:
         """Send the request and return once the response headers are in."""
         assert self.session is not None, "Upstream.start() was not awaited"
-        if not self.passes_client_key:
-            query = strip_key_param(query)
+        # A route that passes the client's own provider key keeps `?key=` (that is the
+        # provider key); the gateway key is dropped from the URL on every route.
+        query = strip_key_param(query, gateway_key, keep_key=self.passes_client_key)
         url = URL(self.base + path + ("?" + query if query else ""), encoded=True)
         try:
             data = RequestBody(body) if body is not None else None

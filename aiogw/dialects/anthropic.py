@@ -39,6 +39,7 @@ class Anthropic(Dialect):
     }
     part_keys: ClassVar[dict[str, PartKeys]] = {"messages": PartKeys(), "count_tokens": PartKeys()}
     request_id_headers = ("request-id",)
+    allowed = ("GET /v1/models/*",)
 
     def error_body(self, status: int, message: str, retry_after: int | None = None) -> bytes:
         kind = _TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")

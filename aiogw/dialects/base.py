@@ -120,6 +120,10 @@ class Dialect:
     endpoints: ClassVar[dict[str, Endpoint]] = {}
     # Endpoint name → where its request keeps system, messages, tools; absent: no split.
     part_keys: ClassVar[dict[str, PartKeys]] = {}
+    # "METHOD /path" patterns forwarded besides `endpoints` (routing.allow_list): calls
+    # that read nothing of another user's (a model's description). Anything else, say
+    # a stored response or file under the organisation's key, needs the route's `allow`.
+    allowed: ClassVar[tuple[str, ...]] = ()
     # Response headers naming the provider's id for the request, in order of preference.
     request_id_headers: ClassVar[tuple[str, ...]] = ()
 

@@ -57,6 +57,7 @@ class Gemini(Dialect):
     credential_header = "x-goog-api-key"
     # The Gemini API sends no request id header (its body carries `responseId`).
     request_id_headers = ()
+    allowed = ("GET /v1beta/models/*", "GET /v1/models/*")
 
     def endpoint(self, method: str, path: str) -> Endpoint:
         version, _, rest = path[1:].partition("/")

@@ -42,6 +42,7 @@ class OpenAI(Dialect):
         "input_tokens": _RESPONSES_KEYS,
     }
     request_id_headers = ("x-request-id",)
+    allowed = ("GET /v1/models/*",)
 
     def error_body(self, status: int, message: str, retry_after: int | None = None) -> bytes:
         kind, code = _TYPES.get(status, ("server_error", None) if status >= 500 else ("invalid_request_error", None))

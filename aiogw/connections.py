@@ -1,0 +1,184 @@
+"""Client connections: a cap per address, and a sweep that lets go of the stuck ones.
+
+aiohttp bounds only an idle keep-alive connection (`keepalive_timeout`, set from
+`[clients] idle_timeout`). A client that trickles its request head a line at a time,
+or stops reading its answer, would hold its socket, the upstream request behind it
+and the answer's buffers for as long as it likes. Here:
+
+- a connection over `max_connections_per_address` from one address is closed at once;
+- a request head still incomplete `header_timeout` seconds after its first byte gets
+  a 408 and the connection is closed;
+- a connection whose unsent output has not moved for `write_timeout` seconds (the
+  client reads nothing, its socket buffers are full) is aborted: the handler is
+  cancelled, which closes the upstream request, and the exchange is audited with why.
+
+The body's own time is bounded where it is read (`aiogw.body`). One sweep a second
+walks the open connections: a few microseconds each, nothing on the request path.
+This leans on two attributes of aiohttp's RequestHandler (`_request_in_progress`,
+`_messages`); aiohttp is pinned, and tests/test_connections.py fails if they change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+
+from aiogw.client_settings import ClientLimits
+
+log = logging.getLogger("aiogw.connections")
+
+# How often the sweep runs: the timeouts are met to within this.
+SWEEP_SECONDS = 1.0
+_TIMEOUT_408 = b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+
+# Why a connection was let go, as the audit's reason for an exchange on it.
+HEADER_TIMEOUT = "client_timeout: headers"
+WRITE_TIMEOUT = "client_timeout: not reading its answer"
+
+
+class Handler(RequestHandler):
+    """aiohttp's handler, watched: it tells the Watch when it opens, receives and closes."""
+
+    __slots__ = ("address", "gone", "head_since", "stall_since", "stall_size", "watch")
+
+    def __init__(self, manager: web.Server, *, watch: Watch, **kwargs) -> None:
+        super().__init__(manager, **kwargs)
+        self.watch = watch
+        self.address: str | None = None
+        self.head_since = 0.0  # when the first byte of a still incomplete request head came
+        self.stall_size = 0  # unsent output at the last sweep, and since when it has not moved
+        self.stall_since = 0.0
+        self.gone: str | None = None  # why the gateway let go of this connection
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        peer = transport.get_extra_info("peername")
+        self.address = peer[0] if isinstance(peer, tuple) else None
+        if not self.watch.admit(self):
+            self.gone = "too many connections from this address"
+            transport.abort()  # type: ignore[attr-defined]
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.watch.release(self)
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._request_in_progress or self._messages:
+            self.head_since = 0.0  # a whole head arrived; the body's time is bounded where it is read
+        elif not self.head_since:
+            self.head_since = self._loop.time()
+
+
+class Watch:
+    """The open connections, by address, and the sweep over them. Owned by the app:
+    `start` at start-up, `stop` at shutdown."""
+
+    def __init__(self, limits: ClientLimits) -> None:
+        self.limits = limits
+        self.open: set[Handler] = set()
+        self.by_address: Counter[str | None] = Counter()
+        self.refused = 0  # connections closed for the per-address cap
+        self.timed_out = Counter[str]()  # connections let go, by reason
+        self._task: asyncio.Task[None] | None = None
+
+    def admit(self, handler: Handler) -> bool:
+        cap = self.limits.max_connections_per_address
+        if cap and self.by_address[handler.address] >= cap:
+            self.refused += 1
+            return False
+        self.open.add(handler)
+        self.by_address[handler.address] += 1
+        return True
+
+    def release(self, handler: Handler) -> None:
+        if handler in self.open:
+            self.open.discard(handler)
+            self.by_address[handler.address] -= 1
+            if not self.by_address[handler.address]:
+                del self.by_address[handler.address]
+
+    def factory(self, server: web.Server):
+        """The protocol factory for the listening socket: aiohttp's own, watched."""
+        loop = asyncio.get_running_loop()
+        kwargs = server._kwargs  # what AppRunner was given for its handlers (aiohttp pinned)
+
+        def make() -> Handler:
+            return Handler(server, loop=loop, watch=self, **kwargs)
+
+        return make
+
+    def start(self) -> None:
+        if self._task is None and (self.limits.header_timeout or self.limits.write_timeout):
+            self._task = asyncio.create_task(self._run(), name="aiogw-connection-sweep")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(SWEEP_SECONDS)
+            try:
+                self.sweep(loop.time())
+            except Exception:  # the sweep must outlive any one connection's oddity
+                log.exception("connection sweep failed; it runs again in %gs", SWEEP_SECONDS)
+
+    def sweep(self, now: float) -> None:
+        header, write = self.limits.header_timeout, self.limits.write_timeout
+        for h in list(self.open):
+            transport = h.transport
+            if transport is None or transport.is_closing():
+                continue
+            if header and h.head_since and now - h.head_since > header:
+                self._let_go(h, HEADER_TIMEOUT)
+                transport.write(_TIMEOUT_408)
+                transport.close()
+                continue
+            if not write:
+                continue
+            size = transport.get_write_buffer_size()
+            if not size:
+                h.stall_size = 0
+            elif size != h.stall_size:
+                h.stall_size, h.stall_since = size, now
+            elif now - h.stall_since > write:
+                self._let_go(h, WRITE_TIMEOUT)
+                transport.abort()  # close() would wait for the buffer to drain: it never will
+
+    def _let_go(self, h: Handler, why: str) -> None:
+        h.gone = why
+        self.timed_out[why] += 1
+        log.info("closing a connection from %s: %s", h.address, why)
+
+
+class Site(web.TCPSite):
+    """A TCP site whose connections are `Handler`s of one Watch."""
+
+    __slots__ = ("_watch",)
+
+    def __init__(self, runner: web.AppRunner, watch: Watch, host: str, port: int, **kwargs) -> None:
+        super().__init__(runner, host, port, **kwargs)
+        self._watch = watch
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)
+        server = self._runner.server
+        assert server is not None
+        self._server = await asyncio.get_running_loop().create_server(
+            self._watch.factory(server),
+            self._host,
+            self._port,
+            backlog=self._backlog,
+            reuse_address=self._reuse_address,
+            reuse_port=self._reuse_port,
+        )

@@ -1,0 +1,61 @@
+"""Values from outside the gateway made safe to keep: valid text, bounded length.
+
+aiohttp decodes header bytes that are not UTF-8 with `surrogateescape`, so a header can
+hold lone surrogates that neither SQLite, orjson nor a log line can encode; any header,
+session id, model name or path an agent sends may also be megabytes long. What the
+gateway keeps of such a value (the audit record, the log line, a metrics label) passes
+through `text` first. Plain string work, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+# Bounds for what a record keeps of each value: generous for anything a real client
+# sends (Claude Code's User-Agent is ~60 characters, a session id 36), small enough that
+# a hostile client cannot make one record large.
+USER_AGENT = 512
+SESSION = 256
+MODEL = 256
+PATH = 1024
+
+_CUT = "…"
+
+
+def text(value: str | None, limit: int) -> str | None:
+    """`value` as valid text of at most `limit` characters (cut ones end with '…').
+
+    A lone surrogate (a byte that was not UTF-8, escaped by aiohttp) becomes U+FFFD, so
+    the result always encodes as UTF-8.
+    """
+    if value is None:
+        return None
+    if len(value) > limit:
+        value = value[: limit - 1] + _CUT
+    if not value.isascii() and not is_utf8(value):
+        # UTF-16 with surrogatepass keeps every lone surrogate as two bytes that the
+        # decoder then replaces, whatever produced it (surrogateescape or a JSON escape).
+        value = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return value
+
+
+def is_utf8(value: str) -> bool:
+    """True when `value` encodes as UTF-8 (it holds no lone surrogate)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def bad_header(items: Iterable[tuple[str, str]]) -> str | None:
+    """The name of the first header whose name or value was not valid UTF-8, else None.
+
+    The ASCII test is a C loop over each string: the common case costs ~50 ns a header.
+    """
+    for name, value in items:
+        if not value.isascii() and not is_utf8(value):
+            return text(name, 64)
+        if not name.isascii() and not is_utf8(name):
+            return text(name, 64)
+    return None
