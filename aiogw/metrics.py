@@ -7,7 +7,8 @@ happens when /metrics is scraped. No client library: the format is a few lines o
 text, and the package list is fixed.
 
 Label values are bounded (`Bounded`): a model name is the client's own text, so after
-`max_label_values` distinct values the rest count as "other".
+`max_label_values` distinct values the rest count as "other"; its control characters
+are written visibly, never raw (a scrape is read on terminals too).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
+
+from aiogw.audit.render import visible
 
 # Seconds. The whole exchange runs from milliseconds (a refusal) to minutes (a long
 # stream); the gateway's own share is expected under a millisecond.
@@ -28,7 +31,9 @@ MAX_VALUE = 128  # characters of a label value: real model and user names are fa
 
 class Bounded:
     """Keeps the first `limit` distinct values of a label, each cut to MAX_VALUE
-    characters; later ones become "other"."""
+    characters and with its control characters written visibly (`render.visible`: ESC
+    as `\\x1b`); later ones become "other". Values are kept as shown, so two that show
+    alike are one series, never two series of the same labels."""
 
     __slots__ = ("limit", "seen")
 
@@ -39,14 +44,15 @@ class Bounded:
     def __call__(self, value: str | None) -> str:
         if value is None:
             return ""
-        if value in self.seen:
+        if value in self.seen:  # the usual case: one set lookup
             return value
-        if len(value) > MAX_VALUE:
-            return self(value[:MAX_VALUE])
+        shown = visible(value[:MAX_VALUE])
+        if shown in self.seen:
+            return shown
         if len(self.seen) >= self.limit:
             return OTHER
-        self.seen.add(value)
-        return value
+        self.seen.add(shown)
+        return shown
 
 
 class Counter:
@@ -138,7 +144,15 @@ def _labels(names: tuple[str, ...], values: tuple) -> str:
 
 
 def _escape(value: object) -> str:
-    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+    """A label value in the format's escapes (backslash, quote, newline), after every
+    other control character is written visibly (ESC as the four characters `\\x1b`): a
+    scrape is read on terminals too. Client text reaches here through `Bounded`."""
+    text = str(value)
+    if "\n" in text:
+        text = "\n".join(visible(line) for line in text.split("\n"))
+    else:
+        text = visible(text)
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
 def _number(value: float) -> str:

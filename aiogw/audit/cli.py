@@ -12,6 +12,7 @@ import orjson
 
 from aiogw import config as config_mod
 from aiogw.audit import queries, render
+from aiogw.audit.render import NOT_SHOWN, visible
 
 _AGE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -63,7 +64,9 @@ def connect(args: argparse.Namespace):
         return queries.connect(path)
     except FileNotFoundError as exc:
         if args.config is None:  # the built-in config's path: the gateway may run with another
-            raise FileNotFoundError(f"{exc} (no --config given: pass the gateway's config file)") from None
+            raise FileNotFoundError(
+                f"{exc} (no --config given: pass the gateway's config file, or set {config_mod.CONFIG_ENV} to it)"
+            ) from None
         raise
 
 
@@ -78,10 +81,10 @@ def list_cmd(args: argparse.Namespace) -> int:
 def show_cmd(args: argparse.Namespace) -> int:
     record = queries.show(connect(args), args.id)
     if record is None:
-        print(f"aiogw: no exchange {args.id!r}; see `aiogw audit list`", file=sys.stderr)
+        print(f"aiogw: no exchange {visible(repr(args.id))}; see `aiogw audit list`", file=sys.stderr)
         return 1
     if args.json:
-        sys.stdout.buffer.write(orjson.dumps(record, option=orjson.OPT_INDENT_2) + b"\n")
+        sys.stdout.buffer.write(json_bytes(record, indent=True) + b"\n")
     else:
         print(render.exchange(record))
     return 0
@@ -92,14 +95,16 @@ def conversation_cmd(args: argparse.Namespace) -> int:
     found = queries.conversations_of(conn, args.id)
     if not found:
         if queries.exists(conn, args.id):
-            print(f"aiogw: exchange {args.id!r} belongs to no conversation (no session id, and no messages were read "
-                  f"from its request); `aiogw audit show {args.id}` shows it", file=sys.stderr)
+            print(f"aiogw: exchange {visible(repr(args.id))} belongs to no conversation (no session id, and no "
+                  f"messages were read from its request); `aiogw audit show {visible(args.id)}` shows it",
+                  file=sys.stderr)
         else:
-            print(f"aiogw: no conversation or exchange {args.id!r}", file=sys.stderr)
+            print(f"aiogw: no conversation or exchange {visible(repr(args.id))}", file=sys.stderr)
         return 1
     for n, (conversation, user) in enumerate(found):
         rows = queries.conversation(conn, conversation, user)
-        print(("\n" if n else "") + f"conversation {conversation} of {user or '-'}: {_count(len(rows), 'exchange')}")
+        print(("\n" if n else "") + f"conversation {visible(str(conversation))} of {visible(user or '-')}: "
+              f"{_count(len(rows), 'exchange')}")
         if args.full:
             before = None  # each turn resends the last one's history: print what is new
             for row in rows:
@@ -120,8 +125,41 @@ def _count(n: int, noun: str) -> str:
 def export_cmd(args: argparse.Namespace) -> int:
     out = sys.stdout.buffer
     for record in queries.export(connect(args), _filters(args)):
-        out.write(orjson.dumps(record) + b"\n")
+        out.write(json_bytes(record) + b"\n")
     return 0
+
+
+# What a terminal acts on in orjson's output (UTF-8): DEL, C1 controls and the bidi
+# characters `render.visible` escapes; orjson escapes only the C0 controls, as JSON
+# requires. Each occurs in JSON only inside a string, where `\uXXXX` is the same
+# character: the escaped line parses to the same record.
+_UNSAFE_JSON = re.compile(rb"\x7f|\xc2[\x80-\x9f]|\xd8\x9c|\xe2\x80[\x8e\x8f\xa8-\xae]|\xe2\x81[\xa6-\xa9]")
+
+
+def _json_escape(match: re.Match[bytes]) -> bytes:
+    return b"\\u%04x" % ord(match.group().decode())
+
+
+def json_bytes(record: dict, indent: bool = False) -> bytes:
+    """A record as JSON, safe on a terminal, that any JSON tool reads back. A field
+    orjson cannot write (nested past its 255 levels, an integer past 64 bits) is written
+    as {"aiogw_not_shown": why, "depth", "bytes", "json": its JSON text as a string}:
+    every record is written, whole, and every line stays within what JSON tools read."""
+    option = orjson.OPT_INDENT_2 if indent else 0
+    try:
+        data = orjson.dumps(record, option=option)
+    except orjson.JSONEncodeError:
+        data = orjson.dumps({key: _writable(value) for key, value in record.items()}, option=option)
+    return _UNSAFE_JSON.sub(_json_escape, data)
+
+
+def _writable(value: object) -> object:
+    try:
+        orjson.dumps([value])  # as deep as it sits in the record
+    except orjson.JSONEncodeError as exc:
+        why, text, depth = render.not_shown(value, exc)
+        return {NOT_SHOWN: why, "depth": depth, "bytes": len(text.encode("utf-8", "replace")), "json": text}
+    return value
 
 
 def prune_cmd(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ import orjson
 
 from aiogw.audit import ids
 from aiogw.audit.record import COLUMNS, unpack, unsqueeze
+from aiogw.audit.render import NOT_SHOWN
 from aiogw.audit.store import migrations as store_migrations
 from aiogw.audit.store import relayout
 from aiogw.dialects import DIALECTS, RequestParts
@@ -44,6 +46,7 @@ def connect(path: Path) -> sqlite3.Connection:
         raise FileNotFoundError(f"no state database at {path}: has the gateway run with this config?")
     conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=10)
     conn.row_factory = sqlite3.Row
+    conn.text_factory = _decoded  # a stored text that is not UTF-8 is shown, not a crash
     conn.execute("PRAGMA busy_timeout=10000")
     try:
         conn.execute("SELECT 1 FROM exchanges LIMIT 1")
@@ -118,10 +121,18 @@ def show(conn: sqlite3.Connection, ident: str) -> dict | None:
     if p is None:
         out["payloads"] = None  # recorded under the metadata policy
         return out
-    out["request"] = _request(conn, out["dialect"], p)
+    # A stored part that cannot be read back stands as a placeholder saying why: one
+    # damaged part never hides the rest of the record, nor stops a listing or export.
+    try:
+        out["request"] = _request(conn, out["dialect"], p)
+    except (ValueError, TypeError, KeyError, zlib.error) as exc:  # orjson's errors are ValueError, TypeError
+        out["request"] = {NOT_SHOWN: f"the stored request cannot be read back: {exc}"}
     out["response"] = _response(p["response"])
-    out["raw_stream"] = unsqueeze(p["raw_stream"]).decode("utf-8", "replace") if p["raw_stream"] else None
-    out["findings_detail"] = orjson.loads(p["findings"]) if p["findings"] else []
+    try:
+        out["raw_stream"] = unsqueeze(p["raw_stream"]).decode("utf-8", "replace") if p["raw_stream"] else None
+    except zlib.error as exc:
+        out["raw_stream"] = {NOT_SHOWN: f"the stored stream cannot be read back: {exc}"}
+    out["findings_detail"] = _json_or_text(p["findings"]) if p["findings"] else []
     return out
 
 
@@ -140,13 +151,13 @@ def _blob(conn: sqlite3.Connection, h: bytes | None) -> Any:
     row = conn.execute("SELECT data FROM blobs WHERE hash = ?", (h,)).fetchone()
     if row is None:
         return {"missing_blob": h.hex()}
-    return orjson.loads(unsqueeze(row["data"]))
+    return _json_or_text(row["data"], squeezed=True)
 
 
 def _request(conn: sqlite3.Connection, dialect_name: str | None, p: sqlite3.Row) -> Any:
     if p["request_meta"] is None:
         raw = p["request_raw"]
-        return _json_or_text(unsqueeze(raw)) if raw else None
+        return _json_or_text(raw, squeezed=True) if raw else None
     meta = unpack(p["request_meta"])
     refs = p["message_refs"]
     messages = None if refs is None else [_blob(conn, refs[i : i + 16]) for i in range(0, len(refs), 16)]
@@ -158,14 +169,25 @@ def _request(conn: sqlite3.Connection, dialect_name: str | None, p: sqlite3.Row)
 
 
 def _response(data: bytes | None) -> Any:
-    return None if data is None else _json_or_text(unsqueeze(data))
+    return None if data is None else _json_or_text(data, squeezed=True)
 
 
-def _json_or_text(raw: bytes) -> Any:
+def _json_or_text(raw: bytes, squeezed: bool = False) -> Any:
+    """The stored JSON as values; as text when it is not JSON orjson reads (nested past
+    1,024 levels among others), a placeholder when it cannot be unpacked."""
+    if squeezed:
+        try:
+            raw = unsqueeze(raw)
+        except zlib.error as exc:
+            return {NOT_SHOWN: f"stored content that cannot be unpacked: {exc}"}
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
         return raw.decode("utf-8", "replace")
+
+
+def _decoded(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
 
 
 def migrate(conn: sqlite3.Connection) -> dict[str, int]:

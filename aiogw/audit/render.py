@@ -1,7 +1,14 @@
-"""Audit records as text a person reads in a terminal: tables and one exchange in full."""
+"""Audit records as text a person reads in a terminal: tables and one exchange in full.
+
+Everything a record holds came from an agent, a web page or a provider, and reaches an
+operator's terminal: control characters are shown as escapes (`visible`), never sent
+to the terminal to act on. A part too deeply nested for orjson is shown as a
+placeholder that says so, never as a traceback (`unshowable`).
+"""
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -25,6 +32,107 @@ _LIST = (
 )
 
 
+# What a terminal acts on instead of showing: C0 controls (ESC starts the escape
+# sequences that retitle a window, clear the screen, hide text or write the clipboard),
+# DEL, C1 controls (CSI and OSC as one character), the bidi marks, embeddings, overrides
+# and isolates that reorder what follows them ("Trojan Source"), the Unicode line and
+# paragraph separators, and lone surrogates (undecodable bytes, which would stop the
+# print itself).
+_BIDI = "\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}\ud800-\udfff]")
+_UNSAFE_IN_LINES = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}\ud800-\udfff]")  # keeps \\n and \\t
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def visible(text: str, lines: bool = False) -> str:
+    """`text` safe to print: every control character written as an escape (`\\x1b`,
+    `\\u202e`). `lines`: newlines and tabs stay, for a message body shown as it reads."""
+    pattern = _UNSAFE_IN_LINES if lines else _UNSAFE
+    return pattern.sub(_escape, text) if pattern.search(text) else text
+
+
+def _v(value: Any) -> str:
+    """A record's field on one line: '-' when empty."""
+    return "-" if value is None or value == "" else visible(str(value))
+
+
+# Past this depth `_text` shows a part as compact JSON, not as lines: far below
+# Python's recursion limit, and no message a person reads is nested deeper.
+_TEXT_DEPTH = 32
+
+
+def not_shown(value: Any, error: Exception) -> tuple[str, str, int]:
+    """Why a value cannot be written as JSON by orjson, its JSON text written without
+    that limit, and its depth."""
+    text, depth = deep_json(value)
+    if "Recursion limit" in str(error):
+        why = f"nested too deeply to show: {depth} levels (JSON tools stop at 255)"
+    else:
+        why = f"cannot be shown as JSON ({error})"
+    return why, text, depth
+
+
+def _placeholder(value: Any, error: Exception) -> str:
+    why, text, _ = not_shown(value, error)
+    return f"[{why}, {len(text.encode('utf-8', 'replace'))} bytes; `aiogw audit show ID --json` holds it as text]"
+
+
+def deep_json(value: Any) -> tuple[str, int]:
+    """(compact JSON text, depth) of a parsed JSON value, however deep: a loop with its
+    own stack, not recursion, so neither orjson's depth limit nor Python's applies."""
+    out: list[str] = []
+    deepest = 0
+    stack: list[tuple[bool, Any, int]] = [(False, value, 1)]  # (literal text?, item, depth)
+    while stack:
+        literal, item, depth = stack.pop()
+        if literal:
+            out.append(item)
+        elif isinstance(item, dict):
+            deepest = max(deepest, depth)
+            stack.append((True, "}", depth))
+            entries = list(item.items())
+            for i in range(len(entries) - 1, -1, -1):
+                key, child = entries[i]
+                stack.append((False, child, depth + 1))
+                stack.append((True, ("," if i else "") + _json_str(str(key)) + ":", depth))
+            out.append("{")
+        elif isinstance(item, (list, tuple)):
+            deepest = max(deepest, depth)
+            stack.append((True, "]", depth))
+            for i in range(len(item) - 1, -1, -1):
+                stack.append((False, item[i], depth + 1))
+                if i:
+                    stack.append((True, ",", depth))
+            out.append("[")
+        else:
+            out.append(_json_scalar(item))
+    return "".join(out), deepest
+
+
+def _json_scalar(item: Any) -> str:
+    if isinstance(item, str):
+        return _json_str(item)
+    if isinstance(item, bool) or item is None:
+        return orjson.dumps(item).decode()
+    if isinstance(item, int):
+        return str(item)  # past 64 bits too
+    try:
+        return orjson.dumps(item).decode()
+    except orjson.JSONEncodeError:
+        return _json_str(repr(item)[:200])
+
+
+def _json_str(text: str) -> str:
+    try:
+        return orjson.dumps(text).decode()
+    except orjson.JSONEncodeError:  # lone surrogates: undecodable bytes
+        return orjson.dumps(visible(text, lines=True)).decode()
+
+
 def utc(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts)) if ts else "-"
 
@@ -36,10 +144,10 @@ def _cell(row: dict, key: str) -> str:
     if key == "duration_ms":
         return f"{value:.0f}" if value is not None else "-"
     if key == "reason":
-        return value or ""
+        return visible(str(value or ""))
     if key == "input_tokens":
         return str((value or 0) + (row.get("cache_read_tokens") or 0) + (row.get("cache_write_tokens") or 0))
-    return "-" if value is None else str(value)
+    return "-" if value is None else visible(str(value))
 
 
 def table(rows: list[dict]) -> str:
@@ -56,42 +164,63 @@ def table(rows: list[dict]) -> str:
 def exchange(record: dict, before: dict | None = None) -> str:
     """One exchange: who, what, tokens; then system prompt, messages, tools, answer.
     `before`: the request of the conversation's turn before, whose system prompt, tools
-    and history this one resends: only what is new is printed again."""
+    and history this one resends: only what is new is printed again.
+
+    Every field is shown through `visible`: a header field on its one line (a newline
+    in a model name cannot forge the next header), a message body with its own lines."""
     r = record
     out = [
-        f"exchange     {r['id']}   {utc(r['started'])} UTC   {r['duration_ms']:.0f} ms"
-        + (f" (first byte {r['ttfb_ms']:.0f} ms)" if r.get("ttfb_ms") is not None else ""),
-        f"user         {r['user'] or '-'} (key {r['key_id'] or '-'}) from {r['client'] or '-'} · {r['user_agent'] or '-'}",
-        f"route        {r['route'] or '-'} ({r['dialect'] or '-'}) {r.get('method') or ''} {r.get('path') or ''} "
-        f"· {r['endpoint'] or '-'} · model {r['model'] or '-'}" + (" · stream" if r["stream"] else ""),
-        f"result       {r['status']} {r['outcome']}"
-        + (f" ({r['reason']})" if r["reason"] else "")
-        + (f" · provider request {r['request_id']}" if r["request_id"] else ""),
+        f"exchange     {_v(r['id'])}   {utc(r['started'])} UTC   {_ms(r['duration_ms'])} ms"
+        + (f" (first byte {_ms(r['ttfb_ms'])} ms)" if r.get("ttfb_ms") is not None else ""),
+        f"user         {_v(r['user'])} (key {_v(r['key_id'])}) from {_v(r['client'])} · {_v(r['user_agent'])}",
+        f"route        {_v(r['route'])} ({_v(r['dialect'])}) {visible(str(r.get('method') or ''))} "
+        f"{visible(str(r.get('path') or ''))} · {_v(r['endpoint'])} · model {_v(r['model'])}"
+        + (" · stream" if r["stream"] else ""),
+        f"result       {_v(r['status'])} {_v(r['outcome'])}"
+        + (f" ({visible(str(r['reason']))})" if r["reason"] else "")
+        + (f" · provider request {visible(str(r['request_id']))}" if r["request_id"] else ""),
         f"tokens       input {r['input_tokens']} · output {r['output_tokens']} (reasoning {r['reasoning_tokens']})"
         f" · cache read {r['cache_read_tokens']} · cache write {r['cache_write_tokens']}",
         f"cost         {_cost(r)}",
-        f"conversation {r['conversation'] or '-'}",
+        f"conversation {_v(r['conversation'])}",
     ]
-    if r.get("findings_detail"):
+    findings = r.get("findings_detail")
+    if findings:
         out.append("findings")
-        for f in r["findings_detail"]:
-            where = path_text(f.get("path", ())) or f.get("place", "")
-            out.append(
-                f"  - {f.get('action')}: {f.get('category')}/{f.get('subcategory')} (pattern {f.get('id')}) "
-                f"in {f.get('place')} at {where} [{f.get('start')}:{f.get('end')}]"
-            )
+        for f in findings if isinstance(findings, list) else [findings]:
+            out.append("  - " + _finding(f))
     if r.get("payloads", True) is None:
         out.append("\n(payloads not stored: audit policy 'metadata')")
         return "\n".join(out)
     request = r.get("request")
-    if isinstance(request, dict):
+    if isinstance(request, dict) and not _is_placeholder(request):
         out += _request(request, before)
     elif request:
-        out += ["", "== request", str(request)]
+        out += ["", "== request", _text(request)]
     response = r.get("response")
     if response is not None:
-        out += ["", "== answer", _text(response.get("message", response) if isinstance(response, dict) else response)]
-    return "\n".join(out)
+        answer = response.get("message", response) if isinstance(response, dict) else response
+        out += ["", "== answer", _text(answer)]
+    # Each part was made visible as it was added; this pass is the guarantee that no
+    # line of the page can reach the terminal raw, whatever a part's renderer missed.
+    return visible("\n".join(out), lines=True)
+
+
+def _ms(value: Any) -> str:
+    return f"{value:.0f}" if isinstance(value, (int, float)) else "-"
+
+
+def _finding(f: Any) -> str:
+    if not isinstance(f, dict):
+        return visible(str(f))
+    try:
+        where = path_text(f.get("path", ())) or f.get("place", "")
+    except TypeError:
+        where = f.get("place", "")
+    return visible(
+        f"{f.get('action')}: {f.get('category')}/{f.get('subcategory')} (pattern {f.get('id')}) "
+        f"in {f.get('place')} at {where} [{f.get('start')}:{f.get('end')}]"
+    )
 
 
 _SYSTEM_KEYS = ("system", "instructions", "systemInstruction")
@@ -104,7 +233,7 @@ def _request(body: dict, before: dict | None = None) -> list[str]:
     for key in _SYSTEM_KEYS:
         if body.get(key):
             title = "== system" if key == "system" else f"== system ({key})"
-            if before.get(key) == body[key]:
+            if _equal(before.get(key), body[key]):
                 out += ["", f"{title}: as in the turn before"]
             else:
                 out += ["", title, _text(body[key])]
@@ -112,16 +241,16 @@ def _request(body: dict, before: dict | None = None) -> list[str]:
         messages = body.get(key)
         if isinstance(messages, list):
             old = before.get(key)
-            same = same_prefix(old, messages) if isinstance(old, list) else 0
+            same = _same_prefix(old, messages) if isinstance(old, list) else 0
             out += ["", f"== messages ({len(messages)}" + (f"; the first {same} as in the turn before)" if same else ")")]
             for m in messages[same:]:
                 role = m.get("role") or m.get("type") or "?" if isinstance(m, dict) else "?"
-                out += [f"--- {role}", _text(m.get("content", m.get("parts", m)) if isinstance(m, dict) else m)]
+                out += [f"--- {visible(str(role))}", _text(m.get("content", m.get("parts", m)) if isinstance(m, dict) else m)]
         elif isinstance(messages, str):
-            out += ["", "== input", messages]
+            out += ["", "== input", visible(messages, lines=True)]
     tools = body.get("tools")
     if isinstance(tools, list) and tools:
-        if before.get("tools") == tools:
+        if _equal(before.get("tools"), tools):
             out += ["", f"== tools ({len(tools)}): as in the turn before"]
         else:
             out += ["", f"== tools ({len(tools)})"]
@@ -130,42 +259,83 @@ def _request(body: dict, before: dict | None = None) -> list[str]:
     return out
 
 
+def _equal(a: Any, b: Any) -> bool:
+    """`a == b`, False for values nested too deeply for Python to compare."""
+    try:
+        return a == b
+    except RecursionError:
+        return False
+
+
+def _same_prefix(old: list, new: list) -> int:
+    try:
+        return same_prefix(old, new)
+    except RecursionError:
+        return 0
+
+
 def _tool_line(tool: Any) -> str:
     if not isinstance(tool, dict):
-        return str(tool)
+        return _text(tool).replace("\n", "\\n")[:160]
     fn = tool.get("function") if isinstance(tool.get("function"), dict) else tool
-    if "functionDeclarations" in tool:
-        return ", ".join(str(d.get("name")) for d in tool["functionDeclarations"] if isinstance(d, dict))
+    if "functionDeclarations" in tool and isinstance(tool["functionDeclarations"], list):
+        return visible(", ".join(str(d.get("name")) for d in tool["functionDeclarations"] if isinstance(d, dict)))
     desc = str(fn.get("description") or "").splitlines()[0:1]
-    return f"{fn.get('name') or fn.get('type')}: {desc[0] if desc else ''}"[:160]
+    return visible(f"{fn.get('name') or fn.get('type')}: {desc[0] if desc else ''}"[:160])
 
 
-def _text(value: Any) -> str:
-    """Content blocks as readable lines: text as text, everything else as compact JSON."""
+NOT_SHOWN = "aiogw_not_shown"  # the key of what stands for a part that cannot be shown
+
+
+def _is_placeholder(value: Any) -> bool:
+    return isinstance(value, dict) and NOT_SHOWN in value
+
+
+def _text(value: Any, depth: int = 0) -> str:
+    """Content blocks as readable lines: text as text, everything else as compact JSON;
+    a part too deep for that as a placeholder. Always visible-safe."""
     if isinstance(value, str):
-        return value
+        return visible(value, lines=True)
+    if _is_placeholder(value):  # what the store could not read back: say so
+        return f"[{visible(str(value['aiogw_not_shown']))}]"
+    if depth > _TEXT_DEPTH:
+        return _compact(value)
     if isinstance(value, list):
-        return "\n".join(_text(v) for v in value)
+        return "\n".join(_text(v, depth + 1) for v in value)
     if isinstance(value, dict):
         if isinstance(value.get("text"), str) and len(value) <= 3:
-            return value["text"]
+            return visible(value["text"], lines=True)
         kind = value.get("type")
         if kind == "tool_result" or "functionResponse" in value or kind == "function_call_output":
             body = value.get("content", value.get("functionResponse", value.get("output")))
-            return f"[tool result {value.get('tool_use_id') or value.get('call_id') or ''}]\n{_text(body)}"
+            ident = value.get("tool_use_id") or value.get("call_id") or ""
+            return f"[tool result {visible(str(ident))}]\n{_text(body, depth + 1)}"
         if kind in ("tool_use", "function_call") or "functionCall" in value:
-            return f"[tool call] {orjson.dumps(value).decode()}"
+            return f"[tool call] {_compact(value)}"
         if "content" in value and "role" in value:
-            return _text(value["content"])
-        if "choices" in value:  # an OpenAI chat completion
-            return _text([c.get("message", c) for c in value["choices"] if isinstance(c, dict)])
-        if "candidates" in value:  # a Gemini response
-            return _text([c.get("content", {}).get("parts", []) for c in value["candidates"] if isinstance(c, dict)])
+            return _text(value["content"], depth + 1)
+        if isinstance(value.get("choices"), list):  # an OpenAI chat completion
+            return _text([c.get("message", c) for c in value["choices"] if isinstance(c, dict)], depth + 1)
+        if isinstance(value.get("candidates"), list):  # a Gemini response
+            return _text(
+                [c.get("content", {}).get("parts", []) for c in value["candidates"] if isinstance(c, dict)
+                 and isinstance(c.get("content", {}), dict)],
+                depth + 1,
+            )
         if "output" in value and isinstance(value["output"], list):  # a Responses object
-            return _text(value["output"])
+            return _text(value["output"], depth + 1)
         if kind == "message" and "content" in value:
-            return _text(value["content"])
-    return orjson.dumps(value).decode()
+            return _text(value["content"], depth + 1)
+    return _compact(value)
+
+
+def _compact(value: Any) -> str:
+    """Compact JSON on one line (orjson escapes what JSON must; `visible` the rest), or
+    the placeholder of a value orjson cannot write."""
+    try:
+        return visible(orjson.dumps(value).decode())
+    except orjson.JSONEncodeError as exc:
+        return _placeholder(value, exc)
 
 
 def _cost(r: dict) -> str:

@@ -12,6 +12,7 @@ import sqlite3
 
 from aiogw.audit import ids
 from aiogw.audit.cli import connect, when
+from aiogw.audit.render import visible
 
 GROUPS = {
     "user": "coalesce(user, '-')",
@@ -61,7 +62,7 @@ def render(rows: list[tuple], by: str) -> str:
 
 def _cells(row: tuple) -> tuple[str, ...]:
     grp, requests, refused, inp, read, write, out, cost, unpriced = row
-    return (str(grp), f"{requests:,}", f"{refused or 0:,}", f"{inp or 0:,}", f"{read or 0:,}", f"{write or 0:,}",
+    return (visible(str(grp)), f"{requests:,}", f"{refused or 0:,}", f"{inp or 0:,}", f"{read or 0:,}", f"{write or 0:,}",
             f"{out or 0:,}", f"{cost or 0:.6f}", f"{unpriced or 0:,}")
 
 
@@ -77,5 +78,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--since", help="a date (2026-11-01), a time (2026-11-01T12:00) or an age (7d, 12h)")
     p.add_argument("--until", help="the same forms as --since")
     p.add_argument("--by", choices=sorted(GROUPS), default="user", help="how rows are grouped (default: user)")
-    p.add_argument("--config", help="TOML config file (for the state path)")
+    p.add_argument("--config", help="TOML config file (for the state path; default: $AIOGW_CONFIG)")
     p.set_defaults(run=usage_cmd)
