@@ -1,4 +1,8 @@
-"""The `aiogw` command: serve, check-config, keys."""
+"""The `aiogw` command: serve, check-config, keys, audit, usage, demo.
+
+`--config` falls back to the file `AIOGW_CONFIG` names (read in `aiogw.config`). The
+key, audit and usage commands warn on stderr when gateways run and none of them uses
+the database the command chose (`aiogw.running`)."""
 
 from __future__ import annotations
 
@@ -10,9 +14,10 @@ import sqlite3
 import sys
 import time
 
-from aiogw import __version__, keys
+from aiogw import __version__, keys, running
 from aiogw import config as config_mod
 from aiogw.audit import cli as audit_cli
+from aiogw.audit.render import visible
 from aiogw.exchange import OUTCOMES
 from aiogw.limits import report as usage_report
 
@@ -29,13 +34,16 @@ def main(argv: list[str] | None = None) -> int:
         "[server] drain_seconds to finish; a second signal cuts them at once) and exits 0. Provider keys come from "
         "the environment variables the routes name. Under systemd it speaks the notify protocol (NOTIFY_SOCKET).",
     )
-    p.add_argument("--config", help="TOML config file (default: built-in routes to the real providers)")
+    p.add_argument("--config", help=f"TOML config file (default: ${config_mod.CONFIG_ENV}, else built-in routes to the "
+                   "real providers)")
     p.add_argument("--host", help="listen address (overrides [server] host)")
     p.add_argument("--port", type=int, help="listen port (overrides [server] port)")
     p.set_defaults(run=_serve)
 
     p = sub.add_parser("check-config", help="validate a config file without serving")
     p.add_argument("file")
+    p.add_argument("--strict", action="store_true",
+                   help="fail (exit 1) when a route's provider key is not set, as well as on errors")
     p.set_defaults(run=_check_config)
 
     p = sub.add_parser("keys", help="manage gateway keys")
@@ -49,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     k.add_argument("key_id")
     k.set_defaults(run=_keys_revoke)
     for k in keys_sub.choices.values():
-        k.add_argument("--config", help="TOML config file (for the state path and user list)")
+        k.add_argument("--config", help=f"TOML config file (for the state path and user list; default: "
+                       f"${config_mod.CONFIG_ENV})")
 
     p = sub.add_parser("audit", help="read the audit trail")
     audit_sub = p.add_subparsers(dest="audit_command", required=True)
@@ -90,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     a.set_defaults(run=audit_cli.migrate_cmd)
     for a in audit_sub.choices.values():
-        a.add_argument("--config", help="TOML config file (for the state path)")
+        a.add_argument("--config", help=f"TOML config file (for the state path; default: ${config_mod.CONFIG_ENV})")
 
     usage_report.add_parser(sub)
 
@@ -99,11 +108,17 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(run=_demo)
 
     args = parser.parse_args(argv)
+    if getattr(args, "config", False) is None:
+        args.config = config_mod.config_path_from_env()
     # What aiogw creates (the state database, its WAL, the audit spill file) holds audit
     # payloads and key hashes: readable by its owner alone, as the systemd unit's UMask.
     os.umask(os.umask(0o077) | 0o077)
     try:
-        return args.run(args)
+        try:
+            return args.run(args)
+        finally:
+            if args.command in _STATE_COMMANDS:
+                _warn_if_not_running(args)
     except sqlite3.DatabaseError as exc:
         if isinstance(exc, (sqlite3.ProgrammingError, sqlite3.IntegrityError)):
             raise  # a bug of ours: its traceback is what helps
@@ -124,6 +139,24 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except BrokenPipeError:  # `aiogw audit export | head`
         return 0
+
+
+# The commands that read or write a gateway's state database, so a wrong --config
+# (or none) misleads them: they say so when a running gateway uses another.
+_STATE_COMMANDS = ("keys", "audit", "usage")
+
+
+def _warn_if_not_running(args: argparse.Namespace) -> None:
+    """After the command (its own output first: a key on stdout, its id on stderr),
+    the warning that no running gateway uses its database; silent when the config
+    cannot be read (the command said why already)."""
+    try:
+        state_path = config_mod.load(args.config).state_path
+    except config_mod.ConfigError:
+        return
+    text = running.warning(state_path)
+    if text:
+        print(text, file=sys.stderr)
 
 
 def _positive(text: str) -> int:
@@ -206,12 +239,15 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    """Exit 0 when the file can be served; a route without its provider key can be
+    served (its requests fail) and is warned of, or, with --strict, fails the check."""
     cfg = config_mod.load(args.file)
     from aiogw.app import build_guards
 
     guards = build_guards(cfg)  # compiles the catalog and the config's own patterns
     if guards is not None:
         print(f"guards: {len(guards[0].engine.patterns)} patterns compiled")
+    unset = []
     for route in cfg.routes:
         cred = route.credential
         state = (
@@ -220,6 +256,18 @@ def _check_config(args: argparse.Namespace) -> int:
             else (f"{cred.source} {cred.name}: " + ("set" if cred.secret else "NOT SET"))
         )
         print(f"route {route.name}: {route.dialect} -> {route.upstream} ({state})")
+        if cred.source != "client" and not cred.secret:
+            unset.append(f"route {route.name}: " + (
+                f"the provider key variable {cred.name} is not set"
+                if cred.source == "env"
+                else f"the provider key file {cred.name} is empty"
+            ) + " (its requests would fail)")
+    for problem in unset:
+        print(f"aiogw: {'error' if args.strict else 'warning'}: {cfg.source}: {problem}", file=sys.stderr)
+    if unset and args.strict:
+        print(f"aiogw: {cfg.source}: {len(unset)} of {len(cfg.routes)} routes have no provider key "
+              "(check-config --strict)", file=sys.stderr)
+        return 1
     print(f"{cfg.source}: ok, {len(cfg.routes)} routes, {len(cfg.users)} users, state {cfg.state_path}")
     return 0
 
@@ -229,13 +277,13 @@ def _keys_create(args: argparse.Namespace) -> int:
     users = cfg.user_names()
     if users and args.user not in users:
         print(
-            f"aiogw: no user {args.user!r} in {cfg.source}; add a [[users]] entry or use one of: "
-            f"{', '.join(sorted(users))}",
+            f"aiogw: no user {visible(repr(args.user))} in {cfg.source}; add a [[users]] entry or use one of: "
+            f"{visible(', '.join(sorted(users)))}",
             file=sys.stderr,
         )
         return 2
     record, key = keys.create(cfg.state_path, args.user)
-    print(f"created {record.id} for {record.user} in {cfg.state_path}", file=sys.stderr)
+    print(f"created {record.id} for {visible(record.user)} in {cfg.state_path}", file=sys.stderr)
     print(key)
     return 0
 
@@ -253,16 +301,16 @@ def _keys_list(args: argparse.Namespace) -> int:
         status = "revoked " + _utc(r.revoked_at) if r.revoked_at else "active"
         if not r.revoked_at and users and r.user not in users:
             status = "refused: user not in the config"  # its requests get a 401 saying so
-        print(f"{r.id:<18} {r.user:<24} {_utc(r.created_at):<20} {status}")
+        print(f"{visible(r.id):<18} {visible(r.user):<24} {_utc(r.created_at):<20} {status}")
     return 0
 
 
 def _keys_revoke(args: argparse.Namespace) -> int:
     cfg = config_mod.load(args.config)
     if not keys.revoke(cfg.state_path, args.key_id):
-        print(f"aiogw: no active key {args.key_id!r}; see `aiogw keys list`", file=sys.stderr)
+        print(f"aiogw: no active key {visible(repr(args.key_id))}; see `aiogw keys list`", file=sys.stderr)
         return 1
-    print(f"revoked {args.key_id}")
+    print(f"revoked {visible(args.key_id)}")
     return 0
 
 
