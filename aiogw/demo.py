@@ -36,6 +36,9 @@ from aiogw.fake_upstream import FakeConfig, FakeUpstream
 if TYPE_CHECKING:
     import anthropic
 
+# The SDKs the session speaks through: setup.cfg's `demo` extra (google-genai too, whose
+# step is left out when it is missing).
+NEEDS = ("anthropic", "openai")
 MODEL = "claude-sonnet-4-6"
 # The fake answers every request with this text (tool calls aside).
 ANSWER = "Sure. This answer left the provider in pieces, and the gateway passed each one on as it came."
@@ -118,11 +121,12 @@ class DemoFailed(Exception):
 
 def run(keep: bool) -> int:
     """Play the demo; returns the exit code (0 ok, 1 a step went wrong, 2 SDKs missing)."""
-    missing = [name for name in ("anthropic", "openai") if not _importable(name)]
+    missing = [name for name in NEEDS if not _importable(name)]
     if missing:
         print(
-            f"aiogw demo needs the {' and '.join(missing)} SDK{'s' if len(missing) > 1 else ''}, "
-            "part of the dev extra: run `make install` or `pip install -e '.[dev]'`.",
+            f"aiogw demo needs the {' and '.join(missing)} SDK{'s' if len(missing) > 1 else ''}, which a plain "
+            "install leaves out: run `pip install 'aiogw[demo]'` (in a checkout: `make install`, or "
+            "`pip install -e '.[dev]'`).",
             file=sys.stderr,
         )
         return 2
