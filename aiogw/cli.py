@@ -203,6 +203,9 @@ def _serve(args: argparse.Namespace) -> int:
         run = asyncio.run
     else:
         run = uvloop.run
+    # Announced for as long as it runs, so a key or audit command given another config
+    # can say so (aiogw.running); removed however serving ends.
+    announcement = running.announce(cfg.state_path, cfg.source)
     try:
         run(serve(cfg))
     except ListenError as exc:
@@ -215,6 +218,8 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    finally:
+        announcement.close()
     return 0
 
 

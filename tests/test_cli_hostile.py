@@ -426,3 +426,38 @@ def test_the_demo_without_its_sdks_names_its_extra():
     cfg.read(Path(__file__).parent.parent / "setup.cfg")
     demo = cfg["options.extras_require"]["demo"].split()
     assert {d.split(">")[0].split("=")[0] for d in demo} >= {"anthropic", "openai"}
+
+
+def test_aiogw_serve_announces_its_database_while_it_runs(gateway, tmp_path):
+    """End to end: `aiogw serve` announces itself where the commands look by default;
+    a key command given another config warns, and the entry goes with SIGTERM."""
+    import signal
+
+    from tests.conftest import free_port
+
+    path = tmp_path / "gateway.toml"
+    port = free_port()
+    path.write_text(f"[server]\nport = {port}\n" + route_toml(tmp_path / "gateway.db", gateway.fake_url))
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text(route_toml(tmp_path / "wrong.db", gateway.fake_url))
+    proc = subprocess.Popen([sys.executable, "-m", "aiogw", "serve", "--config", str(path)],
+                            env={"PATH": os.environ["PATH"]}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(400):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        assert proc.pid in [g.pid for g in running.running()]
+        warned = aiogw("keys", "list", "--config", str(wrong))
+        assert f"the gateway of pid {proc.pid} uses {tmp_path / 'gateway.db'}, config {path}" in warned.stderr
+        assert f"the gateway of pid {proc.pid}" not in aiogw("keys", "list", "--config", str(path)).stderr
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    assert proc.pid not in [g.pid for g in running.running()]
+    assert not (running.folder() / f"{proc.pid}.json").exists()
