@@ -1,14 +1,27 @@
 """The texts of a request, by the place they come from, for the guards.
 
 Places: `system` (system prompts, developer messages), `user`, `assistant` (earlier
-answers, and the tool calls the model made), `tool_result` (tool output: the untrusted
-input), `tool_definition` (tool descriptions and schemas). Each text carries its path
-in the parsed body, so a redaction can be written back at exactly that string.
-Images, documents and other binary parts are skipped.
+answers, and the tool calls the model made), `tool_result` (tool output and content
+fetched from elsewhere: the untrusted input), `tool_definition` (tool descriptions and
+schemas). Each text carries its path in the parsed body, so a redaction can be written
+back at exactly that string.
+
+Every block a provider defines that carries text is read: text, thinking, documents
+with a text or content source, search results, tool inputs and results, the results
+of a provider's own tools (web fetch, code execution), refusals, Gemini's code parts.
+A block of a type this module does not know is read whole, as JSON. What is skipped
+is what the provider itself takes as binary or by reference (images, audio, files,
+PDF documents, encrypted reasoning); inside free-form JSON (tool inputs, function
+results, schemas) a string is skipped only when it is, whole, base64 data (`binary`).
+
+Walks are bounded: free-form JSON is walked with a stack of its own, not by
+recursion, and blocks are nested at most `_MAX_BLOCK_DEPTH` deep before the rest is
+walked as JSON (orjson parses bodies nested 1,024 deep).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -29,61 +42,144 @@ class Text(NamedTuple):
 # every guarded request.
 Out = list[Text]
 
-_BINARY_BLOCKS = frozenset(("image", "document", "image_url", "input_image", "input_file", "input_audio", "file"))
+# Blocks whose payload the provider decodes as binary or fetches by reference (images,
+# audio, files; an encrypted thinking block; a file put in the code container): no text
+# in them reaches the model as text. Documents are read (a text or content source is
+# text; a PDF source is skipped below).
+_OPAQUE_BLOCKS = frozenset(("image", "image_url", "input_image", "input_file", "input_audio", "file",
+                            "redacted_thinking", "container_upload"))
+# Keys whose values are ids, signatures, ciphertext or protocol words, never text a
+# model reads: skipped when a provider's block is walked as JSON (not in tool inputs or
+# results, whose keys are the tool's own).
+_OPAQUE_KEYS = frozenset(("type", "id", "call_id", "tool_use_id", "file_id", "approval_request_id", "signature",
+                          "encrypted_content", "encrypted_stdout", "encrypted_index", "fingerprint", "cache_control",
+                          "media_type", "status"))
+# In a call item of another kind (mcp_call, file_search_call, code_interpreter_call...),
+# what came back from the tool, not what the model wrote.
+_RESULT_KEYS = frozenset(("output", "outputs", "result", "results", "error"))
+# Blocks within blocks (a document in a tool result, its content source's blocks) are
+# read as blocks this deep; deeper, as JSON.
+_MAX_BLOCK_DEPTH = 3
+
+# Shorter strings are always read: scanning them costs less than deciding.
+BINARY_MIN = 2048
+_BASE64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+# RFC 2397 with `;base64`: `data:image/png;base64,`, parameters allowed before it.
+_DATA_URL = re.compile(r"data:[\w.+-]+/[\w.+-]+(?:;[\w.+-]+=[\w.+-]+)*;base64,")
 
 
-def _strings(value: Any, path: Path, place: str, out: Out) -> None:
-    """Every string inside a JSON value (tool inputs, function results, schemas)."""
-    if isinstance(value, str):
-        if value and not _looks_binary(value):
-            out.append(Text(place, path, value))
-    elif isinstance(value, dict):
-        if value.get("type") in _BINARY_BLOCKS or "inlineData" in value or "fileData" in value:
-            return
-        for key, item in value.items():
-            if isinstance(item, str):  # the common case, without the call
-                if item and not _looks_binary(item):
-                    out.append(Text(place, (*path, key), item))
-            elif isinstance(item, (dict, list)):
-                _strings(item, (*path, key), place, out)
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            _strings(item, (*path, i), place, out)
+def binary(s: str) -> bool:
+    """Whether `s` is, whole, base64 data (an inline image or file in free-form JSON),
+    which no pattern should read as text: after an optional `data:<type>;base64,` head,
+    nothing but the base64 alphabet, padded to a multiple of four. A text that only
+    begins like one (2 KB of `A`, or a data: URL, then an instruction or a key) is not.
 
-
-def _looks_binary(s: str) -> bool:
-    """A long run without spaces that is all base64: an inline image or file, not text."""
-    if len(s) < 2048 or " " in s[:2048]:
+    Costs O(1) for non-ASCII text, a 1 KB look for most other text, and one pass in C
+    (about 1 ms a MB) for real base64 data."""
+    if len(s) < BINARY_MIN or not s.isascii():
         return False
-    head = s[:2048]
-    return head.startswith("data:") or head.strip("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\n") == ""
+    start = 0
+    if s.startswith("data:"):
+        head = _DATA_URL.match(s, 0, 256)
+        if head is None:
+            return False
+        start = head.end()
+    if (len(s) - start) % 4 or s[start : start + 1024].encode().translate(None, _BASE64):
+        return False
+    data = s[start:].encode().rstrip(b"=")
+    return len(s) - start - len(data) <= 2 and not data.translate(None, _BASE64)
 
 
-def _content(content: Any, path: Path, place: str, out: Out) -> None:
-    """A message's content: a string, or a list of blocks/parts with text."""
+def _strings(value: Any, path: Path, place: str, out: Out, skip: frozenset[str] = frozenset()) -> None:
+    """Every string inside a JSON value (tool inputs, function results, schemas, blocks
+    read as JSON), in document order, but whole base64 data (`binary`) and the values
+    of `skip` keys. A loop with a stack of its own: a body may nest 1,000 deep."""
+    if isinstance(value, str):
+        if value and not binary(value):
+            out.append(Text(place, path, value))
+        return
+    if isinstance(value, dict):
+        items: Iterator[tuple[Any, Any]] = iter(value.items())
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return
+    here, outer = path, []  # the containers being walked around this one
+    while True:
+        for key, item in items:
+            if isinstance(item, str):
+                if item and key not in skip and (len(item) < BINARY_MIN or not binary(item)):
+                    out.append(Text(place, (*here, key), item))
+            elif isinstance(item, dict | list) and key not in skip:
+                outer.append((here, items))
+                here, items = (*here, key), iter(item.items()) if isinstance(item, dict) else enumerate(item)
+                break
+        else:
+            if not outer:
+                return
+            here, items = outer.pop()
+
+
+def _text(value: Any, path: Path, place: str, out: Out) -> None:
+    if isinstance(value, str) and value:
+        out.append(Text(place, path, value))
+
+
+def _content(content: Any, path: Path, place: str, out: Out, depth: int = 0) -> None:
+    """A message's content: a string, or a list of blocks/parts with text. `depth`:
+    how many blocks this content is inside (a tool result's, a document's)."""
     if isinstance(content, str):
         if content:
             out.append(Text(place, path, content))
         return
     if not isinstance(content, list):
         return
+    if depth >= _MAX_BLOCK_DEPTH:
+        _strings(content, path, place, out, _OPAQUE_KEYS)
+        return
     for i, block in enumerate(content):
-        if not isinstance(block, dict):
+        if not isinstance(block, dict):  # a bare string, or JSON of no block's shape
+            _strings(block, (*path, i), place, out, _OPAQUE_KEYS)
             continue
         kind = block.get("type")
         if kind == "text":  # the common case first
             if isinstance(block.get("text"), str):
                 out.append(Text(place, (*path, i, "text"), block["text"]))
         elif kind == "tool_result":
-            _content(block.get("content"), (*path, i, "content"), "tool_result", out)
-        elif kind in _BINARY_BLOCKS:
+            _content(block.get("content"), (*path, i, "content"), "tool_result", out, depth + 1)
+        elif kind in _OPAQUE_BLOCKS:
             continue
-        elif kind in ("tool_use", "server_tool_use"):
+        elif kind in ("tool_use", "server_tool_use", "mcp_tool_use"):
             _strings(block.get("input"), (*path, i, "input"), "assistant", out)
-        elif kind == "thinking" and isinstance(block.get("thinking"), str):
-            out.append(Text(place, (*path, i, "thinking"), block["thinking"]))
-        elif isinstance(block.get("text"), str):
-            out.append(Text(place, (*path, i, "text"), block["text"]))
+        elif kind == "thinking":
+            _text(block.get("thinking"), (*path, i, "thinking"), place, out)
+        elif kind == "document":
+            _document(block, (*path, i), place, out, depth)
+        elif kind == "search_result":
+            # Retrieved content, wherever the agent puts it: untrusted, as a tool's output.
+            _text(block.get("title"), (*path, i, "title"), "tool_result", out)
+            _text(block.get("source"), (*path, i, "source"), "tool_result", out)
+            _content(block.get("content"), (*path, i, "content"), "tool_result", out, depth + 1)
+        else:
+            # Any other block, read as JSON. The results of the provider's own tools
+            # (web search and fetch, code execution, MCP) are tool output.
+            tool_output = isinstance(kind, str) and kind.endswith("tool_result")
+            _strings(block, (*path, i), "tool_result" if tool_output else place, out, _OPAQUE_KEYS)
+
+
+def _document(block: dict, path: Path, place: str, out: Out, depth: int) -> None:
+    """A document block: its title and context, and a text or content source (a PDF,
+    base64 or by URL or file id, is binary)."""
+    _text(block.get("title"), (*path, "title"), place, out)
+    _text(block.get("context"), (*path, "context"), place, out)
+    source = block.get("source")
+    if not isinstance(source, dict):
+        return
+    kind = source.get("type")
+    if kind == "text":
+        _text(source.get("data"), (*path, "source", "data"), place, out)
+    elif kind == "content":
+        _content(source.get("content"), (*path, "source", "content"), place, out, depth + 1)
 
 
 _ROLE_PLACE = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant", "model": "assistant",
@@ -101,31 +197,50 @@ def _anthropic_head(body: dict, out: Out) -> None:
 
 
 def _message_item(i: int, m: Any, out: Out) -> None:
-    """An Anthropic or OpenAI chat message."""
+    """An Anthropic message."""
+    if isinstance(m, dict):
+        _content(m.get("content"), ("messages", i, "content"), _ROLE_PLACE.get(m.get("role"), "user"), out)
+
+
+def _chat_item(i: int, m: Any, out: Out) -> None:
+    """An OpenAI chat message."""
     if not isinstance(m, dict):
         return
     _content(m.get("content"), ("messages", i, "content"), _ROLE_PLACE.get(m.get("role"), "user"), out)
     for j, call in enumerate(_list(m.get("tool_calls"))):  # OpenAI chat's tool calls
-        fn = call.get("function") if isinstance(call, dict) else None
-        if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
-            out.append(Text("assistant", ("messages", i, "tool_calls", j, "function", "arguments"), fn["arguments"]))
+        if not isinstance(call, dict):
+            continue
+        fn, custom = call.get("function"), call.get("custom")
+        if isinstance(fn, dict):
+            _text(fn.get("arguments"), ("messages", i, "tool_calls", j, "function", "arguments"), "assistant", out)
+        elif isinstance(custom, dict):
+            _text(custom.get("input"), ("messages", i, "tool_calls", j, "custom", "input"), "assistant", out)
+    if "refusal" in m or "function_call" in m:  # an assistant's refusal; the deprecated single call
+        _text(m.get("refusal"), ("messages", i, "refusal"), "assistant", out)
+        fn = m.get("function_call")
+        if isinstance(fn, dict):
+            _text(fn.get("arguments"), ("messages", i, "function_call", "arguments"), "assistant", out)
 
 
 def _anthropic_tail(body: dict, out: Out) -> None:
     for i, tool in enumerate(_list(body.get("tools"))):
         if isinstance(tool, dict):
-            _strings(_definition(tool, ("description", "input_schema")), ("tools", i), "tool_definition", out)
+            defn = _definition(tool, ("description", "input_schema", "input_examples"))
+            _strings(defn, ("tools", i), "tool_definition", out)
 
 
-def _no_head(body: dict, out: Out) -> None:
-    return
+def _chat_head(body: dict, out: Out) -> None:
+    prediction = body.get("prediction")  # predicted output: text the request carries
+    if isinstance(prediction, dict):
+        _content(prediction.get("content"), ("prediction", "content"), "user", out)
 
 
 def _responses_head(body: dict, out: Out) -> None:
-    if isinstance(body.get("instructions"), str) and body["instructions"]:
-        out.append(Text("system", ("instructions",), body["instructions"]))
-    if isinstance(body.get("input"), str) and body["input"]:
-        out.append(Text("user", ("input",), body["input"]))
+    _text(body.get("instructions"), ("instructions",), "system", out)
+    _text(body.get("input"), ("input",), "user", out)
+    prompt = body.get("prompt")  # a stored prompt's variables: text put into it
+    if isinstance(prompt, dict) and prompt.get("variables") is not None:
+        _strings(prompt["variables"], ("prompt", "variables"), "user", out, _OPAQUE_KEYS)
 
 
 def _responses_item(i: int, item: Any, out: Out) -> None:
@@ -133,27 +248,47 @@ def _responses_item(i: int, item: Any, out: Out) -> None:
         return
     kind = item.get("type", "message")
     here = ("input", i)
-    if kind == "function_call_output" or kind == "custom_tool_call_output":
+    if kind == "message":
+        _content(item.get("content"), (*here, "content"), _ROLE_PLACE.get(item.get("role"), "user"), out)
+    elif kind == "function_call" or kind == "custom_tool_call":
+        for key in ("arguments", "input"):
+            _text(item.get(key), (*here, key), "assistant", out)
+    elif kind == "function_call_output" or kind == "custom_tool_call_output":
         output = item.get("output")
         if isinstance(output, (str, list)):
-            _content(output, (*here, "output"), "tool_result", out)
-    elif kind in ("function_call", "custom_tool_call"):
-        for key in ("arguments", "input"):
-            if isinstance(item.get(key), str):
-                out.append(Text("assistant", (*here, key), item[key]))
-    elif kind == "message":
-        _content(item.get("content"), (*here, "content"), _ROLE_PLACE.get(item.get("role"), "user"), out)
+            _content(output, (*here, "output"), "tool_result", out, 1)
+    else:
+        _other_item(kind if isinstance(kind, str) else "", item, here, out)
+
+
+def _other_item(kind: str, item: dict, here: Path, out: Out) -> None:
+    """Any other Responses item, read as JSON: reasoning, the outputs of shell, patch,
+    computer and MCP calls (tool output), listed or added tools (definitions), and the
+    calls of the provider's tools, whose results are tool output too."""
+    if kind in ("mcp_list_tools", "additional_tools"):
+        place = "tool_definition"
+    elif kind.endswith("_output"):
+        place = "tool_result"
+    else:
+        place = "assistant"
+    for key, value in item.items():
+        if key not in _OPAQUE_KEYS:
+            where = "tool_result" if place == "assistant" and key in _RESULT_KEYS else place
+            _strings(value, (*here, key), where, out, _OPAQUE_KEYS)
 
 
 def _openai_tail(body: dict, out: Out) -> None:
     for i, tool in enumerate(_list(body.get("tools"))):
         if not isinstance(tool, dict):
             continue
-        fn = tool.get("function")
+        fn, custom = tool.get("function"), tool.get("custom")
         if isinstance(fn, dict):  # Chat Completions: {"type": "function", "function": {...}}
             _strings(_definition(fn, ("description", "parameters")), ("tools", i, "function"), "tool_definition", out)
-        else:  # Responses: the function's fields at the top
-            _strings(_definition(tool, ("description", "parameters")), ("tools", i), "tool_definition", out)
+        elif isinstance(custom, dict):  # Chat Completions: {"type": "custom", "custom": {...}}
+            _strings(_definition(custom, ("description", "format")), ("tools", i, "custom"), "tool_definition", out)
+        else:  # Responses: the tool's fields at the top
+            defn = _definition(tool, ("description", "parameters", "format", "server_description"))
+            _strings(defn, ("tools", i), "tool_definition", out)
 
 
 def _gemini_head(body: dict, out: Out) -> None:
@@ -171,6 +306,10 @@ def _gemini_item(i: int, content: Any, out: Out) -> None:
         _parts(content.get("parts"), ("contents", i, "parts"), place, out)
 
 
+_DECLARATION_KEYS = ("description", "parameters", "parametersJsonSchema", "parameters_json_schema", "response",
+                     "responseJsonSchema", "response_json_schema")
+
+
 def _gemini_tail(body: dict, out: Out) -> None:
     for i, tool in enumerate(_list(body.get("tools"))):
         if not isinstance(tool, dict):
@@ -178,21 +317,33 @@ def _gemini_tail(body: dict, out: Out) -> None:
         for key in ("functionDeclarations", "function_declarations"):
             for j, decl in enumerate(_list(tool.get(key))):
                 if isinstance(decl, dict):
-                    defn = _definition(decl, ("description", "parameters", "parametersJsonSchema"))
-                    _strings(defn, ("tools", i, key, j), "tool_definition", out)
+                    _strings(_definition(decl, _DECLARATION_KEYS), ("tools", i, key, j), "tool_definition", out)
+
+
+# A Gemini part's data fields that hold text, under either spelling Google's JSON parser
+# takes: the field, the key within it, and the place (None: the content's own).
+_PART_FIELDS: dict[str, tuple[str, str | None]] = {
+    "functionCall": ("args", "assistant"), "function_call": ("args", "assistant"),
+    "functionResponse": ("response", "tool_result"), "function_response": ("response", "tool_result"),
+    "executableCode": ("code", None), "executable_code": ("code", None),
+    "codeExecutionResult": ("output", "tool_result"), "code_execution_result": ("output", "tool_result"),
+}
 
 
 def _parts(parts: Any, path: Path, place: str, out: Out) -> None:
     for i, part in enumerate(_list(parts)):
         if not isinstance(part, dict):
             continue
-        if isinstance(part.get("text"), str):
-            out.append(Text(place, (*path, i, "text"), part["text"]))
-        elif isinstance(part.get("functionResponse"), dict):
-            _strings(part["functionResponse"].get("response"), (*path, i, "functionResponse", "response"),
-                     "tool_result", out)
-        elif isinstance(part.get("functionCall"), dict):
-            _strings(part["functionCall"].get("args"), (*path, i, "functionCall", "args"), "assistant", out)
+        text = part.get("text")
+        if isinstance(text, str):
+            out.append(Text(place, (*path, i, "text"), text))
+            if len(part) == 1:  # the common case: a text part and nothing else
+                continue
+        for key, value in part.items():
+            field = _PART_FIELDS.get(key)
+            if field is not None and isinstance(value, dict):
+                name, where = field
+                _strings(value.get(name), (*path, i, key, name), where or place, out)
 
 
 def _definition(tool: dict, keys: tuple[str, ...]) -> dict:
@@ -214,20 +365,25 @@ class Shape:
 
 
 _ANTHROPIC = Shape(_anthropic_head, "messages", _message_item, _anthropic_tail)
-_CHAT = Shape(_no_head, "messages", _message_item, _openai_tail)
+_CHAT = Shape(_chat_head, "messages", _chat_item, _openai_tail)
 _RESPONSES = Shape(_responses_head, "input", _responses_item, _openai_tail)
 _GEMINI = Shape(_gemini_head, "contents", _gemini_item, _gemini_tail)
 
 
 def shape(dialect: str, endpoint: str, body: dict) -> Shape | None:
     """How to read this request in parts; None when it has no such layout (a Gemini
-    countTokens that wraps a whole generateContent request: read with `texts`)."""
+    countTokens that wraps a whole generateContent request, embeddings, legacy
+    completions: read with `texts`)."""
     if dialect == "anthropic":
         return _ANTHROPIC
     if dialect == "openai":
-        return _RESPONSES if endpoint in ("responses", "input_tokens") else _CHAT
+        if endpoint in ("responses", "input_tokens"):
+            return _RESPONSES
+        return None if endpoint in _OPENAI_OTHER else _CHAT
     if dialect == "gemini":
-        return None if endpoint == "count_tokens" and isinstance(body.get("generateContentRequest"), dict) else _GEMINI
+        if endpoint == "embed" or (endpoint == "count_tokens" and isinstance(body.get("generateContentRequest"), dict)):
+            return None
+        return _GEMINI
     return None
 
 
@@ -238,16 +394,54 @@ def history(s: Shape, body: dict) -> list:
 def same_prefix(old: list[Any], new: list[Any]) -> int:
     """How many leading history entries `new` shares with `old`: one comparison in C
     for the usual turn (the old ones resent, new ones after; the last old one may have
-    changed, as Claude Code moves its cache marker every turn), entry by entry otherwise."""
+    changed, as Claude Code moves its cache marker every turn), entry by entry otherwise.
+    Entries nested past the interpreter's recursion limit compare as different."""
     n = min(len(old), len(new))
-    if n and old[n - 1] != new[n - 1]:
-        n -= 1
-    if old[:n] == new[:n]:
-        return n
+    try:
+        if n and old[n - 1] != new[n - 1]:
+            n -= 1
+        if old[:n] == new[:n]:
+            return n
+    except RecursionError:  # counted entry by entry below
+        pass
     i = 0
-    while i < n and old[i] == new[i]:
+    while i < n and equal(old[i], new[i]):
         i += 1
     return i
+
+
+def equal(a: Any, b: Any) -> bool:
+    """`a == b`, where values nested past the interpreter's recursion limit (a JSON
+    body may nest 1,024 deep) compare as different instead of raising."""
+    try:
+        return bool(a == b)
+    except RecursionError:
+        return False
+
+
+def _openai_embeddings(body: dict, out: Out) -> None:
+    _strings(body.get("input"), ("input",), "user", out)
+
+
+def _openai_completions(body: dict, out: Out) -> None:
+    _strings(body.get("prompt"), ("prompt",), "user", out)
+    _text(body.get("suffix"), ("suffix",), "user", out)
+
+
+def _gemini_embed(body: dict, out: Out) -> None:
+    content = body.get("content")  # embedContent; batchEmbedContents has requests[].content
+    if isinstance(content, dict):
+        _parts(content.get("parts"), ("content", "parts"), "user", out)
+    for i, request in enumerate(_list(body.get("requests"))):
+        inner = request.get("content") if isinstance(request, dict) else None
+        if isinstance(inner, dict):
+            _parts(inner.get("parts"), ("requests", i, "content", "parts"), "user", out)
+
+
+_OPENAI_OTHER: dict[str, Callable[[dict, Out], None]] = {
+    "embeddings": _openai_embeddings,
+    "completions": _openai_completions,
+}
 
 
 def texts(dialect: str, endpoint: str, body: dict) -> list[Text]:
@@ -255,7 +449,11 @@ def texts(dialect: str, endpoint: str, body: dict) -> list[Text]:
     out: Out = []
     s = shape(dialect, endpoint, body)
     if s is None:
-        if dialect == "gemini":  # countTokens around a generateContent request
+        if dialect == "openai":
+            _OPENAI_OTHER[endpoint](body, out)
+        elif dialect == "gemini" and endpoint == "embed":
+            _gemini_embed(body, out)
+        elif dialect == "gemini":  # countTokens around a generateContent request
             inner = body["generateContentRequest"]
             out.extend(Text(t.place, ("generateContentRequest", *t.path), t.text)
                        for t in texts("gemini", "generate", inner))
@@ -332,7 +530,14 @@ def _gemini_answer(d: dict) -> Iterator[Any]:
 
 
 def _dumps(value: Any) -> str | None:
-    return orjson.dumps(value).decode() if value is not None else None
+    if value is None:
+        return None
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:  # nested past what orjson writes (254 levels): its strings
+        out: Out = []
+        _strings(value, (), "response", out)
+        return "\n".join(t.text for t in out)
 
 
 _ANSWER_READERS: dict[str, Callable[[dict], Iterator[Any]]] = {
