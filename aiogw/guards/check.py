@@ -4,6 +4,10 @@
 naming the pattern and the place, never the matched text; `redact` masks the span and
 the changed body is forwarded; `log` only records the finding; `off` ignores it. All
 findings go into the exchange, and from there into the audit record.
+
+A body is read whole however deep it nests (orjson parses 1,024 levels): no walk
+recurses, and a redacted body is written back by `writeback`, past the 254 levels
+orjson writes too. Depth alone never refuses a request.
 """
 
 from __future__ import annotations
@@ -12,12 +16,10 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from aiogw.dialects.texts import Text, history, path_text, shape, texts
 from aiogw.errors import Blocked
 from aiogw.exchange import Exchange
-from aiogw.guards import redact
+from aiogw.guards import redact, writeback
 from aiogw.guards.history import HistoryMemo, Pair, Read, conversation_key, read_parts
 from aiogw.guards.policy import Policy
 from aiogw.preflight import CONTINUE, REWRITE, Refuse, Verdict
@@ -151,7 +153,7 @@ class GuardCheck:
             # Before a refusal too: the audit stores a refused request as it would
             # have been forwarded, masked for a user whose policy says redact.
             redact.apply(ex.json, to_mask)
-            ex.body = orjson.dumps(ex.json)
+            ex.body = writeback.dumps(ex.json)
         if blocked is not None:
             return Refuse(
                 Blocked(

@@ -10,7 +10,9 @@ matches depend only on the text and its place, so the findings are exactly those
 full read. Policies are applied afresh to every turn.
 
 Keyed by user, the request's shape and a hash of the history's first entry; bounded by the request bytes
-the kept conversations hold alive.
+the kept conversations hold alive. Bodies nested past what orjson writes or Python
+compares are read like any other: the key is written by `writeback`, and entries that
+cannot be compared count as changed (read anew).
 """
 
 from __future__ import annotations
@@ -20,9 +22,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
-from aiogw.dialects.texts import Shape, Text, history, same_prefix
+from aiogw.dialects.texts import Shape, Text, equal, history, same_prefix
+from aiogw.guards import writeback
 
 if TYPE_CHECKING:
     from aiogw.guards.engine import Match
@@ -45,7 +46,7 @@ class Read:
 def conversation_key(user: str | None, s: Shape, entries: list[Any], session: str | None = None) -> bytes | None:
     if not entries:
         return None
-    first = orjson.dumps(entries[0], option=orjson.OPT_SORT_KEYS)
+    first = writeback.dumps(entries[0], sort_keys=True)
     # The shape's readers are in the key: Anthropic and OpenAI chat both keep a
     # "messages" history, but read their tool definitions differently. The agent's
     # session id, when it sends one, keeps apart one user's conversations that open
@@ -98,7 +99,7 @@ def read_parts(s: Shape, body: dict, prev: Read | None) -> tuple[list[Text], lis
         new.append(out)
     tail = body.get(s.tail_key)
     tail_texts: list[Text] | None = None
-    if prev is None or tail is None or prev.tail != tail:
+    if prev is None or tail is None or not equal(prev.tail, tail):
         tail_texts = []
         s.tail(body, tail_texts)
     return head, entries, new, tail, same, tail_texts
