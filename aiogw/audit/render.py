@@ -3,7 +3,7 @@
 Everything a record holds came from an agent, a web page or a provider, and reaches an
 operator's terminal: control characters are shown as escapes (`visible`), never sent
 to the terminal to act on. A part too deeply nested for orjson is shown as a
-placeholder that says so, never as a traceback (`unshowable`).
+placeholder that says so, never as a traceback (`not_shown`).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ _LIST = (
 # print itself).
 _BIDI = "\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
 _UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}\ud800-\udfff]")
-_UNSAFE_IN_LINES = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}\ud800-\udfff]")  # keeps \\n and \\t
+_UNSAFE_IN_LINES = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}\ud800-\udfff]")  # newline and tab stay
 
 
 def _escape(match: re.Match[str]) -> str:
@@ -70,7 +70,7 @@ def not_shown(value: Any, error: Exception) -> tuple[str, str, int]:
     that limit, and its depth."""
     text, depth = deep_json(value)
     if "Recursion limit" in str(error):
-        why = f"nested too deeply to show: {depth} levels (JSON tools stop at 255)"
+        why = f"nested too deeply to show: {depth} levels (orjson writes 255)"
     else:
         why = f"cannot be shown as JSON ({error})"
     return why, text, depth
