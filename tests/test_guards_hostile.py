@@ -524,3 +524,22 @@ def test_writeback_writes_what_orjson_writes():
         deep, want = ([deep], b"[" + want + b"]") if i % 2 else ({"k": deep, "a": 1}, b'{"k":' + want + b',"a":1}')
     assert writeback.dumps(deep) == want
     assert writeback.dumps(deep, sort_keys=True) == want.replace(b'{"k":', b'{"a":1,"k":').replace(b',"a":1}', b"}")
+
+
+def test_a_walk_costs_the_bodys_size_not_size_times_depth():
+    """20,000 strings 1,000 levels deep: a path tuple per string would hold 20 million
+    keys (160 MB); the walk keeps one link per container and string instead, and makes
+    a text's path when it is asked for."""
+    import tracemalloc
+
+    raw = b'{"contents":[{"parts":[{"functionResponse":{"response":{"v":' + b"[" * 1000 + b",".join(
+        [b'"x"'] * 20_000) + b"]" * 1000 + b"}}}]}]}"
+    body = orjson.loads(raw)
+    tracemalloc.start()
+    try:
+        found = texts("gemini", "generate", body)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(found) == 20_000 and peak < 16 * 1024 * 1024
+    assert found[7].path == ("contents", 0, "parts", 0, "functionResponse", "response", "v", *[0] * 999, 7)

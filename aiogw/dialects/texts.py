@@ -31,10 +31,46 @@ import orjson
 Path = tuple[str | int, ...]
 
 
+class _At:
+    """A path kept as its parent's and one more key. Past `_FLAT` keys a walk makes
+    these instead of tuples: a tuple of the whole path for every string would cost
+    depth x strings (1.6 GB for an 0.8 MB body of strings 1,000 deep)."""
+
+    __slots__ = ("key", "parent", "whole")
+
+    def __init__(self, parent: Path | _At, key: str | int) -> None:
+        self.parent = parent
+        self.key = key
+        self.whole: Path | None = None  # the path, once asked for (its children share it)
+
+
+_FLAT = 32
+
+
+def _whole(at: Path | _At) -> Path:
+    if type(at) is tuple:
+        return at
+    chain = []
+    while type(at) is _At and at.whole is None:
+        chain.append(at)
+        at = at.parent
+    path = at if type(at) is tuple else at.whole
+    for link in reversed(chain):
+        path = link.whole = (*path, link.key)  # type: ignore[misc]
+    return path  # type: ignore[return-value]
+
+
 class Text(NamedTuple):
     place: str
-    path: Path
+    at: Path | _At  # where it is; read as `path`
     text: str
+
+    @property
+    def path(self) -> Path:
+        """The text's path in the parsed body, as a tuple (made on each call when the
+        text is nested past `_FLAT` keys, from its container's, which is kept)."""
+        at = self.at
+        return at if type(at) is tuple else (*_whole(at.parent), at.key)  # type: ignore[union-attr]
 
 
 # The walk appends to one list instead of nesting generators: an agent's body holds
@@ -93,7 +129,8 @@ def binary(s: str) -> bool:
 def _strings(value: Any, path: Path, place: str, out: Out, skip: frozenset[str] = frozenset()) -> None:
     """Every string inside a JSON value (tool inputs, function results, schemas, blocks
     read as JSON), in document order, but whole base64 data (`binary`) and the values
-    of `skip` keys. A loop with a stack of its own: a body may nest 1,000 deep."""
+    of `skip` keys. A loop with a stack of its own, and paths past `_FLAT` keys kept as
+    `_At` links: a body may nest 1,000 deep, and costs its size, not size x depth."""
     if isinstance(value, str):
         if value and not binary(value):
             out.append(Text(place, path, value))
@@ -104,20 +141,24 @@ def _strings(value: Any, path: Path, place: str, out: Out, skip: frozenset[str] 
         items = enumerate(value)
     else:
         return
-    here, outer = path, []  # the containers being walked around this one
+    here: Path | _At = path
+    flat = len(path) < _FLAT
+    outer: list[tuple[Path | _At, bool, Iterator[tuple[Any, Any]]]] = []  # the containers around this one
     while True:
         for key, item in items:
             if isinstance(item, str):
                 if item and key not in skip and (len(item) < BINARY_MIN or not binary(item)):
-                    out.append(Text(place, (*here, key), item))
+                    out.append(Text(place, (*here, key) if flat else _At(here, key), item))  # type: ignore[misc]
             elif isinstance(item, dict | list) and key not in skip:
-                outer.append((here, items))
-                here, items = (*here, key), iter(item.items()) if isinstance(item, dict) else enumerate(item)
+                outer.append((here, flat, items))
+                here = (*here, key) if flat else _At(here, key)  # type: ignore[misc]
+                flat = flat and len(here) < _FLAT  # type: ignore[arg-type]
+                items = iter(item.items()) if isinstance(item, dict) else enumerate(item)
                 break
         else:
             if not outer:
                 return
-            here, items = outer.pop()
+            here, flat, items = outer.pop()
 
 
 def _text(value: Any, path: Path, place: str, out: Out) -> None:
@@ -291,33 +332,36 @@ def _openai_tail(body: dict, out: Out) -> None:
             _strings(defn, ("tools", i), "tool_definition", out)
 
 
-def _gemini_head(body: dict, out: Out) -> None:
+# The Gemini readers take a `base`: countTokens may wrap a whole generateContent request.
+
+
+def _gemini_head(body: dict, out: Out, base: Path = ()) -> None:
     for key in ("systemInstruction", "system_instruction"):
         si = body.get(key)
         if isinstance(si, dict):
-            _parts(si.get("parts"), (key, "parts"), "system", out)
+            _parts(si.get("parts"), (*base, key, "parts"), "system", out)
         elif isinstance(si, str):
-            out.append(Text("system", (key,), si))
+            out.append(Text("system", (*base, key), si))
 
 
-def _gemini_item(i: int, content: Any, out: Out) -> None:
+def _gemini_item(i: int, content: Any, out: Out, base: Path = ()) -> None:
     if isinstance(content, dict):
         place = _ROLE_PLACE.get(content.get("role", "user"), "user")
-        _parts(content.get("parts"), ("contents", i, "parts"), place, out)
+        _parts(content.get("parts"), (*base, "contents", i, "parts"), place, out)
 
 
 _DECLARATION_KEYS = ("description", "parameters", "parametersJsonSchema", "parameters_json_schema", "response",
                      "responseJsonSchema", "response_json_schema")
 
 
-def _gemini_tail(body: dict, out: Out) -> None:
+def _gemini_tail(body: dict, out: Out, base: Path = ()) -> None:
     for i, tool in enumerate(_list(body.get("tools"))):
         if not isinstance(tool, dict):
             continue
         for key in ("functionDeclarations", "function_declarations"):
             for j, decl in enumerate(_list(tool.get(key))):
                 if isinstance(decl, dict):
-                    _strings(_definition(decl, _DECLARATION_KEYS), ("tools", i, key, j), "tool_definition", out)
+                    _strings(_definition(decl, _DECLARATION_KEYS), (*base, "tools", i, key, j), "tool_definition", out)
 
 
 # A Gemini part's data fields that hold text, under either spelling Google's JSON parser
@@ -419,6 +463,13 @@ def equal(a: Any, b: Any) -> bool:
         return False
 
 
+def _gemini_whole(body: dict, out: Out, base: Path = ()) -> None:
+    _gemini_head(body, out, base)
+    for i, content in enumerate(_list(body.get("contents"))):
+        _gemini_item(i, content, out, base)
+    _gemini_tail(body, out, base)
+
+
 def _openai_embeddings(body: dict, out: Out) -> None:
     _strings(body.get("input"), ("input",), "user", out)
 
@@ -454,11 +505,9 @@ def texts(dialect: str, endpoint: str, body: dict) -> list[Text]:
         elif dialect == "gemini" and endpoint == "embed":
             _gemini_embed(body, out)
         elif dialect == "gemini":  # countTokens around a generateContent request
-            inner = body["generateContentRequest"]
-            out.extend(Text(t.place, ("generateContentRequest", *t.path), t.text)
-                       for t in texts("gemini", "generate", inner))
+            _gemini_whole(body["generateContentRequest"], out, ("generateContentRequest",))
             if "contents" in body:  # and the outer request's own parts, if it has them too
-                out.extend(texts("gemini", "generate", {k: v for k, v in body.items() if k != "generateContentRequest"}))
+                _gemini_whole(body, out)
         return out
     s.head(body, out)
     item = s.item

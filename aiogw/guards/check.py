@@ -119,18 +119,21 @@ class GuardCheck:
         blocked = None
         pairs, key, read = self.read(ex)
         for t, matches in pairs:
+            path = None  # made once a text, shared by its findings (a text may be 1,000 deep)
             for m in matches:
                 p = m.pattern
                 action = actions.action(p.category, t.place, p.action)
                 if action == "off":
                     continue
+                if path is None:
+                    path = list(t.path)
                 finding = {
                     "id": p.id,
                     "category": p.category,
                     "subcategory": p.subcategory,
                     "place": t.place,
                     "action": action,
-                    "path": list(t.path),
+                    "path": path,
                     "start": m.start,
                     "end": m.end,
                 }
