@@ -36,28 +36,14 @@ class _At:
     these instead of tuples: a tuple of the whole path for every string would cost
     depth x strings (1.6 GB for an 0.8 MB body of strings 1,000 deep)."""
 
-    __slots__ = ("key", "parent", "whole")
+    __slots__ = ("key", "parent")
 
     def __init__(self, parent: Path | _At, key: str | int) -> None:
         self.parent = parent
         self.key = key
-        self.whole: Path | None = None  # the path, once asked for (its children share it)
 
 
 _FLAT = 32
-
-
-def _whole(at: Path | _At) -> Path:
-    if type(at) is tuple:
-        return at
-    chain = []
-    while type(at) is _At and at.whole is None:
-        chain.append(at)
-        at = at.parent
-    path = at if type(at) is tuple else at.whole
-    for link in reversed(chain):
-        path = link.whole = (*path, link.key)  # type: ignore[misc]
-    return path  # type: ignore[return-value]
 
 
 class Text(NamedTuple):
@@ -68,9 +54,32 @@ class Text(NamedTuple):
     @property
     def path(self) -> Path:
         """The text's path in the parsed body, as a tuple (made on each call when the
-        text is nested past `_FLAT` keys, from its container's, which is kept)."""
-        at = self.at
-        return at if type(at) is tuple else (*_whole(at.parent), at.key)  # type: ignore[union-attr]
+        text is nested past `_FLAT` keys; for many texts, `Paths`)."""
+        return Paths().of(self)
+
+
+class Paths:
+    """The paths of texts of one body, each container's made once. Kept for one request
+    only: a conversation's remembered read holds its texts, not their paths."""
+
+    __slots__ = ("_made",)
+
+    def __init__(self) -> None:
+        self._made: dict[int, Path] = {}  # by id of an `_At`, which its texts keep alive
+
+    def of(self, t: Text) -> Path:
+        at = t.at
+        if type(at) is tuple:
+            return at
+        chain: list[_At] = []
+        up: Path | _At = at.parent  # type: ignore[union-attr]
+        while type(up) is _At and id(up) not in self._made:
+            chain.append(up)
+            up = up.parent
+        path: Path = up if type(up) is tuple else self._made[id(up)]  # type: ignore[assignment]
+        for link in reversed(chain):
+            path = self._made[id(link)] = (*path, link.key)
+        return (*path, at.key)  # type: ignore[union-attr]
 
 
 # The walk appends to one list instead of nesting generators: an agent's body holds

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from aiogw.dialects.texts import Text, history, path_text, shape, texts
+from aiogw.dialects.texts import Paths, Text, history, path_text, shape, texts
 from aiogw.errors import Blocked
 from aiogw.exchange import Exchange
 from aiogw.guards import redact, writeback
@@ -118,6 +118,7 @@ class GuardCheck:
         findings: list[dict[str, Any]] = []
         blocked = None
         pairs, key, read = self.read(ex)
+        paths = Paths()
         for t, matches in pairs:
             path = None  # made once a text, shared by its findings (a text may be 1,000 deep)
             for m in matches:
@@ -126,7 +127,7 @@ class GuardCheck:
                 if action == "off":
                     continue
                 if path is None:
-                    path = list(t.path)
+                    path = list(paths.of(t))
                 finding = {
                     "id": p.id,
                     "category": p.category,
