@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from aiogw import config
 from aiogw.app import start
+from aiogw.audit.render import visible
 from aiogw.metrics import OTHER, Bounded, Counter, Gauge, Histogram, exposition
 from tests.conftest import PROVIDER_KEYS
 from tests.test_limits import BASE_TOML, LimitedGateway
@@ -204,9 +205,12 @@ def test_label_values_are_escaped():
 
 @given(st.text(max_size=40))
 def test_any_label_value_round_trips(value):
+    """Any value parses back as it is shown: control characters as visible escapes
+    (an agent's text must not reach an operator's terminal raw), newlines as newlines."""
     c = Counter("x_total", "T.", ("v",))
     c.inc((value,))
-    assert parse(exposition([c]).decode()).value("x_total", v=value) == 1
+    shown = "\n".join(visible(line) for line in value.split("\n"))
+    assert parse(exposition([c]).decode()).value("x_total", v=shown) == 1
 
 
 def test_non_finite_values_are_written_as_the_format_spells_them():

@@ -190,16 +190,17 @@ _SHELL_NAME = re.compile(r"bash|shell|exec", re.IGNORECASE)
 
 
 def strings(value: Any) -> Iterator[str]:
-    """Every text in a JSON value, skipping structural fields such as ``type``."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, list):
-        for item in value:
-            yield from strings(item)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if key not in _STRUCTURE_KEYS:
-                yield from strings(item)
+    """Every text in a JSON value, skipping structural fields such as ``type``; a loop
+    with its own stack, in document order (a body may nest 1,024 deep)."""
+    stack = [value]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            yield value
+        elif isinstance(value, list):
+            stack.extend(reversed(value))
+        elif isinstance(value, dict):
+            stack.extend(reversed([item for key, item in value.items() if key not in _STRUCTURE_KEYS]))
 
 
 def joined(value: Any) -> str:
