@@ -124,8 +124,6 @@ class Proxy:
             if path == "/" and request.method == "HEAD":
                 ex.status, ex.endpoint = 200, "probe"
                 return web.Response()  # Claude Code's start-up probe: answer at once, no upstream
-            if (bad := untrusted.bad_header(headers.items())) is not None:
-                raise BadRequest(f"the {bad!r} header is not valid UTF-8; send header values as UTF-8 text")
             # Classified as the provider will read it: percent-decoded (`/v1/%6Dessages`
             # is /v1/messages upstream, and must be guarded and charged as one).
             plain = routing.decoded(path)
@@ -134,6 +132,9 @@ class Proxy:
             if self.draining:  # a keep-alive client's next request, during the drain
                 raise Unavailable("the gateway is shutting down; retry in a moment", retry_after=1, kind="draining")
             key = await self._authenticate(request, upstream, query, ex)
+            if (bad := untrusted.bad_header(headers.items())) is not None:
+                # aiohttp kept the bytes as surrogates: forwarded, they would be mangled.
+                raise BadRequest(f"the {bad!r} header is not valid UTF-8; send header values as UTF-8 text")
             if endpoint is OTHER and not upstream.allows(request.method, plain):
                 raise EndpointNotAllowed(
                     f"the gateway does not forward {request.method} {untrusted.text(plain, 200)} on route "
