@@ -31,6 +31,7 @@ from aiogw.errors import (
     GatewayError,
     NotConfigured,
     NotFound,
+    RequestTimeout,
     Unauthorized,
     Unavailable,
     UpstreamTimeout,
@@ -157,7 +158,10 @@ class Proxy:
             # when it cannot take it: drain, audit back-pressure, no credential).
             ex.outcome = exchange.UPSTREAM_ERROR if isinstance(err, _UPSTREAM_FAILED) else exchange.REFUSED
             ex.reason = err.kind
-            return _error_response(dialect or guess(request.path), err)
+            response = _error_response(dialect or guess(request.path), err)
+            if isinstance(err, RequestTimeout):
+                response.force_close()  # the rest of a body this slow is not worth waiting for
+            return response
         except Exception:
             # A gateway bug: the agent still gets its provider's error shape, not a
             # plain-text page, and the exchange is audited; the log has the traceback.
