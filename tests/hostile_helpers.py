@@ -191,10 +191,12 @@ def send(
     shut_write: bool = False,
     head: bool = False,
     source: str | None = None,
+    leave: bool = False,
 ) -> Reply:
     """Send `parts` (with `pause` seconds between them), optionally half-close, then read
     until the gateway closes, `quiet` seconds pass with no new byte after a complete
-    response, or `timeout` in all."""
+    response, or `timeout` in all; with `leave`, hang up as soon as the head of an
+    answer is in (an agent that goes away mid-stream)."""
     if isinstance(parts, bytes):
         parts = [parts]
     reply = Reply()
@@ -235,6 +237,8 @@ def send(
                 reply.eof = True
                 break
             buf += chunk
+            if leave and b"\r\n\r\n" in buf:
+                break
     reply.raw = bytes(buf)
     reply.responses, _ = parse_responses(reply.raw, True, head)
     reply.seconds = time.monotonic() - t0
@@ -928,14 +932,16 @@ class Item:
     shut_write: bool = False
     head: bool = False
     keyless: bool = False
+    leave: bool = False
 
 
 class Mix:
     """Malformed requests drawn from `rng`, with valid agent requests among them."""
 
     KINDS = (
-        ("valid", 18), ("header_bytes", 12), ("body_bytes", 10), ("json", 12), ("framing", 14),
-        ("encoding", 10), ("method_path", 12), ("slow", 6), ("query_key", 6),
+        ("valid", 16), ("header_bytes", 12), ("body_bytes", 8), ("json", 12), ("framing", 12),
+        ("encoding", 10), ("method_path", 10), ("slow", 5), ("query_key", 5), ("pipelined", 4), ("leave", 4),
+        ("many_headers", 2),
     )
 
     def __init__(self, rng: random.Random, key: str) -> None:
@@ -1194,3 +1200,29 @@ class Mix:
         raw = request("POST", f"{MOUNT}/{route}{path}?{where}={self.key}", headers, self._body(kind))
         return Item(f"POST {route}{path}?{where}=KEY (header key: {keyed})", [raw],
                     keyless=not keyed and not (route == "google" and where == "key"))
+
+    def _pipelined(self) -> Item:
+        """Two to four requests in one write on a keep-alive connection, the last closing it."""
+        raws = []
+        count = self.rng.randint(2, 4)
+        for i in range(count):
+            route, method, path, headers, body = self._valid_request()
+            raws.append(self._request(route, method, path, headers, body, close=i == count - 1))
+        return Item(f"{count} pipelined", [b"".join(raws)])
+
+    def _leave(self) -> Item:
+        """A stream the client hangs up on once its head is in."""
+        route, path, body = self.rng.choice([
+            ("anthropic", "/v1/messages", anthropic_body("go", stream=True)),
+            ("openai", "/v1/chat/completions", openai_body("go", stream=True)),
+            ("google", "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse", gemini_body("go")),
+        ])
+        headers = [*self._auth(route), ("Content-Type", "application/json"), ("x-fake-chunks", "40"),
+                   ("x-fake-delay", "0.01")]
+        return Item(f"POST {route}{path} stream, left", [self._request(route, "POST", path, headers, body)], leave=True)
+
+    def _many_headers(self) -> Item:
+        route, method, path, headers, body = self._valid_request()
+        n = self.rng.choice([50, 200, 1000])
+        headers += [(f"X-H{i}", "v" * self.rng.randint(1, 100)) for i in range(n)]
+        return Item(f"{method} {route}{path} with {n} more headers", [self._request(route, method, path, headers, body)])

@@ -857,7 +857,7 @@ def test_a_generated_mix_of_malformed_requests(gw):
             ledger = Ledger(gw, f"mix {start}-{start + len(group) - 1}", note)
             for item in group:
                 reply = send(gw.port, item.parts, pause=item.pause, shut_write=item.shut_write, head=item.head,
-                             timeout=3.0, quiet=0.15)
+                             leave=item.leave, timeout=3.0, quiet=0.15)
                 ledger.add(reply, keyless=item.keyless, what=item.name)
                 bug = [r for r in reply.responses if r.status == 500 and (
                     b"unexpected error" in r.body or b"Server got itself in trouble" in r.body)]
