@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
+from typing import Any
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
@@ -44,13 +45,14 @@ WRITE_TIMEOUT = "client_timeout: not reading its answer"
 class Handler(RequestHandler):
     """aiohttp's handler, watched: it tells the Watch when it opens, receives and closes."""
 
-    __slots__ = ("address", "gone", "head_since", "stall_since", "stall_size", "watch")
+    __slots__ = ("address", "body", "gone", "head_since", "stall_since", "stall_size", "watch")
 
     def __init__(self, manager: web.Server, *, watch: Watch, **kwargs) -> None:
         super().__init__(manager, **kwargs)
         self.watch = watch
         self.address: str | None = None
         self.head_since = 0.0  # when the first byte of a still incomplete request head came
+        self.body: Any = None  # the payload of the newest request: while it is under way, bytes are body
         self.stall_size = 0  # unsent output at the last sweep, and since when it has not moved
         self.stall_since = 0.0
         self.gone: str | None = None  # why the gateway let go of this connection
@@ -69,8 +71,13 @@ class Handler(RequestHandler):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        if self._request_in_progress or self._messages:
-            self.head_since = 0.0  # a whole head arrived; the body's time is bounded where it is read
+        if self._messages:  # a whole head arrived (start() takes it on the next loop turn)
+            self.body = self._messages[-1][1]
+            self.head_since = 0.0
+        elif self._request_in_progress or (self.body is not None and not self.body.is_eof()):
+            # A body under way, or one aiohttp reads to its end after an early answer
+            # (its "lingering", bounded by aiohttp): bounded where it is read, not here.
+            self.head_since = 0.0
         elif not self.head_since:
             self.head_since = self._loop.time()
 

@@ -12,6 +12,7 @@ chunk, so it sees a truncated stream exactly as it would have from the provider.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
 
@@ -160,7 +161,14 @@ class Proxy:
             ex.reason = err.kind
             response = _error_response(dialect or guess(request.path), err)
             if isinstance(err, RequestTimeout):
-                response.force_close()  # the rest of a body this slow is not worth waiting for
+                # The rest of a body this slow is not worth waiting for: answer, then close
+                # (aiohttp would otherwise go on reading it, up to 10 s, after the answer).
+                response.force_close()
+                with contextlib.suppress(ConnectionError):
+                    await response.prepare(request)
+                    await response.write_eof()
+                if request.transport is not None:
+                    request.transport.close()
             return response
         except Exception:
             # A gateway bug: the agent still gets its provider's error shape, not a
