@@ -53,7 +53,7 @@ class CountingEngine:
 
 
 def test_scan_memo_scans_a_resent_text_once():
-    from aiogw.dialects.texts import Text
+    from aiogw.dialects.walk import Text
     from aiogw.guards.check import ScanMemo
 
     engine, memo = CountingEngine(), ScanMemo(max_chars=3000)
@@ -72,7 +72,7 @@ def test_scan_memo_scans_a_resent_text_once():
 
 
 def test_scan_memo_sends_a_place_s_texts_in_one_call():
-    from aiogw.dialects.texts import Text
+    from aiogw.dialects.walk import Text
     from aiogw.guards.check import ScanMemo
 
     engine, memo = CountingEngine(), ScanMemo()
@@ -84,7 +84,7 @@ def test_scan_memo_sends_a_place_s_texts_in_one_call():
 
 
 def test_scan_memo_counts_a_text_repeated_in_one_request_once():
-    from aiogw.dialects.texts import Text
+    from aiogw.dialects.walk import Text
     from aiogw.guards.check import ScanMemo
 
     engine, memo = CountingEngine(), ScanMemo(max_chars=10_000)

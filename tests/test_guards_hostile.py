@@ -23,7 +23,9 @@ from google.genai import types
 
 from aiogw.audit import ids, queries
 from aiogw.config import GuardActions
-from aiogw.dialects.texts import BINARY_MIN, answer_texts, binary, same_prefix, texts
+from aiogw.dialects.answer_texts import answer_texts
+from aiogw.dialects.texts import same_prefix, texts
+from aiogw.dialects.walk import BINARY_MIN, binary
 from aiogw.exchange import Exchange
 from aiogw.guards import catalog, writeback
 from aiogw.guards.check import GuardCheck

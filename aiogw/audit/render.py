@@ -14,7 +14,8 @@ from typing import Any
 
 import orjson
 
-from aiogw.dialects.texts import path_text, same_prefix
+from aiogw.dialects.texts import same_prefix
+from aiogw.dialects.walk import path_text
 
 _LIST = (
     ("ID", "id", 26),

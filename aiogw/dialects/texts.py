@@ -12,7 +12,7 @@ of a provider's own tools (web fetch, code execution), refusals, Gemini's code p
 A block of a type this module does not know is read whole, as JSON. What is skipped
 is what the provider itself takes as binary or by reference (images, audio, files,
 PDF documents, encrypted reasoning); inside free-form JSON (tool inputs, function
-results, schemas) a string is skipped only when it is, whole, base64 data (`binary`).
+results, schemas) a string is skipped only when it is, whole, base64 data (`walk.binary`).
 
 Walks are bounded: free-form JSON is walked with a stack of its own, not by
 recursion, and blocks are nested at most `_MAX_BLOCK_DEPTH` deep before the rest is
@@ -21,71 +21,11 @@ walked as JSON (orjson parses bodies nested 1,024 deep).
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
-import orjson
-
-Path = tuple[str | int, ...]
-
-
-class _At:
-    """A path kept as its parent's and one more key. Past `_FLAT` keys a walk makes
-    these instead of tuples: a tuple of the whole path for every string would cost
-    depth x strings (1.6 GB for an 0.8 MB body of strings 1,000 deep)."""
-
-    __slots__ = ("key", "parent")
-
-    def __init__(self, parent: Path | _At, key: str | int) -> None:
-        self.parent = parent
-        self.key = key
-
-
-_FLAT = 32
-
-
-class Text(NamedTuple):
-    place: str
-    at: Path | _At  # where it is; read as `path`
-    text: str
-
-    @property
-    def path(self) -> Path:
-        """The text's path in the parsed body, as a tuple (made on each call when the
-        text is nested past `_FLAT` keys; for many texts, `Paths`)."""
-        return Paths().of(self)
-
-
-class Paths:
-    """The paths of texts of one body, each container's made once. Kept for one request
-    only: a conversation's remembered read holds its texts, not their paths."""
-
-    __slots__ = ("_made",)
-
-    def __init__(self) -> None:
-        self._made: dict[int, Path] = {}  # by id of an `_At`, which its texts keep alive
-
-    def of(self, t: Text) -> Path:
-        at = t.at
-        if type(at) is tuple:
-            return at
-        chain: list[_At] = []
-        up: Path | _At = at.parent  # type: ignore[union-attr]
-        while type(up) is _At and id(up) not in self._made:
-            chain.append(up)
-            up = up.parent
-        path: Path = up if type(up) is tuple else self._made[id(up)]  # type: ignore[assignment]
-        for link in reversed(chain):
-            path = self._made[id(link)] = (*path, link.key)
-        return (*path, at.key)  # type: ignore[union-attr]
-
-
-# The walk appends to one list instead of nesting generators: an agent's body holds
-# hundreds of texts (every string of every tool schema among them), and this runs on
-# every guarded request.
-Out = list[Text]
+from aiogw.dialects.walk import Out, Path, Text, strings
 
 # Blocks whose payload the provider decodes as binary or fetches by reference (images,
 # audio, files; an encrypted thinking block; a file put in the code container): no text
@@ -106,70 +46,6 @@ _RESULT_KEYS = frozenset(("output", "outputs", "result", "results", "error"))
 # read as blocks this deep; deeper, as JSON.
 _MAX_BLOCK_DEPTH = 3
 
-# Shorter strings are always read: scanning them costs less than deciding.
-BINARY_MIN = 2048
-_BASE64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-# RFC 2397 with `;base64`: `data:image/png;base64,`, parameters allowed before it.
-_DATA_URL = re.compile(r"data:[\w.+-]+/[\w.+-]+(?:;[\w.+-]+=[\w.+-]+)*;base64,")
-
-
-def binary(s: str) -> bool:
-    """Whether `s` is, whole, base64 data (an inline image or file in free-form JSON),
-    which no pattern should read as text: after an optional `data:<type>;base64,` head,
-    nothing but the base64 alphabet, padded to a multiple of four. A text that only
-    begins like one (2 KB of `A`, or a data: URL, then an instruction or a key) is not.
-
-    Costs O(1) for non-ASCII text, a 1 KB look for most other text, and one pass in C
-    (about 1 ms a MB) for real base64 data."""
-    if len(s) < BINARY_MIN or not s.isascii():
-        return False
-    start = 0
-    if s.startswith("data:"):
-        head = _DATA_URL.match(s, 0, 256)
-        if head is None:
-            return False
-        start = head.end()
-    if (len(s) - start) % 4 or s[start : start + 1024].encode().translate(None, _BASE64):
-        return False
-    data = s[start:].encode().rstrip(b"=")
-    return len(s) - start - len(data) <= 2 and not data.translate(None, _BASE64)
-
-
-def _strings(value: Any, path: Path, place: str, out: Out, skip: frozenset[str] = frozenset()) -> None:
-    """Every string inside a JSON value (tool inputs, function results, schemas, blocks
-    read as JSON), in document order, but whole base64 data (`binary`) and the values
-    of `skip` keys. A loop with a stack of its own, and paths past `_FLAT` keys kept as
-    `_At` links: a body may nest 1,000 deep, and costs its size, not size x depth."""
-    if isinstance(value, str):
-        if value and not binary(value):
-            out.append(Text(place, path, value))
-        return
-    if isinstance(value, dict):
-        items: Iterator[tuple[Any, Any]] = iter(value.items())
-    elif isinstance(value, list):
-        items = enumerate(value)
-    else:
-        return
-    here: Path | _At = path
-    flat = len(path) < _FLAT
-    outer: list[tuple[Path | _At, bool, Iterator[tuple[Any, Any]]]] = []  # the containers around this one
-    while True:
-        for key, item in items:
-            if isinstance(item, str):
-                if item and key not in skip and (len(item) < BINARY_MIN or not binary(item)):
-                    out.append(Text(place, (*here, key) if flat else _At(here, key), item))  # type: ignore[misc]
-            elif isinstance(item, dict | list) and key not in skip:
-                outer.append((here, flat, items))
-                here = (*here, key) if flat else _At(here, key)  # type: ignore[misc]
-                flat = flat and len(here) < _FLAT  # type: ignore[arg-type]
-                items = iter(item.items()) if isinstance(item, dict) else enumerate(item)
-                break
-        else:
-            if not outer:
-                return
-            here, flat, items = outer.pop()
-
-
 def _text(value: Any, path: Path, place: str, out: Out) -> None:
     if isinstance(value, str) and value:
         out.append(Text(place, path, value))
@@ -185,11 +61,11 @@ def _content(content: Any, path: Path, place: str, out: Out, depth: int = 0) -> 
     if not isinstance(content, list):
         return
     if depth >= _MAX_BLOCK_DEPTH:
-        _strings(content, path, place, out, _OPAQUE_KEYS)
+        strings(content, path, place, out, _OPAQUE_KEYS)
         return
     for i, block in enumerate(content):
         if not isinstance(block, dict):  # a bare string, or JSON of no block's shape
-            _strings(block, (*path, i), place, out, _OPAQUE_KEYS)
+            strings(block, (*path, i), place, out, _OPAQUE_KEYS)
             continue
         kind = block.get("type")
         if kind == "text":  # the common case first
@@ -200,7 +76,7 @@ def _content(content: Any, path: Path, place: str, out: Out, depth: int = 0) -> 
         elif kind in _OPAQUE_BLOCKS:
             continue
         elif kind in ("tool_use", "server_tool_use", "mcp_tool_use"):
-            _strings(block.get("input"), (*path, i, "input"), "assistant", out)
+            strings(block.get("input"), (*path, i, "input"), "assistant", out)
         elif kind == "thinking":
             _text(block.get("thinking"), (*path, i, "thinking"), place, out)
         elif kind == "document":
@@ -214,7 +90,7 @@ def _content(content: Any, path: Path, place: str, out: Out, depth: int = 0) -> 
             # Any other block, read as JSON. The results of the provider's own tools
             # (web search and fetch, code execution, MCP) are tool output.
             tool_output = isinstance(kind, str) and kind.endswith("tool_result")
-            _strings(block, (*path, i), "tool_result" if tool_output else place, out, _OPAQUE_KEYS)
+            strings(block, (*path, i), "tool_result" if tool_output else place, out, _OPAQUE_KEYS)
 
 
 def _document(block: dict, path: Path, place: str, out: Out, depth: int) -> None:
@@ -276,7 +152,7 @@ def _anthropic_tail(body: dict, out: Out) -> None:
     for i, tool in enumerate(_list(body.get("tools"))):
         if isinstance(tool, dict):
             defn = _definition(tool, ("description", "input_schema", "input_examples"))
-            _strings(defn, ("tools", i), "tool_definition", out)
+            strings(defn, ("tools", i), "tool_definition", out)
 
 
 def _chat_head(body: dict, out: Out) -> None:
@@ -290,7 +166,7 @@ def _responses_head(body: dict, out: Out) -> None:
     _text(body.get("input"), ("input",), "user", out)
     prompt = body.get("prompt")  # a stored prompt's variables: text put into it
     if isinstance(prompt, dict) and prompt.get("variables") is not None:
-        _strings(prompt["variables"], ("prompt", "variables"), "user", out, _OPAQUE_KEYS)
+        strings(prompt["variables"], ("prompt", "variables"), "user", out, _OPAQUE_KEYS)
 
 
 def _responses_item(i: int, item: Any, out: Out) -> None:
@@ -324,7 +200,7 @@ def _other_item(kind: str, item: dict, here: Path, out: Out) -> None:
     for key, value in item.items():
         if key not in _OPAQUE_KEYS:
             where = "tool_result" if place == "assistant" and key in _RESULT_KEYS else place
-            _strings(value, (*here, key), where, out, _OPAQUE_KEYS)
+            strings(value, (*here, key), where, out, _OPAQUE_KEYS)
 
 
 def _openai_tail(body: dict, out: Out) -> None:
@@ -333,12 +209,12 @@ def _openai_tail(body: dict, out: Out) -> None:
             continue
         fn, custom = tool.get("function"), tool.get("custom")
         if isinstance(fn, dict):  # Chat Completions: {"type": "function", "function": {...}}
-            _strings(_definition(fn, ("description", "parameters")), ("tools", i, "function"), "tool_definition", out)
+            strings(_definition(fn, ("description", "parameters")), ("tools", i, "function"), "tool_definition", out)
         elif isinstance(custom, dict):  # Chat Completions: {"type": "custom", "custom": {...}}
-            _strings(_definition(custom, ("description", "format")), ("tools", i, "custom"), "tool_definition", out)
+            strings(_definition(custom, ("description", "format")), ("tools", i, "custom"), "tool_definition", out)
         else:  # Responses: the tool's fields at the top
             defn = _definition(tool, ("description", "parameters", "format", "server_description"))
-            _strings(defn, ("tools", i), "tool_definition", out)
+            strings(defn, ("tools", i), "tool_definition", out)
 
 
 # The Gemini readers take a `base`: countTokens may wrap a whole generateContent request.
@@ -370,7 +246,7 @@ def _gemini_tail(body: dict, out: Out, base: Path = ()) -> None:
         for key in ("functionDeclarations", "function_declarations"):
             for j, decl in enumerate(_list(tool.get(key))):
                 if isinstance(decl, dict):
-                    _strings(_definition(decl, _DECLARATION_KEYS), (*base, "tools", i, key, j), "tool_definition", out)
+                    strings(_definition(decl, _DECLARATION_KEYS), (*base, "tools", i, key, j), "tool_definition", out)
 
 
 # A Gemini part's data fields that hold text, under either spelling Google's JSON parser
@@ -396,7 +272,7 @@ def _parts(parts: Any, path: Path, place: str, out: Out) -> None:
             field = _PART_FIELDS.get(key)
             if field is not None and isinstance(value, dict):
                 name, where = field
-                _strings(value.get(name), (*path, i, key, name), where or place, out)
+                strings(value.get(name), (*path, i, key, name), where or place, out)
 
 
 def _definition(tool: dict, keys: tuple[str, ...]) -> dict:
@@ -480,11 +356,11 @@ def _gemini_whole(body: dict, out: Out, base: Path = ()) -> None:
 
 
 def _openai_embeddings(body: dict, out: Out) -> None:
-    _strings(body.get("input"), ("input",), "user", out)
+    strings(body.get("input"), ("input",), "user", out)
 
 
 def _openai_completions(body: dict, out: Out) -> None:
-    _strings(body.get("prompt"), ("prompt",), "user", out)
+    strings(body.get("prompt"), ("prompt",), "user", out)
     _text(body.get("suffix"), ("suffix",), "user", out)
 
 
@@ -523,91 +399,4 @@ def texts(dialect: str, endpoint: str, body: dict) -> list[Text]:
     for i, value in enumerate(history(s, body)):
         item(i, value, out)
     s.tail(body, out)
-    return out
-
-
-# --- the model's answer -----------------------------------------------------------------
-
-
-def answer_texts(dialect: str, data: Any) -> list[str]:
-    """The text a model produced in one stream event or one whole response (parsed JSON):
-    text deltas, tool-call arguments, thinking. Used to scan answers as they pass."""
-    if not isinstance(data, dict):
-        return []
-    reader = _ANSWER_READERS.get(dialect)
-    return [t for t in reader(data) if isinstance(t, str) and t] if reader is not None else []
-
-
-def _anthropic_answer(d: dict) -> Iterator[Any]:
-    delta = d.get("delta")
-    if isinstance(delta, dict):  # content_block_delta
-        yield delta.get("text") or delta.get("partial_json") or delta.get("thinking")
-    block = d.get("content_block")
-    if isinstance(block, dict):
-        yield block.get("text")
-    for block in _list(d.get("content")):  # a whole Message
-        if isinstance(block, dict):
-            yield block.get("text")
-            yield block.get("thinking")
-            if block.get("type") == "tool_use":
-                yield _dumps(block.get("input"))
-
-
-def _openai_answer(d: dict) -> Iterator[Any]:
-    kind = d.get("type")
-    if isinstance(kind, str) and kind.endswith(".delta"):  # a Responses stream event
-        yield d.get("delta")
-        return
-    for item in _list(d.get("output")):  # a Responses object
-        if isinstance(item, dict):
-            yield item.get("arguments")
-            for part in (*_list(item.get("content")), *_list(item.get("summary"))):  # text, reasoning
-                if isinstance(part, dict):
-                    yield part.get("text")
-    for choice in _list(d.get("choices")):
-        if not isinstance(choice, dict):
-            continue
-        for key in ("delta", "message"):
-            m = choice.get(key)
-            if isinstance(m, dict):
-                yield m.get("content")
-                for call in _list(m.get("tool_calls")):
-                    fn = call.get("function") if isinstance(call, dict) else None
-                    if isinstance(fn, dict):
-                        yield fn.get("arguments")
-
-
-def _gemini_answer(d: dict) -> Iterator[Any]:
-    for candidate in _list(d.get("candidates")):
-        content = candidate.get("content") if isinstance(candidate, dict) else None
-        for part in _list(content.get("parts") if isinstance(content, dict) else None):
-            if isinstance(part, dict):
-                yield part.get("text")
-                if isinstance(part.get("functionCall"), dict):
-                    yield _dumps(part["functionCall"].get("args"))
-
-
-def _dumps(value: Any) -> str | None:
-    if value is None:
-        return None
-    try:
-        return orjson.dumps(value).decode()
-    except orjson.JSONEncodeError:  # nested past what orjson writes (254 levels): its strings
-        out: Out = []
-        _strings(value, (), "response", out)
-        return "\n".join(t.text for t in out)
-
-
-_ANSWER_READERS: dict[str, Callable[[dict], Iterator[Any]]] = {
-    "anthropic": _anthropic_answer,
-    "openai": _openai_answer,
-    "gemini": _gemini_answer,
-}
-
-
-def path_text(path: Iterable[str | int]) -> str:
-    """A text's place in the body as people write it: messages[2].content[0].content."""
-    out = ""
-    for key in path:
-        out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else key)
     return out

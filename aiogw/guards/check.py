@@ -16,7 +16,8 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from aiogw.dialects.texts import Paths, Text, history, path_text, shape, texts
+from aiogw.dialects.texts import history, shape, texts
+from aiogw.dialects.walk import Paths, Text, path_text
 from aiogw.errors import Blocked
 from aiogw.exchange import Exchange
 from aiogw.guards import redact, writeback

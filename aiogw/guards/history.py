@@ -22,7 +22,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from aiogw.dialects.texts import Shape, Text, equal, history, same_prefix
+from aiogw.dialects.texts import Shape, equal, history, same_prefix
+from aiogw.dialects.walk import Text
 from aiogw.guards import writeback
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from aiogw.dialects.texts import answer_texts
+from aiogw.dialects.answer_texts import answer_texts
 from aiogw.jsonstream import JSONArraySplitter
 from aiogw.sse import SSEParser
 
