@@ -17,9 +17,9 @@ import time
 from aiogw import __version__, keys, running
 from aiogw import config as config_mod
 from aiogw.audit import cli as audit_cli
-from aiogw.audit.render import visible
 from aiogw.exchange import OUTCOMES
 from aiogw.limits import report as usage_report
+from aiogw.untrusted import visible
 
 
 def main(argv: list[str] | None = None) -> int:

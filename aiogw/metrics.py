@@ -17,7 +17,7 @@ import math
 from bisect import bisect_left
 from collections.abc import Callable, Iterable
 
-from aiogw.audit.render import visible
+from aiogw.untrusted import visible
 
 # Seconds. The whole exchange runs from milliseconds (a refusal) to minutes (a long
 # stream); the gateway's own share is expected under a millisecond.
@@ -31,7 +31,7 @@ MAX_VALUE = 128  # characters of a label value: real model and user names are fa
 
 class Bounded:
     """Keeps the first `limit` distinct values of a label, each cut to MAX_VALUE
-    characters and with its control characters written visibly (`render.visible`: ESC
+    characters and with its control characters written visibly (`untrusted.visible`: ESC
     as `\\x1b`); later ones become "other". Values are kept as shown, so two that show
     alike are one series, never two series of the same labels."""
 

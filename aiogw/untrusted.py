@@ -4,11 +4,14 @@ aiohttp decodes header bytes that are not UTF-8 with `surrogateescape`, so a hea
 hold lone surrogates that neither SQLite, orjson nor a log line can encode; any header,
 session id, model name or path an agent sends may also be megabytes long. What the
 gateway keeps of such a value (the audit record, the log line, a metrics label) passes
-through `text` first. Plain string work, no I/O.
+through `text` first. `visible` is the other half: what the gateway prints of such text (the audit CLI,
+`keys list`, `usage`, /metrics) shows control characters as escapes. Plain string
+work, no I/O.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 # Bounds for what a record keeps of each value: generous for anything a real client
@@ -59,3 +62,26 @@ def bad_header(items: Iterable[tuple[str, str]]) -> str | None:
         if not name.isascii() and not is_utf8(name):
             return text(name, 64)
     return None
+
+
+# What a terminal acts on instead of showing: C0 controls (ESC starts the escape
+# sequences that retitle a window, clear the screen, hide text or write the clipboard),
+# DEL, C1 controls (CSI and OSC as one character), the bidi marks, embeddings, overrides
+# and isolates that reorder what follows them ("Trojan Source"), the Unicode line and
+# paragraph separators, and lone surrogates (undecodable bytes, which would stop the
+# print itself).
+_BIDI = "\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}\ud800-\udfff]")
+_UNSAFE_IN_LINES = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}\ud800-\udfff]")  # newline and tab stay
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def visible(text: str, lines: bool = False) -> str:
+    """`text` safe to print: every control character written as an escape (`\\x1b`,
+    `\\u202e`). `lines`: newlines and tabs stay, for a message body shown as it reads."""
+    pattern = _UNSAFE_IN_LINES if lines else _UNSAFE
+    return pattern.sub(_escape, text) if pattern.search(text) else text

@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 
 from aiogw import config
 from aiogw.app import start
-from aiogw.audit.render import visible
 from aiogw.metrics import OTHER, Bounded, Counter, Gauge, Histogram, exposition
+from aiogw.untrusted import visible
 from tests.conftest import PROVIDER_KEYS
 from tests.test_limits import BASE_TOML, LimitedGateway
 

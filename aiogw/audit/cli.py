@@ -12,7 +12,8 @@ import orjson
 
 from aiogw import config as config_mod
 from aiogw.audit import queries, render
-from aiogw.audit.render import NOT_SHOWN, visible
+from aiogw.audit.render import NOT_SHOWN
+from aiogw.untrusted import visible
 
 _AGE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -130,7 +131,7 @@ def export_cmd(args: argparse.Namespace) -> int:
 
 
 # What a terminal acts on in orjson's output (UTF-8): DEL, C1 controls and the bidi
-# characters `render.visible` escapes; orjson escapes only the C0 controls, as JSON
+# characters `untrusted.visible` escapes; orjson escapes only the C0 controls, as JSON
 # requires. Each occurs in JSON only inside a string, where `\uXXXX` is the same
 # character: the escaped line parses to the same record.
 _UNSAFE_JSON = re.compile(rb"\x7f|\xc2[\x80-\x9f]|\xd8\x9c|\xe2\x80[\x8e\x8f\xa8-\xae]|\xe2\x81[\xa6-\xa9]")

@@ -1,14 +1,13 @@
 """Audit records as text a person reads in a terminal: tables and one exchange in full.
 
 Everything a record holds came from an agent, a web page or a provider, and reaches an
-operator's terminal: control characters are shown as escapes (`visible`), never sent
+operator's terminal: control characters are shown as escapes (`untrusted.visible`), never sent
 to the terminal to act on. A part too deeply nested for orjson is shown as a
 placeholder that says so, never as a traceback (`not_shown`).
 """
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
@@ -16,6 +15,7 @@ import orjson
 
 from aiogw.dialects.texts import same_prefix
 from aiogw.dialects.walk import path_text
+from aiogw.untrusted import visible
 
 _LIST = (
     ("ID", "id", 26),
@@ -31,29 +31,6 @@ _LIST = (
     ("F", "findings", 2),
     ("REASON", "reason", 40),  # why it was refused or failed: auth, rate_limit:..., guard_request
 )
-
-
-# What a terminal acts on instead of showing: C0 controls (ESC starts the escape
-# sequences that retitle a window, clear the screen, hide text or write the clipboard),
-# DEL, C1 controls (CSI and OSC as one character), the bidi marks, embeddings, overrides
-# and isolates that reorder what follows them ("Trojan Source"), the Unicode line and
-# paragraph separators, and lone surrogates (undecodable bytes, which would stop the
-# print itself).
-_BIDI = "\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
-_UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI}\ud800-\udfff]")
-_UNSAFE_IN_LINES = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_BIDI}\ud800-\udfff]")  # newline and tab stay
-
-
-def _escape(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def visible(text: str, lines: bool = False) -> str:
-    """`text` safe to print: every control character written as an escape (`\\x1b`,
-    `\\u202e`). `lines`: newlines and tabs stay, for a message body shown as it reads."""
-    pattern = _UNSAFE_IN_LINES if lines else _UNSAFE
-    return pattern.sub(_escape, text) if pattern.search(text) else text
 
 
 def _v(value: Any) -> str:

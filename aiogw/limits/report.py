@@ -12,7 +12,7 @@ import sqlite3
 
 from aiogw.audit import ids
 from aiogw.audit.cli import connect, when
-from aiogw.audit.render import visible
+from aiogw.untrusted import visible
 
 GROUPS = {
     "user": "coalesce(user, '-')",
