@@ -22,6 +22,7 @@ import orjson
 
 from aiogw.dialects import DIALECTS
 from aiogw.ops_settings import LogSettings
+from aiogw.untrusted import json_visible
 
 if TYPE_CHECKING:
     from aiogw.exchange import Exchange
@@ -150,7 +151,9 @@ class ExchangeLog:
 
 
 def _json(fields: dict[str, Any]) -> bytes:
-    return orjson.dumps(fields) + b"\n"
+    # A client's model name or user agent may hold what a terminal acts on (journalctl
+    # and `tail` print these lines): escaped, as the audit CLI's JSON is.
+    return json_visible(orjson.dumps(fields)) + b"\n"
 
 
 def _logfmt(fields: dict[str, Any]) -> bytes:
@@ -162,7 +165,7 @@ def _logfmt(fields: dict[str, Any]) -> bytes:
         text = "" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
         if not text or any(c in text for c in ' "=\\') or not text.isprintable():
             # Quoted, with JSON's escapes: a client's model name can never start a line.
-            text = orjson.dumps(text).decode()
+            text = json_visible(orjson.dumps(text)).decode()
         parts.append(f"{k}={text}")
     return (" ".join(parts) + "\n").encode()
 

@@ -85,3 +85,19 @@ def visible(text: str, lines: bool = False) -> str:
     `\\u202e`). `lines`: newlines and tabs stay, for a message body shown as it reads."""
     pattern = _UNSAFE_IN_LINES if lines else _UNSAFE
     return pattern.sub(_escape, text) if pattern.search(text) else text
+
+
+# What a terminal acts on in orjson's output (UTF-8): DEL, C1 controls and the bidi
+# characters `visible` escapes; orjson escapes only the C0 controls, as JSON
+# requires. Each occurs in JSON only inside a string, where `\uXXXX` is the same
+# character: the escaped line parses to the same record.
+_UNSAFE_JSON = re.compile(rb"\x7f|\xc2[\x80-\x9f]|\xd8\x9c|\xe2\x80[\x8e\x8f\xa8-\xae]|\xe2\x81[\xa6-\xa9]")
+
+
+def _json_escape(match: re.Match[bytes]) -> bytes:
+    return b"\\u%04x" % ord(match.group().decode())
+
+
+def json_visible(data: bytes) -> bytes:
+    """orjson's output with DEL, C1 and bidi characters as `\\uXXXX` escapes."""
+    return _UNSAFE_JSON.sub(_json_escape, data) if _UNSAFE_JSON.search(data) else data

@@ -377,3 +377,16 @@ def test_json_stderr_records(root_logger):
         ("warning", "aiogw.test", "reload refused: bad.toml"), ("error", "aiogw.proxy", "unexpected"),
     ]
     assert "RuntimeError: boom" in records[1]["error"] and records[0]["time"].endswith("Z")
+
+
+@pytest.mark.parametrize("settings", [LogSettings(), LogSettings(format="text")])
+def test_a_line_carries_no_character_a_terminal_acts_on(settings):
+    """A model name an agent chose is printed by journalctl and tail: ESC, DEL, C1
+    controls and bidi overrides come out as escapes, and read back as they were."""
+    nasty = "m\x1b]0;owned\x07\x1b[2J\x7f\u009b\u202egnp.exe"
+    line = _line(finished(model=nasty), settings)
+    assert not any(b in line for b in (b"\x1b", b"\x07", b"\x7f", "\u009b".encode(), "\u202e".encode()))
+    if settings.format == "json":
+        assert orjson.loads(line)["model"] == nasty
+    else:
+        assert parse_logfmt(line.decode().removesuffix("\n"))["model"] == nasty

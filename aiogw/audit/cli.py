@@ -13,7 +13,7 @@ import orjson
 from aiogw import config as config_mod
 from aiogw.audit import queries, render
 from aiogw.audit.render import NOT_SHOWN
-from aiogw.untrusted import visible
+from aiogw.untrusted import json_visible, visible
 
 _AGE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -130,17 +130,6 @@ def export_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
-# What a terminal acts on in orjson's output (UTF-8): DEL, C1 controls and the bidi
-# characters `untrusted.visible` escapes; orjson escapes only the C0 controls, as JSON
-# requires. Each occurs in JSON only inside a string, where `\uXXXX` is the same
-# character: the escaped line parses to the same record.
-_UNSAFE_JSON = re.compile(rb"\x7f|\xc2[\x80-\x9f]|\xd8\x9c|\xe2\x80[\x8e\x8f\xa8-\xae]|\xe2\x81[\xa6-\xa9]")
-
-
-def _json_escape(match: re.Match[bytes]) -> bytes:
-    return b"\\u%04x" % ord(match.group().decode())
-
-
 def json_bytes(record: dict, indent: bool = False) -> bytes:
     """A record as JSON, safe on a terminal, that any JSON tool reads back. A field
     orjson cannot write (nested past its 255 levels, an integer past 64 bits) is written
@@ -151,7 +140,7 @@ def json_bytes(record: dict, indent: bool = False) -> bytes:
         data = orjson.dumps(record, option=option)
     except orjson.JSONEncodeError:
         data = orjson.dumps({key: _writable(value) for key, value in record.items()}, option=option)
-    return _UNSAFE_JSON.sub(_json_escape, data)
+    return json_visible(data)
 
 
 def _writable(value: object) -> object:
