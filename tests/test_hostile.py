@@ -115,7 +115,7 @@ def post(gw: Served, route: str, path: str, body: bytes, *extra: tuple[str, str 
 
 def assert_stops(gw: Served, case: str) -> None:
     code = gw.stop()
-    assert code is not None, f"[{case}] SIGTERM: the gateway did not exit within {STOP_BOUND:.0f} s (killed)"
+    assert code is not None, f"[{case}] SIGTERM: the gateway did not exit within {STOP_BOUND:.1f} s (killed)"
     assert code == 0, f"[{case}] SIGTERM: the gateway exited {code}: {gw.stderr()[-2000:]}"
     errors = unexpected_errors(gw.new_stderr())
     assert not errors, f"[{case}] the gateway logged an unexpected error while stopping: {errors[-1][:1500]}"
@@ -188,7 +188,7 @@ def test_f1_a_full_disk_at_sigterm_never_hangs_the_stop(upstreams, tmp_path):
             assert gw.valid(f"f1-disk-{i}").status == 200
         resource.prlimit(gw.pid, resource.RLIMIT_FSIZE, (0, 0))
         code = gw.stop()
-        assert code is not None, f"[f1 full disk] SIGTERM: no exit within {STOP_BOUND:.0f} s (killed)"
+        assert code is not None, f"[f1 full disk] SIGTERM: no exit within {STOP_BOUND:.1f} s (killed)"
         assert code == 0, f"[f1 full disk] SIGTERM: exit status {code}"
     finally:
         gw.kill()
@@ -782,11 +782,11 @@ def test_f10_an_unauthenticated_flood_writes_a_bounded_amount(gw):
     )
     counted = unrecorded_count(gw) - unrecorded0
     assert recorded + counted >= FLOOD, f"[f10] {recorded} recorded + {counted:.0f} counted < {FLOOD} refused"
-    assert recorded < FLOOD, f"[f10] all {FLOOD} keyless requests of a one-second burst from one address were recorded"
     assert stored <= FLOOD * 2048, (
         f"[f10] {FLOOD} keyless requests stored {stored / 1024:.0f} KB of client text in the audit "
         f"({recorded} records, {stored // max(recorded, 1)} B each); bound {FLOOD * 2} KB"
     )
+    assert recorded < FLOOD, f"[f10] all {FLOOD} keyless requests of a one-second burst from one address were recorded"
 
 
 # --------------------------------------------------------------------------------------
@@ -891,7 +891,7 @@ def test_sigterm_with_hostile_connections_open_exits_0_within_the_drain(gw, upst
         held[2].sendall(post(gw, "reflect", "/v1/messages", anthropic_body("s", stream=True), ("x-endless", "1")))
         time.sleep(0.3)
         code = gw.stop()
-        assert code is not None, f"SIGTERM: no exit within {STOP_BOUND:.0f} s (drain_seconds {DRAIN_SECONDS})"
+        assert code is not None, f"SIGTERM: no exit within {STOP_BOUND:.1f} s (drain_seconds {DRAIN_SECONDS})"
         assert code == 0, f"SIGTERM: exit status {code}: {gw.stderr()[-1500:]}"
         errors = unexpected_errors(gw.new_stderr())
         assert not errors, f"the gateway logged an unexpected error while stopping: {errors[-1][:1500]}"
