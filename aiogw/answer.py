@@ -8,6 +8,7 @@ on the reassembled message: both read it before they report or store the finding
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 from aiogw import encoding
@@ -19,6 +20,13 @@ log = logging.getLogger("aiogw.guards")
 # A compressed answer is decoded up to this size: a bound against decompression bombs
 # far above any real model answer.
 MAX_DECODED = 64 * 1024 * 1024
+# A token count is clamped to SQLite's INTEGER, the widest int orjson writes too. orjson
+# reads a number past 2^64 as a float, which the dialects make an int of any size: left
+# as it is, it broke the log line, and the audit record could be neither stored nor
+# spilled. Clamped here, the one place usage is read back (for the accounting, the log
+# line and the audit), and said in the exchange's reason.
+TOKENS_MAX = 2**63 - 1
+CLAMPED = "usage past 64 bits, clamped"
 
 
 def read(ex: Exchange) -> tuple[bytes | None, Answer | None]:
@@ -30,6 +38,8 @@ def read(ex: Exchange) -> tuple[bytes | None, Answer | None]:
     raw = ex.raw_response if ex.raw_response is not None else _response_bytes(ex)
     dialect = DIALECTS.get(ex.dialect)
     answer = dialect.answer(ex.endpoint, ex.status, ex.stream, raw) if dialect is not None and raw is not None else None
+    if answer is not None and max(answer.usage) > TOKENS_MAX:
+        answer = dataclasses.replace(answer, usage=_bounded(answer.usage, ex))
     ex.raw_response, ex.answer, ex.answer_read = raw, answer, True
     if ex.scan_answer is not None:
         guard, ex.scan_answer = ex.scan_answer, None
@@ -52,7 +62,17 @@ def usage_only(ex: Exchange) -> Usage | None:
         return None
     dialect = DIALECTS.get(ex.dialect)
     raw = ex.raw_response = _response_bytes(ex)
-    return dialect.usage(ex.endpoint, ex.stream, raw) if dialect is not None and raw is not None else None
+    usage = dialect.usage(ex.endpoint, ex.stream, raw) if dialect is not None and raw is not None else None
+    return _bounded(usage, ex) if usage is not None and max(usage) > TOKENS_MAX else usage
+
+
+def _bounded(usage: Usage, ex: Exchange) -> Usage:
+    """`usage` with every count at most TOKENS_MAX; the exchange's reason says which were
+    not (once, though both the accounting and the audit may read it)."""
+    if ex.reason is None or CLAMPED not in ex.reason:
+        names = ", ".join(name for name, n in zip(usage._fields, usage, strict=True) if n > TOKENS_MAX)
+        ex.reason = (ex.reason + "; " if ex.reason else "") + f"{CLAMPED}: {names}"
+    return Usage(*(min(n, TOKENS_MAX) for n in usage))
 
 
 def _response_bytes(ex: Exchange) -> bytes | None:

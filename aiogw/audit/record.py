@@ -11,14 +11,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import zlib
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from aiogw.answer import CLAMPED
 from aiogw.answer import read as read_answer
+from aiogw.audit import storable
 from aiogw.audit.ids import new_id
+from aiogw.audit.memo import PartsMemo
 from aiogw.dialects import DIALECTS, Answer, Usage
 from aiogw.dialects.texts import same_prefix
 from aiogw.exchange import Exchange
@@ -110,12 +112,13 @@ def unpack(data: bytes | None) -> Any:
 @dataclass(slots=True)
 class Record:
     id: str
-    row: tuple
+    row: tuple | None  # None: a record's parts stored alone (its row went to the spill file)
     payload: tuple | None
     # (digest, serialized JSON, or the parsed value when the memo knew its digest) of
     # the system prompt, the tools and each message
     parts: list[tuple[bytes, Any]]
     started: float
+    mended: bool = False  # a value of its row was made storable (see storable.row)
 
     @property
     def size(self) -> int:
@@ -128,45 +131,55 @@ class Record:
 
 
 def build(ex: Exchange, policy: str, memo: PartsMemo | None = None) -> Record:
-    """The record of one finished exchange. Never raises on odd provider data."""
+    """The record of one finished exchange. Never raises on odd provider data, and
+    every value of its row is storable (`storable.row`; what was mended is said in
+    `reason`)."""
     ident = ex.id or new_id(ex.started)  # the log line may have named it already
     ex.id = ident
     dialect = DIALECTS.get(ex.dialect)
     raw_response, answer = read_answer(ex)
     usage = answer.usage if answer is not None else Usage()
-    parts: list[tuple[bytes, bytes]] = []
+    parts: list[tuple[bytes, Any]] = []
     refs: dict[str, Any] = {}
-    meta: dict[str, Any] | None = None
+    meta: bytes | None = None
+    notes: list[str] = []
     # Only a conversation big enough to be resent at cost is split into stored parts;
     # a small body is kept whole, which is cheaper to write and no larger.
     body, parsed = ex.body, ex.json
     if policy == REDACTED and ex.findings and parsed is not None:
-        body, parsed = _masked(parsed, ex.findings) or (body, parsed)
+        body, parsed = _masked(parsed, ex.findings, notes) or (body, parsed)
+    session = storable.text(ex.session[:128]) if ex.session else None
+    if session is not None and session != ex.session[:128]:
+        notes.append("conversation (the session id) held bytes that are not UTF-8 (shown escaped)")
     split = parsed is not None and dialect is not None and len(body or b"") >= SPLIT_MIN
     if split:
         hint = ex.history if parsed is ex.json else None  # a masked copy: compare anew
-        meta, refs, parts = _split(
-            dialect, ex.endpoint, parsed, len(body or b""), memo, int(ex.started // 86_400), hint, ex.session
-        )
-    conversation = ex.session[:128] if ex.session else _opening(dialect, ex, refs)
+        try:
+            day = int(ex.started // 86_400)
+            meta, refs, parts = _split(dialect, ex.endpoint, parsed, len(body or b""), memo, day, hint, session)
+        except (TypeError, ValueError, RecursionError):
+            # A part orjson cannot write again (nested past its 255 levels; it reads
+            # 1,024) or cannot compare: the request is kept whole, as its own bytes.
+            split, refs, parts = False, {}, []
+    conversation = session or _opening(dialect, ex, refs)
     payload = None
     if policy != METADATA:
         message_refs = refs.get("messages")
         payload = (
             ident,
-            pack(meta) if meta is not None else None,
+            meta,
             refs.get("system"),
             refs.get("tools"),
             b"".join(message_refs) if message_refs is not None else None,
             squeeze(body) if body and not split else None,
             _answer_payload(answer, raw_response, ex),
             squeeze(raw_response) if ex.chunks and raw_response else None,
-            orjson.dumps(ex.findings) if ex.findings else None,
+            storable.json(ex.findings) if ex.findings else None,
         )
     else:
         parts = []
     t_end = ex.t_end if ex.t_end is not None else ex.t0
-    row = (
+    row, mended = storable.row((
         ident,
         ex.started,
         round((t_end - ex.t0) * 1000, 3),
@@ -197,13 +210,38 @@ def build(ex: Exchange, policy: str, memo: PartsMemo | None = None) -> Record:
         ex.path or None,
         ex.cost,
         int(ex.priced),
-    )
-    return Record(ident, row, payload, parts, ex.started)
+    ), COLUMNS)
+    if notes or mended:
+        row = _noted(row, notes + mended)
+    # A count the answer's reader clamped (aiogw.answer) is a value mended too.
+    mended_any = bool(mended) or (ex.reason is not None and CLAMPED in ex.reason)
+    return Record(ident, row, payload, parts, ex.started, mended_any)
+
+
+_REASON = COLUMNS.index("reason")
+
+
+def _noted(row: tuple, notes: list[str]) -> tuple:
+    """The row with `notes` added to its reason: the record says what it does not hold
+    as it came."""
+    said = "audit: " + "; ".join(notes)
+    reason = row[_REASON]
+    reason = storable.text(f"{reason}; {said}" if reason else said, 4096)
+    return (*row[:_REASON], reason, *row[_REASON + 1 :])
 
 
 def _answer_payload(answer: Answer | None, raw: bytes | None, ex: Exchange) -> bytes | None:
     """The answer as {"complete", "stop_reason", "message" | "error"}: for a plain JSON
-    response its own bytes are spliced in, not parsed and dumped again."""
+    response its own bytes are spliced in, not parsed and dumped again. An answer
+    orjson cannot write again (a stream's tool input nested past 255 levels) is kept
+    as the bytes that came."""
+    try:
+        return _answer_read(answer, raw, ex)
+    except (TypeError, ValueError, RecursionError):
+        return _answer_read(None, raw, ex)
+
+
+def _answer_read(answer: Answer | None, raw: bytes | None, ex: Exchange) -> bytes | None:
     if answer is None:
         return squeeze(raw) if raw is not None else None
     head = b'{"complete":' + (b"true" if answer.complete else b"false")
@@ -220,77 +258,23 @@ def _answer_payload(answer: Answer | None, raw: bytes | None, ex: Exchange) -> b
     return None
 
 
-def _masked(parsed: dict, findings: list[dict[str, Any]]) -> tuple[bytes, dict] | None:
+def _masked(
+    parsed: dict, findings: list[dict[str, Any]], notes: list[str]
+) -> tuple[bytes | None, dict | None] | None:
     """For the `redacted` policy: a copy of the request with every finding masked (the
-    `redact` ones were masked before forwarding already)."""
+    `redact` ones were masked before forwarding already). A request that cannot be
+    copied (nested past orjson's 255 levels) is not kept at all: unmasked, it would
+    keep what the policy says the audit must not."""
     pending = [f for f in findings if f.get("action") != "redact" and "path" in f]
     if not pending:
         return None
-    copy = orjson.loads(orjson.dumps(parsed))
-    redact.apply(copy, pending)
-    return orjson.dumps(copy), copy
-
-
-class PartsMemo:
-    """The parts of recent requests, so a turn's resent history is not hashed again.
-
-    Keyed by the digest of a request's first message (one small hash); a hit is checked
-    part by part with `==` on the parsed values, which is ten times cheaper than
-    serialising and hashing them, and only the new messages of a turn are hashed.
-    Entries are also found by their last message object (`made_from`), for the guard's
-    hint: the very request the guard compared this one with. Bounded by the request
-    bytes it keeps alive.
-    """
-
-    def __init__(self, max_bytes: int = 16 * 1024 * 1024) -> None:
-        self.max_bytes = max_bytes
-        self._entries: OrderedDict[bytes, tuple[int, dict[str, Any]]] = OrderedDict()
-        self._by_last: dict[int, dict[str, Any]] = {}
-        self._bytes = 0
-        # Keys put since `mark()`: a batch whose records were not written takes its
-        # entries back (`drop_fresh`), or the next turns would take parts that were
-        # never stored for handed.
-        self._fresh: list[bytes] = []
-
-    def mark(self) -> None:
-        self._fresh.clear()
-
-    def drop_fresh(self) -> None:
-        for key in self._fresh:
-            old = self._entries.pop(key, None)
-            if old is not None:
-                self._bytes -= old[0]
-                self._forget(old[1])
-        self._fresh.clear()
-
-    def get(self, key: bytes) -> dict[str, Any] | None:
-        hit = self._entries.get(key)
-        return hit[1] if hit is not None else None
-
-    def made_from(self, last: Any) -> dict[str, Any] | None:
-        """The entry whose messages end with this very object, if it is kept."""
-        entry = self._by_last.get(id(last))
-        return entry if entry is not None and entry["messages"] and entry["messages"][-1] is last else None
-
-    def put(self, key: bytes, size: int, entry: dict[str, Any]) -> None:
-        old = self._entries.pop(key, None)
-        if old is not None:
-            self._bytes -= old[0]
-            self._forget(old[1])
-        self._entries[key] = (size, entry)
-        self._fresh.append(key)
-        if entry.get("messages"):
-            self._by_last[id(entry["messages"][-1])] = entry
-        self._bytes += size
-        while self._bytes > self.max_bytes and len(self._entries) > 1:
-            _, (dropped, gone) = self._entries.popitem(last=False)
-            self._bytes -= dropped
-            self._forget(gone)
-
-    def _forget(self, entry: dict[str, Any]) -> None:
-        messages = entry.get("messages")
-        if messages and self._by_last.get(id(messages[-1])) is entry:
-            del self._by_last[id(messages[-1])]
+    try:
+        copy = orjson.loads(orjson.dumps(parsed))
+        redact.apply(copy, pending)
+        return orjson.dumps(copy), copy
+    except (TypeError, ValueError, RecursionError):
+        notes.append("the request could not be masked, so it is not kept")
+        return None, None
 
 
 def _hashed(value: Any) -> tuple[bytes, bytes]:
@@ -301,8 +285,8 @@ def _hashed(value: Any) -> tuple[bytes, bytes]:
 def _split(
     dialect: Any, endpoint: str, body: dict, size: int, memo: PartsMemo | None, day: int = 0,
     hint: tuple[list[Any], int] | None = None, session: str | None = None,
-) -> tuple[dict[str, Any], dict[str, Any], list[tuple[bytes, Any]]]:
-    """Request → (inline metadata, refs by part, parts). Content parts are hashed.
+) -> tuple[bytes, dict[str, Any], list[tuple[bytes, Any]]]:
+    """Request → (inline metadata, packed; refs by part; parts). Content parts are hashed.
 
     A part is (digest, bytes) when it was serialised here, or (digest, value) when its
     digest came from the memo; the writer serialises those only if it never stored them.
@@ -311,9 +295,8 @@ def _split(
     blob's `last_seen` only moves by the day.
     """
     parts_obj = dialect.request_parts(endpoint, body)
-    meta: dict[str, Any] = {
-        f.name: getattr(parts_obj, f.name) for f in dataclasses.fields(parts_obj) if f.name not in _CONTENT
-    }
+    # Packed first: a request that cannot be written raises before the memo takes it.
+    meta = pack({f.name: getattr(parts_obj, f.name) for f in dataclasses.fields(parts_obj) if f.name not in _CONTENT})
     refs: dict[str, Any] = {}
     parts: list[tuple[bytes, Any]] = []
     messages = parts_obj.messages if isinstance(parts_obj.messages, list) else None
@@ -324,7 +307,7 @@ def _split(
         # alike must not push each other's entry out (see guards.history).
         key = _hashed(messages[0])[0]
         if session:
-            key = digest(session.encode() + b"\0" + key)
+            key = digest(session.encode("utf-8", "surrogatepass") + b"\0" + key)
         prev = memo.get(key)
         if hint is not None and hint[0]:  # the request the guard compared this one with
             prev = memo.made_from(hint[0][-1]) or prev
@@ -389,15 +372,22 @@ def _opening(dialect: Any, ex: Exchange, refs: dict[str, Any]) -> str | None:
     opening = refs.get("opening")
     system = refs.get("system")
     if opening is None and ex.json is not None and dialect is not None:
-        parts = dialect.request_parts(ex.endpoint, ex.json)
-        if parts.system is not None:
-            system = digest(orjson.dumps(parts.system, option=orjson.OPT_SORT_KEYS))
-        opening = []
-        for message in parts.messages or ():
-            opening.append(digest(orjson.dumps(message, option=orjson.OPT_SORT_KEYS)))
-            if isinstance(message, dict) and message.get("role") == "user":
-                break
+        try:
+            system, opening = _opening_refs(dialect, ex)
+        except (TypeError, ValueError, RecursionError):  # nested past orjson's 255 levels
+            return None
     if not opening:
         return None
-    user = (ex.user or "").encode()
+    user = (ex.user or "").encode("utf-8", "surrogatepass")  # a user named by a client's header
     return "p-" + digest(user + b"\0" + (system or b"") + b"".join(opening)).hex()
+
+
+def _opening_refs(dialect: Any, ex: Exchange) -> tuple[bytes | None, list[bytes]]:
+    parts = dialect.request_parts(ex.endpoint, ex.json)
+    system = digest(orjson.dumps(parts.system, option=orjson.OPT_SORT_KEYS)) if parts.system is not None else None
+    opening = []
+    for message in parts.messages or ():
+        opening.append(digest(orjson.dumps(message, option=orjson.OPT_SORT_KEYS)))
+        if isinstance(message, dict) and message.get("role") == "user":
+            break
+    return system, opening
