@@ -27,10 +27,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import aiosqlite
-import orjson
 
 from aiogw.audit import record as rec
-from aiogw.audit import store
+from aiogw.audit import spill, storable, store
 from aiogw.config import AuditSettings
 from aiogw.errors import Unavailable
 from aiogw.exchange import Exchange
@@ -40,7 +39,6 @@ log = logging.getLogger("aiogw.audit")
 # Hashes of blobs already stored, with the day their last_seen was last raised: a part
 # seen again the same day costs no write at all. Bounded: 200k entries is ~40 MB.
 _KNOWN_MAX = 200_000
-_DAY = 86_400.0
 # Seconds of record building between two yields to the loop (a record is not split: one
 # of a 500-event stream takes ~1.5 ms). A relayed chunk waits for the slice under way:
 # with 2 ms slices, everything on added ~1.5 ms to the inter-chunk gap p99 of 50-event
@@ -61,10 +59,12 @@ _BATCH_BYTES = 8 * 1024 * 1024
 # leaves queued count for the back-pressure. A record is far smaller than its exchange
 # (an agent's turn: its new messages, not the resent history or the parsed tree).
 _MAX_BUILT = 2
-# A record the database can never take (a constraint it breaks, a number SQLite cannot
-# hold): retrying would stall the writer and, once the queue is full, the gateway. The
-# batch is stored one record at a time and that one goes to the spill file, logged.
-_NEVER_FITS = (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.DataError, OverflowError)
+# The database's own trouble (locked, disk full, I/O): the batch is retried, with back-off,
+# until it goes in. Any other error is about what the batch holds (a constraint a record
+# breaks, a value SQLite cannot bind): retried, it would fail forever, and the writer
+# would stall and then, once the queue is full, the gateway. The batch is stored one
+# record at a time instead, and a record refused on its own goes to the spill file.
+_DATABASE = (sqlite3.OperationalError,)
 
 
 def _size(ex: Exchange) -> int:
@@ -102,12 +102,16 @@ class AuditWriter:
         self._db: aiosqlite.Connection | None = None
         self._known: OrderedDict[bytes, int] = OrderedDict()
         self._memo = rec.PartsMemo()
+        self._spill_path = spill.path_for(path)
         # Counters, for metrics and tests.
         self.written = 0
         self.batches = 0
         self.refused = 0
         self.write_errors = 0
-        self.spilled = 0  # records written to the spill file at shutdown (database unwritable)
+        self.spilled = 0  # records written to the spill file (the database refused them)
+        self.sanitized = 0  # records with a value made storable (text escaped or cut, a number clamped)
+        self.unstorable = 0  # records the database refused on their own, taken out of their batch
+        self.lost = 0  # records neither stored nor spilled (the spill file could not be written)
         self.last_batch_seconds = 0.0
         self.on_batch: Callable[[float], None] | None = None  # a batch's seconds, for metrics
 
@@ -226,6 +230,7 @@ class AuditWriter:
                 log.exception("audit batch of %d records not built (attempt %d); retrying", len(batch), failures)
                 if self._closing and failures >= 5:  # the gateway must still exit: say what is lost
                     log.error("audit: %d exchanges could not be recorded at shutdown", len(self._pending))
+                    self.lost += len(self._pending)
                     self._pending.clear()
                     self._pending_bytes = 0
                     continue  # what was built is still committed
@@ -262,7 +267,7 @@ class AuditWriter:
 
     def _committed(self, task: asyncio.Task[bool]) -> None:
         self._committing = None
-        if task.cancelled() or not task.result():
+        if task.cancelled() or task.exception() is not None or not task.result():
             self._refused = True  # spilled at shutdown (or the loop is closing)
         else:
             self._start_commit()
@@ -274,7 +279,9 @@ class AuditWriter:
         records = []
         slice_start = time.perf_counter()
         for ex in batch:
-            records.append(self._build(ex))
+            record = self._build(ex)
+            if record is not None:
+                records.append(record)
             # Work in short slices, then let requests through: a relayed chunk waits for
             # the slice under way, and under full load the writer still gets a share of
             # each loop turn that keeps up with what the turn's requests produce. The
@@ -285,115 +292,136 @@ class AuditWriter:
         return records
 
     async def _commit(self, records: list[rec.Record], t0: float) -> bool:
-        """Store the records, retrying until the database takes them; False when it still
-        refused at shutdown and they went to the spill file."""
+        """Store the records; False when the database still refused them at shutdown and
+        they went to the spill file. Never raises: a commit's end is a done-callback's,
+        where an exception would leave the writer waiting for a wake-up that never comes."""
+        try:
+            left = await self._store_all(records, t0)
+        except Exception:  # a fault of ours past every fallback: say what is unaccounted for
+            log.exception("audit: %d records may not be stored (%s)", len(records), spill.ids(records))
+            self.lost += len(records)
+            return True
+        if left:
+            self._spill(left)
+            return False
+        return True
+
+    async def _store_all(self, records: list[rec.Record], t0: float) -> list[rec.Record]:
+        """Store the records, retrying while the database fails and taking out any it
+        refuses on their own; what is left unstored when it still fails at shutdown."""
         failures = 0
         while True:
             try:
                 await self._store(records)
-            except _NEVER_FITS as exc:
-                if len(records) > 1:  # one at a time: the others go in, the one that cannot is found
-                    for record in records:
-                        if not await self._commit([record], t0):
-                            return False
-                    return True
-                self.write_errors += 1
-                self._spill_rows(records)
-                log.error("audit record %s does not fit the database (%s); kept in the spill file", records[0].id, exc)
-                return True
-            except Exception:
+            except _DATABASE:
                 failures += 1
                 self.write_errors += 1
                 log.exception("audit batch of %d records not written (attempt %d); retrying", len(records), failures)
                 if self._closing and failures >= 5:
-                    self._spill(records)
-                    return False
+                    return records
                 await asyncio.sleep(min(5.0, 0.1 * 2**failures))
                 continue
+            except Exception as exc:
+                self.write_errors += 1
+                if len(records) > 1:  # one at a time: the others go in, the one that cannot is found
+                    for i, record in enumerate(records):
+                        if await self._store_all([record], t0):
+                            return records[i:]
+                    return []
+                self.unstorable += 1
+                why = storable.text(f"{type(exc).__name__}: {exc}", 300)
+                log.error("audit record %s does not fit the database (%s); to the spill file", records[0].id, why)
+                self._spill_rows(records)
+                await self._keep_parts(records[0])
+                return []
             self.last_batch_seconds = asyncio.get_running_loop().time() - t0
             if self.on_batch is not None:
                 self.on_batch(self.last_batch_seconds)
-            return True
+            return []
+
+    async def _keep_parts(self, record: rec.Record) -> None:
+        """The contents a record refused by the database carries: a later turn of its
+        conversation may refer to them without carrying them (see record._split)."""
+        if record.parts:
+            try:
+                await self._store([rec.Record(record.id, None, None, record.parts, record.started)])
+            except Exception:
+                log.exception("audit: the contents of record %s could not be stored either", record.id)
 
     async def _store(self, records: list[rec.Record]) -> None:
         """One transaction. A retry stores the same records again: they carry their parts."""
         assert self._db is not None
-        rows, payloads = [], []
-        # Parts to write: data, newest use. One stored this very day is left out (its
-        # last_seen is today's, and prune never deletes content last seen today); one
-        # stored an earlier day is written again with its data, not only touched: a
-        # prune since then may have deleted it (the insert keeps a row that is there
-        # and raises its last_seen).
-        new: dict[bytes, tuple[bytes, float]] = {}
-        for r in records:
-            rows.append(r.row)
-            if r.payload is not None:
-                payloads.append(r.payload)
-            day = int(r.started // _DAY)
-            for h, data in r.parts:
-                if h in new:
-                    new[h] = (data, max(new[h][1], r.started))
-                elif self._known.get(h) != day:
-                    new[h] = (data, r.started)
-        blobs = []
-        for h, (data, seen) in new.items():
-            if not isinstance(data, bytes):  # its digest came from the memo: serialise it now
-                data = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
-            blobs.append((h, rec.squeeze(data, rec.BLOB_LEVEL), len(data), seen))
+        statements, new = store.batch(records, self._known)
         db = self._db
         # The whole transaction is one call into aiosqlite's thread (its `_execute`, the
         # one way it runs a function there; setup.cfg keeps aiosqlite below 0.23 for it).
         # Each of its awaitable calls hands a result back to the loop, and the thread
-        # waits for the GIL each time, up to a switch interval while the loop is busy: with five calls a batch, 1 MB agent bodies
-        # kept ~17 exchanges (~50 MB) waiting behind the writer; with one, 0-1 (peak RSS
-        # of the audit-on gateway 211 -> 154 MB, 1 MB throughput 155 -> 197 req/s).
-        # A row already there is kept (ON CONFLICT DO NOTHING), so a batch retried completes.
-        statements = [*store.inserts(store.INSERT_EXCHANGE, rows), *store.inserts(store.INSERT_PAYLOAD, payloads),
-                      *store.inserts(store.INSERT_BLOB, blobs)]
+        # waits for the GIL each time, up to a switch interval while the loop is busy:
+        # with five calls a batch, 1 MB agent bodies kept ~17 exchanges (~50 MB) waiting
+        # behind the writer; with one, 0-1 (peak RSS of the audit-on gateway 211 -> 154
+        # MB, 1 MB throughput 155 -> 197 req/s).
         await db._execute(_transaction, db._conn, statements)
         for h, (_, seen) in new.items():
-            self._known[h] = int(seen // _DAY)
+            self._known[h] = int(seen // store.DAY)
             self._known.move_to_end(h)
         while len(self._known) > _KNOWN_MAX:
             self._known.popitem(last=False)
-        self.written += len(rows)
+        self.written += sum(r.row is not None for r in records)
         self.batches += 1
 
-    def _build(self, ex: Exchange) -> rec.Record:
+    def _build(self, ex: Exchange) -> rec.Record | None:
+        """The exchange's record; if a part of it cannot be read or kept, the record
+        without it, saying so. None only for a fault of ours (logged and counted)."""
         if ex.settle_later and self.settle is not None:
             self.settle(ex)  # never raises: accounting logs its own trouble
         try:
-            return rec.build(ex, self.settings.policy, self._memo)
+            return self._counted(rec.build(ex, self.settings.policy, self._memo))
         except Exception:
             # A provider answer the tap could not read must not cost the record: keep
             # the row and the request, note why the answer is missing.
             log.exception("audit: could not read the answer of a %s %s exchange", ex.dialect, ex.endpoint)
             self._memo.drop_fresh()  # an entry this build may have put was never handed
-            ex.chunks = None
-            ex.response_body = None
-            ex.answer_read, ex.answer, ex.raw_response = False, None, None
-            ex.json = None
-            ex.reason = (ex.reason + "; " if ex.reason else "") + "audit: answer unreadable"
-            return rec.build(ex, self.settings.policy)
+        ex.chunks = None
+        ex.response_body = None
+        ex.answer_read, ex.answer, ex.raw_response = False, None, None
+        ex.json = None
+        ex.reason = (ex.reason + "; " if ex.reason else "") + "audit: answer unreadable"
+        try:
+            return self._counted(rec.build(ex, self.settings.policy))
+        except Exception:  # nor the request: the row alone, which every exchange has
+            log.exception("audit: could not keep the request of a %s %s exchange", ex.dialect, ex.endpoint)
+        ex.body, ex.findings = None, None
+        ex.reason += "; request unreadable"
+        try:
+            return self._counted(rec.build(ex, rec.METADATA))
+        except Exception:
+            log.exception("audit: an exchange could not be recorded at all")
+            self.lost += 1
+            return None
+
+    def _counted(self, record: rec.Record) -> rec.Record:
+        if record.mended:
+            self.sanitized += 1
+        return record
 
     def _spill(self, records: list[rec.Record]) -> None:
         """Last resort at shutdown when the database refuses writes: the batch that failed
         and everything still queued, their rows as JSON lines."""
         while self._pending:
-            records.append(self._build(self._pending.popleft()))
+            record = self._build(self._pending.popleft())
+            if record is not None:
+                records.append(record)
         self._pending_bytes = 0
-        self._spill_rows(records)
-        log.error("audit database unwritable at shutdown: records spilled to %s", self._spill_path)
+        if self._spill_rows(records):
+            log.error("audit database unwritable at shutdown: %d records spilled to %s", len(records), self._spill_path)
 
-    @property
-    def _spill_path(self) -> Path:
-        return self.path.with_name(self.path.name + ".audit-spill.jsonl")
-
-    def _spill_rows(self, records: list[rec.Record]) -> None:
-        with self._spill_path.open("ab") as f:
-            for record in records:
-                f.write(orjson.dumps(dict(zip(rec.COLUMNS, record.row, strict=True))) + b"\n")
-                self.spilled += 1
+    def _spill_rows(self, records: list[rec.Record]) -> bool:
+        """Append the records to the spill file; counted as spilled or lost (a full disk),
+        never raised. True when all are in it."""
+        done = spill.write(self._spill_path, records)
+        self.spilled += done
+        self.lost += len(records) - done
+        return done == len(records)
 
 
 def _transaction(conn: sqlite3.Connection, statements: list[tuple[str, list]]) -> None:
