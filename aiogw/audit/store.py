@@ -22,7 +22,9 @@ from __future__ import annotations
 import functools
 import itertools
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 
+import aiosqlite
 import orjson
 
 from aiogw.audit.record import BLOB_LEVEL, COLUMNS, PAYLOAD_COLUMNS, Record, squeeze
@@ -194,6 +196,21 @@ def relayout(existing: dict[str, str]) -> list[str]:
         if table == "blobs":
             out.append(_BLOBS_INDEX)
     return out
+
+
+async def connect(path: Path) -> aiosqlite.Connection:
+    """The audit's own connection: pragmas set, tables made or brought up to date."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = await aiosqlite.connect(path)
+    for pragma in PRAGMAS:
+        await db.execute(pragma)
+    await db.executescript(SCHEMA)
+    async with db.execute("PRAGMA table_info(exchanges)") as cur:
+        existing = {row[1] for row in await cur.fetchall()}
+    for statement in migrations(existing):
+        await db.execute(statement)
+    await db.commit()
+    return db
 
 
 # Columns added after a release, for databases made before them: (name, declaration).

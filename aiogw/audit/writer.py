@@ -98,6 +98,7 @@ class AuditWriter:
         self._committing: asyncio.Task[bool] | None = None
         self._refused = False  # the database refused a batch at shutdown: it was spilled
         self._closing = False
+        self._stop = asyncio.Event()  # set by close(): a back-off under way is cut short
         self._task: asyncio.Task[None] | None = None
         self._db: aiosqlite.Connection | None = None
         self._known: OrderedDict[bytes, int] = OrderedDict()
@@ -151,21 +152,13 @@ class AuditWriter:
             self._wake.set()
 
     async def start(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = await aiosqlite.connect(self.path)
-        for pragma in store.PRAGMAS:
-            await self._db.execute(pragma)
-        await self._db.executescript(store.SCHEMA)
-        async with self._db.execute("PRAGMA table_info(exchanges)") as cur:
-            existing = {row[1] for row in await cur.fetchall()}
-        for statement in store.migrations(existing):
-            await self._db.execute(statement)
-        await self._db.commit()
+        self._db = await store.connect(self.path)
         self._task = asyncio.create_task(self._run(), name="aiogw-audit-writer")
 
     async def close(self) -> None:
         """Write everything still queued, then close. Called after the server stopped."""
         self._closing = True
+        self._stop.set()
         self._wake.set()
         if self._task is not None:
             await self._task
@@ -234,7 +227,7 @@ class AuditWriter:
                     self._pending.clear()
                     self._pending_bytes = 0
                     continue  # what was built is still committed
-                await asyncio.sleep(min(5.0, 0.1 * 2**failures))
+                await self._backoff(failures)
                 continue
             failures = 0
             # From here the records are all that is kept: the exchanges' bodies, parsed
@@ -246,6 +239,17 @@ class AuditWriter:
             self._built += records
             self._built_bytes += sum(r.size for r in records)
             self._start_commit()
+
+    async def _backoff(self, failures: int) -> None:
+        """Wait before another attempt: 0.2 s doubling up to 5 s while the gateway runs.
+        Once it stops, at most 0.5 s: the five attempts close() allows must fit in the
+        seconds left after the drain (systemd's TimeoutStopSec is the drain's 30 + 15)."""
+        if self._closing:
+            await asyncio.sleep(min(0.5, 0.1 * 2**failures))
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(min(5.0, 0.1 * 2**failures)):
+                await self._stop.wait()
 
     def _take(self) -> tuple[list[Exchange], int]:
         """The next batch: `batch_size` exchanges or `_batch_bytes` of them, in order."""
@@ -319,7 +323,7 @@ class AuditWriter:
                 log.exception("audit batch of %d records not written (attempt %d); retrying", len(records), failures)
                 if self._closing and failures >= 5:
                     return records
-                await asyncio.sleep(min(5.0, 0.1 * 2**failures))
+                await self._backoff(failures)
                 continue
             except Exception as exc:
                 self.write_errors += 1
