@@ -234,8 +234,7 @@ def test_a_spill_that_cannot_be_written_is_counted_logged_and_shutdown_still_exi
                "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")
     s.anthropic().messages.create(model="poison", max_tokens=8, messages=HI)
     s.ask("after-the-lost-one")  # the writer drains past the record it could not keep
-    poison_id = s.wait(lambda: [line for line in s.stderr().splitlines() if "could not be written" in line],
-                       what="the lost record's log line")
+    s.wait(lambda: "could not be written to the spill file" in s.stderr(), what="the lost record's log line")
     # Now the database itself fails on every insert (a table its trigger writes is gone).
     db.executescript("DROP TRIGGER poison; CREATE TABLE gone (x); CREATE TRIGGER refuse BEFORE INSERT ON exchanges "
                      "BEGIN INSERT INTO gone VALUES (1); END; DROP TABLE gone;")
@@ -243,10 +242,14 @@ def test_a_spill_that_cannot_be_written_is_counted_logged_and_shutdown_still_exi
     s.anthropic().messages.create(model="at-shutdown", max_tokens=8, messages=HI)
     s.wait(lambda: "not written (attempt 1)" in s.stderr(), what="the database to refuse")
     err = stopped_cleanly(s, retried=True)
-    assert poison_id and "spill file" in err
     assert [r["model"] for r in s.rows()] == ["before", "after-the-lost-one"]
     counted = s.counters()
     assert counted["lost"] == 2 and counted["spilled"] == 0 and counted["unstorable"] == 1
+    # Each lost record is named in the log by its id, which the exchange log line has too.
+    ids = {line["model"]: line["id"] for line in map(orjson.loads, s.stdout().splitlines())}
+    lost = [line for line in err.splitlines() if "could not be written to the spill file" in line]
+    assert len(lost) == 2 and ids["poison"] in lost[0] and ids["at-shutdown"] in lost[1]
+    assert "No space left on device" in lost[0]
 
 
 @pytest.mark.timeout(120)
