@@ -44,6 +44,7 @@ from aiogw.keys import KeyIndex
 from aiogw.limits.check import Accountant
 from aiogw.limits.usagechunk import UsageChunkFilter
 from aiogw.preflight import Check
+from aiogw.relay import Ending, relay
 from aiogw.unauthenticated import RecordBudget
 from aiogw.upstream import GATEWAY_KEY_HEADER, Upstream, find_gateway_key, response_headers
 
@@ -324,48 +325,29 @@ class Proxy:
             assert answers is not None
             coding = resp.headers.get("Content-Encoding")
             watch = answers.watch(ex.dialect, resp.content_type != "text/event-stream", coding, guard)
-        tail = b""  # the last bytes relayed, to find the provider key across two chunks
         self.streams += 1
         try:
-            while True:
-                try:
-                    chunk = await content.readany()
-                except _UPSTREAM_BROKE:
-                    ex.outcome = exchange.UPSTREAM_ABORTED
-                    # Close without the final chunk: the client sees a truncated body, as it
-                    # would from the provider, and never waits for more.
-                    if request.transport is not None:
-                        request.transport.close()
-                    return out
-                if not chunk:
-                    ex.upstream_done()
-                    break
-                if chunks is not None:
-                    chunks.append(chunk)
-                if secret is not None:
-                    if secret in chunk or (tail and secret in tail + chunk[: len(secret)]):
-                        # An upstream that echoes the provider key: the rest is withheld.
-                        ex.outcome, ex.reason = exchange.UPSTREAM_ABORTED, _ECHO.kind
-                        if request.transport is not None:
-                            request.transport.close()
-                        return out
-                    tail = chunk[1 - len(secret):]
-                try:
-                    if strip is None:
-                        await out.write(chunk)
-                    elif cleaned := strip.feed(chunk):
-                        await out.write(cleaned)
-                except ConnectionError:
-                    ex.outcome = exchange.CLIENT_ABORTED
-                    return out
-                if watch is not None:
-                    watch.feed(chunk)  # after the write: the guard never delays a chunk
-                    if watch.blocked is not None:
-                        await self._stop_answer(out, ex, watch)
-                        return out
-            if strip is not None and (rest := strip.end()):
-                await out.write(rest)
-            await out.write_eof()
+            ending = await relay(
+                content.readany, out.write, broke=_UPSTREAM_BROKE, chunks=chunks, strip=strip, watch=watch,
+                secret=secret,
+            )
+            if ending is Ending.DONE:
+                ex.upstream_done()
+                await out.write_eof()
+            elif ending is Ending.CLIENT_GONE:
+                ex.outcome = exchange.CLIENT_ABORTED
+            elif ending is Ending.BLOCKED:
+                assert watch is not None
+                await self._stop_answer(out, ex, watch)
+            else:
+                # The upstream broke, or sent the provider key back: close without the
+                # final chunk, so the client sees a truncated body, as it would from the
+                # provider, and never waits for more.
+                ex.outcome = exchange.UPSTREAM_ABORTED
+                if ending is Ending.ECHO:
+                    ex.reason = _ECHO.kind
+                if request.transport is not None:
+                    request.transport.close()
             return out
         finally:
             self.streams -= 1
