@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Iterable
 
 from aiohttp import web, web_response
 
-from aiogw import connections, health, logs
+from aiogw import body, connections, health, logs
 from aiogw.audit.writer import AuditWriter
 from aiogw.config import Config, ConfigError
 from aiogw.dialects import DIALECTS
@@ -83,7 +83,8 @@ def build_app(config: Config, sinks: Iterable[Sink] = ()) -> web.Application:
     limit_checks = [LimitCheck(accountant), UsageRequest(accountant)]
     answers = guards[1] if guards else None
     proxy = Proxy(config, keys, upstreams, sinks, audit, _checks(guards, limit_checks), answers, accountant)
-    gauges = GatewayMetrics(config.metrics, proxy)
+    watch = connections.Watch(config.clients)
+    gauges = GatewayMetrics(config.metrics, proxy, watch)
     exchange_log = ExchangeLog(config.log)
     observer = Observer(gauges, exchange_log)
     endpoint = MetricsEndpoint(gauges)
@@ -96,7 +97,7 @@ def build_app(config: Config, sinks: Iterable[Sink] = ()) -> web.Application:
     app[CONFIG] = config
     app[STORE] = store
     app[RUNTIME] = runtime
-    app[WATCH] = watch = connections.Watch(config.clients)
+    app[WATCH] = watch
 
     async def readyz(request: web.Request) -> web.Response:
         return health.readyz(config.state_path, store, proxy)
@@ -104,7 +105,7 @@ def build_app(config: Config, sinks: Iterable[Sink] = ()) -> web.Application:
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", endpoint.handle)
-    app.router.add_route("*", "/{tail:.*}", proxy.handle)
+    app.router.add_route("*", "/{tail:.*}", proxy.handle, expect_handler=body.no_expect_handler)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         keys.load()
@@ -412,7 +413,12 @@ async def serve(config: Config) -> None:
             await site.stop()  # no new connections; kept-alive ones get a 503 'draining'
         if not await _drained(proxy, drain, signals):
             log.warning("aiogw stopping: cutting %d open exchanges", proxy.inflight)
-        await runner.cleanup()  # cuts what is left, then closes the audit (it writes all)
+            # Cut now, not after aiohttp's own shutdown wait (it waits, cancels, waits
+            # again: seconds past the drain period): each handler is cancelled, records
+            # itself as cut by the shutdown and closes its upstream request.
+            app[WATCH].cut()
+            await _drained(proxy, _CUT_GRACE, signals)
+        await runner.cleanup()  # what is left, then the audit (it writes all)
         if watchdog is not None:
             watchdog.cancel()
         log.info("aiogw stopped")

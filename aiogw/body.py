@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import zlib
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 
 from aiogw.errors import BadRequest, RequestTimeout, TooLarge
 
@@ -37,6 +37,7 @@ async def read(request: web.Request, max_body: int, seconds: float) -> bytes | N
         raise BadRequest(
             f"the request body's Content-Encoding {coding!r} is not supported: send it uncompressed, gzip or deflate"
         )
+    await _continue(request)
     try:
         async with asyncio.timeout(seconds or None):
             raw = await _raw(request, max_body)
@@ -47,6 +48,21 @@ async def read(request: web.Request, max_body: int, seconds: float) -> bytes | N
         raise RequestTimeout(
             f"the request body took over {seconds:g} s to arrive; the gateway stopped waiting for it"
         ) from None
+
+
+async def no_expect_handler(request: web.Request) -> None:
+    """The route's expect handler: nothing before the handler runs. aiohttp's own says
+    100 Continue before the key is checked (so a client without one uploads its body
+    anyway), answers any other expectation with a plain-text 417 the agent's SDK cannot
+    read, and a value that is not UTF-8 with a 500. Here `read` says 100 Continue once
+    the key is good and the body is wanted; another expectation is ignored, as RFC 9110
+    allows, and never forwarded."""
+
+
+async def _continue(request: web.Request) -> None:
+    if request.version == HttpVersion11 and request.headers.get("Expect", "").strip().lower() == "100-continue":
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the response proper has not started
 
 
 async def _raw(request: web.Request, limit: int) -> bytes:

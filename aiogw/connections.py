@@ -162,6 +162,12 @@ class Watch:
                 self._let_go(h, WRITE_TIMEOUT)
                 transport.abort()  # close() would wait for the buffer to drain: it never will
 
+    def cut(self) -> None:
+        """Abort every open connection (the end of a drain): their handlers are cancelled."""
+        for h in list(self.open):
+            if h.transport is not None:
+                h.transport.abort()
+
     def _let_go(self, h: Handler, why: str) -> None:
         h.gone = why
         self.timed_out[why] += 1

@@ -22,7 +22,7 @@ import orjson
 
 from aiogw.dialects import DIALECTS
 from aiogw.ops_settings import LogSettings
-from aiogw.untrusted import json_visible
+from aiogw.untrusted import json_visible, text, visible
 
 if TYPE_CHECKING:
     from aiogw.exchange import Exchange
@@ -43,11 +43,47 @@ def setup(settings: LogSettings, stream: IO[str] | None = None) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(settings.level_number)
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, ClientErrors) for f in server.filters):
+        server.addFilter(CLIENT_ERRORS)
+
+
+class ClientErrors(logging.Filter):
+    """aiohttp logs every request it cannot parse (or answer) at error level, with a
+    traceback and the request's own bytes: anyone who can reach the port can write 8 MB
+    of journal in a third of a second. Here each is one line, its bytes cut, and at most
+    `per_minute` a minute; the rest are counted (`dropped`)."""
+
+    def __init__(self, per_minute: int = 60) -> None:
+        super().__init__()
+        self.per_minute = per_minute
+        self.minute = -1
+        self.seen = 0
+        self.dropped = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        minute = int(time.monotonic() // 60)
+        if minute != self.minute:
+            self.minute, self.seen = minute, 0
+        self.seen += 1
+        if self.seen > self.per_minute:
+            self.dropped += 1
+            return False
+        if record.exc_info and record.exc_info[1] is not None:
+            error = record.exc_info[1]
+            text = f"{record.getMessage()}: {type(error).__name__}: {error}"
+            record.msg, record.args = visible(text[:_MAX_CLIENT_ERROR]), ()
+            record.exc_info = record.exc_text = None
+        return True
+
+
+_MAX_CLIENT_ERROR = 300
+CLIENT_ERRORS = ClientErrors()
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return orjson.dumps(_record_fields(self, record)).decode()
+        return json_visible(orjson.dumps(_record_fields(self, record))).decode()
 
 
 class TextFormatter(logging.Formatter):
@@ -103,7 +139,8 @@ def exchange_fields(ex: Exchange) -> dict[str, Any]:
         if not ex.priced:
             fields["unpriced"] = True  # charged [prices] default: the model is not in the table
     if ex.response_headers is not None and (dialect := DIALECTS.get(ex.dialect)) is not None:
-        fields["request_id"] = dialect.request_id(ex.response_headers)  # the provider's, for its support
+        # The provider's, for its support; a header, so it may hold bytes that are not UTF-8.
+        fields["request_id"] = text(dialect.request_id(ex.response_headers), 256)
     fields["findings"] = len(ex.findings) if ex.findings else 0
     fields["client"] = ex.client
     return fields

@@ -14,12 +14,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from aiogw import __version__, exchange, metrics
+from aiogw import __version__, exchange, logs, metrics
 from aiogw.audit.ids import new_id
 from aiogw.metrics import Bounded, Counter, Gauge, Histogram
 from aiogw.ops_settings import MetricsSettings
 
 if TYPE_CHECKING:
+    from aiogw.connections import Watch
     from aiogw.exchange import Exchange
     from aiogw.proxy import Proxy
 
@@ -31,7 +32,7 @@ _STARTED = time.time()
 class GatewayMetrics:
     """Every family /metrics shows; `exchange` is the only call on the request path."""
 
-    def __init__(self, settings: MetricsSettings, proxy: Proxy) -> None:
+    def __init__(self, settings: MetricsSettings, proxy: Proxy, watch: Watch | None = None) -> None:
         self._model, self._user, self._reason = Bounded(0), Bounded(0), Bounded(0)
         self.configure(settings)
         self.requests = Counter(
@@ -72,7 +73,7 @@ class GatewayMetrics:
         self.audit_batch = Histogram(
             "aiogw_audit_batch_write_seconds", "Time to build and commit one audit batch.", metrics.BATCH_BUCKETS
         )
-        self._read = self._readings(proxy)
+        self._read = self._readings(proxy) + (_connections(watch) if watch is not None else [])
 
     def configure(self, settings: MetricsSettings) -> None:
         """Settings, at start or reload: a lower cap keeps the values already seen."""
@@ -138,6 +139,12 @@ class GatewayMetrics:
                   audit(lambda a: a.write_errors)),
             Gauge("aiogw_audit_spilled_total", "Audit records written to the spill file (database unwritable).",
                   audit(lambda a: a.spilled)),
+            Gauge("aiogw_audit_records_sanitized_total",
+                  "Audit records with a value made storable (escaped, cut or clamped).", audit(lambda a: a.sanitized)),
+            Gauge("aiogw_audit_records_unstorable_total",
+                  "Audit records the database refused on their own (spilled).", audit(lambda a: a.unstorable)),
+            Gauge("aiogw_audit_records_lost_total",
+                  "Audit records neither stored nor spilled (the spill file unwritable).", audit(lambda a: a.lost)),
             Gauge(
                 "aiogw_unrecorded_refusals_total",
                 "Requests without a valid gateway key past [clients] unauthenticated_records_per_minute: "
@@ -172,6 +179,30 @@ class Observer:
             self.metrics.exchange(ex)
         if self.line is not None and not ex.quiet:
             self.line(ex)
+
+
+def _connections(watch: Watch) -> list[Gauge]:
+    out = [
+        Gauge("aiogw_client_connections_open", "Client connections open.", lambda: len(watch.open)),
+        Gauge(
+            "aiogw_client_connections_refused_total",
+            "Connections closed at once: their address had [clients] max_connections_per_address open.",
+            lambda: watch.refused,
+        ),
+        Gauge(
+            "aiogw_client_timeouts_total", "Client connections let go by a [clients] timeout, by reason.",
+            lambda: {(reason,): n for reason, n in watch.timed_out.items()}, ("reason",),
+        ),
+        Gauge(
+            "aiogw_client_error_lines_dropped_total",
+            "Lines of requests aiohttp could not parse, past the log's 60 a minute: counted, not logged.",
+            lambda: logs.CLIENT_ERRORS.dropped,
+        ),
+    ]
+    for g in out:
+        if g.name.endswith("_total"):
+            g.kind = "counter"
+    return out
 
 
 def _rss() -> float:

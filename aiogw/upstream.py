@@ -20,6 +20,7 @@ from aiogw import routing
 from aiogw.config import Route, Timeouts
 from aiogw.dialects import Dialect
 from aiogw.errors import UpstreamTimeout, UpstreamUnreachable
+from aiogw.untrusted import is_utf8, text
 
 # Never forwarded in either direction (RFC 9110 §7.6.1), plus what aiohttp recomputes.
 HOP_BY_HOP = frozenset(
@@ -111,7 +112,9 @@ def response_headers(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
     for name, value in headers.items():
         lower = name.lower()
         if lower not in HOP_BY_HOP and lower not in drop:
-            out.add(name, value)
+            # A header byte that was not UTF-8 (kept by aiohttp as a surrogate) could not
+            # be written back out: it is relayed as U+FFFD rather than failing the answer.
+            out.add(name, value if value.isascii() or is_utf8(value) else text(value, len(value)))
     return out
 
 

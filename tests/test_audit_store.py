@@ -228,21 +228,20 @@ async def test_migrate_remakes_an_older_databases_tables_and_keeps_every_record(
     assert "already as this aiogw makes them" in capsys.readouterr().out
 
 
-async def test_a_record_the_database_cannot_take_is_spilled_and_the_rest_written(tmp_path):
-    """A provider's absurd token count (over SQLite's 64-bit integers) can never be stored:
-    retrying it would stall the writer and then the gateway. The others of its batch go
-    in, that one goes to the spill file, and the writer carries on."""
+async def test_a_token_count_past_sqlites_integers_is_clamped_and_said(tmp_path):
+    """A provider's absurd token count (over SQLite's 64-bit integers) is clamped where
+    the answer is read, said in the record's reason, and the whole batch is stored
+    (records the database still refuses: tests/test_audit_hostile.py)."""
     db = tmp_path / "s.db"
     exchanges = [exchange(1_000_000 + i, msgs) for i, msgs in enumerate(turns(4))]
     answer = orjson.loads(exchanges[1].response_body)
     answer["usage"]["output_tokens"] = 2**63
     exchanges[1].response_body = orjson.dumps(answer)
     writer = await write(db, exchanges)
-    conn = sqlite3.connect(db)
-    assert conn.execute("SELECT count(*) FROM exchanges").fetchone()[0] == 3
-    spilled = [orjson.loads(line) for line in db.with_name(db.name + ".audit-spill.jsonl").read_bytes().splitlines()]
-    assert [r["started"] for r in spilled] == [1_000_001] and spilled[0]["output_tokens"] == 2**63
-    assert writer.spilled == 1 and writer.written == 3 and writer.write_errors == 1
+    rows = sqlite3.connect(db).execute("SELECT started, output_tokens, reason FROM exchanges ORDER BY started")
+    assert list(rows) == [(1_000_000, 2, None), (1_000_001, 2**63 - 1, "usage past 64 bits, clamped: output"),
+                          (1_000_002, 2, None), (1_000_003, 2, None)]
+    assert (writer.written, writer.sanitized, writer.spilled, writer.write_errors) == (4, 1, 0, 0)
 
 
 async def test_a_batch_that_could_not_be_built_is_kept_and_built_again(tmp_path, monkeypatch):

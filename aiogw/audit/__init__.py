@@ -1,7 +1,10 @@
 """The audit trail: one record per exchange, written in batches behind the hot path.
 
-record.py   Exchange → Record (plain data: the list row, payloads, blobs)
-store.py    the SQLite schema and batch writes (content-addressed blobs)
-writer.py   the bounded queue and the background task that commits batches
-queries.py  reading it back: list, show, conversation, export, prune
+record.py    Exchange → Record (plain data: the list row, payloads, blobs)
+storable.py  every value of a row made storable: valid text, bounded, 64-bit integers
+memo.py      the digests of parts already serialised, per conversation
+store.py     the SQLite schema and batch writes (content-addressed blobs)
+writer.py    the bounded queue and the background task that commits batches
+spill.py     the file beside the database for what it cannot take: always encodes
+queries.py   reading it back: list, show, conversation, export, prune
 """
