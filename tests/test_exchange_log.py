@@ -390,3 +390,24 @@ def test_a_line_carries_no_character_a_terminal_acts_on(settings):
         assert orjson.loads(line)["model"] == nasty
     else:
         assert parse_logfmt(line.decode().removesuffix("\n"))["model"] == nasty
+
+
+def test_lines_of_requests_aiohttp_cannot_parse_are_one_line_each_and_bounded():
+    """aiohttp logs each request it cannot parse with a traceback and the request's
+    bytes: without a bound, anyone could fill the journal (8 MB in 0.3 s)."""
+    from aiogw.logs import ClientErrors
+
+    gate = ClientErrors(per_minute=5)
+    logger = logging.getLogger("aiohttp.server.test-bound")
+    seen = []
+    for _ in range(20):
+        try:
+            raise ValueError("Invalid header value char: b'\\x1b[2J" + "x" * 5000 + "'")
+        except ValueError:
+            record = logger.makeRecord(logger.name, logging.ERROR, __file__, 1, "Error handling request from %s",
+                                       ("127.0.0.1",), sys.exc_info())
+        if gate.filter(record):
+            seen.append(record)
+    assert len(seen) == 5 and gate.dropped == 15
+    for record in seen:
+        assert record.exc_info is None and len(record.getMessage()) <= 300 and "\x1b" not in record.getMessage()
