@@ -12,8 +12,11 @@ and the answer's buffers for as long as it likes. Here:
   client reads nothing, its socket buffers are full) is aborted: the handler is
   cancelled, which closes the upstream request, and the exchange is audited with why.
 
-The body's own time is bounded where it is read (`aiogw.body`). One sweep a second
-walks the open connections: a few microseconds each, nothing on the request path.
+- a request body still incomplete `body_timeout` seconds after its head fails with a
+  TimeoutError, which the reader (`aiogw.body`) answers with a 408.
+
+One sweep a second walks the open connections: a few microseconds each, nothing on the
+request path (a timer per request cost 8 µs).
 This leans on two attributes of aiohttp's RequestHandler (`_request_in_progress`,
 `_messages`); aiohttp is pinned, and tests/test_connections.py fails if they change.
 """
@@ -42,10 +45,15 @@ HEADER_TIMEOUT = "client_timeout: headers"
 WRITE_TIMEOUT = "client_timeout: not reading its answer"
 
 
+class BodyTimeout(TimeoutError):
+    """A request body slower than [clients] body_timeout. A TimeoutError, because that is
+    what aiohttp's own read-on after an early answer stops quietly on."""
+
+
 class Handler(RequestHandler):
     """aiohttp's handler, watched: it tells the Watch when it opens, receives and closes."""
 
-    __slots__ = ("address", "body", "gone", "head_since", "stall_since", "stall_size", "watch")
+    __slots__ = ("address", "body", "body_since", "gone", "head_since", "stall_since", "stall_size", "watch")
 
     def __init__(self, manager: web.Server, *, watch: Watch, **kwargs) -> None:
         super().__init__(manager, **kwargs)
@@ -53,6 +61,7 @@ class Handler(RequestHandler):
         self.address: str | None = None
         self.head_since = 0.0  # when the first byte of a still incomplete request head came
         self.body: Any = None  # the payload of the newest request: while it is under way, bytes are body
+        self.body_since = 0.0  # when its head came, while its body is still coming
         self.stall_size = 0  # unsent output at the last sweep, and since when it has not moved
         self.stall_since = 0.0
         self.gone: str | None = None  # why the gateway let go of this connection
@@ -72,7 +81,8 @@ class Handler(RequestHandler):
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
         if self._messages:  # a whole head arrived (start() takes it on the next loop turn)
-            self.body = self._messages[-1][1]
+            self.body = body = self._messages[-1][1]
+            self.body_since = 0.0 if body.is_eof() else self._loop.time()
             self.head_since = 0.0
         elif self._request_in_progress or (self.body is not None and not self.body.is_eof()):
             # A body under way, or one aiohttp reads to its end after an early answer
@@ -121,7 +131,8 @@ class Watch:
         return make
 
     def start(self) -> None:
-        if self._task is None and (self.limits.header_timeout or self.limits.write_timeout):
+        limits = self.limits
+        if self._task is None and (limits.header_timeout or limits.body_timeout or limits.write_timeout):
             self._task = asyncio.create_task(self._run(), name="aiogw-connection-sweep")
 
     async def stop(self) -> None:
@@ -141,7 +152,7 @@ class Watch:
                 log.exception("connection sweep failed; it runs again in %gs", SWEEP_SECONDS)
 
     def sweep(self, now: float) -> None:
-        header, write = self.limits.header_timeout, self.limits.write_timeout
+        header, body, write = self.limits.header_timeout, self.limits.body_timeout, self.limits.write_timeout
         for h in list(self.open):
             transport = h.transport
             if transport is None or transport.is_closing():
@@ -151,6 +162,12 @@ class Watch:
                 transport.write(_TIMEOUT_408)
                 transport.close()
                 continue
+            if body and h.body_since and now - h.body_since > body:
+                h.body_since = 0.0
+                if not h.body.is_eof():
+                    # The reader (aiogw.body) answers 408; a body aiohttp reads on after
+                    # an early answer is dropped, the connection closed.
+                    h.body.set_exception(BodyTimeout(f"no whole body in {body:g} s"))
             if not write:
                 continue
             size = transport.get_write_buffer_size()

@@ -46,7 +46,7 @@ from aiogw.limits.usagechunk import UsageChunkFilter
 from aiogw.preflight import Check
 from aiogw.relay import Ending, relay
 from aiogw.unauthenticated import RecordBudget
-from aiogw.upstream import GATEWAY_KEY_HEADER, Upstream, find_gateway_key, response_headers
+from aiogw.upstream import GATEWAY_KEY_HEADER, CredentialEcho, Upstream, find_gateway_key, response_headers
 
 log = logging.getLogger("aiogw.proxy")
 
@@ -267,15 +267,12 @@ class Proxy:
         ex.first_byte()
         ex.status = resp.status
         ex.response_headers = resp.headers
-        if upstream.echoed(resp.headers.values()):
-            resp.close()
-            raise _echo()
         if resp.status >= 400:
             ex.outcome = exchange.UPSTREAM_ERROR
         guard = answers.action(ex.user) if answers is not None and resp.status < 400 else "off"
         try:
             if _is_streamed(resp):
-                return await self._relay(request, resp, ex, answers, guard, upstream.secret)
+                return await self._relay(request, resp, ex, answers, guard, upstream)
             try:
                 data = await resp.read()
             except TimeoutError:
@@ -286,13 +283,13 @@ class Proxy:
                 ) from None
             ex.upstream_done()
             ex.response_body = data
-            if upstream.secret is not None and upstream.secret in data:
-                raise _echo()
+            if upstream.secret_bytes is not None and upstream.secret_bytes in data:
+                raise CredentialEcho()
             if guard != "off":
                 assert answers is not None
                 _scan_answer(answers, ex, data, guard)
             return web.Response(
-                status=resp.status, reason=resp.reason, body=data, headers=response_headers(resp.headers)
+                status=resp.status, reason=resp.reason, body=data, headers=response_headers(resp.headers, upstream.secret)
             )
         finally:
             # A response read to its end goes back to the pool; any other (client gone,
@@ -304,9 +301,9 @@ class Proxy:
 
     async def _relay(
         self, request: web.Request, resp: aiohttp.ClientResponse, ex: Exchange, answers: AnswerGuard | None,
-        guard: str, secret: bytes | None,
+        guard: str, upstream: Upstream,
     ) -> web.StreamResponse:
-        headers = response_headers(resp.headers)
+        headers = response_headers(resp.headers, upstream.secret)
         headers["X-Accel-Buffering"] = "no"  # an nginx in front must not buffer the stream
         out = web.StreamResponse(status=resp.status, reason=resp.reason, headers=headers)
         await out.prepare(request)
@@ -329,7 +326,7 @@ class Proxy:
         try:
             ending = await relay(
                 content.readany, out.write, broke=_UPSTREAM_BROKE, chunks=chunks, strip=strip, watch=watch,
-                secret=secret,
+                secret=upstream.secret_bytes,
             )
             if ending is Ending.DONE:
                 ex.upstream_done()
@@ -345,7 +342,7 @@ class Proxy:
                 # provider, and never waits for more.
                 ex.outcome = exchange.UPSTREAM_ABORTED
                 if ending is Ending.ECHO:
-                    ex.reason = _ECHO.kind
+                    ex.reason = CredentialEcho.kind
                 if request.transport is not None:
                     request.transport.close()
             return out
@@ -380,16 +377,6 @@ def _scan_answer(answers: AnswerGuard, ex: Exchange, data: bytes, action: str) -
         ex.findings = (ex.findings or []) + found
         if action == "block":
             raise Blocked(block_message(found[0]))
-
-
-_ECHO = UpstreamUnreachable(
-    "the upstream's response carried the gateway's provider key; the gateway withheld it. Tell the operator",
-    kind="upstream:credential_echo",
-)
-
-
-def _echo() -> UpstreamUnreachable:
-    return UpstreamUnreachable(_ECHO.message, kind=_ECHO.kind)
 
 
 def _is_streamed(resp: aiohttp.ClientResponse) -> bool:

@@ -105,11 +105,26 @@ def accept_encoding(value: str) -> str:
     return ",".join(kept).strip() or "identity"
 
 
-def response_headers(headers: CIMultiDictProxy[str]) -> CIMultiDict[str]:
-    """The upstream's response headers minus hop-by-hop ones; Content-Encoding stays."""
+class CredentialEcho(UpstreamUnreachable):
+    """The upstream's response carried the route's provider key back (an upstream that
+    reflects its request, as TRACE does): it is never relayed."""
+
+    kind = "upstream:credential_echo"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the upstream's response carried the gateway's provider key; the gateway withheld it. Tell the operator"
+        )
+
+
+def response_headers(headers: CIMultiDictProxy[str], secret: str | None = None) -> CIMultiDict[str]:
+    """The upstream's response headers minus hop-by-hop ones; Content-Encoding stays.
+    Raises CredentialEcho when one carries `secret` (the route's provider key)."""
     out: CIMultiDict[str] = CIMultiDict()
     drop = _connection_tokens(headers)
     for name, value in headers.items():
+        if secret is not None and secret in value:
+            raise CredentialEcho()
         lower = name.lower()
         if lower not in HOP_BY_HOP and lower not in drop:
             # A header byte that was not UTF-8 (kept by aiohttp as a surrogate) could not
@@ -129,8 +144,8 @@ class Upstream:
     """A route's way out: base URL, provider credential and one keep-alive session."""
 
     __slots__ = (
-        "_max_connections", "allowed", "base", "credential", "dialect", "inflight", "route", "secret", "session",
-        "timeouts",
+        "_max_connections", "allowed", "base", "credential", "dialect", "inflight", "route", "secret", "secret_bytes",
+        "session", "timeouts",
     )
 
     def __init__(self, route: Route, dialect: Dialect, max_connections: int) -> None:
@@ -139,20 +154,15 @@ class Upstream:
         self.base = route.upstream
         secret = route.credential.secret
         self.credential = dialect.credential(secret) if secret else None
-        # The provider key as bytes, to make sure no response ever carries it back.
-        self.secret = secret.encode() if secret and len(secret) >= 8 else None
+        # The provider key, to make sure no response ever carries it back (too short a
+        # one would match by chance).
+        self.secret = secret if secret and len(secret) >= 8 else None
+        self.secret_bytes = self.secret.encode() if self.secret else None
         self.allowed = routing.allow_list(dialect.allowed + route.allow)
         self.timeouts: Timeouts = route.timeouts
         self.session: aiohttp.ClientSession | None = None
         self._max_connections = max_connections
         self.inflight = 0  # requests routed here and not yet done (see Proxy.handle)
-
-    def echoed(self, values) -> bool:
-        """True when a response header carries the provider key back (TRACE-like echo)."""
-        if self.secret is None:
-            return False
-        secret = self.route.credential.secret
-        return any(secret in v for v in values)
 
     def allows(self, method: str, path: str) -> bool:
         """A method and decoded path the route forwards beyond its dialect's endpoints."""
