@@ -4,9 +4,10 @@ aiohttp decodes header bytes that are not UTF-8 with `surrogateescape`, so a hea
 hold lone surrogates that neither SQLite, orjson nor a log line can encode; any header,
 session id, model name or path an agent sends may also be megabytes long. What the
 gateway keeps of such a value (the audit record, the log line, a metrics label) passes
-through `text` first. `visible` is the other half: what the gateway prints of such text (the audit CLI,
-`keys list`, `usage`, /metrics) shows control characters as escapes. Plain string
-work, no I/O.
+through `text` first; the audit's own guard (`audit.storable`) uses the same rule.
+`visible` is the other half: what the gateway prints of such text (the audit CLI,
+`keys list`, `usage`, /metrics, the log) shows control characters as escapes. Plain
+string work, no I/O.
 """
 
 from __future__ import annotations
@@ -22,24 +23,27 @@ SESSION = 256
 MODEL = 256
 PATH = 1024
 
-_CUT = "…"
-
 
 def text(value: str | None, limit: int) -> str | None:
-    """`value` as valid text of at most `limit` characters (cut ones end with '…').
+    """`value` as text that encodes as UTF-8, at most `limit` characters and a marker
+    saying how many more there were.
 
-    A lone surrogate (a byte that was not UTF-8, escaped by aiohttp) becomes U+FFFD, so
-    the result always encodes as UTF-8.
-    """
+    A lone surrogate that stands for a byte (aiohttp's surrogateescape) is shown as that
+    byte's escape (`\\xff`), so a record says what the client sent; bytes that make UTF-8
+    together are read as the character they make; any other lone surrogate is shown as
+    its own escape (`\\ud800`)."""
     if value is None:
         return None
-    if len(value) > limit:
-        value = value[: limit - 1] + _CUT
     if not value.isascii() and not is_utf8(value):
-        # UTF-16 with surrogatepass keeps every lone surrogate as two bytes that the
-        # decoder then replaces, whatever produced it (surrogateescape or a JSON escape).
-        value = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        value = _NO_BYTE.sub(lambda m: f"\\u{ord(m[0]):04x}", value)
+        value = value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    if len(value) > limit:
+        value = f"{value[:limit]}…[{len(value) - limit} more characters]"
     return value
+
+
+# Surrogates that stand for no byte: surrogateescape makes only U+DC80-U+DCFF.
+_NO_BYTE = re.compile("[\ud800-\udc7f\udd00-\udfff]")
 
 
 def is_utf8(value: str) -> bool:

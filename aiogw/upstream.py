@@ -128,7 +128,7 @@ def response_headers(headers: CIMultiDictProxy[str], secret: str | None = None) 
         lower = name.lower()
         if lower not in HOP_BY_HOP and lower not in drop:
             # A header byte that was not UTF-8 (kept by aiohttp as a surrogate) could not
-            # be written back out: it is relayed as U+FFFD rather than failing the answer.
+            # be written back out: it is relayed as its escape (`\\xff`) rather than failing the answer.
             out.add(name, value if value.isascii() or is_utf8(value) else text(value, len(value)))
     return out
 

@@ -437,7 +437,7 @@ def test_unauthenticated_floods_are_recorded_within_a_budget(edge):
     assert proxy.unrecorded - before >= 40  # a burst of 10 a minute per address, and a little refill
     rows = wait(lambda: edge.audit("SELECT user_agent FROM exchanges WHERE user_agent LIKE 'uuu%'"), 5)
     assert 1 <= len(rows) <= 20
-    assert all(len(r["user_agent"]) <= 512 for r in rows)
+    assert all(len(r["user_agent"]) <= 540 for r in rows)  # 512 and the cut's marker
     metrics = httpx.get(f"http://127.0.0.1:{edge.port}/metrics").text
     assert "aiogw_unrecorded_refusals_total" in metrics
 
@@ -452,7 +452,7 @@ def test_a_header_that_is_not_utf8_is_refused_and_recorded(edge):
     error = orjson.loads(got.split(b"\r\n\r\n", 1)[1])
     assert error["type"] == "error" and "not valid UTF-8" in error["error"]["message"]
     row = edge.record("user_agent LIKE ?", "%-agent")
-    assert row["user_agent"] == "\ufffd\ufffd-agent" and row["status"] == 400 and row["user"] == "alice"
+    assert row["user_agent"] == "\\xff\\xfe-agent" and row["status"] == 400 and row["user"] == "alice"
     # The writer goes on: a later exchange is recorded too.
     assert edge.client().messages.create(model="claude-x", max_tokens=8, messages=HI).content
     edge.record("endpoint = 'messages' AND status = 200")

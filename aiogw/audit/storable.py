@@ -16,11 +16,12 @@ later feature adds) can stop the writer.
 from __future__ import annotations
 
 import math
-import re
 import reprlib
 from typing import Any
 
 import orjson
+
+from aiogw import untrusted
 
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1  # SQLite's INTEGER
 # Characters a text column keeps: far above what a real client or provider sends (a
@@ -34,34 +35,13 @@ _SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother, _SHOWN.maxlong = 4, 200, 200
 
 
 def text(value: str, limit: int = TEXT_MAX) -> str:
-    """`value` as text that encodes as UTF-8, at most `limit` characters and a marker.
-
-    A lone surrogate that stands for a byte (aiohttp's surrogateescape) is shown as that
-    byte's escape (`\\xff`), so the record says what the client sent; bytes that do make
-    UTF-8 together are read as the character they make; any other lone surrogate is
-    shown as its own escape (`\\ud800`)."""
-    if not value.isascii() and not _encodes(value):
-        value = _escaped(value)
-    if len(value) > limit:
-        value = f"{value[:limit]}…[{len(value) - limit} more characters]"
-    return value
+    """`value` as text that encodes as UTF-8, at most `limit` characters and a marker
+    (`untrusted.text`, the one owner of that rule)."""
+    return untrusted.text(value, limit)
 
 
 def _encodes(value: str) -> bool:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-def _escaped(value: str) -> str:
-    value = _NO_BYTE.sub(lambda m: f"\\u{ord(m[0]):04x}", value)
-    return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
-# Surrogates that stand for no byte: surrogateescape makes only U+DC80-U+DCFF.
-_NO_BYTE = re.compile("[\ud800-\udc7f\udd00-\udfff]")
+    return untrusted.is_utf8(value)
 
 
 def row(values: tuple, columns: tuple[str, ...]) -> tuple[tuple, list[str]]:
