@@ -34,6 +34,25 @@ settings.register_profile("ci", derandomize=True, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 PROVIDER_KEYS = {"FAKE_ANTHROPIC": "sk-ant-fake", "FAKE_OPENAI": "sk-openai-fake", "FAKE_GEMINI": "gemini-fake"}
+# A route per dialect to one fake upstream at {fake}, with the keys above: a format
+# template (braces doubled) to join into a test's own config.
+FAKE_ROUTES = """
+[[routes]]
+name = "anthropic"
+dialect = "anthropic"
+upstream = "{fake}"
+credential = {{ env = "FAKE_ANTHROPIC" }}
+[[routes]]
+name = "openai"
+dialect = "openai"
+upstream = "{fake}"
+credential = {{ env = "FAKE_OPENAI" }}
+[[routes]]
+name = "google"
+dialect = "gemini"
+upstream = "{fake}"
+credential = {{ env = "FAKE_GEMINI" }}
+"""
 
 
 class LoopThread:

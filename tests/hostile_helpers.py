@@ -29,7 +29,7 @@ from pathlib import Path
 
 import orjson
 
-from tests.conftest import PROVIDER_KEYS, LoopThread, free_port
+from tests.conftest import FAKE_ROUTES, PROVIDER_KEYS, LoopThread, free_port
 
 HOST = "127.0.0.1"
 MOUNT = "/llm-gateway"
@@ -484,23 +484,7 @@ def _head(status: int, content_type: str, length: int, extra: dict[str, str] | N
 # The gateway, as systemd runs it
 # --------------------------------------------------------------------------------------
 
-ROUTES = """
-[[routes]]
-name = "anthropic"
-dialect = "anthropic"
-upstream = "{fake}"
-credential = {{ env = "FAKE_ANTHROPIC" }}
-[[routes]]
-name = "openai"
-dialect = "openai"
-upstream = "{fake}"
-credential = {{ env = "FAKE_OPENAI" }}
-[[routes]]
-name = "google"
-dialect = "gemini"
-upstream = "{fake}"
-credential = {{ env = "FAKE_GEMINI" }}
-[[routes]]
+ROUTES = FAKE_ROUTES + """[[routes]]
 name = "reflect"
 dialect = "anthropic"
 upstream = "{reflect}"

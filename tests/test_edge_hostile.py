@@ -27,7 +27,7 @@ from aiohttp import web
 from aiogw import config, keys
 from aiogw.app import RUNTIME, WATCH, start
 from aiogw.fake_upstream import FakeConfig, FakeUpstream
-from tests.conftest import PROVIDER_KEYS, LoopThread
+from tests.conftest import FAKE_ROUTES, PROVIDER_KEYS, LoopThread
 
 TOML = """
 [server]
@@ -45,22 +45,7 @@ idle_timeout = 2
 write_timeout = 1
 max_connections_per_address = 40
 unauthenticated_records_per_minute = 10
-[[routes]]
-name = "anthropic"
-dialect = "anthropic"
-upstream = "{fake}"
-credential = {{ env = "FAKE_ANTHROPIC" }}
-[[routes]]
-name = "openai"
-dialect = "openai"
-upstream = "{fake}"
-credential = {{ env = "FAKE_OPENAI" }}
-[[routes]]
-name = "google"
-dialect = "gemini"
-upstream = "{fake}"
-credential = {{ env = "FAKE_GEMINI" }}
-[[routes]]
+""" + FAKE_ROUTES + """[[routes]]
 name = "echo"
 dialect = "openai"
 upstream = "{own}"
