@@ -39,7 +39,7 @@ run: install
 test: install
 	PATH="$(CURDIR)/$(AGENTS)/node_modules/.bin:$$PATH" $(BIN)/python -m pytest
 
-# A five-minute tour, offline: a fake provider, the gateway, an agent session, the audit.
+# A tour in a few seconds, offline: a fake provider, the gateway, an agent session, the audit.
 demo: install
 	$(BIN)/aiogw demo
 

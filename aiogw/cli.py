@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(run=_serve)
 
     p = sub.add_parser("check-config", help="validate a config file without serving")
-    p.add_argument("file")
+    p.add_argument("file", nargs="?", help=f"the config file (or --config, or ${config_mod.CONFIG_ENV})")
+    p.add_argument("--config", help="the config file, as the other commands take it")
     p.add_argument("--strict", action="store_true",
                    help="fail (exit 1) when a route's provider key is not set, as well as on errors")
     p.set_defaults(run=_check_config)
@@ -246,7 +247,12 @@ def _demo(args: argparse.Namespace) -> int:
 def _check_config(args: argparse.Namespace) -> int:
     """Exit 0 when the file can be served; a route without its provider key can be
     served (its requests fail) and is warned of, or, with --strict, fails the check."""
-    cfg = config_mod.load(args.file)
+    path = args.file or args.config
+    if path is None:
+        print(f"aiogw: check-config needs a file: aiogw check-config FILE (or --config FILE, or "
+              f"${config_mod.CONFIG_ENV})", file=sys.stderr)
+        return 2
+    cfg = config_mod.load(path)
     from aiogw.app import build_guards
 
     guards = build_guards(cfg)  # compiles the catalog and the config's own patterns
@@ -270,7 +276,8 @@ def _check_config(args: argparse.Namespace) -> int:
     for problem in unset:
         print(f"aiogw: {'error' if args.strict else 'warning'}: {cfg.source}: {problem}", file=sys.stderr)
     if unset and args.strict:
-        print(f"aiogw: {cfg.source}: {len(unset)} of {len(cfg.routes)} routes have no provider key "
+        have = "has" if len(unset) == 1 else "have"
+        print(f"aiogw: {cfg.source}: {len(unset)} of {len(cfg.routes)} routes {have} no provider key "
               "(check-config --strict)", file=sys.stderr)
         return 1
     print(f"{cfg.source}: ok, {len(cfg.routes)} routes, {len(cfg.users)} users, state {cfg.state_path}")

@@ -33,6 +33,8 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from aiogw.client_settings import ClientLimits
+from aiogw.dialects import guess
+from aiogw.untrusted import visible
 
 log = logging.getLogger("aiogw.connections")
 
@@ -78,6 +80,26 @@ class Handler(RequestHandler):
         self.watch.release(self)
         super().connection_lost(exc)
 
+    def handle_error(
+        self, request: Any, status: int = 500, exc: BaseException | None = None, message: str | None = None
+    ) -> web.StreamResponse:
+        """A request aiohttp could not parse (or a fault before any handler): answered in
+        the envelope of the provider its path looks like, with a one-line reason.
+        aiohttp's own answer and log line quote the offending line as it came, a gateway
+        key in it included; this names the fault and never the bytes."""
+        reason = _reason(exc) if exc is not None else (message or "")
+        self.logger.warning("a request from %s could not be served (%d): %s", request.remote, status, reason)
+        if request.writer.output_size > 0:  # the answer has begun: all that is left is to cut
+            raise ConnectionError("the answer has begun; the connection is cut")
+        try:
+            dialect = guess(request.path)
+        except Exception:  # a request line too broken to have a path
+            dialect = guess("")
+        text = f"the gateway could not read this request: {reason}" if status < 500 else "the gateway failed"
+        resp = web.Response(status=status, body=dialect.error_body(status, text), content_type="application/json")
+        resp.force_close()
+        return resp
+
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
         if self._messages:  # a whole head arrived (start() takes it on the next loop turn)
@@ -90,6 +112,15 @@ class Handler(RequestHandler):
             self.head_since = 0.0
         elif not self.head_since:
             self.head_since = self._loop.time()
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of aiohttp's message, which names the fault ("Invalid header value
+    char"), without the quoted bytes that follow it."""
+    text = str(getattr(exc, "message", "") or type(exc).__name__)
+    first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+    first = first.split(" b'", 1)[0].split(' b"', 1)[0].rstrip(":")
+    return visible(first[:120])
 
 
 class Watch:

@@ -23,7 +23,7 @@ from aiohttp import web
 from aiogw import body as request_body
 from aiogw import encoding, exchange, preflight, routing, untrusted
 from aiogw.audit.writer import AuditWriter
-from aiogw.config import Config
+from aiogw.config import NEVER_FORWARDED, Config
 from aiogw.dialects import OTHER, Dialect, guess
 from aiogw.errors import (
     BadRequest,
@@ -139,9 +139,10 @@ class Proxy:
                 # aiohttp kept the bytes as surrogates: forwarded, they would be mangled.
                 raise BadRequest(f"the {bad!r} header is not valid UTF-8; send header values as UTF-8 text")
             if endpoint is OTHER and not upstream.allows(request.method, plain):
+                said = f"the gateway does not forward {request.method} {untrusted.text(plain, 200)} on route {route!r}"
                 raise EndpointNotAllowed(
-                    f"the gateway does not forward {request.method} {untrusted.text(plain, 200)} on route "
-                    f"{route!r}; the operator can allow it with the route's `allow` list"
+                    f"{said}: {request.method} is never forwarded" if request.method in NEVER_FORWARDED
+                    else f"{said}; the operator can allow it with the route's `allow` list"
                 )
             if self.audit is not None and self.audit.saturated:
                 raise Unavailable("the gateway's audit log is catching up; retry in a moment", retry_after=1)

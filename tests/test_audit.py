@@ -197,6 +197,13 @@ def test_conversation_is_stored_once_and_linked(gw):
     )
     a, b = gw.audited(since, 2)
     assert a["conversation"] == b["conversation"] and a["conversation"].startswith("p-")
+    # The same opening on another route (another provider, in a real deployment) is
+    # another conversation: a new user's trial saw two of its sessions merged.
+    since = mark()
+    other_route = anthropic.Anthropic(api_key=gw.key, base_url=gw.url("anthropic-gzip"), max_retries=0)
+    other_route.messages.create(model="m", max_tokens=8, messages=first)
+    (other,) = gw.audited(since, 1)
+    assert other["conversation"].startswith("p-") and other["conversation"] != a["conversation"]
 
 
 def test_probe_and_refused_paths_are_recorded_with_method_and_path(gw):

@@ -335,6 +335,13 @@ def test_check_config_strict_fails_on_each_unset_provider_key(tmp_path):
     empty.write_text("sk-from-a-file\n")
     ok = aiogw("check-config", str(path), "--strict", env={**env, "AIOGW_TEST_UNSET_KEY": "sk-set"})
     assert ok.returncode == 0 and ok.stderr == "" and "ok, 3 routes" in ok.stdout
+    # As the other commands take it (a new user's first try): --config, or AIOGW_CONFIG.
+    named = aiogw("check-config", "--config", str(path), "--strict", env={**env, "AIOGW_TEST_UNSET_KEY": "sk-set"})
+    assert named.returncode == 0 and "ok, 3 routes" in named.stdout
+    by_env = aiogw("check-config", "--strict", env={**env, "AIOGW_CONFIG": str(path)})
+    assert by_env.returncode == 1 and "1 of 3 routes has no provider key" in by_env.stderr
+    none = aiogw("check-config", env=env)
+    assert none.returncode == 2 and "check-config needs a file" in none.stderr and "Traceback" not in none.stderr
 
 
 def test_aiogw_config_names_the_file_when_config_is_not_given(tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import logging
 import resource
 import socket
 import sqlite3
@@ -500,3 +501,31 @@ def test_an_expect_continue_without_a_key_gets_its_401_before_any_body(edge):
         s.sendall(head)  # and no body: the answer comes without a 100 Continue
         got = s.recv(65536)
     assert got.startswith(b"HTTP/1.1 401 "), got
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"POST /llm-gateway/anthropic/v1/messages HTTP/1.1\r\nHost: x\r\nx-api-key: {key}\x01\r\nContent-Length: 2"
+        b"\r\n\r\n{{}}",
+        b"GET /llm-gateway/openai/v1/models HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\x7f\r\n\r\n",
+        b"GET /llm-gateway/google/v1beta/models?key={key}\xff HTTP/1.1\r\nHost: x\r\n\r\n",
+    ],
+)
+def test_a_request_aiohttp_cannot_parse_never_echoes_or_logs_the_key(edge, raw, caplog):
+    """Found by a new user's trial: aiohttp's 400 for an unparseable request quoted the
+    offending line (the gateway key in it) in its plain-text answer and its error log."""
+    caplog.set_level(logging.DEBUG, logger="aiohttp.server")
+    got = edge.raw(raw.replace(b"{key}", edge.key.encode()).replace(b"{{}}", b"{}"))
+    head, _, body = got.partition(b"\r\n\r\n")
+    assert head.startswith((b"HTTP/1.0 400 ", b"HTTP/1.1 400 ")), got
+    assert edge.key.encode() not in got and b"application/json" in head
+    assert orjson.loads(body)["error"]  # the provider's envelope, which the SDK reads
+    assert wait(lambda: any("could not be served" in r.getMessage() for r in caplog.records), 5)
+    assert all(edge.key not in r.getMessage() and r.exc_info is None for r in caplog.records)
+
+
+def test_trace_is_refused_without_pointing_at_an_allow_list_that_refuses_it(edge):
+    r = httpx.request("TRACE", f"{edge.base}/anthropic/v1/messages", headers={"x-api-key": edge.key})
+    assert r.status_code == 403 and "TRACE is never forwarded" in r.json()["error"]["message"]
+    assert "allow" not in r.json()["error"]["message"]

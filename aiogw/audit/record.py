@@ -367,8 +367,9 @@ def _known_same(hint: tuple[list[Any], int] | None, old: list[Any], new: list[An
 def _opening(dialect: Any, ex: Exchange, refs: dict[str, Any]) -> str | None:
     """The conversation of a request without a session id: every turn resends the same
     opening (system prompt, then messages up to the first user message), so its hash
-    groups the turns of one conversation. The user is hashed with it: two users' agents
-    that open alike (one system prompt, one task) hold two conversations, not one."""
+    groups the turns of one conversation. The user and the route are hashed with it: two
+    users' agents, or one user's on two providers, that open alike (one system prompt,
+    one task) hold two conversations, not one."""
     opening = refs.get("opening")
     system = refs.get("system")
     if opening is None and ex.json is not None and dialect is not None:
@@ -379,7 +380,8 @@ def _opening(dialect: Any, ex: Exchange, refs: dict[str, Any]) -> str | None:
     if not opening:
         return None
     user = (ex.user or "").encode("utf-8", "surrogatepass")  # a user named by a client's header
-    return "p-" + digest(user + b"\0" + (system or b"") + b"".join(opening)).hex()
+    route = ex.route.encode("utf-8", "surrogatepass")
+    return "p-" + digest(user + b"\0" + route + b"\0" + (system or b"") + b"".join(opening)).hex()
 
 
 def _opening_refs(dialect: Any, ex: Exchange) -> tuple[bytes | None, list[bytes]]:
