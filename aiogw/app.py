@@ -412,6 +412,8 @@ async def serve(config: Config) -> None:
         for site in list(runner.sites):
             await site.stop()  # no new connections; kept-alive ones get a 503 'draining'
         if not await _drained(proxy, drain, signals):
+            if not signals.empty():
+                proxy.cut_by = "cut by a second signal"
             log.warning("aiogw stopping: cutting %d open exchanges", proxy.inflight)
             # Cut now, not after aiohttp's own shutdown wait (it waits, cancels, waits
             # again: seconds past the drain period): each handler is cancelled, records

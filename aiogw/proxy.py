@@ -60,7 +60,7 @@ _UPSTREAM_BROKE = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, as
 
 class Proxy:
     __slots__ = (
-        "accountant", "answers", "audit", "body_timeout", "budget", "checks", "draining", "inflight", "keys",
+        "accountant", "answers", "audit", "body_timeout", "budget", "checks", "cut_by", "draining", "inflight", "keys",
         "max_body", "mount", "sinks", "streams", "unrecorded", "upstreams", "users",
     )
 
@@ -93,6 +93,7 @@ class Proxy:
         self.inflight = 0  # exchanges being handled, for the drain and metrics
         self.streams = 0  # of which relaying a stream
         self.draining = False  # SIGTERM: what is cut after the grace period says so
+        self.cut_by = "drain period over"  # or a second signal: what the cut exchanges' records say
 
     def configure(
         self, users: frozenset[str], upstreams: dict[str, Upstream], checks: Sequence[Check], answers: AnswerGuard | None
@@ -188,7 +189,7 @@ class Proxy:
             return _error_response(dialect or guess(request.path), err)
         except asyncio.CancelledError:
             if self.draining:  # cut at the end of the drain's grace period
-                ex.outcome, ex.reason = exchange.SHUTDOWN, "gateway stopping: drain period over"
+                ex.outcome, ex.reason = exchange.SHUTDOWN, f"gateway stopping: {self.cut_by}"
             else:
                 ex.outcome = exchange.CLIENT_ABORTED
                 # The connection sweep let go of a client that stopped reading: say so.

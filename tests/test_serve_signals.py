@@ -49,5 +49,5 @@ def test_a_second_signal_cuts_the_drain_short(served, second):
     stream.join(30)
     assert stream.final is None and "message_stop" not in stream.events
     (row,) = s.audit("SELECT outcome, reason FROM exchanges")
-    assert row == {"outcome": "shutdown", "reason": "gateway stopping: drain period over"}
+    assert row == {"outcome": "shutdown", "reason": "gateway stopping: cut by a second signal"}
     assert "cutting 1 open exchanges" in s.stderr() and "Traceback" not in s.stderr()
