@@ -98,6 +98,7 @@ def build_app(config: Config, sinks: Iterable[Sink] = ()) -> web.Application:
     app[STORE] = store
     app[RUNTIME] = runtime
     app[WATCH] = watch
+    watch.on_unparsed = proxy.unparsed
 
     async def readyz(request: web.Request) -> web.Response:
         return health.readyz(config.state_path, store, proxy)

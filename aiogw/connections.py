@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -87,10 +88,13 @@ class Handler(RequestHandler):
         the envelope of the provider its path looks like, with a one-line reason.
         aiohttp's own answer and log line quote the offending line as it came, a gateway
         key in it included; this names the fault and never the bytes."""
-        reason = _reason(exc) if exc is not None else (message or "")
+        reason = _reason(exc) if exc is not None else visible(message or "")[:120]
         self.logger.warning("a request from %s could not be served (%d): %s", request.remote, status, reason)
         if request.writer.output_size > 0:  # the answer has begun: all that is left is to cut
             raise ConnectionError("the answer has begun; the connection is cut")
+        if status < 500 and self.watch.on_unparsed is not None:
+            # Refused before any handler (a handler's own fault records itself).
+            self.watch.on_unparsed(request, status, reason)
         try:
             dialect = guess(request.path)
         except Exception:  # a request line too broken to have a path
@@ -133,6 +137,8 @@ class Watch:
         self.by_address: Counter[str | None] = Counter()
         self.refused = 0  # connections closed for the per-address cap
         self.timed_out = Counter[str]()  # connections let go, by reason
+        # Records a request aiohttp answered itself (it could not parse it): Proxy.unparsed.
+        self.on_unparsed: Callable[[Any, int, str], None] | None = None
         self._task: asyncio.Task[None] | None = None
 
     def admit(self, handler: Handler) -> bool:

@@ -202,6 +202,21 @@ class Proxy:
                 upstream.inflight -= 1
             self._finish(ex)
 
+    def unparsed(self, request: web.BaseRequest, status: int, reason: str) -> None:
+        """Record a request aiohttp refused before any handler (it could not parse it):
+        every answered request has its record, within the budget of requests with no
+        known key (these have none)."""
+        ex = Exchange(untrusted.text(request.method, 32) or "?")
+        ex.client = request.remote
+        try:
+            ex.path = untrusted.text(request.raw_path.partition("?")[0], 512) or ""
+            ex.user_agent = untrusted.text(request.headers.get("User-Agent"), untrusted.USER_AGENT)
+        except Exception:  # a request line too broken to have a path
+            ex.path = "?"
+        ex.status, ex.outcome, ex.reason = status, exchange.REFUSED, f"unparsable: {reason}"
+        ex.finish()
+        self._finish(ex)
+
     def _finish(self, ex: Exchange) -> None:
         accountant = self.accountant
         if ex.user is None and self.budget is not None and not self.budget.take(ex.client, ex.t_end or 0.0):

@@ -516,6 +516,8 @@ def test_a_request_aiohttp_cannot_parse_never_echoes_or_logs_the_key(edge, raw, 
     """Found by a new user's trial: aiohttp's 400 for an unparseable request quoted the
     offending line (the gateway key in it) in its plain-text answer and its error log."""
     caplog.set_level(logging.DEBUG, logger="aiohttp.server")
+    unrecorded = edge.proxy.unrecorded
+    known = {r["id"] for r in edge.audit("SELECT id FROM exchanges WHERE reason LIKE 'unparsable:%'")}
     got = edge.raw(raw.replace(b"{key}", edge.key.encode()).replace(b"{{}}", b"{}"))
     head, _, body = got.partition(b"\r\n\r\n")
     assert head.startswith((b"HTTP/1.0 400 ", b"HTTP/1.1 400 ")), got
@@ -523,6 +525,14 @@ def test_a_request_aiohttp_cannot_parse_never_echoes_or_logs_the_key(edge, raw, 
     assert orjson.loads(body)["error"]  # the provider's envelope, which the SDK reads
     assert wait(lambda: any("could not be served" in r.getMessage() for r in caplog.records), 5)
     assert all(edge.key not in r.getMessage() and r.exc_info is None for r in caplog.records)
+    # Answered, so recorded (it has no known key: within that budget, else counted).
+    def accounted():
+        rows = edge.audit("SELECT * FROM exchanges WHERE reason LIKE 'unparsable:%'")
+        return [r for r in rows if r["id"] not in known] or edge.proxy.unrecorded > unrecorded
+    found = wait(accounted, 5)
+    assert found
+    if isinstance(found, list):
+        assert found[0]["status"] == 400 and edge.key not in orjson.dumps(found[0]).decode()
 
 
 def test_trace_is_refused_without_pointing_at_an_allow_list_that_refuses_it(edge):
