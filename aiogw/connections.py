@@ -8,17 +8,19 @@ and the answer's buffers for as long as it likes. Here:
 - a connection over `max_connections_per_address` from one address is closed at once;
 - a request head still incomplete `header_timeout` seconds after its first byte gets
   a 408 and the connection is closed;
+- a request body still incomplete `body_timeout` seconds after its head fails with a
+  TimeoutError, which the reader (`aiogw.body`) answers with a 408;
 - a connection whose unsent output has not moved for `write_timeout` seconds (the
   client reads nothing, its socket buffers are full) is aborted: the handler is
   cancelled, which closes the upstream request, and the exchange is audited with why.
 
-- a request body still incomplete `body_timeout` seconds after its head fails with a
-  TimeoutError, which the reader (`aiogw.body`) answers with a 408.
-
 One sweep a second walks the open connections: a few microseconds each, nothing on the
 request path (a timer per request cost 8 µs).
-This leans on two attributes of aiohttp's RequestHandler (`_request_in_progress`,
-`_messages`); aiohttp is pinned, and tests/test_connections.py fails if they change.
+
+The handler also answers what aiohttp could not parse (`handle_error`): in a provider's
+envelope, recorded, never quoting the request's bytes. This leans on three attributes of
+aiohttp's RequestHandler (`_request_in_progress`, `_messages`, `_loop`); aiohttp is
+pinned, and tests/test_edge_hostile.py fails if they change.
 """
 
 from __future__ import annotations
@@ -111,8 +113,8 @@ class Handler(RequestHandler):
             self.body_since = 0.0 if body.is_eof() else self._loop.time()
             self.head_since = 0.0
         elif self._request_in_progress or (self.body is not None and not self.body.is_eof()):
-            # A body under way, or one aiohttp reads to its end after an early answer
-            # (its "lingering", bounded by aiohttp): bounded where it is read, not here.
+            # A body under way (the sweep's body clock bounds it), or one aiohttp reads to
+            # its end after an early answer (its "lingering", bounded by aiohttp).
             self.head_since = 0.0
         elif not self.head_since:
             self.head_since = self._loop.time()
