@@ -58,8 +58,8 @@ def decoded(path: str) -> str:
 
 def allow_list(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
     """One regex for "METHOD /path" patterns (fnmatch: `*` matches anything, `/`
-    included; METHOD `*` is any method but TRACE and CONNECT, which config refuses and
-    `split` callers never allow); None for no patterns."""
+    included; METHOD `*` is any method but TRACE and CONNECT, which are never
+    forwarded); None for no patterns."""
     if not patterns:
         return None
     parts = []
