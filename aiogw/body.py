@@ -15,6 +15,7 @@ import zlib
 from aiohttp import HttpVersion11, web
 
 from aiogw.errors import BadRequest, RequestTimeout, TooLarge
+from aiogw.untrusted import text
 
 # Output per decompress call: the loop is held for about one slice's work (~0.1 ms at
 # zlib's speed), and at most this much is produced past `max_body` before refusing.
@@ -36,7 +37,8 @@ async def read(request: web.Request, max_body: int, seconds: float) -> bytes | N
     coding = request.headers.get("Content-Encoding", "").strip().lower()
     if coding not in _IDENTITY and coding not in _WBITS and coding != "deflate":
         raise BadRequest(
-            f"the request body's Content-Encoding {coding!r} is not supported: send it uncompressed, gzip or deflate"
+            f"the request body's Content-Encoding {text(coding, 40)!r} is not supported: send it uncompressed, "
+            "gzip or deflate"
         )
     await _continue(request)
     try:
