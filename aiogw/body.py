@@ -14,13 +14,13 @@ import zlib
 
 from aiohttp import HttpVersion11, web
 
+from aiogw import encoding
 from aiogw.errors import BadRequest, RequestTimeout, TooLarge
 from aiogw.untrusted import text
 
 # Output per decompress call: the loop is held for about one slice's work (~0.1 ms at
 # zlib's speed), and at most this much is produced past `max_body` before refusing.
 _SLICE = 256 * 1024
-_WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS}
 _IDENTITY = ("", "identity")
 
 
@@ -35,7 +35,7 @@ async def read(request: web.Request, max_body: int, seconds: float) -> bytes | N
     if length is not None and length > max_body:
         raise TooLarge(f"the request body ({length} bytes) is over the gateway's limit of {max_body} bytes")
     coding = request.headers.get("Content-Encoding", "").strip().lower()
-    if coding not in _IDENTITY and coding not in _WBITS and coding != "deflate":
+    if coding not in _IDENTITY and coding not in encoding.CODINGS:
         raise BadRequest(
             f"the request body's Content-Encoding {text(coding, 40)!r} is not supported: send it uncompressed, "
             "gzip or deflate"
@@ -86,12 +86,7 @@ async def _raw(request: web.Request, limit: int) -> bytes:
 
 
 async def _inflate(data: bytes, coding: str, max_body: int) -> bytes:
-    if coding == "deflate":
-        # HTTP's deflate is zlib-wrapped, but raw deflate is common enough to accept.
-        wbits = zlib.MAX_WBITS if len(data) >= 2 and (data[0] << 8 | data[1]) % 31 == 0 else -zlib.MAX_WBITS
-    else:
-        wbits = _WBITS[coding]
-    inflater = zlib.decompressobj(wbits)
+    inflater = zlib.decompressobj(encoding.window_bits(coding, data[:2]))
     out: list[bytes] = []
     size = 0
     pending = data

@@ -122,3 +122,13 @@ def _salvage(decompressor: zlib._Decompress, piece: memoryview, room: int | None
 
 
 _DECODERS = {"gzip": _gunzip, "x-gzip": _gunzip, "deflate": _deflate}
+CODINGS = frozenset(_DECODERS)  # what `decode` undoes (identity aside)
+
+
+def window_bits(coding: str, head: bytes) -> int:
+    """zlib's `wbits` for one coding of CODINGS, for a body that starts with `head`:
+    deflate is zlib-wrapped or raw, told apart by its header as `decode` does. For a
+    reader that inflates piecewise itself (a request body, `aiogw.body`)."""
+    if coding != "deflate":
+        return _GZIP_WBITS
+    return _ZLIB_WBITS if _zlib_header(head) else _RAW_WBITS

@@ -157,10 +157,7 @@ class GatewayMetrics:
             Gauge("process_open_fds", "Open file descriptors.", lambda: len(os.listdir("/proc/self/fd"))),
             Gauge("process_start_time_seconds", "Start time, seconds since the epoch.", lambda: _STARTED),
         ]
-        for g in out:  # counters read from elsewhere are still counters to Prometheus
-            if g.name.endswith("_total"):
-                g.kind = "counter"
-        return out
+        return _totals_as_counters(out)
 
 
 class Observer:
@@ -199,10 +196,15 @@ def _connections(watch: Watch) -> list[Gauge]:
             lambda: logs.CLIENT_ERRORS.dropped,
         ),
     ]
-    for g in out:
+    return _totals_as_counters(out)
+
+
+def _totals_as_counters(gauges: list[Gauge]) -> list[Gauge]:
+    """Counters read from elsewhere are still counters to Prometheus."""
+    for g in gauges:
         if g.name.endswith("_total"):
             g.kind = "counter"
-    return out
+    return gauges
 
 
 def _rss() -> float:

@@ -40,10 +40,6 @@ def text(value: str, limit: int = TEXT_MAX) -> str:
     return untrusted.text(value, limit)
 
 
-def _encodes(value: str) -> bool:
-    return untrusted.is_utf8(value)
-
-
 def row(values: tuple, columns: tuple[str, ...]) -> tuple[tuple, list[str]]:
     """(the row with every value storable, what was changed and why). The row itself
     when nothing was: the common case costs a type check and a comparison a value, in
@@ -78,10 +74,10 @@ def _value(value: Any, name: str, notes: list[str]) -> Any:
     kind = type(value)
     if kind is str:
         limit = _TEXT_MAX_OF.get(name, TEXT_MAX)
-        if len(value) <= limit and (value.isascii() or _encodes(value)):
+        if len(value) <= limit and (value.isascii() or untrusted.is_utf8(value)):
             return value
         fixed = text(value, limit)
-        if not _encodes(value):
+        if not untrusted.is_utf8(value):
             notes.append(f"{name} held bytes that are not UTF-8 (shown escaped)")
         if len(value) > limit:
             notes.append(f"{name} cut to {limit} characters")
