@@ -134,12 +134,7 @@ class Gateway:
 
     def audit(self, sql: str, *args):
         """Rows from the gateway's audit tables (read-only, beside the running writer)."""
-        conn = sqlite3.connect(f"file:{self.state}?mode=ro", uri=True, timeout=10)
-        conn.row_factory = sqlite3.Row
-        try:
-            return [dict(r) for r in conn.execute(sql, args)]
-        finally:
-            conn.close()
+        return audit_rows(self.state, sql, *args)
 
     def audited(self, since_id: str, count: int = 1, timeout: float = 10.0) -> list[dict]:
         """Wait until `count` exchanges after `since_id` are committed; oldest first."""
@@ -156,13 +151,28 @@ class Gateway:
 
     def wait_for(self, predicate, timeout: float = 5.0):
         """Poll a condition set by the server thread; the test timeout bounds it too."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.01)
-        return predicate()
+        return poll(predicate, timeout)
+
+
+def audit_rows(state: Path, sql: str, *args) -> list[dict]:
+    """Rows from a gateway's audit tables, read-only beside its running writer."""
+    conn = sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=10)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute(sql, args)]
+    finally:
+        conn.close()
+
+
+def poll(predicate, timeout: float = 5.0):
+    """The predicate's first true value within `timeout` seconds, else its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.01)
+    return predicate()
 
 
 GATEWAY_TOML = """
@@ -178,22 +188,7 @@ flush_interval = 0.02
 connect_timeout = 5
 first_byte_timeout = 30
 idle_timeout = 30
-[[routes]]
-name = "anthropic"
-dialect = "anthropic"
-upstream = "{fake}"
-credential = {{ env = "FAKE_ANTHROPIC" }}
-[[routes]]
-name = "openai"
-dialect = "openai"
-upstream = "{fake}"
-credential = {{ env = "FAKE_OPENAI" }}
-[[routes]]
-name = "google"
-dialect = "gemini"
-upstream = "{fake}"
-credential = {{ env = "FAKE_GEMINI" }}
-[[routes]]
+""" + FAKE_ROUTES + """[[routes]]
 name = "anthropic-own-key"
 dialect = "anthropic"
 upstream = "{fake}"

@@ -14,9 +14,7 @@ import gzip
 import logging
 import resource
 import socket
-import sqlite3
 import textwrap
-import time
 from pathlib import Path
 
 import anthropic
@@ -28,7 +26,7 @@ from aiohttp import web
 from aiogw import config, keys
 from aiogw.app import RUNTIME, WATCH, start
 from aiogw.fake_upstream import FakeConfig, FakeUpstream
-from tests.conftest import FAKE_ROUTES, PROVIDER_KEYS, LoopThread
+from tests.conftest import FAKE_ROUTES, PROVIDER_KEYS, LoopThread, audit_rows, poll
 
 TOML = """
 [server]
@@ -92,7 +90,7 @@ class Own:
         out = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await out.prepare(request)
         await out.write(b'data: {"first": true}\n\n')
-        await out.write(b"data: " + orjson.dumps(dict(request.headers)) + b"\n\n")
+        await out.write(b"data: " + orjson.dumps({str(k): v for k, v in request.headers.items()}) + b"\n\n")
         await out.write_eof()
         return out
 
@@ -134,12 +132,7 @@ class Edge:
         self.servers.run(self.own.runner.cleanup())
 
     def audit(self, sql: str, *args) -> list[dict]:
-        conn = sqlite3.connect(f"file:{self.state}?mode=ro", uri=True, timeout=10)
-        conn.row_factory = sqlite3.Row
-        try:
-            return [dict(r) for r in conn.execute(sql, args)]
-        finally:
-            conn.close()
+        return audit_rows(self.state, sql, *args)
 
     def record(self, where: str, *args, timeout: float = 10) -> dict:
         """The newest audit record matching `where`, once committed."""
@@ -170,12 +163,7 @@ def _read_all(s: socket.socket) -> bytes:
 
 
 def wait(predicate, timeout: float = 10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.02)
-    return predicate()
+    return poll(predicate, timeout)
 
 
 @pytest.fixture(scope="module")
@@ -339,6 +327,22 @@ def test_a_gzip_body_is_decoded_for_the_guards(edge):
     assert r.status_code == 403 and r.json()["error"]["type"] == "permission_error"
 
 
+@pytest.mark.parametrize(
+    ("coding", "data", "said"),
+    [
+        ("gzip", gzip.compress(b'{"model": "m", "messages": []}')[:-12], "not complete gzip data"),  # cut short
+        ("gzip", b"not gzip at all", "not valid gzip data"),
+        ("deflate", b"\x78\x9c garbage", "not valid deflate data"),
+    ],
+)
+def test_a_body_that_does_not_decode_is_a_clear_400(edge, coding, data, said):
+    edge.fake.clear()
+    r = httpx.post(f"{edge.base}/anthropic/v1/messages", content=data,
+                   headers={"x-api-key": edge.key, "content-encoding": coding, "content-type": "application/json"})
+    assert r.status_code == 400 and said in r.json()["error"]["message"], r.text
+    assert edge.fake.received == []
+
+
 def test_an_unknown_request_coding_is_a_clear_400(edge):
     r = httpx.post(f"{edge.base}/anthropic/v1/messages", content=b"\x00\x01",
                    headers={"x-api-key": edge.key, "content-encoding": "br", "content-type": "application/json"})
@@ -399,14 +403,17 @@ def test_a_response_carrying_the_provider_key_is_withheld(edge):
     r = httpx.post(f"{edge.base}/echo/echo", headers={"authorization": f"Bearer {edge.key}"})
     assert r.status_code == 502 and PROVIDER_KEYS["FAKE_OPENAI"] not in r.text
     assert "withheld" in r.json()["error"]["message"]
+    got: list[bytes] = []  # every byte that came before the cut: a key relayed, then cut, must count
     with httpx.stream("POST", f"{edge.base}/echo/echo-stream", headers={"authorization": f"Bearer {edge.key}"}) as s:
-        try:
-            got = b"".join(s.iter_raw())
-        except httpx.RemoteProtocolError:
-            got = b"cut"
-    assert PROVIDER_KEYS["FAKE_OPENAI"].encode() not in got
-    row = edge.record("route = 'echo' AND reason = 'upstream:credential_echo' AND stream = 0")
+        with pytest.raises(httpx.RemoteProtocolError):  # cut short, as a broken upstream is
+            for piece in s.iter_raw():
+                got.append(piece)
+    assert PROVIDER_KEYS["FAKE_OPENAI"].encode() not in b"".join(got)
+    row = edge.record("route = 'echo' AND reason = 'upstream:credential_echo' AND outcome = 'upstream_error'")
     assert row["status"] == 502
+    # The relayed one: its head had gone out (200), the rest was withheld and the stream cut.
+    streamed = edge.record("route = 'echo' AND reason = 'upstream:credential_echo' AND outcome = 'upstream_aborted'")
+    assert streamed["status"] == 200
 
 
 # --- 10: requests without a key are recorded within a budget, the rest counted ---------------
