@@ -156,7 +156,7 @@ class Proxy:
                 preflight.run(self.checks, ex)
             return await self._forward(request, upstream, ex, answers, key)
         except GatewayError as err:
-            ex.path = ex.path or untrusted.text(request.raw_path.partition("?")[0], 512)  # a refused path, as it came
+            ex.path = ex.path or _path_as_sent(request)  # a refused path, as it came
             ex.status = err.status
             # The upstream failed, or the gateway turned the request away (itself a 5xx
             # when it cannot take it: drain, audit back-pressure, no credential).
@@ -209,7 +209,7 @@ class Proxy:
         ex = Exchange(untrusted.text(request.method, 32) or "?")
         ex.client = request.remote
         try:
-            ex.path = untrusted.text(request.raw_path.partition("?")[0], 512) or ""
+            ex.path = _path_as_sent(request)
             ex.user_agent = untrusted.text(request.headers.get("User-Agent"), untrusted.USER_AGENT)
         except Exception:  # a request line too broken to have a path
             ex.path = "?"
@@ -394,6 +394,11 @@ def _scan_answer(answers: AnswerGuard, ex: Exchange, data: bytes, action: str) -
         ex.findings = (ex.findings or []) + found
         if action == "block":
             raise Blocked(block_message(found[0]))
+
+
+def _path_as_sent(request: web.BaseRequest) -> str:
+    """The request's path as the client sent it, for the record of a refusal: bounded."""
+    return untrusted.text(request.raw_path.partition("?")[0], untrusted.PATH) or ""
 
 
 def _is_streamed(resp: aiohttp.ClientResponse) -> bool:

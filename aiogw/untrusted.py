@@ -21,7 +21,7 @@ from collections.abc import Iterable
 USER_AGENT = 512
 SESSION = 256
 MODEL = 256
-PATH = 1024
+PATH = 512
 
 
 def text(value: str | None, limit: int) -> str | None:
