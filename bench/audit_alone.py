@@ -59,18 +59,7 @@ def measure(config: str, rounds: int, duration: float, pairs: int) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.audit_alone", description=__doc__.split("\n\n")[0])
-    p.add_argument("--rounds", type=int, default=8)
-    p.add_argument("--duration", type=float, default=2.0)
-    p.add_argument("--pairs", type=int, default=2, help="processes a side, taken in turn")
-    p.add_argument("--configs", default="default,bare", help=f"comma-separated, of {', '.join(CONFIGS)}")
-    p.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md as it is")
-    args = p.parse_args(argv)
-    configs = [c for c in args.configs.split(",") if c]
-    unknown = [c for c in configs if c not in CONFIGS]
-    if not configs or unknown:
-        p.error(f"unknown config {unknown[0]!r}" if unknown else f"--configs names none of {', '.join(CONFIGS)}")
-    if args.rounds < 1 or args.pairs < 1 or not args.duration > 0:
-        p.error("--rounds and --pairs must be at least 1, --duration above 0 seconds")
+    args, configs = onoff.parse_args(p, argv, CONFIGS, rounds=8, default_configs="default,bare")
     command = "python -m bench.audit_alone" + "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
     text = [
         f"## The audit alone (`{command}`)",

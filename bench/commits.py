@@ -55,17 +55,7 @@ def measure(before: Path, config: str, rounds: int, duration: float, pairs: int)
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.commits", description=__doc__.split("\n\n")[0])
     p.add_argument("--before", required=True, help="the commit to compare against (a hash, a tag, HEAD~3)")
-    p.add_argument("--rounds", type=int, default=6)
-    p.add_argument("--duration", type=float, default=2.0)
-    p.add_argument("--pairs", type=int, default=2, help="processes a side, taken in turn")
-    p.add_argument("--configs", default="shipped,bare", help=f"comma-separated, of {', '.join(CONFIGS)}")
-    p.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md as it is")
-    args = p.parse_args(argv)
-    configs = [c for c in args.configs.split(",") if c]
-    if not configs or any(c not in CONFIGS for c in configs):
-        p.error(f"--configs takes {', '.join(CONFIGS)}")
-    if args.rounds < 1 or args.pairs < 1 or not args.duration > 0:
-        p.error("--rounds and --pairs must be at least 1, --duration above 0 seconds")
+    args, configs = onoff.parse_args(p, argv, CONFIGS, rounds=6, default_configs="shipped,bare")
     rev = subprocess.run(["git", "rev-parse", "--short", args.before], cwd=ROOT, capture_output=True, text=True,
                          check=False)
     if rev.returncode != 0:

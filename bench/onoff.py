@@ -12,6 +12,7 @@ Round i pairs them so that every pairing comes up (`pairing`).
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import subprocess
 from collections.abc import Callable, Sequence
@@ -127,3 +128,23 @@ def compare(tmp: Path, off: Target | Sequence[Target], on: Target | Sequence[Tar
                      f"({', '.join(f'{r:.2f}' for r in ratios)}) | {off_cpu:,.0f} → {on_cpu:,.0f}{detail} "
                      f"| {off_cpu / on_cpu:.0%} | {busy[0]} / {busy[1]} |")
     return lines
+
+
+def parse_args(p: argparse.ArgumentParser, argv: list[str] | None, configs: dict[str, object], rounds: int,
+               default_configs: str) -> tuple[argparse.Namespace, list[str]]:
+    """The arguments every on/off comparison takes (rounds, duration, processes a side,
+    which configs, no-write) added to `p` and read, refused with exit 2 when they could
+    measure nothing; the configs named, in order."""
+    p.add_argument("--rounds", type=int, default=rounds)
+    p.add_argument("--duration", type=float, default=2.0)
+    p.add_argument("--pairs", type=int, default=2, help="processes a side, taken in turn")
+    p.add_argument("--configs", default=default_configs, help=f"comma-separated, of {', '.join(configs)}")
+    p.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md as it is")
+    args = p.parse_args(argv)
+    named = [c for c in args.configs.split(",") if c]
+    unknown = [c for c in named if c not in configs]
+    if not named or unknown:
+        p.error(f"unknown config {unknown[0]!r}" if unknown else f"--configs names none of {', '.join(configs)}")
+    if args.rounds < 1 or args.pairs < 1 or not args.duration > 0:
+        p.error("--rounds and --pairs must be at least 1, --duration above 0 seconds")
+    return args, named
