@@ -72,3 +72,18 @@ def test_guess():
     assert guess("/llm-gateway/x/v1/messages") is ANTHROPIC
     assert guess("/llm-gateway/x/v1beta/models/g:generateContent") is GEMINI
     assert guess("/llm-gateway/x/v1/chat/completions") is OPENAI
+
+
+@pytest.mark.parametrize(
+    ("dialect", "endpoint", "asks"),
+    [
+        (OPENAI, "chat", True),
+        (OPENAI, "responses", False),
+        (OPENAI, "embeddings", False),
+        (ANTHROPIC, "messages", False),
+        (GEMINI, "stream_generate", False),
+    ],
+)
+def test_asks_stream_usage(dialect, endpoint, asks):
+    """Only an OpenAI chat stream reports usage just when the request asks for it."""
+    assert dialect.asks_stream_usage(endpoint) is asks

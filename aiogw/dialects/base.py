@@ -138,6 +138,12 @@ class Dialect:
         """The gateway's own error in the provider's envelope; `retry_after` for a 429."""
         raise NotImplementedError
 
+    def asks_stream_usage(self, endpoint: str) -> bool:
+        """Whether a stream of `endpoint` reports usage only when the client asked for
+        it in the request (OpenAI chat's `stream_options.include_usage`); False where
+        every stream reports it unasked."""
+        return False
+
     def request_id(self, headers: Mapping[str, str]) -> str | None:
         """The provider's id for the request, from a case-insensitive header mapping."""
         for name in self.request_id_headers:

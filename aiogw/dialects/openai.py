@@ -48,6 +48,10 @@ class OpenAI(Dialect):
         kind, code = _TYPES.get(status, ("server_error", None) if status >= 500 else ("invalid_request_error", None))
         return dumps({"error": {"message": message, "type": kind, "param": None, "code": code}})
 
+    def asks_stream_usage(self, endpoint: str) -> bool:
+        # A chat stream carries usage only in a last chunk the request asked for.
+        return endpoint == "chat"
+
     def json_answer(self, endpoint: str, data: dict[str, Any]) -> Answer:
         if is_error_envelope(data):
             return Answer(complete=True, error=data)
