@@ -3,7 +3,7 @@ import textwrap
 import pytest
 
 from aiogw import config
-from aiogw.config import ConfigError
+from aiogw.config_reader import ConfigError
 
 
 def write(tmp_path, text):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from aiogw import config
+from aiogw import config_guards
 from aiogw.guards import catalog
 from aiogw.guards.catalog import CATEGORIES, PLACES, CatalogError, Pattern
 from aiogw.guards.engine import Engine
@@ -71,9 +71,9 @@ def test_catalog_shape():
 
 
 def test_constants_agree_with_config():
-    assert catalog.ACTIONS == config.GUARD_ACTIONS
-    assert CATEGORIES == config.GUARD_CATEGORIES
-    assert set(config.GUARD_PLACES) <= set(PLACES) and "response" in PLACES
+    assert catalog.ACTIONS == config_guards.GUARD_ACTIONS
+    assert CATEGORIES == config_guards.GUARD_CATEGORIES
+    assert set(config_guards.GUARD_PLACES) <= set(PLACES) and "response" in PLACES
 
 
 def test_load_is_read_once():

@@ -22,7 +22,7 @@ from google.genai import errors as genai_errors
 from google.genai import types
 
 from aiogw.audit import ids, queries
-from aiogw.config import GuardActions
+from aiogw.config_guards import GuardActions
 from aiogw.dialects.answer_texts import answer_texts
 from aiogw.dialects.texts import same_prefix, texts
 from aiogw.dialects.walk import BINARY_MIN, binary
