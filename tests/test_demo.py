@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from aiogw.demo import ANSWER, EMAIL, NOTES, PHONE
+from aiogw.demo_session import ANSWER, EMAIL, NOTES, PHONE
 
 TIMEOUT_S = 120
 
