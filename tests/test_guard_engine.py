@@ -7,9 +7,11 @@ import gc
 
 import pytest
 
-from aiogw.guards import catalog, engine
+from aiogw.guards import catalog, databases
 from aiogw.guards.catalog import Pattern
-from aiogw.guards.engine import STREAM_TAIL, Engine, GuardsUnavailable
+from aiogw.guards.databases import GuardsUnavailable
+from aiogw.guards.engine import STREAM_TAIL, Engine
+from aiogw.guards.joining import SEPARATOR
 
 GITHUB = "ghu_zymMlopiWfqUyHRSIf8NFmAUNLnY5Y0fCMcF"
 CARD = "4802-7475-5553-4070"
@@ -35,6 +37,20 @@ def spans(text, matches, pid=None) -> list[str]:
     return [text[m.start : m.end] for m in matches if pid is None or m.pattern.id == pid]
 
 
+def spy_scans(eng: Engine, place: str, monkeypatch) -> list[bytes]:
+    """The bytes of every Hyperscan call made for `place` from now on."""
+    calls: list[bytes] = []
+    real = eng.databases[place]
+
+    class Spy:
+        def scan(self, data, **kw):
+            calls.append(bytes(data))
+            return real.scan(data, **kw)
+
+    monkeypatch.setitem(eng.databases, place, Spy())
+    return calls
+
+
 class CountingDB:
     """Stands in for a Hyperscan database and counts the scans made on it."""
 
@@ -55,8 +71,8 @@ def test_str_offsets_in_non_ascii_text(eng):
 
 
 def test_one_hyperscan_call_per_text(eng, monkeypatch):
-    counting = CountingDB(eng._block["tool_result"])
-    monkeypatch.setitem(eng._block, "tool_result", counting)
+    counting = CountingDB(eng.databases["tool_result"])
+    monkeypatch.setitem(eng.databases, "tool_result", counting)
     eng.scan("tool_result", "plain ASCII, nothing to see " * 1000)
     assert counting.calls == 1
     eng.scan("tool_result", "naïve café — résumé, nothing disguised " * 100)
@@ -181,10 +197,27 @@ def test_stream_tail_stays_bounded_and_offsets_stay_right(eng):
     for _ in range(60):
         assert scanner.feed(filler) == []
         fed += filler
-    assert len(scanner._tail) <= 2 * STREAM_TAIL + len(filler.encode())
     found = scanner.feed(" card " + CARD + " ok")
     fed += " card " + CARD + " ok"
     assert spans(fed, found) == [CARD]
+
+
+def test_stream_keeps_a_bounded_tail():
+    """A match that began before the text the scanner keeps is reported from where
+    that text starts: what it keeps is never more than twice STREAM_TAIL and the piece
+    just fed, however long the stream."""
+    p = Pattern(id="long", category="pii", subcategory="long", expression="BEGIN[^!]*END")
+    scanner = Engine([p]).stream()
+    filler = "é lorem ipsum dolor sit amet " * 200
+    fed = "BEGIN"
+    assert scanner.feed(fed) == []
+    for _ in range(60):
+        assert scanner.feed(filler) == []
+        fed += filler
+    [found] = scanner.feed(" END")
+    fed += " END"
+    assert found.end == len(fed) and found.start > 0
+    assert len(fed[found.start :].encode()) <= 2 * STREAM_TAIL + len(" END")
 
 
 def test_stream_dropped_without_close(eng):
@@ -204,7 +237,7 @@ def test_pattern_without_start_of_match_support():
     # Hyperscan refuses start-of-match tracking for this one ("Pattern is too large").
     p = Pattern(id="gappy", category="pii", subcategory="gappy", expression=r"(?:ab|a.{2,200}c)d")
     eng = Engine([p])
-    assert eng._no_som == {0}
+    assert eng.without_start_of_match == {"gappy"}
     text = "xx a 1 2 3 cd yy"
     assert spans(text, eng.scan("user", text)) == ["a 1 2 3 cd"]
     scanner = eng.stream()
@@ -220,7 +253,7 @@ def test_compile_errors_name_the_pattern():
 
 
 def test_missing_hyperscan(monkeypatch):
-    monkeypatch.setattr(engine, "hs", None)
+    monkeypatch.setattr(databases, "hs", None)
     with pytest.raises(GuardsUnavailable, match="hyperscan"):
         Engine(catalog.load())
 
@@ -260,30 +293,24 @@ def test_scan_many_finds_what_scanning_each_text_finds(eng):
 
 
 def test_scan_many_is_one_call_for_clean_ascii_texts(eng, monkeypatch):
-    calls = []
-    real = eng._block["user"]
-
-    class Spy:
-        def scan(self, data, **kw):
-            calls.append(data)
-            return real.scan(data, **kw)
-
-    monkeypatch.setitem(eng._block, "user", Spy())
+    calls = spy_scans(eng, "user", monkeypatch)
     eng.scan_many("user", ["def f(x):", "    return x", "fine", "x" * 5000])
     assert len(calls) == 1
 
 
-def test_anchored_user_pattern_turns_joining_off():
+def test_anchored_user_pattern_turns_joining_off(monkeypatch):
     """`foo$` matches at a text's end alone; joined, a separator follows it. Such a
     place scans text by text, and still finds it."""
     p = Pattern(id="tail", category="credential", subcategory="x", expression="acme_[a-z]{8}$", places=("user",))
     e = Engine([p])
-    assert not e._batchable["user"]
+    calls = spy_scans(e, "user", monkeypatch)
     assert ids(e.scan_many("user", ["acme_abcdefgh", "no", "acme_abcdefgh"])[2]) == ["tail"]
-    assert e._batchable["system"]  # no patterns there at all
+    assert calls == [b"acme_abcdefgh", b"no", b"acme_abcdefgh"]  # text by text, never joined
+    assert e.databases["system"] is None  # no patterns there at all: nothing to scan
+    assert e.scan_many("system", ["acme_abcdefgh", "x"]) == [[], []]
 
 
-def test_scan_many_with_anchors_the_separator_could_hide():
+def test_scan_many_with_anchors_the_separator_could_hide(monkeypatch):
     """A negated class with a range or a control escape may exclude the newline: such a
     `^`/`$` branch is not trusted, and the place scans text by text. A `$` a whitespace
     branch covers still matches before a final newline alone: those texts go alone."""
@@ -303,5 +330,13 @@ def test_scan_many_with_anchors_the_separator_could_hide():
     }
     for place, group in groups.items():
         assert [_as_tuples(f) for f in e.scan_many(place, group)] == [_as_tuples(e.scan(place, t)) for t in group]
-    assert not e._batchable["user"] and not e._batchable["system"]
-    assert e._batchable["tool_result"] and e._newline_alone["tool_result"]
+    calls = {place: spy_scans(e, place, monkeypatch) for place in groups}
+    for place, group in groups.items():
+        e.scan_many(place, group)
+    # The untrusted anchors: text by text. The `$` a whitespace branch covers: joined,
+    # but the texts ending in a newline alone.
+    assert calls["user"] == [t.encode() for t in groups["user"]]
+    assert calls["system"] == [t.encode() for t in groups["system"]]
+    assert SEPARATOR.join(["key_abcdef", "say key_abcdef now"]).encode() in calls["tool_result"]
+    assert {b"key_abcdef\n", b"key_abcdef\n\n"} <= set(calls["tool_result"])
+    assert not any(SEPARATOR.encode() in c and c.endswith(b"\n") for c in calls["tool_result"])

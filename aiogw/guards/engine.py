@@ -24,33 +24,27 @@ without it is re-matched over `rules.REMATCH_WINDOW` characters. Never a pass ov
 
 Without the hyperscan module, or if a database does not compile, the engine raises
 `GuardsUnavailable`, naming the pattern at fault; the gateway refuses to start with
-guards enabled.
+guards enabled. Compiling, and finding the pattern at fault, is `guards.databases`.
 """
 
 from __future__ import annotations
 
-import ctypes
 import re
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from aiogw.guards.catalog import PLACES, Pattern
+from aiogw.guards.databases import BLOCK, STREAM, GuardsUnavailable, compile_databases, python_regex, require_hyperscan
 from aiogw.guards.joining import SEPARATOR as _SEPARATOR
 from aiogw.guards.joining import boundary_safe as _boundary_safe
 from aiogw.guards.joining import dollar_edge as _dollar_edge
 from aiogw.guards.normalize import normalize, to_original
 from aiogw.guards.rules import Rule
 
-try:
-    import hyperscan as hs
-except ImportError as exc:  # pragma: no cover - exercised by monkeypatching in tests
-    hs = None
-    _IMPORT_ERROR: Exception | None = exc
-else:
-    _IMPORT_ERROR = None
+# Imported from here still by catalog.py (compile_problem): import it from guards.databases.
+from aiogw.guards.databases import compile_problem as compile_problem  # isort: skip
 
 # Validations tried per (pattern, start) before giving up on shorter ends: a pattern with
 # an open tail (a JWT's signature) reports an end at every character.
@@ -59,16 +53,10 @@ MAX_TRIES = 8
 # (a 4096-bit PEM key is ~3.3 KB), so every match's text is still at hand.
 STREAM_TAIL = 64 * 1024
 
-
 _CONTINUATION = bytes(range(0x80, 0xC0))
-_FAILED = object()
 
 if TYPE_CHECKING:
     from aiogw.guards.stream import StreamScanner
-
-
-class GuardsUnavailable(RuntimeError):
-    """Hyperscan is missing or a pattern cannot be compiled: guards cannot run."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,92 +80,12 @@ def _collect(pid: int, start: int, end: int, flags: int, hits: _Hits) -> None:
     hits.append((pid, start, end))
 
 
-def _flag_bits(p: Pattern, som: bool) -> int:
-    bits = hs.HS_FLAG_SOM_LEFTMOST if som else 0
-    for name in p.flags:
-        bits |= {
-            "caseless": hs.HS_FLAG_CASELESS,
-            "dotall": hs.HS_FLAG_DOTALL,
-            "multiline": hs.HS_FLAG_MULTILINE,
-            "utf8": hs.HS_FLAG_UTF8,
-            "ucp": hs.HS_FLAG_UCP,
-        }[name]
-    return bits
-
-
-def _release_freed() -> None:
-    """Give the OS back what the compiles freed. glibc keeps the memory a thread frees in
-    that thread's arena, resident; Hyperscan's compiler frees ~16 MB of working space in
-    the compile threads' arenas (the default catalog: RSS 68 -> 52 MB after start-up),
-    which the gateway would otherwise carry for its whole life. Not glibc: nothing."""
-    trim = getattr(_LIBC, "malloc_trim", None)
-    if trim is not None:
-        trim(0)
-
-
-try:
-    _LIBC: ctypes.CDLL | None = ctypes.CDLL(None)  # the running process's C library
-except OSError:  # pragma: no cover - a platform without dlopen(NULL)
-    _LIBC = None
-
-
-def _compile(patterns: Sequence[Pattern], ids: Sequence[int], soms: Sequence[bool], mode: int):
-    db = hs.Database(mode=mode)
-    db.compile(
-        expressions=[(p.prefilter or p.expression).encode() for p in patterns],
-        ids=list(ids),
-        elements=len(patterns),
-        flags=[_flag_bits(p, s) for p, s in zip(patterns, soms, strict=True)],
-    )
-    return db
-
-
-def compile_problem(p: Pattern) -> str | None:
-    """Why `p` cannot be compiled on its own, or None. A pattern with `max_length` must
-    compile without start-of-match (its prefilter too) and parse as a Python regex; any
-    other must compile, with start-of-match or failing that as a Python regex too."""
-    if hs is None:
-        return None
-    try:
-        if p.max_length is not None:
-            _compile([replace(p, prefilter=None)], [0], [False], hs.HS_MODE_BLOCK)
-            _compile([p], [0], [False], hs.HS_MODE_BLOCK)
-            _python_regex(p)
-            return None
-        try:
-            _compile([p], [0], [True], hs.HS_MODE_BLOCK)
-            return None
-        except hs.error:
-            _compile([p], [0], [False], hs.HS_MODE_BLOCK)
-            _python_regex(p)
-            return None
-    except hs.error as exc:
-        return str(exc)
-    except re.error as exc:
-        return f"Python's re, which confirms its matches, cannot parse it ({exc})"
-
-
-def _python_regex(p: Pattern) -> re.Pattern[str]:
-    """`p` anchored at the end, for finding the start of a match Hyperscan reported
-    without one. Hyperscan's \\x{…} code points are spelled the Python way."""
-    flags = 0 if "ucp" in p.flags else re.ASCII
-    flags |= re.IGNORECASE if "caseless" in p.flags else 0
-    flags |= re.DOTALL if "dotall" in p.flags else 0
-    flags |= re.MULTILINE if "multiline" in p.flags else 0
-    expression = re.sub(r"\\x\{([0-9A-Fa-f]{1,6})\}", lambda m: f"\\U{int(m.group(1), 16):08x}", p.expression)
-    return re.compile(f"(?:{expression})\\Z", flags)
-
-
 class Engine:
     """Compiled databases for a tuple of patterns; build once, scan many times. Not for
     concurrent use from several threads (one scratch space per database)."""
 
     def __init__(self, patterns: Sequence[Pattern], *, stream_places: Iterable[str] = ("response",)) -> None:
-        if hs is None:
-            raise GuardsUnavailable(
-                f"guards need the hyperscan module, which cannot be imported ({_IMPORT_ERROR}); "
-                f"install it (pip install hyperscan) or set guards.enabled = false"
-            )
+        require_hyperscan()
         self.patterns = tuple(patterns)
         self._rules = [Rule(p) for p in self.patterns]
         self._index = {id(p): i for i, p in enumerate(self.patterns)}
@@ -189,7 +97,7 @@ class Engine:
             elif p.max_length is not None:
                 self._no_som.add(i)
                 try:
-                    self._rules[i].rematch = _python_regex(p)
+                    self._rules[i].rematch = python_regex(p)
                 except re.error as exc:
                     raise GuardsUnavailable(
                         f"guard pattern {p.id!r}: Python's re, which confirms its matches, "
@@ -198,87 +106,42 @@ class Engine:
         self._block: dict[str, object | None] = {}
         self._stream: dict[str, object | None] = {}
         # One database per distinct pattern set: places with the same patterns share it.
-        jobs: dict[tuple[tuple[int, ...], int], object | None] = {}
+        jobs: dict[tuple[tuple[int, ...], str], object | None] = {}
         block_ids = {place: self._ids(place) for place in PLACES}
         stream_ids = {}
         for place in stream_places:
             if place not in PLACES:
                 raise ValueError(f"unknown place {place!r}; expected one of {', '.join(PLACES)}")
             stream_ids[place] = self._ids(place)
-        stream_mode = hs.HS_MODE_STREAM | hs.HS_MODE_SOM_HORIZON_LARGE
         for ids in block_ids.values():
-            jobs[(ids, hs.HS_MODE_BLOCK)] = None
+            jobs[(ids, BLOCK)] = None
         for ids in stream_ids.values():
-            jobs[(ids, stream_mode)] = None
-        self._compile_all(jobs)
-        self._block = {place: jobs[(ids, hs.HS_MODE_BLOCK)] for place, ids in block_ids.items()}
+            jobs[(ids, STREAM)] = None
+        compile_databases(self.patterns, self._rules, self._no_som, jobs)
+        self._block = {place: jobs[(ids, BLOCK)] for place, ids in block_ids.items()}
         self._batchable = {
             place: all(_boundary_safe(self.patterns[i]) for i in ids) for place, ids in block_ids.items()
         }
         self._newline_alone = {
             place: any(_dollar_edge(self.patterns[i]) for i in ids) for place, ids in block_ids.items()
         }
-        self._stream = {place: jobs[(ids, stream_mode)] for place, ids in stream_ids.items()}
+        self._stream = {place: jobs[(ids, STREAM)] for place, ids in stream_ids.items()}
 
     def _ids(self, place: str) -> tuple[int, ...]:
         return tuple(i for i, p in enumerate(self.patterns) if place in p.places)
 
-    def _compile_all(self, jobs: dict[tuple[tuple[int, ...], int], object | None]) -> None:
-        """Compile the databases side by side (Hyperscan releases the GIL while it
-        compiles); any that fails is rebuilt alone, finding the pattern at fault."""
+    @property
+    def databases(self) -> dict[str, object | None]:
+        """The block-mode database each place is scanned with (None where the place has
+        no patterns; places with the same patterns share one). `scan` makes one call on
+        it per text, `scan_many` one for many texts."""
+        return self._block
 
-        def attempt(key: tuple[tuple[int, ...], int]):
-            ids, mode = key
-            if not ids:
-                return None
-            try:
-                return _compile([self.patterns[i] for i in ids], ids, [i not in self._no_som for i in ids], mode)
-            except hs.error:
-                return _FAILED
-
-        keys = list(jobs)
-        with ThreadPoolExecutor(max_workers=min(4, len(keys)) or 1, thread_name_prefix="hs-compile") as pool:
-            results = list(pool.map(attempt, keys))
-        for key, db in zip(keys, results, strict=True):
-            jobs[key] = self._build(*key) if db is _FAILED else db
-        _release_freed()
-
-    def _build(self, ids: tuple[int, ...], mode: int):
-        patterns = [self.patterns[i] for i in ids]
-        try:
-            return _compile(patterns, ids, [i not in self._no_som for i in ids], mode)
-        except hs.error:
-            pass
-        # Find the culprits one by one: those that only compile without start-of-match
-        # get their starts from a bounded re-match; the others stop the engine.
-        for i, p in zip(ids, patterns, strict=True):
-            if i in self._no_som:
-                try:
-                    _compile([p], [i], [False], mode)
-                except hs.error as exc:
-                    raise GuardsUnavailable(f"guard pattern {p.id!r} does not compile: {exc}") from None
-                continue
-            try:
-                _compile([p], [i], [True], mode)
-                continue
-            except hs.error as exc:
-                som_error = str(exc)
-            try:
-                _compile([p], [i], [False], mode)
-            except hs.error as exc:
-                raise GuardsUnavailable(f"guard pattern {p.id!r} does not compile: {exc}") from None
-            try:
-                self._rules[i].rematch = _python_regex(p)
-            except re.error as exc:
-                raise GuardsUnavailable(
-                    f"guard pattern {p.id!r} needs start-of-match tracking, which Hyperscan "
-                    f"refuses ({som_error}), and Python's re cannot parse it ({exc})"
-                ) from None
-            self._no_som.add(i)
-        try:
-            return _compile(patterns, ids, [i not in self._no_som for i in ids], mode)
-        except hs.error as exc:
-            raise GuardsUnavailable(f"the guard patterns for a database do not compile together: {exc}") from None
+    @property
+    def without_start_of_match(self) -> frozenset[str]:
+        """The ids of the patterns compiled without start-of-match tracking: their starts
+        are found after the scan (see the module docstring)."""
+        return frozenset(self.patterns[i].id for i in self._no_som)
 
     def scan(self, place: str, text: str) -> list[Match]:
         """Every match in `text` for the patterns of `place`, in order of start."""
