@@ -7,7 +7,9 @@ import json
 
 import pytest
 
-from aiogw.guards import validators as v
+from aiogw.guards import credential_validators as cred
+from aiogw.guards import pii_validators as pii
+from aiogw.guards import validators
 
 
 def _b64(obj: dict) -> str:
@@ -27,7 +29,7 @@ def _b64(obj: dict) -> str:
     ],
 )
 def test_luhn_accepts_valid_cards(number):
-    assert v.luhn(number)
+    assert pii.luhn(number)
 
 
 @pytest.mark.parametrize(
@@ -44,17 +46,17 @@ def test_luhn_accepts_valid_cards(number):
     ],
 )
 def test_luhn_rejects(number):
-    assert not v.luhn(number)
+    assert not pii.luhn(number)
 
 
 def test_iban():
-    assert v.iban("CH6190364XVL4VT45A4BQ")
-    assert v.iban("BE88 5106 5025 5595")
-    assert not v.iban("BE88 5106 5025 5596")  # mod-97 fails
-    assert not v.iban("BE88510650255595 00")  # wrong length for BE
-    assert not v.iban("ZZ88510650255595")  # unknown country
-    assert not v.iban("DE89 3704 0044 0532 0130 00")  # the registry's example, in every doc
-    assert v.IBAN_LENGTHS["DE"] == 22 and v.IBAN_LENGTHS["NO"] == 15 and v.IBAN_LENGTHS["LC"] == 32
+    assert pii.iban("CH6190364XVL4VT45A4BQ")
+    assert pii.iban("BE88 5106 5025 5595")
+    assert not pii.iban("BE88 5106 5025 5596")  # mod-97 fails
+    assert not pii.iban("BE88510650255595 00")  # wrong length for BE
+    assert not pii.iban("ZZ88510650255595")  # unknown country
+    assert not pii.iban("DE89 3704 0044 0532 0130 00")  # the registry's example, in every doc
+    assert pii.IBAN_LENGTHS["DE"] == 22 and pii.IBAN_LENGTHS["NO"] == 15 and pii.IBAN_LENGTHS["LC"] == 32
 
 
 @pytest.mark.parametrize(
@@ -76,44 +78,44 @@ def test_iban():
     ],
 )
 def test_us_ssn(ssn, ok):
-    assert v.us_ssn(ssn) is ok
+    assert pii.us_ssn(ssn) is ok
 
 
 def test_github_token_checksum():
     token = "ghu_zymMlopiWfqUyHRSIf8NFmAUNLnY5Y0fCMcF"
-    assert v.github_token(token)
-    assert v.github_token("ghp_" + token[4:])  # the checksum covers the random part only
-    assert not v.github_token(token[:-1] + "G")
-    assert not v.github_token("ghx_" + token[4:])
-    assert not v.github_token("ghp_" + "x" * 36)
-    assert v.base62(0, 6) == "000000" and v.base62(61, 2) == "0z"
+    assert cred.github_token(token)
+    assert cred.github_token("ghp_" + token[4:])  # the checksum covers the random part only
+    assert not cred.github_token(token[:-1] + "G")
+    assert not cred.github_token("ghx_" + token[4:])
+    assert not cred.github_token("ghp_" + "x" * 36)
+    assert cred.base62(0, 6) == "000000" and cred.base62(61, 2) == "0z"
 
 
 def test_aws_access_key():
-    assert v.aws_access_key("AKIAN4QZIW6DIJ2HGHJS")
-    assert v.aws_access_key("ASIAZ7QRM2L5XKJ4TNVW")
-    assert not v.aws_access_key("AKIAIOSFODNN7EXAMPLE")  # AWS's documented example
-    assert not v.aws_access_key("AKIAN4QZIW6DIJ2HGHJ1")  # 1 is not base32
-    assert not v.aws_access_key("AIDAJQABLZS4A3QDU576Q")  # a user id, not a key id
-    assert not v.aws_access_key("AKIAXXXXXXXXXXXXXXXX")
+    assert cred.aws_access_key("AKIAN4QZIW6DIJ2HGHJS")
+    assert cred.aws_access_key("ASIAZ7QRM2L5XKJ4TNVW")
+    assert not cred.aws_access_key("AKIAIOSFODNN7EXAMPLE")  # AWS's documented example
+    assert not cred.aws_access_key("AKIAN4QZIW6DIJ2HGHJ1")  # 1 is not base32
+    assert not cred.aws_access_key("AIDAJQABLZS4A3QDU576Q")  # a user id, not a key id
+    assert not cred.aws_access_key("AKIAXXXXXXXXXXXXXXXX")
 
 
 def test_aws_secret_key():
-    assert v.aws_secret_key("ww0sAO/DGpUxjKbgRBWZRZX1VlxeVZ4DNCNnOBFX")
-    assert not v.aws_secret_key("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
-    assert not v.aws_secret_key("ww0sAO/DGpUxjKbgRBWZRZX1VlxeVZ4DNCNnOBF")  # 39
+    assert cred.aws_secret_key("ww0sAO/DGpUxjKbgRBWZRZX1VlxeVZ4DNCNnOBFX")
+    assert not cred.aws_secret_key("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+    assert not cred.aws_secret_key("ww0sAO/DGpUxjKbgRBWZRZX1VlxeVZ4DNCNnOBF")  # 39
 
 
 def test_jwt():
     good = f"{_b64({'alg': 'HS256', 'typ': 'JWT'})}.{_b64({'sub': 'u1', 'iat': 1})}.c2lnbmF0dXJlLXNpZ25hdHVyZQ"
-    assert v.jwt(good)
-    assert not v.jwt(f"{_b64({'typ': 'JWT'})}.{_b64({'sub': 'u1'})}.c2lnbmF0dXJlLXNpZ25hdHVyZQ")  # no alg
-    assert not v.jwt(f"{_b64({'alg': 'none'})}.bm90IGpzb24.c2lnbmF0dXJlLXNpZ25hdHVyZQ")  # payload not JSON
-    assert not v.jwt(
+    assert cred.jwt(good)
+    assert not cred.jwt(f"{_b64({'typ': 'JWT'})}.{_b64({'sub': 'u1'})}.c2lnbmF0dXJlLXNpZ25hdHVyZQ")  # no alg
+    assert not cred.jwt(f"{_b64({'alg': 'none'})}.bm90IGpzb24.c2lnbmF0dXJlLXNpZ25hdHVyZQ")  # payload not JSON
+    assert not cred.jwt(
         "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0Ijo"
         "xNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
     )  # jwt.io's sample
-    assert not v.jwt("a.b")
+    assert not cred.jwt("a.b")
 
 
 @pytest.mark.parametrize(
@@ -142,8 +144,8 @@ def test_jwt():
     ],
 )
 def test_placeholders(value):
-    assert v.placeholder(value)
-    assert not v.entropy(value)
+    assert cred.placeholder(value)
+    assert not cred.entropy(value)
 
 
 @pytest.mark.parametrize(
@@ -156,39 +158,39 @@ def test_placeholders(value):
     ],
 )
 def test_entropy_accepts_random_values(value):
-    assert not v.placeholder(value)
-    assert v.entropy(value)
+    assert not cred.placeholder(value)
+    assert cred.entropy(value)
 
 
 def test_entropy_measure():
-    assert v.shannon_entropy("") == 0.0
-    assert v.shannon_entropy("aaaa") == 0.0
-    assert v.shannon_entropy("abcd") == pytest.approx(2.0)
-    assert not v.entropy("short1")  # under 12 characters
-    assert not v.entropy("abcdefghijklmnop")  # one kind of character
+    assert cred.shannon_entropy("") == 0.0
+    assert cred.shannon_entropy("aaaa") == 0.0
+    assert cred.shannon_entropy("abcd") == pytest.approx(2.0)
+    assert not cred.entropy("short1")  # under 12 characters
+    assert not cred.entropy("abcdefghijklmnop")  # one kind of character
 
 
 def test_token():
-    assert v.token("sk_live_n23XGt1CqGqOlDsjmvGiZGoNwMHeoJBYjKavUYUzLY")
-    assert v.token("xoxb-318467386674-853114537338-neL7rDVFvMfSbdKfOi3AmB4Q")
-    assert not v.token("sk_live_xxxxxxxxxxxxxxxxxxxxxxxx")
-    assert not v.token("xoxb-your-bot-token")
+    assert cred.token("sk_live_n23XGt1CqGqOlDsjmvGiZGoNwMHeoJBYjKavUYUzLY")
+    assert cred.token("xoxb-318467386674-853114537338-neL7rDVFvMfSbdKfOi3AmB4Q")
+    assert not cred.token("sk_live_xxxxxxxxxxxxxxxxxxxxxxxx")
+    assert not cred.token("xoxb-your-bot-token")
 
 
 def test_private_key():
     body = "MIIEpAIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gunVTLw7onLRnrq0"
-    assert v.private_key(f"-----BEGIN RSA PRIVATE KEY-----\n{body}\n-----END RSA PRIVATE KEY-----")
-    assert v.private_key(f"-----BEGIN PRIVATE KEY-----\\n{body}\\n-----END PRIVATE KEY-----")  # JSON-escaped
-    assert not v.private_key("-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA...\n...\n-----END RSA PRIVATE KEY-----")
+    assert cred.private_key(f"-----BEGIN RSA PRIVATE KEY-----\n{body}\n-----END RSA PRIVATE KEY-----")
+    assert cred.private_key(f"-----BEGIN PRIVATE KEY-----\\n{body}\\n-----END PRIVATE KEY-----")  # JSON-escaped
+    assert not cred.private_key("-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA...\n...\n-----END RSA PRIVATE KEY-----")
 
 
 def test_url_password():
-    assert v.url_password("postgres://svc_billing:c965RDmhwFayB48u1dUmi4Yh76JB8@db")
-    assert v.url_password("redis://:Xq3m9vKJ2b4t8yZx@c")
-    assert not v.url_password("postgres://postgres:postgres@l")  # the image's default
-    assert not v.url_password("mysql://app:app@l")
-    assert not v.url_password("mysql://user:${DB_PASSWORD}@d")
-    assert not v.url_password("postgres://app@localhost")
+    assert cred.url_password("postgres://svc_billing:c965RDmhwFayB48u1dUmi4Yh76JB8@db")
+    assert cred.url_password("redis://:Xq3m9vKJ2b4t8yZx@c")
+    assert not cred.url_password("postgres://postgres:postgres@l")  # the image's default
+    assert not cred.url_password("mysql://app:app@l")
+    assert not cred.url_password("mysql://user:${DB_PASSWORD}@d")
+    assert not cred.url_password("postgres://app@localhost")
 
 
 @pytest.mark.parametrize(
@@ -209,7 +211,7 @@ def test_url_password():
     ],
 )
 def test_email(address, ok):
-    assert v.email(address) is ok
+    assert pii.email(address) is ok
 
 
 @pytest.mark.parametrize(
@@ -233,9 +235,9 @@ def test_email(address, ok):
     ],
 )
 def test_phone(number, ok):
-    assert v.phone(number) is ok
+    assert pii.phone(number) is ok
 
 
 def test_registry_names_every_validator():
-    assert set(v.VALIDATORS) >= {"luhn", "iban", "us_ssn", "github_token", "aws_access_key", "jwt", "entropy"}
-    assert all(callable(f) for f in v.VALIDATORS.values())
+    assert set(validators.VALIDATORS) >= {"luhn", "iban", "us_ssn", "github_token", "aws_access_key", "jwt", "entropy"}
+    assert all(callable(f) for f in validators.VALIDATORS.values())
