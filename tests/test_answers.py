@@ -831,7 +831,7 @@ def test_anthropic_usage_found_by_search_is_the_whole_reads(blocks, start, cut):
     alone = anthropic.stream_usage(body)
     if alone is not None:
         assert alone == ANTHROPIC.answer("messages", 200, True, body).usage
-    found = anthropic._usage_blocks(body)
+    found = anthropic.usage_events(body)
     events = plain_events(body)
     if alone is not None and found is not None and events is not None:  # what the search vouched for
         assert _usage_payloads(found) == _usage_payloads(events)
@@ -859,4 +859,4 @@ def test_anthropic_streams_as_providers_send_them_take_the_search():
     names = [name for name, case in CASES.items() if case.dialect is ANTHROPIC and case.endpoint == "messages"]
     assert names
     for name in names:
-        assert anthropic._usage_blocks(CASES[name].stream) is not None, name
+        assert anthropic.usage_events(CASES[name].stream) is not None, name

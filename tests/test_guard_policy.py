@@ -91,5 +91,5 @@ def test_scan_memo_counts_a_text_repeated_in_one_request_once():
     text = "y" * 1000
     for i in range(50):
         memo.scan(engine, [Text("user", (), text), Text("user", (), text), Text("user", (), str(i) * 600)])
-    assert memo._chars == sum(len(place_text[1]) for place_text in memo._entries)
-    assert len(memo._entries) > 1  # the memo still holds texts
+    assert memo.chars == sum(len(text) for _, text in memo)
+    assert len(memo) > 1  # the memo still holds texts

@@ -13,7 +13,7 @@ orjson writes too. Depth alone never refuses a request.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from aiogw.dialects.texts import history, shape, texts
@@ -40,14 +40,22 @@ class ScanMemo:
     place go to the engine in one call. Bounded by the characters it keeps alive.
     """
 
-    __slots__ = ("_chars", "_entries", "max_chars")
+    __slots__ = ("_entries", "chars", "max_chars")
 
     MIN_CHARS = 512
 
     def __init__(self, max_chars: int = 32 * 1024 * 1024) -> None:
         self.max_chars = max_chars
         self._entries: OrderedDict[tuple[str, str], list[Match]] = OrderedDict()
-        self._chars = 0
+        self.chars = 0  # the characters of the texts kept, held to max_chars
+
+    def __len__(self) -> int:
+        """How many texts are kept."""
+        return len(self._entries)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        """The (place, text) of each text kept, the least recently used first."""
+        return iter(list(self._entries))
 
     def scan(self, engine: Engine, items: Sequence[Text]) -> list[list[Match]]:
         """The matches of each text, in order."""
@@ -74,10 +82,10 @@ class ScanMemo:
         if (place, text) in self._entries:  # the same text twice in one request
             return
         self._entries[(place, text)] = found
-        self._chars += len(text)
-        while self._chars > self.max_chars:
+        self.chars += len(text)
+        while self.chars > self.max_chars:
             (_, old), _ = self._entries.popitem(last=False)
-            self._chars -= len(old)
+            self.chars -= len(old)
 
 
 class GuardCheck:
