@@ -87,3 +87,4 @@ def test_guess():
 def test_asks_stream_usage(dialect, endpoint, asks):
     """Only an OpenAI chat stream reports usage just when the request asks for it."""
     assert dialect.asks_stream_usage(endpoint) is asks
+

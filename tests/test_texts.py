@@ -1,10 +1,18 @@
-"""Which texts of a request the guards see, from which place, at which path."""
+"""Which texts of a request the guards see, from which place, at which path; and which
+texts of an answer. The guards ask the dialect (`request_texts`, `shape`,
+`answer_texts`); `aiogw.dialects.texts.texts` is the same read by the dialect's name."""
 
+import pytest
+
+from aiogw.dialects import DIALECTS
+from aiogw.dialects.answer_texts import answer_texts
 from aiogw.dialects.texts import texts
 
 
 def places(dialect, endpoint, body):
-    return [(t.place, t.path, t.text) for t in texts(dialect, endpoint, body)]
+    found = [(t.place, t.path, t.text) for t in DIALECTS[dialect].request_texts(endpoint, body)]
+    assert [(t.place, t.path, t.text) for t in texts(dialect, endpoint, body)] == found
+    return found
 
 
 def test_anthropic():
@@ -101,7 +109,87 @@ def test_gemini():
     ]
 
 
+def test_requests_without_a_history_are_read_whole():
+    openai, gemini = DIALECTS["openai"], DIALECTS["gemini"]
+    embeddings = {"input": ["one", "two"]}
+    assert openai.shape("embeddings", embeddings) is None
+    assert places("openai", "embeddings", embeddings) == [("user", ("input", 0), "one"), ("user", ("input", 1), "two")]
+    completions = {"prompt": "p", "suffix": "s"}
+    assert openai.shape("completions", completions) is None
+    assert places("openai", "completions", completions) == [("user", ("prompt",), "p"), ("user", ("suffix",), "s")]
+    embed = {"content": {"parts": [{"text": "a"}]}, "requests": [{"content": {"parts": [{"text": "b"}]}}]}
+    assert gemini.shape("embed", embed) is None
+    assert places("gemini", "embed", embed) == [
+        ("user", ("content", "parts", 0, "text"), "a"),
+        ("user", ("requests", 0, "content", "parts", 0, "text"), "b"),
+    ]
+
+
+def test_a_gemini_count_tokens_around_a_generate_request_is_read_whole():
+    inner = {"systemInstruction": {"parts": [{"text": "sys"}]}, "contents": [{"role": "user", "parts": [{"text": "in"}]}]}
+    body = {"generateContentRequest": inner, "contents": [{"role": "user", "parts": [{"text": "out"}]}]}
+    assert DIALECTS["gemini"].shape("count_tokens", body) is None
+    assert places("gemini", "count_tokens", body) == [
+        ("system", ("generateContentRequest", "systemInstruction", "parts", 0, "text"), "sys"),
+        ("user", ("generateContentRequest", "contents", 0, "parts", 0, "text"), "in"),
+        ("user", ("contents", 0, "parts", 0, "text"), "out"),
+    ]
+    plain = {"contents": inner["contents"]}
+    assert DIALECTS["gemini"].shape("count_tokens", plain) is not None
+
+
+@pytest.mark.parametrize(
+    ("dialect", "endpoint", "history"),
+    [("anthropic", "messages", "messages"), ("openai", "chat", "messages"), ("openai", "responses", "input"),
+     ("openai", "input_tokens", "input"), ("gemini", "generate", "contents")],
+)
+def test_a_shape_reads_what_the_dialect_reads(dialect, endpoint, history):
+    """The guard reads a conversation by its shape (head, history, tail): the same
+    texts, in the same order, as the dialect's whole read."""
+    body = {"system": "s", "instructions": "i", "systemInstruction": {"parts": [{"text": "g"}]},
+            history: [{"role": "user", "content": "c", "parts": [{"text": "p"}]}]}
+    s = DIALECTS[dialect].shape(endpoint, body)
+    assert s is not None and s.history == history
+    assert s.entries(body) == body[history]
+    assert s.texts(body) == DIALECTS[dialect].request_texts(endpoint, body) != []
+
+
+def test_shapes_that_keep_their_history_alike_are_named_apart():
+    """A remembered conversation is keyed by its shape's name: Anthropic and chat both
+    keep `messages` but read them differently."""
+    shapes = {DIALECTS["anthropic"].shape("messages", {}), DIALECTS["openai"].shape("chat", {}),
+              DIALECTS["openai"].shape("responses", {}), DIALECTS["gemini"].shape("generate", {})}
+    assert len({s.name for s in shapes}) == 4
+
+
+@pytest.mark.parametrize(
+    ("dialect", "data", "expected"),
+    [
+        ("anthropic", {"type": "content_block_delta", "delta": {"type": "text_delta", "text": "hi"}}, ["hi"]),
+        ("anthropic", {"delta": {"type": "input_json_delta", "partial_json": "{\"a\""}}, ['{"a"']),
+        ("anthropic", {"content": [{"type": "thinking", "thinking": "t"},
+                                   {"type": "tool_use", "input": {"cmd": "ls"}}]}, ["t", '{"cmd":"ls"}']),
+        ("openai", {"choices": [{"delta": {"content": "c", "tool_calls": [{"function": {"arguments": "{}"}}]}}]},
+         ["c", "{}"]),
+        ("openai", {"type": "response.output_text.delta", "delta": "d"}, ["d"]),
+        ("openai", {"output": [{"type": "message", "content": [{"type": "output_text", "text": "o"}]}]}, ["o"]),
+        ("gemini", {"candidates": [{"content": {"parts": [{"text": "g"}, {"functionCall": {"args": {"x": 1}}}]}}]},
+         ["g", '{"x":1}']),
+        ("gemini", {"candidates": [{"content": {"parts": [{"text": ""}, {"text": None}]}}]}, []),
+        ("openai", ["not", "an", "object"], []),
+    ],
+)
+def test_answer_texts(dialect, data, expected):
+    assert DIALECTS[dialect].answer_texts(data) == expected
+    assert answer_texts(dialect, data) == expected
+
+
+def test_no_texts_for_a_dialect_of_no_known_name():
+    assert texts("nonesuch", "messages", {"messages": [{"role": "user", "content": "x"}]}) == []
+    assert answer_texts("nonesuch", {"choices": [{"delta": {"content": "x"}}]}) == []
+
+
 def test_odd_shapes_never_raise():
     for body in ({"messages": "x"}, {"messages": [None, 3, {"role": "user"}]}, {"tools": [1]}, {"contents": {}}):
         for dialect, endpoint in (("anthropic", "messages"), ("openai", "chat"), ("openai", "responses"), ("gemini", "generate")):
-            texts(dialect, endpoint, body)
+            DIALECTS[dialect].request_texts(endpoint, body)

@@ -1,9 +1,11 @@
 """What differs between providers, as plain data in and out (no sockets here).
 
 A dialect classifies an upstream path into an `Endpoint`, names the header that carries
-the provider credential, and renders the gateway's own errors in the provider's
-envelope so each SDK raises its usual exception. Later stages (guards, limits, audit)
-add text and usage extraction here.
+the provider credential, renders the gateway's own errors in the provider's envelope
+so each SDK raises its usual exception, reads answers
+and usage back, and gives the guards a request's and an answer's texts. Every fact
+about a provider lives here: a stage looks its dialect up in `DIALECTS` by the route's
+dialect name and asks it, and never tests the name itself.
 """
 
 from __future__ import annotations

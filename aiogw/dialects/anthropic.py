@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import orjson
 
+from aiogw.dialects.anthropic_texts import MESSAGES, answer_pieces
 from aiogw.dialects.base import Answer, Dialect, Endpoint, PartKeys, Usage, dumps
 from aiogw.dialects.reading import BROKEN, Texts, as_dict, as_int, as_list, as_str, list_at, load, sse_data
+from aiogw.dialects.shape import Shape
 from aiogw.sse import plain_events
 
 # https status → Anthropic error type, as its SDK maps them back to exceptions.
@@ -44,6 +47,12 @@ class Anthropic(Dialect):
     def error_body(self, status: int, message: str, retry_after: int | None = None) -> bytes:
         kind = _TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
         return dumps({"type": "error", "error": {"type": kind, "message": message}})
+
+    def shape(self, endpoint: str, body: dict[str, Any]) -> Shape:
+        return MESSAGES
+
+    def answer_pieces(self, data: dict[str, Any]) -> Iterator[Any]:
+        return answer_pieces(data)
 
     def json_answer(self, endpoint: str, data: dict[str, Any]) -> Answer:
         error = data if data.get("type") == "error" else None

@@ -1,5 +1,6 @@
 """The dialect contract: endpoint classification, credential header, error envelope,
-and reading an exchange back as plain data (request parts, the answer, its usage).
+reading an exchange back as plain data (request parts, the answer, its usage), and
+the texts a guard reads of both.
 
 Everything here takes plain data (parsed bodies, decoded bytes, header mappings) and
 returns plain data; nothing knows of sockets or event loops.
@@ -7,13 +8,15 @@ returns plain data; nothing knows of sockets or event loops.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, NamedTuple
 
 import orjson
 
 from aiogw.dialects.reading import as_dict, load, looks_like_json
+from aiogw.dialects.shape import Shape
+from aiogw.dialects.walk import Text
 
 # An error body that is not JSON (a proxy's HTML page) is kept up to this many
 # characters: enough to read what went wrong, bounded because the audit keeps it.
@@ -228,6 +231,31 @@ class Dialect:
     def rebuild(self, parts: RequestParts) -> dict[str, Any]:
         """The request body `parts` came from (key order may differ)."""
         return join(parts)
+
+    # --- what a guard reads -----------------------------------------------------------
+
+    def shape(self, endpoint: str, body: dict[str, Any]) -> Shape | None:
+        """How to read this request as head, history and tail, so a guard can skip the
+        history it read last turn; None when it has no such layout (read it whole
+        with `request_texts`)."""
+        return None
+
+    def request_texts(self, endpoint: str, body: dict[str, Any]) -> list[Text]:
+        """Every text of a parsed request, by place, in order (see `blocks`)."""
+        s = self.shape(endpoint, body)
+        return s.texts(body) if s is not None else []
+
+    def answer_texts(self, data: Any) -> list[str]:
+        """The text a model produced in one stream event or one whole response
+        (parsed JSON): text deltas, tool-call arguments, thinking."""
+        if not isinstance(data, dict):
+            return []
+        return [t for t in self.answer_pieces(data) if isinstance(t, str) and t]
+
+    def answer_pieces(self, data: dict[str, Any]) -> Iterable[Any]:
+        """What `answer_texts` keeps the non-empty strings of; the dialect knows where
+        its events and responses hold text."""
+        return ()
 
 
 # What a reader of untrusted provider JSON may still raise on a shape nobody foresaw.

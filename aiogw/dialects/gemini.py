@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from aiogw.dialects.base import OTHER, Answer, Dialect, Endpoint, PartKeys, RequestParts, Usage, dumps, split
+from aiogw.dialects.gemini_texts import GENERATE, WRAPPED, answer_pieces, embed_texts, wrapped_texts
 from aiogw.dialects.reading import (
     BROKEN,
     Folded,
@@ -19,6 +21,8 @@ from aiogw.dialects.reading import (
     looks_like_json,
     sse_data,
 )
+from aiogw.dialects.shape import Shape
+from aiogw.dialects.walk import Text
 from aiogw.jsonstream import JSONArraySplitter
 
 _STATUS = {
@@ -48,8 +52,6 @@ _METHODS = {
 _CAMEL = PartKeys(system="systemInstruction", messages="contents", tools="tools")
 _SNAKE = PartKeys(system="system_instruction", messages="contents", tools="tools")
 _CONVERSATION = frozenset({"generate", "stream_generate", "count_tokens"})
-# countTokens may wrap a whole generate request instead of giving `contents`.
-_WRAPPED = "generateContentRequest"
 
 
 class Gemini(Dialect):
@@ -78,11 +80,25 @@ class Gemini(Dialect):
             error["details"] = [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{retry_after}s"}]
         return dumps({"error": error})
 
+    def shape(self, endpoint: str, body: dict[str, Any]) -> Shape | None:
+        if endpoint == "embed" or (endpoint == "count_tokens" and isinstance(body.get(WRAPPED), dict)):
+            return None
+        return GENERATE
+
+    def request_texts(self, endpoint: str, body: dict[str, Any]) -> list[Text]:
+        s = self.shape(endpoint, body)
+        if s is not None:
+            return s.texts(body)
+        return embed_texts(body) if endpoint == "embed" else wrapped_texts(body)
+
+    def answer_pieces(self, data: dict[str, Any]) -> Iterator[Any]:
+        return answer_pieces(data)
+
     def request_parts(self, endpoint: str, body: dict[str, Any]) -> RequestParts:
         if endpoint not in _CONVERSATION:
             return RequestParts(rest=dict(body))
-        wrapped = as_dict(body.get(_WRAPPED))
-        within = _WRAPPED if wrapped and "contents" not in body else None
+        wrapped = as_dict(body.get(WRAPPED))
+        within = WRAPPED if wrapped and "contents" not in body else None
         target = wrapped if within else body
         keys = _SNAKE if "system_instruction" in target and "systemInstruction" not in target else _CAMEL
         return split(body, keys, within)

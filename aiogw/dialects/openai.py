@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from aiogw.dialects.base import Answer, Dialect, Endpoint, PartKeys, Usage, dumps
 from aiogw.dialects.openai_chat import chat_usage, fold_chat, is_error_envelope
 from aiogw.dialects.openai_responses import fold_responses, responses_usage
+from aiogw.dialects.openai_texts import CHAT, RESPONSES, WHOLE, answer_pieces
 from aiogw.dialects.reading import Folded, as_dict, as_int, as_list, as_str
+from aiogw.dialects.shape import Shape
+from aiogw.dialects.walk import Text
 
 # status → (type, code) in OpenAI's envelope; the SDK picks its exception by status.
 _TYPES = {
@@ -47,6 +51,20 @@ class OpenAI(Dialect):
     def error_body(self, status: int, message: str, retry_after: int | None = None) -> bytes:
         kind, code = _TYPES.get(status, ("server_error", None) if status >= 500 else ("invalid_request_error", None))
         return dumps({"error": {"message": message, "type": kind, "param": None, "code": code}})
+
+    def shape(self, endpoint: str, body: dict[str, Any]) -> Shape | None:
+        if endpoint == "responses" or endpoint == "input_tokens":
+            return RESPONSES
+        # Embeddings and legacy completions have no history; any other endpoint, an
+        # unknown one too, is read as chat.
+        return None if endpoint in WHOLE else CHAT
+
+    def request_texts(self, endpoint: str, body: dict[str, Any]) -> list[Text]:
+        read = WHOLE.get(endpoint)
+        return read(body) if read is not None else super().request_texts(endpoint, body)
+
+    def answer_pieces(self, data: dict[str, Any]) -> Iterator[Any]:
+        return answer_pieces(data)
 
     def asks_stream_usage(self, endpoint: str) -> bool:
         # A chat stream carries usage only in a last chunk the request asked for.

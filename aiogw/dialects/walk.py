@@ -1,8 +1,8 @@
 """Walking parsed JSON for its texts: where each text is (its path), which strings
 are binary data, and a walk bounded by the body's size, not by its depth.
 
-Plain data in and out: `aiogw.dialects.texts` uses it for a request's texts by place,
-`aiogw.dialects.answer_texts` for a model's answer.
+Plain data in and out: each dialect's `*_texts` module uses it for a request's texts
+by place (through `aiogw.dialects.blocks`) and for a model's answer.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
+
+import orjson
 
 Path = tuple[str | int, ...]
 
@@ -132,6 +134,19 @@ def strings(value: Any, path: Path, place: str, out: Out, skip: frozenset[str] =
             if not outer:
                 return
             here, flat, items = outer.pop()
+
+
+def json_text(value: Any) -> str | None:
+    """A JSON value the model wrote (a tool call's input) as one text to scan, or None
+    for none; nested past what orjson writes (254 levels), its strings, one a line."""
+    if value is None:
+        return None
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        out: Out = []
+        strings(value, (), "response", out)
+        return "\n".join(t.text for t in out)
 
 
 def path_text(path: Iterable[str | int]) -> str:

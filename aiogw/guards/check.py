@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from aiogw.dialects.texts import history, shape, texts
+from aiogw.dialects import DIALECTS
 from aiogw.dialects.walk import Paths, Text, path_text
 from aiogw.errors import Blocked
 from aiogw.exchange import Exchange
@@ -101,11 +101,12 @@ class GuardCheck:
         """The request's texts that have matches, with them, in order; and what to
         remember of it (the conversation's key and read)."""
         assert ex.json is not None
-        s = shape(ex.dialect, ex.endpoint, ex.json)
+        dialect = DIALECTS[ex.dialect]
+        s = dialect.shape(ex.endpoint, ex.json)
         if s is None:
-            items = texts(ex.dialect, ex.endpoint, ex.json)
+            items = dialect.request_texts(ex.endpoint, ex.json)
             return _hits(zip(items, self.memo.scan(self.engine, items), strict=True)), None, None
-        key = conversation_key(ex.user, s, history(s, ex.json), ex.session)
+        key = conversation_key(ex.user, s, s.entries(ex.json), ex.session)
         prev = self.conversations.get(key)
         head, entries, new, tail, same, tail_texts = read_parts(s, ex.json, prev)
         fresh = head + [t for out in new for t in out] + (tail_texts or [])

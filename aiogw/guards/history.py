@@ -22,7 +22,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from aiogw.dialects.texts import Shape, equal, history, same_prefix
+from aiogw.dialects.shape import Shape, equal, same_prefix
 from aiogw.dialects.walk import Text
 from aiogw.guards import writeback
 
@@ -48,12 +48,12 @@ def conversation_key(user: str | None, s: Shape, entries: list[Any], session: st
     if not entries:
         return None
     first = writeback.dumps(entries[0], sort_keys=True)
-    # The shape's readers are in the key: Anthropic and OpenAI chat both keep a
-    # "messages" history, but read their tool definitions differently. The agent's
-    # session id, when it sends one, keeps apart one user's conversations that open
-    # alike (agents started on the same task, the same boilerplate first message):
-    # sharing a key, they pushed each other out and every turn was read whole.
-    shape_id = f"{user}\0{session or ''}\0{s.history}\0{s.item.__name__}\0{s.tail.__name__}\0{s.head.__name__}\0"
+    # The shape is in the key: Anthropic and OpenAI chat both keep a "messages"
+    # history, but read their tool definitions differently. The agent's session id,
+    # when it sends one, keeps apart one user's conversations that open alike (agents
+    # started on the same task, the same boilerplate first message): sharing a key,
+    # they pushed each other out and every turn was read whole.
+    shape_id = f"{user}\0{session or ''}\0{s.name}\0"
     return hashlib.blake2b(shape_id.encode() + first, digest_size=16).digest()
 
 
@@ -90,7 +90,7 @@ def read_parts(s: Shape, body: dict, prev: Read | None) -> tuple[list[Text], lis
     or None when `prev`'s are reused)."""
     head: list[Text] = []
     s.head(body, head)
-    entries = history(s, body)
+    entries = s.entries(body)
     same = same_prefix(prev.history, entries) if prev is not None else 0
     new: list[list[Text]] = []
     item = s.item

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from aiogw.dialects.answer_texts import answer_texts
+from aiogw.dialects import DIALECTS, Dialect
 from aiogw.jsonstream import JSONArraySplitter
 from aiogw.sse import SSEParser
 
@@ -47,13 +47,18 @@ def block_message(f: dict[str, Any]) -> str:
     )
 
 
-def scan_whole(engine: Engine, dialect: str, body: bytes, action: str) -> list[dict[str, Any]]:
+def scan_whole(engine: Engine, dialect: Dialect, body: bytes, action: str) -> list[dict[str, Any]]:
     """Findings in a whole JSON answer (already decoded)."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
         return []
-    return [finding(m, action) for text in answer_texts(dialect, data) for m in engine.scan("response", text)]
+    return scan_message(engine, dialect, data, action)
+
+
+def scan_message(engine: Engine, dialect: Dialect, message: Any, action: str) -> list[dict[str, Any]]:
+    """Findings in a whole answer, parsed."""
+    return [finding(m, action) for text in dialect.answer_texts(message) for m in engine.scan("response", text)]
 
 
 class StreamWatch:
@@ -62,7 +67,7 @@ class StreamWatch:
 
     __slots__ = ("_array", "_inflate", "_scanner", "_sse", "action", "blocked", "dialect", "findings")
 
-    def __init__(self, engine: Engine, dialect: str, json_array: bool, content_encoding: str | None, action: str):
+    def __init__(self, engine: Engine, dialect: Dialect, json_array: bool, content_encoding: str | None, action: str):
         self.action = action
         self.dialect = dialect
         self.findings: list[dict[str, Any]] = []
@@ -80,7 +85,7 @@ class StreamWatch:
         except Exception:
             # The chunk is already with the client: a guard fault must not break the
             # stream. Say so loudly and stop scanning this one.
-            log.exception("answer guard failed on a %s stream; the rest of it is not scanned", self.dialect)
+            log.exception("answer guard failed on a %s stream; the rest of it is not scanned", self.dialect.name)
             self._sse = self._array = None
 
     def _feed(self, chunk: bytes) -> None:
@@ -104,7 +109,7 @@ class StreamWatch:
                 event = orjson.loads(data)
             except orjson.JSONDecodeError:
                 continue
-            for text in answer_texts(self.dialect, event):
+            for text in self.dialect.answer_texts(event):
                 for m in self._scanner.feed(text):
                     f = finding(m, self.action)
                     self.findings.append(f)
@@ -117,7 +122,7 @@ class StreamWatch:
         try:
             found = self._scanner.close()
         except Exception:
-            log.exception("answer guard failed closing a %s stream", self.dialect)
+            log.exception("answer guard failed closing a %s stream", self.dialect.name)
             return
         for m in found:
             f = finding(m, self.action)
@@ -127,10 +132,10 @@ class StreamWatch:
 
     def error_event(self, message: str) -> bytes:
         """The dialect's in-stream error, written before the stream is closed."""
-        if self.dialect == "anthropic":
+        if self.dialect.name == "anthropic":
             body = {"type": "error", "error": {"type": "permission_error", "message": message}}
             return b"event: error\ndata: " + orjson.dumps(body) + b"\n\n"
-        if self.dialect == "gemini":
+        if self.dialect.name == "gemini":
             body = {"error": {"code": 403, "message": message, "status": "PERMISSION_DENIED"}}
             return (
                 (b",\r\n" + orjson.dumps(body) + b"]")
@@ -157,11 +162,13 @@ class AnswerGuard:
         return self.policy.for_user(user).response
 
     def watch(self, dialect: str, json_array: bool, content_encoding: str | None, action: str) -> StreamWatch:
-        return StreamWatch(self.engine, dialect, json_array, content_encoding, action)
+        """A scanner for one stream of the dialect named `dialect`."""
+        return StreamWatch(self.engine, DIALECTS[dialect], json_array, content_encoding, action)
 
     def scan(self, dialect: str, body: bytes, action: str) -> list[dict[str, Any]]:
-        return scan_whole(self.engine, dialect, body, action)
+        """Findings in a whole answer's decoded body."""
+        return scan_whole(self.engine, DIALECTS[dialect], body, action)
 
     def scan_message(self, dialect: str, message: Any, action: str) -> list[dict[str, Any]]:
         """Findings in an answer already parsed (a stream's, reassembled)."""
-        return [finding(m, action) for text in answer_texts(dialect, message) for m in self.engine.scan("response", text)]
+        return scan_message(self.engine, DIALECTS[dialect], message, action)
