@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import orjson
 
-from aiogw.audit import record as rec
+from aiogw.audit.conversation import split_request
+from aiogw.audit.memo import PartsMemo
 from aiogw.dialects import DIALECTS
+from aiogw.dialects.texts import same_prefix
 
 ANTHROPIC = DIALECTS["anthropic"]
 
@@ -20,7 +22,7 @@ def _body(turns: int) -> dict:
 
 
 def _run(hinted: bool) -> list[tuple[list[bytes], list[bytes]]]:
-    memo = rec.PartsMemo()
+    memo = PartsMemo()
     out = []
     previous = None
     for turns in range(1, 8):
@@ -29,9 +31,9 @@ def _run(hinted: bool) -> list[tuple[list[bytes], list[bytes]]]:
             body["messages"][2]["content"][0]["text"] = "compacted"  # an early message changed
         hint = None
         if hinted and previous is not None:
-            same = rec.same_prefix(previous, body["messages"])
+            same = same_prefix(previous, body["messages"])
             hint = (previous, same)
-        _, refs, parts = rec._split(ANTHROPIC, "messages", body, 50_000, memo, day=1, hint=hint)
+        _, refs, parts = split_request(ANTHROPIC, "messages", body, 50_000, memo, day=1, hint=hint)
         out.append((refs["messages"], sorted(h for h, _ in parts)))
         previous = body["messages"]
     return out
@@ -42,24 +44,24 @@ def test_the_guards_hint_gives_the_same_refs_and_parts():
 
 
 def test_a_wrong_hint_is_not_believed():
-    memo = rec.PartsMemo()
+    memo = PartsMemo()
     first = orjson.loads(orjson.dumps(_body(3)))
-    rec._split(ANTHROPIC, "messages", first, 50_000, memo, day=1)
+    split_request(ANTHROPIC, "messages", first, 50_000, memo, day=1)
     second = orjson.loads(orjson.dumps(_body(4)))
     second["messages"][2]["content"][0]["text"] = "changed"  # same first message: the memo finds `first`
     unrelated = orjson.loads(orjson.dumps(_body(3)))["messages"]  # equal values, other objects
-    _, refs, _ = rec._split(ANTHROPIC, "messages", second, 50_000, memo, day=1, hint=(unrelated, 6))
-    _, honest, _ = rec._split(ANTHROPIC, "messages", orjson.loads(orjson.dumps(second)), 50_000, rec.PartsMemo(), day=1)
+    _, refs, _ = split_request(ANTHROPIC, "messages", second, 50_000, memo, day=1, hint=(unrelated, 6))
+    _, honest, _ = split_request(ANTHROPIC, "messages", orjson.loads(orjson.dumps(second)), 50_000, PartsMemo(), day=1)
     assert refs["messages"] == honest["messages"]
 
 
 def test_a_batch_not_written_takes_its_memo_entries_back():
     """A failed commit: the batch is built again, and must hand its parts again."""
-    memo = rec.PartsMemo()
+    memo = PartsMemo()
     body = orjson.loads(orjson.dumps(_body(2)))
     memo.mark()
-    _, _, parts = rec._split(ANTHROPIC, "messages", body, 50_000, memo, day=1)
+    _, _, parts = split_request(ANTHROPIC, "messages", body, 50_000, memo, day=1)
     assert len(parts) == 6  # system, tools, four messages
     memo.drop_fresh()  # the commit failed
-    _, _, again = rec._split(ANTHROPIC, "messages", body, 50_000, memo, day=1)
+    _, _, again = split_request(ANTHROPIC, "messages", body, 50_000, memo, day=1)
     assert sorted(h for h, _ in again) == sorted(h for h, _ in parts)
