@@ -88,3 +88,22 @@ def test_asks_stream_usage(dialect, endpoint, asks):
     """Only an OpenAI chat stream reports usage just when the request asks for it."""
     assert dialect.asks_stream_usage(endpoint) is asks
 
+
+def test_stream_errors_in_each_provider_s_stream_format():
+    """The event that ends a stream the gateway stopped: what each SDK reads as an error."""
+    event, data = ANTHROPIC.stream_error("stopped", json_array=False).split(b"\n", 1)
+    assert event == b"event: error" and data.startswith(b"data: ") and data.endswith(b"\n\n")
+    assert orjson.loads(data[6:]) == {"type": "error", "error": {"type": "permission_error", "message": "stopped"}}
+
+    sse = OPENAI.stream_error("stopped", json_array=False)
+    assert sse.startswith(b"data: ") and sse.endswith(b"\n\n")
+    assert orjson.loads(sse[6:]) == {
+        "error": {"message": "stopped", "type": "invalid_request_error", "param": None, "code": "content_blocked"}
+    }
+
+    gemini = {"error": {"code": 403, "message": "stopped", "status": "PERMISSION_DENIED"}}
+    sse = GEMINI.stream_error("stopped", json_array=False)
+    assert sse.startswith(b"data: ") and sse.endswith(b"\r\n\r\n") and orjson.loads(sse[6:]) == gemini
+    # The streamed JSON array: one more element, and the array closed.
+    whole = b'[{"candidates": []}' + GEMINI.stream_error("stopped", json_array=True)
+    assert orjson.loads(whole) == [{"candidates": []}, gemini]

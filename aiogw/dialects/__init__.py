@@ -2,7 +2,7 @@
 
 A dialect classifies an upstream path into an `Endpoint`, names the header that carries
 the provider credential, renders the gateway's own errors in the provider's envelope
-so each SDK raises its usual exception, reads answers
+(and as a stream's last event) so each SDK raises its usual exception, reads answers
 and usage back, and gives the guards a request's and an answer's texts. Every fact
 about a provider lives here: a stage looks its dialect up in `DIALECTS` by the route's
 dialect name and asks it, and never tests the name itself.

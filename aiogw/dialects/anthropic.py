@@ -48,6 +48,10 @@ class Anthropic(Dialect):
         kind = _TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
         return dumps({"type": "error", "error": {"type": kind, "message": message}})
 
+    def stream_error(self, message: str, json_array: bool) -> bytes:
+        body = {"type": "error", "error": {"type": "permission_error", "message": message}}
+        return b"event: error\ndata: " + dumps(body) + b"\n\n"
+
     def shape(self, endpoint: str, body: dict[str, Any]) -> Shape:
         return MESSAGES
 

@@ -1,6 +1,6 @@
-"""The dialect contract: endpoint classification, credential header, error envelope,
-reading an exchange back as plain data (request parts, the answer, its usage), and
-the texts a guard reads of both.
+"""The dialect contract: endpoint classification, credential header, error envelopes
+(a refusal's body, a stopped stream's last event), reading an exchange back as plain
+data (request parts, the answer, its usage), and the texts a guard reads of both.
 
 Everything here takes plain data (parsed bodies, decoded bytes, header mappings) and
 returns plain data; nothing knows of sockets or event loops.
@@ -139,6 +139,12 @@ class Dialect:
 
     def error_body(self, status: int, message: str, retry_after: int | None = None) -> bytes:
         """The gateway's own error in the provider's envelope; `retry_after` for a 429."""
+        raise NotImplementedError
+
+    def stream_error(self, message: str, json_array: bool) -> bytes:
+        """The gateway's error as the stream's last event, in the provider's stream
+        format (`json_array`: Gemini's streamed JSON array rather than SSE), so the SDK
+        raises its usual error when the gateway stops an answer."""
         raise NotImplementedError
 
     def asks_stream_usage(self, endpoint: str) -> bool:

@@ -80,6 +80,11 @@ class Gemini(Dialect):
             error["details"] = [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{retry_after}s"}]
         return dumps({"error": error})
 
+    def stream_error(self, message: str, json_array: bool) -> bytes:
+        body = dumps({"error": {"code": 403, "message": message, "status": "PERMISSION_DENIED"}})
+        # The array's last element, and its close; or one more SSE event.
+        return b",\r\n" + body + b"]" if json_array else b"data: " + body + b"\r\n\r\n"
+
     def shape(self, endpoint: str, body: dict[str, Any]) -> Shape | None:
         if endpoint == "embed" or (endpoint == "count_tokens" and isinstance(body.get(WRAPPED), dict)):
             return None

@@ -52,6 +52,11 @@ class OpenAI(Dialect):
         kind, code = _TYPES.get(status, ("server_error", None) if status >= 500 else ("invalid_request_error", None))
         return dumps({"error": {"message": message, "type": kind, "param": None, "code": code}})
 
+    def stream_error(self, message: str, json_array: bool) -> bytes:
+        # The SDKs raise on any `data:` event that carries an `error` (chat and Responses).
+        body = {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": "content_blocked"}}
+        return b"data: " + dumps(body) + b"\n\n"
+
     def shape(self, endpoint: str, body: dict[str, Any]) -> Shape | None:
         if endpoint == "responses" or endpoint == "input_tokens":
             return RESPONSES

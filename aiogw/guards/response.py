@@ -65,7 +65,7 @@ class StreamWatch:
     """One stream's scanner. `feed` each relayed chunk; `blocked` is the first finding
     under a `block` policy, after which the proxy ends the stream."""
 
-    __slots__ = ("_array", "_inflate", "_scanner", "_sse", "action", "blocked", "dialect", "findings")
+    __slots__ = ("_array", "_inflate", "_json_array", "_scanner", "_sse", "action", "blocked", "dialect", "findings")
 
     def __init__(self, engine: Engine, dialect: Dialect, json_array: bool, content_encoding: str | None, action: str):
         self.action = action
@@ -73,6 +73,7 @@ class StreamWatch:
         self.findings: list[dict[str, Any]] = []
         self.blocked: dict[str, Any] | None = None
         self._scanner = engine.stream("response")
+        self._json_array = json_array  # the stream's format, for its error event (`_array` goes on a fault)
         self._sse = None if json_array else SSEParser()
         self._array = JSONArraySplitter() if json_array else None
         coding = (content_encoding or "").strip().lower()
@@ -132,21 +133,7 @@ class StreamWatch:
 
     def error_event(self, message: str) -> bytes:
         """The dialect's in-stream error, written before the stream is closed."""
-        if self.dialect.name == "anthropic":
-            body = {"type": "error", "error": {"type": "permission_error", "message": message}}
-            return b"event: error\ndata: " + orjson.dumps(body) + b"\n\n"
-        if self.dialect.name == "gemini":
-            body = {"error": {"code": 403, "message": message, "status": "PERMISSION_DENIED"}}
-            return (
-                (b",\r\n" + orjson.dumps(body) + b"]")
-                if self._array is not None
-                else b"data: " + orjson.dumps(body) + b"\r\n\r\n"
-            )
-        # OpenAI SDKs raise on any `data:` event that carries an `error` (chat and Responses).
-        body = {
-            "error": {"message": message, "type": "invalid_request_error", "param": None, "code": "content_blocked"}
-        }
-        return b"data: " + orjson.dumps(body) + b"\n\n"
+        return self.dialect.stream_error(message, json_array=self._json_array)
 
 
 class AnswerGuard:
