@@ -54,6 +54,11 @@ class JSONArraySplitter:
         """The closing ']' has been seen."""
         return self._state == self._AFTER
 
+    @property
+    def buffered(self) -> int:
+        """Bytes held between feeds: the element not yet complete, none of those returned."""
+        return len(self._buf)
+
     def feed(self, data: bytes) -> list[bytes]:
         """Scan a chunk; return the elements it completed, in order."""
         if self._state == self._FAILED:

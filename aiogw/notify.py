@@ -64,6 +64,11 @@ class Notifier:
         """Whether systemd listens at all (NOTIFY_SOCKET was set and usable)."""
         return self.address is not None
 
+    @property
+    def socket_open(self) -> bool:
+        """Whether a socket is held: opened by the first send, released by `close`."""
+        return self._sock is not None
+
     def ready(self, status: str = "") -> bool:
         """Start-up is complete: the server listens and its background work runs."""
         return self.send("READY=1", *_status(status))

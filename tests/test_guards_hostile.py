@@ -519,8 +519,8 @@ def test_a_deep_conversation_is_keyed_remembered_and_redacted(engine):
 
 def test_writeback_writes_what_orjson_writes():
     for value in (nested(40, "é\"\\\n😀"), {"b": [1, -2.5, True, None, 1e300], "a": {}, "c": []}, [], "s", 10**18):
-        assert writeback._deep(value, False) == orjson.dumps(value)
-        assert writeback._deep(value, True) == orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        assert writeback.dumps_any_depth(value) == orjson.dumps(value)
+        assert writeback.dumps_any_depth(value, sort_keys=True) == orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
     deep, want = "x", b'"x"'
     for i in range(1015):
         deep, want = ([deep], b"[" + want + b"]") if i % 2 else ({"k": deep, "a": 1}, b'{"k":' + want + b',"a":1}')

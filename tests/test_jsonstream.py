@@ -123,7 +123,7 @@ def test_malformed_input_is_flagged_not_raised(data):
 def test_buffer_holds_at_most_one_element():
     splitter = JSONArraySplitter()
     splitter.feed(b"[" + b",".join([b'{"k": "' + b"x" * 1000 + b'"}'] * 100))
-    assert len(splitter._buf) < 2000  # earlier elements are not kept
+    assert splitter.buffered < 2000  # earlier elements are not kept
 
 
 _json = st.recursive(

@@ -93,7 +93,7 @@ def test_without_notify_socket_nothing_happens(caplog: pytest.LogCaptureFixture)
     assert not notifier.stopping("bye")
     assert not notifier.ping()
     asyncio.run(asyncio.wait_for(notifier.watchdog(), 5))  # returns at once
-    assert notifier._sock is None  # not even a socket was made
+    assert not notifier.socket_open  # not even a socket was made
     assert not caplog.records
 
 

@@ -2,8 +2,9 @@
 
 orjson reads arrays and objects nested 1,024 deep but writes only 254 levels, so a
 body it parsed may be one it cannot write. `dumps` gives orjson's bytes, and when
-orjson refuses, the same bytes from a loop with a stack of its own: a body nested past
-254 levels costs its own time, never a traceback or a refusal for its depth.
+orjson refuses, the same bytes from `dumps_any_depth`, a loop with a stack of its own:
+a body nested past 254 levels costs its own time, never a traceback or a refusal for
+its depth.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ def dumps(value: Any, *, sort_keys: bool = False) -> bytes:
     try:
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS if sort_keys else None)
     except orjson.JSONEncodeError:
-        return _deep(value, sort_keys)
+        return dumps_any_depth(value, sort_keys=sort_keys)
 
 
-def _deep(value: Any, sort_keys: bool) -> bytes:
-    """orjson's compact output, one container at a time; every key and leaf (string,
-    number, true, false, null) is written by orjson itself, so the bytes are its own."""
+def dumps_any_depth(value: Any, *, sort_keys: bool = False) -> bytes:
+    """orjson's compact output, one container at a time, at any depth; every key and
+    leaf (string, number, true, false, null) is written by orjson itself, so the bytes
+    are its own. Slower than orjson: `dumps` calls it only when orjson refuses."""
     out: list[bytes] = []
     stack: list[tuple[Iterator[Any], bool]] = []  # each open container: its rest, whether an object
     node = value
