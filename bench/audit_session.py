@@ -78,7 +78,7 @@ def run(tmp: Path, turns: int = TURNS) -> dict[str, float]:
     servers = procs.Procs(tmp, ROOT)
     try:
         _, fake_port = start_fake(servers)
-        gw = start_gateway(servers, tmp, "aiogw", fake_port, audit=True, guards=True)
+        gw = start_gateway(servers, tmp, "aiogw", fake_port)
         sent = asyncio.run(_drive(gw.url, gw.key, turns))
     finally:
         servers.stop_all()  # SIGTERM: the gateway drains its audit queue and closes

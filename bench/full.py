@@ -33,29 +33,21 @@ Writes the `bench.full` section of bench/RESULTS.md (not with --quick).
 from __future__ import annotations
 
 import argparse
-import datetime
+import itertools
 import os
 import platform
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import orjson
+from bench import harness, loads, peers, procs, wrk
+from bench.bodies import SEQ_MARK, messages_body
+from bench.harness import Side, Suite, Workload
+from bench.targets import BARE, LOAD_CPU, PROXY_CPU, ROOT, USER_LIMITS, Gateway, Target, start
 
-from bench import measure, peers, procs, results, wrk
-from bench.bodies import messages_body
-from bench.stats import median
-from bench.targets import LOAD_CPU, PROXY_CPU, ROOT, Target, start_all, start_gateway
-
-# Far above anything the bench sends: limits that admit every request but still count
-# and charge each one (the limits bench uses the same).
-USER_LIMITS = ('limits = { requests_per_minute = 100000000, tokens_per_minute = 1000000000000, '
-               'max_concurrent = 100000, daily_budget_usd = 1000000000.0, monthly_budget_usd = 1000000000.0 }\n')
-TARGETS = ("direct", "passthrough", "aiogw-off", "aiogw", *peers.PEERS)
+GATEWAYS = {"aiogw-off": BARE, "aiogw": Gateway(user=USER_LIMITS)}
+TARGETS = ("direct", "passthrough", *GATEWAYS, *peers.PEERS)
 # name → (body bytes, wrk connections)
 HTTP = {"small": (1_000, 32), "large": (200_000, 32), "huge": (1_000_000, 16)}
 # name → (events, seconds between them)
@@ -64,118 +56,62 @@ WORKLOADS = (*HTTP, *STREAMS, "session")
 STREAM_CONCURRENCY = 50
 SWEEP_TARGETS = ("passthrough", "aiogw-off", "aiogw", "nginx")
 SWEEP_LEVELS = (500, 1000, 2500, 5000)
-# Latency figures printed with each round's line, when the workload has them.
-_ROUND_LATENCY = (("ttfb_p50", "TTFB p50"), ("gap_p99", "gap p99"))
 
 
-def start_targets(servers: procs.Procs, tmp: Path, names: tuple[str, ...]) -> tuple[list[Target], int, int]:
-    """Start the fake and the named targets; (targets in measuring order, fake PID, fake port)."""
-    base, fake_pid = start_all(servers, tmp, ("direct", "passthrough"))
-    fake_port = urlsplit(base[0].url).port
-    assert fake_port is not None
-    made = {t.name: t for t in base}
-    if "aiogw-off" in names:
-        made["aiogw-off"] = start_gateway(servers, tmp, "aiogw-off", fake_port, audit=False, guards=False,
-                                          observe=False)
-    if "aiogw" in names:
-        made["aiogw"] = start_gateway(servers, tmp, "aiogw", fake_port, audit=True, guards=True, observe=True,
-                                      extra=USER_LIMITS)
+def workloads(tmp: Path, names: tuple[str, ...], duration: float) -> tuple[Workload, ...]:
+    """The suite's workloads; every HTTP body is a new turn of its conversation (post.lua's marker)."""
+    scripts: dict[str, Path] = {}
+
+    def script(t: Target) -> Path:
+        if t.name not in scripts:
+            scripts[t.name] = peers.wrk_script(t.name, dict(t.headers), tmp)
+        return scripts[t.name]
+
+    seeds = itertools.count(1)
+    out = []
     for name in names:
-        if name in peers.START:
-            made[name] = peers.START[name](servers, tmp, fake_port)
-    return [made[n] for n in names], fake_pid, fake_port
-
-
-def _python_load(module: str, args: list[str], headers: dict[str, str]) -> dict:
-    cmd = ["taskset", "-c", str(LOAD_CPU), sys.executable, "-m", module, *args]
-    for name, value in headers.items():
-        cmd += ["--header", f"{name}:{value}"]
-    out = subprocess.run(cmd, capture_output=True, cwd=ROOT, timeout=600)
-    if out.returncode != 0:
-        raise RuntimeError(f"{module} failed: {out.stderr.decode(errors='replace')[-2000:]}")
-    return orjson.loads(out.stdout)
-
-
-class Bench:
-    """The targets of one run and how to load each with each workload."""
-
-    def __init__(self, tmp: Path, targets: list[Target], fake_pid: int, fake_port: int, duration: float) -> None:
-        self.tmp, self.targets, self.fake_pid, self.duration = tmp, targets, fake_pid, duration
-        self.headers = {t.name: peers.extra_headers(t.name, fake_port) for t in targets}
-        self.stream_headers = {t.name: peers.stream_headers(t.name, fake_port) for t in targets}
-        self.scripts = {t.name: peers.wrk_script(t.name, self.headers[t.name], tmp) for t in targets}
-        self.bodies: dict[str, Path] = {}
-        for name, (size, _) in HTTP.items():
-            self.bodies[name] = tmp / f"body-{name}.json"
-            self.bodies[name].write_bytes(messages_body(size, marked=True))
-        self.seeds = iter(range(1, 1_000_000))
-
-    def measure(self, workload: str, t: Target) -> dict[str, float]:
-        if workload in HTTP:
-            return measure.measure(t, self.fake_pid, self.bodies[workload], self.duration, HTTP[workload][1],
-                                 self.scripts[t.name])
-        if workload in STREAMS:
-            return measure.measured(t, self.fake_pid, lambda: self._streams(workload, t))
-        return measure.measured(t, self.fake_pid, lambda: self._session(t))
-
-    def _streams(self, workload: str, t: Target) -> tuple[dict, int]:
-        events, delay = STREAMS[workload]
-        r = _python_load("bench.streams", ["--url", t.url, "--key", t.key, "--duration", str(self.duration),
-                                           "--concurrency", str(STREAM_CONCURRENCY), "--chunks", str(events),
-                                           "--delay", str(delay)], self.stream_headers[t.name])
-        # A stream that came through whole has the events asked for plus six (bench.streams):
-        # one that did not (a proxy dropped the x-fake-* headers) is not the same workload.
-        whole = r["events_min"] == r["events_max"] == events + 6
-        return {"rps": r["streams_per_s"], "ttfb_p50": r["ttfb_p50"], "ttfb_p99": r["ttfb_p99"],
-                "gap_p50": r["gap_p50"], "gap_p99": r["gap_p99"],
-                "errors": r["failed"] + (0 if whole else r["streams"])}, r["streams"] + r["failed"]
-
-    def _session(self, t: Target) -> tuple[dict, int]:
-        r = _python_load("bench.session_mix", ["--url", t.url, "--key", t.key, "--duration", str(self.duration * 1.5),
-                                               "--seed", str(next(self.seeds))], self.headers[t.name])
-        return {"rps": r["rps"], "p50": r["p50"], "p99": r["p99"], "ttfb_p50": r["ttfb_p50"],
-                "errors": r["failed"], "mean_body_kb": r["mean_body_kb"]}, r["turns"] + r["failed"]
+        if name in HTTP:
+            size, connections = HTTP[name]
+            body = tmp / f"body-{name}.json"
+            body.write_bytes(messages_body(size, marked=True))
+            out.append(Workload(name, lambda t, d, b=body, c=connections: loads.http(t, b, d, c, script(t)), duration))
+        elif name in STREAMS:
+            events, delay = STREAMS[name]
+            out.append(Workload(name, lambda t, d, e=events, p=delay: loads.streams(
+                t, d, concurrency=STREAM_CONCURRENCY, events=e, delay=p, warmup=0.5, headers=peers.stream_headers(t)),
+                duration))
+        else:
+            out.append(Workload(name, lambda t, d: loads.session(t, d, next(seeds), t.headers), duration * 1.5))
+    return tuple(out)
 
 
 def run(args: argparse.Namespace) -> tuple[dict[str, dict[str, list[dict]]], dict, list[dict], procs.Steady]:
     """{workload: {target: [per-round measures]}}, {target: peak RSS MiB}, sweep rows."""
-    with tempfile.TemporaryDirectory(prefix="aiogw-full-") as tmp_name:
-        tmp = Path(tmp_name)
-        servers = procs.Procs(tmp, ROOT)
-        try:
-            targets, fake_pid, fake_port = start_targets(servers, tmp, args.targets)
-            print(f"servers up; logs in {tmp}", flush=True)
-            b = Bench(tmp, targets, fake_pid, fake_port, args.duration)
-            small = b.bodies["small"].read_bytes().replace(b"@@SEQ@@@@@", b"0000000001")
-            for t in targets:
-                measure.spot_check(t, small, b.headers[t.name])
-            for t in targets:  # Portkey's JIT needs ~10 s of load; the Python targets a run or two
-                runs, rps = measure.warm_up(t, fake_pid, b.bodies["small"], 32, b.scripts[t.name])
-                print(f"warm-up {t.name:>11}: {runs} runs, last {rps:,.0f} req/s", flush=True)
-            got: dict[str, dict[str, list[dict]]] = {w: {t.name: [] for t in targets} for w in args.workloads}
-            steady = procs.Steady()
-            for rnd in range(1, args.rounds + 1):
-                for workload in args.workloads:
-                    for t in targets:
-                        m = steady(b.measure, workload, t)
-                        got[workload][t.name].append(m)
-                        latency = "".join(f"  {label} {m[key]:.2f} ms" for key, label in _ROUND_LATENCY if key in m)
-                        print(f"round {rnd} {workload:>11} {t.name:>11}: {m['rps']:9.1f}/s  errors {m['errors']:.0f}"
-                              f"  CPU {m['cpu_us']:,.0f} µs{latency}", flush=True)
-            rss = {t.name: procs.peak_rss_mb(t.pid) for t in targets}
-            sweep_rows = []
-            if args.sweep:
-                from bench import sweep
+    with harness.Lab("aiogw-full-") as lab:
+        targets, fake_pid = start(lab.servers, lab.tmp, args.targets, GATEWAYS)
+        print(f"servers up; logs in {lab.tmp}", flush=True)
+        work = workloads(lab.tmp, tuple(dict.fromkeys(("small", *args.workloads))), args.duration)
+        small = (lab.tmp / "body-small.json").read_bytes().replace(SEQ_MARK.encode(), b"0000000001")
+        for t in targets:
+            loads.spot_check(t, small)
+        # Portkey's JIT needs ~10 s of load; the Python targets a run or two.
+        settle = Suite(tuple(Side(t.name, (t,)) for t in targets), work, 0, settle="small")
+        harness.run(settle)
+        suite = Suite(settle.sides, tuple(w for w in work if w.name in args.workloads), args.rounds)
+        got, steady = harness.run(suite)
+        rss = {t.name: procs.peak_rss_mb(t.pid) for t in targets}
+        sweep_rows = []
+        if args.sweep:
+            from bench import sweep
 
-                for t in targets:
-                    if t.name in SWEEP_TARGETS:
-                        for row in sweep.sweep(t, SWEEP_LEVELS, hold=args.hold, headers=b.stream_headers[t.name],
-                                               upstream_pid=fake_pid):
-                            sweep_rows.append({"target": t.name, **row})
-                            print(f"sweep {t.name}: {row}", flush=True)
-            return got, rss, sweep_rows, steady
-        finally:
-            servers.stop_all()
+            for t in targets:
+                if t.name in SWEEP_TARGETS:
+                    for row in sweep.sweep(t, SWEEP_LEVELS, hold=args.hold, headers=peers.stream_headers(t),
+                                           upstream_pid=fake_pid):
+                        sweep_rows.append({"target": t.name, **row})
+                        print(f"sweep {t.name}: {row}", flush=True)
+    by_workload = {w: {t.name: got.get((w, t.name), []) for t in targets} for w in args.workloads}
+    return by_workload, rss, sweep_rows, steady
 
 
 # --------------------------------------------------------------------------------------
@@ -183,9 +119,8 @@ def run(args: argparse.Namespace) -> tuple[dict[str, dict[str, list[dict]]], dic
 # --------------------------------------------------------------------------------------
 
 
-def _med(rounds: list[dict], key: str) -> float:
-    values = [r[key] for r in rounds if key in r]
-    return median(values) if values else float("nan")
+def _med(rounds: list[dict] | None, key: str) -> float:
+    return harness.median(rounds, key)
 
 
 def _f(value: float, digits: int = 2) -> str:
@@ -295,7 +230,7 @@ def markdown(args: argparse.Namespace, got: dict, rss: dict, sweep_rows: list[di
              seconds: float) -> str:
     commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
                             cwd=ROOT).stdout.strip()
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    now = harness.now()
     lines = [
         "## The whole comparison (`python -m bench.full`, `make bench-full`)", "",
         f"- **date:** {now}, aiogw at {commit}; {seconds / 60:.0f} min",
@@ -335,26 +270,14 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown targets or workloads: {', '.join(sorted(unknown))}")
     if args.quick:
         args.rounds, args.duration, args.sweep, args.write = 1, 2.0, False, False
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _terminate)
     t0 = time.monotonic()
-    try:
+    with harness.interrupted():
         for name in args.targets:
             if name in peers.INSTALL:
                 peers.INSTALL[name]()
         got, rss, sweep_rows, steady = run(args)
-    except KeyboardInterrupt:
-        print("interrupted; servers stopped", file=sys.stderr)
-        return 130
-    text = markdown(args, got, rss, sweep_rows, steady, time.monotonic() - t0)
-    print(text)
-    if args.write:
-        results.write_section("bench.full", text)
+    harness.write("bench.full", markdown(args, got, rss, sweep_rows, steady, time.monotonic() - t0), args.write)
     return 0
-
-
-def _terminate(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # so the `finally` that stops the servers runs
 
 
 if __name__ == "__main__":

@@ -30,23 +30,20 @@ import os
 import pwd
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from string import Template
-from urllib.parse import urlsplit
 
 import orjson
 
-from bench import measure, procs, wrk
+from bench import harness, loads, procs, wrk
 from bench.bodies import MODEL, messages_body
-from bench.stats import median
-from bench.targets import FAKE_KEY, PROXY_CPU, ROOT, Target, start_all
+from bench.harness import Side, Suite, Workload
+from bench.targets import FAKE_KEY, PROXY_CPU, SHIPPED, Target, start
 
 TEMPLATES = Path(__file__).with_name("peers")
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "aiogw-bench"
@@ -96,16 +93,16 @@ def extra_headers(name: str, fake_port: int) -> dict[str, str]:
     return {}
 
 
-def stream_headers(name: str, fake_port: int) -> dict[str, str]:
-    """`extra_headers` for a stream run (bench.streams, one --header each). The fake
+def stream_headers(target: Target) -> dict[str, str]:
+    """A target's headers for a stream run (bench.streams, one --header each). The fake
     shapes a stream from the request's x-fake-chunks / x-fake-delay; Portkey builds its
     own request to the provider and passes on only the client headers its
     x-portkey-forward-headers names (nginx passes every header; LiteLLM's x-* headers
     are let through by bench/peers/litellm.yaml)."""
     from aiogw.fake_upstream.model import CHUNKS_HEADER, DELAY_HEADER
 
-    headers = extra_headers(name, fake_port)
-    if name == "portkey":
+    headers = dict(target.headers)
+    if target.name == "portkey":
         headers["x-portkey-forward-headers"] = f"{CHUNKS_HEADER},{DELAY_HEADER}"
     return headers
 
@@ -257,7 +254,7 @@ def _child(pid: int, timeout: float = 10.0) -> int:
     raise RuntimeError(f"process {pid} started no worker within {timeout:g} s")
 
 
-def start_nginx(servers: procs.Procs, tmp: Path, fake_port: int) -> Target:
+def start_nginx(servers: procs.Procs, tmp: Path, fake_port: int, fake_pid: int) -> Target:
     """nginx (master and its one worker) pinned to PROXY_CPU; the Target's PID is the
     worker's, where the requests' CPU time goes."""
     binary = install_nginx()
@@ -269,10 +266,10 @@ def start_nginx(servers: procs.Procs, tmp: Path, fake_port: int) -> Target:
     conf.write_text(nginx_conf(home, port, fake_port, user))
     master = servers.start("nginx", [binary, "-p", str(home), "-e", str(home / "error.log"), "-c", str(conf),
                                      "-g", "daemon off;"], cpu=PROXY_CPU, port=port)
-    return Target("nginx", f"http://127.0.0.1:{port}/v1/messages", FAKE_KEY, _child(master))
+    return Target("nginx", f"http://127.0.0.1:{port}/v1/messages", FAKE_KEY, _child(master), fake_pid)
 
 
-def start_litellm(servers: procs.Procs, tmp: Path, fake_port: int) -> Target:
+def start_litellm(servers: procs.Procs, tmp: Path, fake_port: int, fake_pid: int) -> Target:
     """The LiteLLM proxy as its quick start runs it (`litellm --config config.yaml`,
     uvicorn, one worker), on 127.0.0.1 (its default host is 0.0.0.0). Requests carry
     the run's master key in x-api-key; LiteLLM swaps in the fake's key."""
@@ -289,19 +286,20 @@ def start_litellm(servers: procs.Procs, tmp: Path, fake_port: int) -> Target:
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     cmd = [str(exe), "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
     pid = _start_patiently(servers, "litellm", cmd, port, env, LITELLM_START_S)
-    return Target("litellm", f"http://127.0.0.1:{port}/v1/messages", master_key, pid)
+    return Target("litellm", f"http://127.0.0.1:{port}/v1/messages", master_key, pid, fake_pid)
 
 
-def start_portkey(servers: procs.Procs, tmp: Path, fake_port: int) -> Target:
+def start_portkey(servers: procs.Procs, tmp: Path, fake_port: int, fake_pid: int) -> Target:
     """The Portkey gateway as `npx @portkey-ai/gateway` starts it (its `bin`, with
-    `--port=N`), kept on 127.0.0.1 by bench/peers/loopback.cjs. Its requests need
-    `extra_headers("portkey", fake_port)`."""
+    `--port=N`), kept on 127.0.0.1 by bench/peers/loopback.cjs; its requests carry
+    `extra_headers("portkey", fake_port)` (the Target's headers)."""
     script = install_portkey()
     (tmp / "portkey").mkdir()
     port = procs.free_port()
     cmd = ["node", "--require", str(TEMPLATES / "loopback.cjs"), str(script), f"--port={port}"]
     pid = servers.start("portkey", cmd, cpu=PROXY_CPU, port=port)
-    return Target("portkey", f"http://127.0.0.1:{port}/v1/messages", FAKE_KEY, pid)
+    return Target("portkey", f"http://127.0.0.1:{port}/v1/messages", FAKE_KEY, pid, fake_pid,
+                  headers=extra_headers("portkey", fake_port))
 
 
 def _start_patiently(servers: procs.Procs, name: str, cmd: list[str], port: int, env: dict[str, str],
@@ -324,7 +322,7 @@ def _start_patiently(servers: procs.Procs, name: str, cmd: list[str], port: int,
     raise RuntimeError(f"{name} did not listen on port {port}:\n{servers.log_tail(name)}")
 
 
-START: dict[str, Callable[[procs.Procs, Path, int], Target]] = {
+START: dict[str, Callable[[procs.Procs, Path, int, int], Target]] = {
     "nginx": start_nginx, "litellm": start_litellm, "portkey": start_portkey}
 
 
@@ -338,64 +336,42 @@ def main(argv: list[str] | None = None) -> int:
     peers = [name for name in args.peers.split(",") if name]
     if unknown := set(peers) - set(PEERS):
         p.error(f"unknown peers: {', '.join(sorted(unknown))}")
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _terminate)
-    try:
+    with harness.interrupted():
         for name in peers:
             INSTALL[name]()
         rows, steady = _measure(peers, args.rounds, args.duration, args.connections)
-    except KeyboardInterrupt:
-        print("interrupted; servers stopped", file=sys.stderr)
-        return 130
     print()
     print(_table(rows, args, peers, steady))
     return 0
 
 
 def _measure(peers: list[str], rounds: int, duration: float, connections: int) -> tuple[dict[str, dict], procs.Steady]:
-    with tempfile.TemporaryDirectory(prefix="aiogw-peers-") as tmp_name:
-        tmp = Path(tmp_name)
-        body_file = tmp / "body-1000.json"
+    with harness.Lab("aiogw-peers-") as lab:
+        body_file = lab.tmp / "body-1000.json"
         body_file.write_bytes(messages_body(1000))
-        servers = procs.Procs(tmp, ROOT)
-        try:
-            targets, fake_pid = start_all(servers, tmp, BASE)
-            fake_port = urlsplit(targets[0].url).port
-            assert fake_port is not None and targets[0].name == "direct"
-            for name in peers:
-                targets.append(START[name](servers, tmp, fake_port))
-            print(f"servers up; logs in {tmp}", flush=True)
-            headers = {t.name: extra_headers(t.name, fake_port) for t in targets}
-            scripts = {t.name: wrk_script(t.name, headers[t.name], tmp) for t in targets}
-            rows: dict[str, dict] = {}
-            direct_id = None
-            for t in targets:
-                answer = measure.spot_check(t, body_file.read_bytes(), headers[t.name])
-                direct_id = direct_id or answer["id"]
-                # The fake derives its ids from the request body: the same id means the
-                # same bytes reached it.
-                rows[t.name] = {"rounds": [], "same_bytes": answer["id"] == direct_id}
-            for t in targets:
-                runs, rps = measure.warm_up(t, fake_pid, body_file, connections, scripts[t.name])
-                print(f"warm-up {t.name:>11}: {runs} runs of {measure.WARM_STEP_S:g} s, last {rps:,.0f} req/s", flush=True)
-            steady = procs.Steady()
-            for rnd in range(1, rounds + 1):
-                for t in targets:
-                    m = steady(measure.measure, t, fake_pid, body_file, duration, connections, scripts[t.name])
-                    rows[t.name]["rounds"].append(m)
-                    print(f"round {rnd} {t.name:>11}: {m['rps']:8.0f} req/s  p50 {m['p50']:7.2f} ms  "
-                          f"p99 {m['p99']:7.2f} ms  errors {m['errors']:.0f}  CPU {m['cpu_us']:,.0f} µs/req  "
-                          f"other load {max(0, m['bg0']):.0f}/{max(0, m['bg1']):.0f} %", flush=True)
-            for t in targets:
-                rows[t.name]["rss"] = procs.peak_rss_mb(t.pid)
-        finally:
-            servers.stop_all()
+        targets, _ = start(lab.servers, lab.tmp, (*BASE, *peers), {"aiogw": SHIPPED})
+        print(f"servers up; logs in {lab.tmp}", flush=True)
+        scripts = {t.name: wrk_script(t.name, dict(t.headers), lab.tmp) for t in targets}
+        rows: dict[str, dict] = {}
+        direct_id = None
+        for t in targets:
+            answer = loads.spot_check(t, body_file.read_bytes())
+            direct_id = direct_id or answer["id"]
+            # The fake derives its ids from the request body: the same id means the
+            # same bytes reached it.
+            rows[t.name] = {"same_bytes": answer["id"] == direct_id}
+        small = Workload("small (1 KB)", lambda t, d: loads.http(t, body_file, d, connections, scripts[t.name]),
+                         duration)
+        suite = Suite(tuple(Side(t.name, (t,)) for t in targets), (small,), rounds, settle=small.name)
+        got, steady = harness.run(suite)
+        for t in targets:
+            rows[t.name].update(rounds=got[(small.name, t.name)], rss=procs.peak_rss_mb(t.pid))
     return rows, steady
 
 
 def _table(rows: dict[str, dict], args: argparse.Namespace, peers: list[str], steady: procs.Steady) -> str:
     def med(name: str, key: str) -> float:
-        return median([r[key] for r in rows[name]["rounds"]])
+        return harness.median(rows[name]["rounds"], key)
 
     aiogw = med("aiogw", "rps")
     lines = [f"small (1 KB) Messages bodies, wrk 1 thread {args.connections} connections, {args.duration:g} s "
@@ -418,10 +394,6 @@ def _table(rows: dict[str, dict], args: argparse.Namespace, peers: list[str], st
     lines.append("")
     lines += [f"{name}: {v}" for name, v in versions().items() if name in peers]
     return "\n".join(lines)
-
-
-def _terminate(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt  # so the `finally` that stops the servers runs
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from pathlib import Path
 from bench import procs, wrk
 from bench import streams as stream_client
 from bench.bodies import messages_body
-from bench.targets import LOAD_CPU, ROOT, TARGETS, start_all
+from bench.targets import LOAD_CPU, ROOT, TARGETS, start
 
 SIZES = {"small": 1_000, "large": 200_000, "huge": 2_000_000}
 _FRAME = re.compile(r" \((?:[^)]*/)?([^/)]+\.py):(\d+)\)")
@@ -67,12 +67,12 @@ def main(argv: list[str] | None = None) -> int:
         servers = procs.Procs(tmp, ROOT)
         try:
             names = ("direct",) if args.target == "direct" else ("direct", args.target)
-            targets, _ = start_all(servers, tmp, names)
+            targets, _ = start(servers, tmp, names)
             target = targets[-1]
             raw = args.out or tmp / "stacks.txt"
             body = tmp / "body.json"
             if args.workload != "streams":
-                body.write_bytes(messages_body(SIZES[args.workload], marked=target.lag_file is not None))
+                body.write_bytes(messages_body(SIZES[args.workload], marked=target.config is not None))
                 wrk.run(target.url, body, target.key, connections=args.connections, duration=2, cpu=LOAD_CPU)
             spy_proc = subprocess.Popen([spy, "record", "-p", str(target.pid), "-d", str(args.seconds), "-r",
                                          str(args.rate), "-f", "raw", "-o", str(raw), "--nonblocking"],

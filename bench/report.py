@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from bench import harness
 from bench.targets import TARGETS
 
 CORE_TARGET = 0.85  # aiogw-core req/s ÷ pass-through req/s, small and large bodies
@@ -31,8 +31,7 @@ class Row:
     rounds: list[dict[str, float]] = field(default_factory=list)
 
 
-def _f(value: float | None, digits: int = 2) -> str:
-    return "n/a" if value is None or math.isnan(value) else f"{value:,.{digits}f}"
+_f = harness.fmt
 
 
 def _div(a: float, b: float) -> float:
@@ -40,9 +39,7 @@ def _div(a: float, b: float) -> float:
 
 
 def _table(header: Sequence[str], lines: Sequence[Sequence[str]]) -> str:
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if i else "---" for i in range(len(header))) + "|"]
-    out += ["| " + " | ".join(line) + " |" for line in lines]
-    return "\n".join(out)
+    return "\n".join(harness.table(header, lines))
 
 
 def _errors(values: dict[str, float]) -> str:

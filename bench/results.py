@@ -13,8 +13,10 @@ RESULTS = Path(__file__).with_name("RESULTS.md")
 HEAD = """\
 # aiogw bench results
 
-Each section below is written by the command it names; rerun that command to refresh it.
-Figures are ratios taken in the same run unless a section says otherwise.
+It opens with one table, each target's newest figure (hand-written: `summary`); each
+section after it is written by the command it names: rerun that command to refresh it.
+Figures are ratios taken in the same run unless a section says otherwise. The lab
+notes (each target's history, why a miss, what was tried) are in NOTES.md.
 """
 ORDER = ("summary", "bench.run", "bench.audit_storage")
 

@@ -72,7 +72,7 @@ import uvloop
 from bench import procs
 from bench.bodies import messages_body
 from bench.stats import percentile
-from bench.targets import LOAD_CPU, PROXY_CPU, ROOT, TARGETS, Target, start_all
+from bench.targets import LOAD_CPU, PROXY_CPU, ROOT, TARGETS, Target, start
 
 LEVELS = (500, 1000, 2500, 5000)
 HOLD = 8.0  # seconds all N streams of a level stay open together
@@ -433,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="aiogw-sweep-") as tmp:
         servers = procs.Procs(Path(tmp), ROOT)
         try:
-            targets, fake_pid = start_all(servers, Path(tmp), names)
+            targets, fake_pid = start(servers, Path(tmp), names)
             print(f"servers up (proxies on CPU {PROXY_CPU}, fake and client on CPU {LOAD_CPU}); logs in {tmp}",
                   flush=True)
             for t in targets:

@@ -1,14 +1,14 @@
-"""Start the things the bench measures, each on its own free port.
+"""What the bench measures, and how each is started, each on its own free port.
 
 - direct: the fake upstream itself (`--lean`), the floor any proxy adds to;
 - passthrough: `bench.passthrough`, the best a simple Python proxy does;
-- aiogw-core: aiogw with `[audit]`, `[guards]`, metrics and the exchange log off: the proxy alone;
-- aiogw-audit: aiogw with its audit log, metrics and exchange log on, guards off (so it
-  differs from `aiogw` by the guards alone: the guard figures compare the two);
-- aiogw: aiogw as configured by default (audit, guards, metrics and exchange log on).
+- a gateway: aiogw from a TOML file, as `aiogw serve --config` runs it, in one of the
+  variants a suite names (`Gateway`: which of audit, guards, metrics and the exchange
+  log are on, and any TOML added). With `lag=True` it runs under `bench.gateway`
+  instead (the same serve, plus an event-loop lag probe the bench switches on only while
+  it measures that target);
+- the peers (nginx, LiteLLM, Portkey): `bench.peers` installs and starts them.
 
-Each aiogw runs as `bench.gateway` (`aiogw.app.serve` plus an event-loop lag probe the
-bench switches on only while it measures that target), with its own state database.
 The proxies run on PROXY_CPU; the fake upstream and every load generator on LOAD_CPU,
 so a proxy has a core to itself and never competes with the load.
 """
@@ -16,10 +16,10 @@ so a proxy has a core to itself and never competes with the load.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import gateway
@@ -30,48 +30,34 @@ LOAD_CPU = 1
 FAKE_KEY = "sk-ant-fake"  # the fake upstream's Anthropic key
 ROOT = Path(__file__).resolve().parent.parent
 
-# name → (audit on, guards on, metrics and exchange log on); the order is the measuring
-# order within a round.
-GATEWAYS = {"aiogw-core": (False, False, False), "aiogw-audit": (True, False, True), "aiogw": (True, True, True)}
-TARGETS = ("direct", "passthrough", *GATEWAYS)
+# Far above anything the bench sends: limits that admit every request but still count
+# and charge each one.
+LIMITS = ("requests_per_minute = 100000000", "tokens_per_minute = 1000000000000", "max_concurrent = 100000",
+          "daily_budget_usd = 1000000000.0", "monthly_budget_usd = 1000000000.0")
+USER_LIMITS = f"limits = {{ {', '.join(LIMITS)} }}\n"  # on the bench user
+LIMITS_TABLE = "\n[limits]\n" + "".join(f"{line}\n" for line in LIMITS)  # for every user
 
 
 @dataclass(frozen=True, slots=True)
-class Target:
-    name: str
-    url: str  # the Anthropic Messages endpoint as this target serves it
-    key: str  # what goes in x-api-key
-    pid: int  # the server whose CPU and memory are reported
-    lag_file: Path | None = None  # where an aiogw target writes its loop-lag figures
+class Gateway:
+    """One aiogw configuration: its defaults, with what is named switched off."""
 
-    def lag_window(self, start: bool) -> dict[str, float] | None:
-        """Open or close a loop-lag window (aiogw targets only)."""
-        if self.lag_file is None:
-            return None
-        return gateway.read_window(self.pid, self.lag_file, start)
+    audit: bool = True
+    guards: bool = True
+    observe: bool = True  # metrics and the exchange log
+    user: str = ""  # TOML added to the bench user's table
+    extra: str = ""  # TOML added at the end of the file
+    lag: bool = False  # run under bench.gateway, with the loop-lag probe
 
-
-def _aiogw_bin() -> str:
-    beside = Path(sys.executable).with_name("aiogw")
-    found = str(beside) if beside.exists() else shutil.which("aiogw")
-    if not found:
-        raise RuntimeError("no `aiogw` command: run `make install` first")
-    return found
-
-
-def gateway_config(state_dir: Path, port: int, fake_port: int, *, audit: bool = True, guards: bool = True,
-                   observe: bool = True, extra_toml: str = "") -> str:
-    """The gateway's config: its defaults, one route to the fake, one user; audit,
-    guards, metrics and the exchange log switched off only where asked."""
-    extra = ""
-    if not audit:
-        extra += "\n[audit]\nenabled = false\n"
-    if not guards:
-        extra += "\n[guards]\nenabled = false\n"
-    if not observe:
-        extra += "\n[metrics]\nenabled = false\n[log]\nexchanges = false\n"
-    extra += extra_toml
-    return f"""\
+    def toml(self, state_dir: Path, port: int, fake_port: int) -> str:
+        tail = self.extra
+        if not self.audit:
+            tail = "\n[audit]\nenabled = false\n" + tail
+        if not self.guards:
+            tail = "\n[guards]\nenabled = false\n" + tail
+        if not self.observe:
+            tail = "\n[metrics]\nenabled = false\n[log]\nexchanges = false\n" + tail
+        return f"""\
 [server]
 host = "127.0.0.1"
 port = {port}
@@ -87,7 +73,42 @@ credential = {{ env = "BENCH_ANTHROPIC_KEY" }}
 
 [[users]]
 name = "bench"
-{extra}"""
+{self.user}{tail}"""
+
+
+SHIPPED = Gateway()
+BARE = Gateway(audit=False, guards=False, observe=False)
+# bench.run's gateways, in its measuring order: the core alone, the audit (with metrics
+# and the log) alone, everything on.
+GATEWAYS: dict[str, Gateway] = {
+    "aiogw-core": Gateway(audit=False, guards=False, observe=False, lag=True),
+    "aiogw-audit": Gateway(guards=False, lag=True),
+    "aiogw": Gateway(lag=True),
+}
+TARGETS = ("direct", "passthrough", *GATEWAYS)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    name: str
+    url: str  # the Anthropic Messages endpoint as this target serves it
+    key: str  # what goes in x-api-key
+    pid: int  # the server whose CPU and memory are reported
+    fake_pid: int = 0  # the fake upstream behind it
+    config: Path | None = None  # an aiogw's config file
+    audit: bool = False  # an aiogw with its audit writer, which drains after a run
+    lag_file: Path | None = None  # where an aiogw under bench.gateway writes its loop-lag figures
+    headers: Mapping[str, str] = field(default_factory=dict)  # a peer's routing headers
+
+    @property
+    def base(self) -> str:
+        return self.url.split("/llm-gateway/")[0]
+
+    def lag_window(self, start: bool) -> dict[str, float] | None:
+        """Open or close a loop-lag window (targets under bench.gateway only)."""
+        if self.lag_file is None:
+            return None
+        return gateway.read_window(self.pid, self.lag_file, start)
 
 
 def start_fake(procs: Procs) -> tuple[int, int]:
@@ -98,42 +119,49 @@ def start_fake(procs: Procs) -> tuple[int, int]:
     return pid, port
 
 
-def start_gateway(procs: Procs, tmp: Path, name: str, fake_port: int, *, audit: bool, guards: bool,
-                  observe: bool = True, extra: str = "") -> Target:
-    """One aiogw under `bench.gateway`, with a fresh state directory and gateway key."""
+def start_gateway(procs: Procs, tmp: Path, name: str, fake_port: int, gw: Gateway = SHIPPED,
+                  fake_pid: int = 0) -> Target:
+    """One aiogw with a fresh state directory and gateway key, both made by the `aiogw`
+    package in `procs.cwd` (bench.commits runs another commit's tree there)."""
     state = tmp / name
-    state.mkdir()
+    state.mkdir(parents=True)
     port = free_port()
     config = state / "aiogw.toml"
-    config.write_text(gateway_config(state, port, fake_port, audit=audit, guards=guards, observe=observe,
-                                     extra_toml=extra))
+    config.write_text(gw.toml(state, port, fake_port))
     env = {**os.environ, "BENCH_ANTHROPIC_KEY": FAKE_KEY}
-    made = subprocess.run([_aiogw_bin(), "keys", "create", "bench", "--config", str(config)],
-                          capture_output=True, text=True, env=env, cwd=ROOT, check=False)
+    made = subprocess.run([sys.executable, "-m", "aiogw", "keys", "create", "bench", "--config", str(config)],
+                          capture_output=True, text=True, env=env, cwd=procs.cwd, check=False)
     if made.returncode != 0:
         raise RuntimeError(f"aiogw keys create failed: {made.stderr.strip()}")
-    lag_file = state / "lag.json"
-    pid = procs.start(name, [sys.executable, "-m", "bench.gateway", "--config", str(config), "--lag-file",
-                             str(lag_file)], cpu=PROXY_CPU, port=port, env=env)
+    lag_file = state / "lag.json" if gw.lag else None
+    if lag_file is not None:
+        cmd = [sys.executable, "-m", "bench.gateway", "--config", str(config), "--lag-file", str(lag_file)]
+    else:
+        cmd = [sys.executable, "-m", "aiogw", "serve", "--config", str(config)]
+    pid = procs.start(name, cmd, cpu=PROXY_CPU, port=port, env=env)
     url = f"http://127.0.0.1:{port}/llm-gateway/anthropic/v1/messages"
-    return Target(name, url, made.stdout.strip(), pid, lag_file)
+    return Target(name, url, made.stdout.strip(), pid, fake_pid, config, gw.audit, lag_file)
 
 
-def start_all(procs: Procs, tmp: Path, names: tuple[str, ...] = TARGETS) -> tuple[list[Target], int]:
-    """Start the fake and the named targets; returns them in measuring order, and the
-    fake's PID."""
+def start(procs: Procs, tmp: Path, names: Sequence[str],
+          gateways: Mapping[str, Gateway] = GATEWAYS) -> tuple[list[Target], int]:
+    """The fake and the named targets (gateways by `gateways`, peers by bench.peers);
+    returns them in the order named, and the fake's PID."""
     fake_pid, fake_port = start_fake(procs)
     upstream = f"http://127.0.0.1:{fake_port}"
-    targets = []
+    out = []
     for name in names:
         if name == "direct":
-            targets.append(Target("direct", f"{upstream}/v1/messages", FAKE_KEY, fake_pid))
+            out.append(Target("direct", f"{upstream}/v1/messages", FAKE_KEY, fake_pid, fake_pid))
         elif name == "passthrough":
             port = free_port()
             pid = procs.start("passthrough", [sys.executable, "-m", "bench.passthrough", "--port", str(port),
                                               "--upstream", upstream], cpu=PROXY_CPU, port=port)
-            targets.append(Target("passthrough", f"http://127.0.0.1:{port}/v1/messages", FAKE_KEY, pid))
+            out.append(Target("passthrough", f"http://127.0.0.1:{port}/v1/messages", FAKE_KEY, pid, fake_pid))
+        elif name in gateways:
+            out.append(start_gateway(procs, tmp, name, fake_port, gateways[name], fake_pid))
         else:
-            audit, guards, observe = GATEWAYS[name]
-            targets.append(start_gateway(procs, tmp, name, fake_port, audit=audit, guards=guards, observe=observe))
-    return targets, fake_pid
+            from bench import peers  # it starts targets of its own kind
+
+            out.append(peers.START[name](procs, tmp, fake_port, fake_pid))
+    return out, fake_pid

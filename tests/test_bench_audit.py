@@ -23,7 +23,7 @@ def test_generated_database_has_every_record(tmp_path):
 
 
 def test_onoff_rounds_pair_every_off_process_with_every_on_process():
-    from bench.onoff import pairing
+    from bench.harness import pairing
 
     for n_off, n_on in ((1, 1), (2, 2), (3, 3), (2, 3), (3, 1)):
         rounds = n_off * n_on
