@@ -148,7 +148,8 @@ def settle(measure: Callable[[], float], tolerance: float = WARM_SETTLED, most: 
 
 def line(m: dict[str, float]) -> str:
     """One run's figures, for the console."""
-    parts = [f"{m.get('rps', float('nan')):9.1f}/s", f"errors {m.get('errors', 0):.0f}"]
+    parts = [f"{m['rps']:9.1f}/s"] if "rps" in m else []  # none for an idle window
+    parts.append(f"errors {m.get('errors', 0):.0f}")
     for key, label in (("p50", "p50"), ("ttfb_p50", "TTFB p50"), ("gap_p99", "gap p99"), ("lag_p99", "lag p99")):
         if key in m:
             parts.append(f"{label} {m[key]:.2f} ms")
