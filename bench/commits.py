@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                           check=True).stdout.strip()
     facts = [f"**date:** {harness.now()}; *off* is {rev.stdout.strip()}, *on* is {head} with the working tree; "
-             f"{args.pairs} processes a side taken in turn, {args.rounds} rounds of {args.duration:g} s; the proxy "
+             f"{onoff.count(args.pairs, 'process', 'processes')} a side taken in turn, {onoff.count(args.rounds, 'round')} "
+             f"of {args.duration:g} s; the proxy "
              "pinned to CPU 0, load and fake to CPU 1."]
     body: list[str] = []
     with tempfile.TemporaryDirectory(prefix="aiogw-before-") as where, harness.interrupted():
