@@ -3,9 +3,13 @@
 Each test runs `aiogw serve` as a subprocess (as systemd does), sends what an attacker
 or a broken provider sends, and then asserts the same four things: the odd exchange's
 record is in the database (or, when it cannot be, counted and named in the log), a
-later exchange is still recorded (the writer drains), SIGTERM exits 0, and the writer's
-counter moved. The counters are the writer's attributes, written to a file by a small
-wrapper when the writer closes (see `_SERVE`): the gateway itself is the real one.
+later exchange is still recorded (the writer drains), SIGTERM exits 0, and the audit's
+counter moved. The counters are read where an operator reads them: the gateway's
+/metrics, once its records are committed and before it is stopped (what happens at
+shutdown is read in its log).
+
+The tests after them drive the recorder and the writer in-process, with records the
+database cannot take and a database that refuses writes for real (a trigger).
 """
 
 from __future__ import annotations
@@ -13,73 +17,64 @@ from __future__ import annotations
 import asyncio
 import socket
 import sqlite3
-import subprocess
-import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 
-from aiogw import keys
 from aiogw.audit import queries, spill, store
 from aiogw.audit import record as rec
-from aiogw.audit import writer as writer_module
+from aiogw.audit.recorder import Recorder
 from aiogw.audit.writer import AuditWriter
 from aiogw.config import AuditSettings
-from tests.conftest import PROVIDER_KEYS
-from tests.test_audit_store import SYSTEM, exchange, turns
-from tests.test_exchange_log import Served, free_port
+from tests.test_audit_store import SYSTEM, exchange, poll, refuse_writes, started, turns
+from tests.test_exchange_log import Served
 
 HI = [{"role": "user", "content": "hello"}]
-COUNTERS = ("written", "spilled", "sanitized", "unstorable", "lost", "write_errors")
-
-# `aiogw serve`, with the audit writer's counters saved as JSON (argv[2]) once it closed.
-_SERVE = f"""
-import sys
-from pathlib import Path
-import orjson
-from aiogw.audit.writer import AuditWriter
-from aiogw.cli import main
-close = AuditWriter.close
-async def counted(self):
-    try:
-        await close(self)
-    finally:
-        names = {COUNTERS!r}
-        Path(sys.argv[2]).write_bytes(orjson.dumps({{n: getattr(self, n, None) for n in names}}))
-AuditWriter.close = counted
-sys.exit(main(["serve", "--config", sys.argv[1]]))
-"""
+# The audit's counters in /metrics, by the names the tests use.
+COUNTERS = {
+    "written": "aiogw_audit_records_written_total",
+    "spilled": "aiogw_audit_spilled_total",
+    "sanitized": "aiogw_audit_records_sanitized_total",
+    "unstorable": "aiogw_audit_records_unstorable_total",
+    "lost": "aiogw_audit_records_lost_total",
+    "write_errors": "aiogw_audit_write_errors_total",
+}
 
 
 class Hostile(Served):
-    """`Served` with the counters' wrapper; `upstream` replaces the anthropic route's."""
+    """`Served` (`aiogw serve` as systemd runs it) whose anthropic route may go to another
+    `upstream`."""
 
     def __init__(self, tmp_path: Path, fake_url: str, drain: float = 5, upstream: str | None = None) -> None:
-        self.port = free_port()
-        self.state = tmp_path / "state.db"
-        self.path = tmp_path / "aiogw.toml"
-        self.counts = tmp_path / "counters.json"
-        self.fake_url = fake_url
-        self.stopping = False
-        self.write(drain=drain, upstream=upstream)
-        self.key = keys.create(self.state, "alice")[1]
-        self.out, self.err = tmp_path / "stdout", tmp_path / "stderr"
-        with self.out.open("wb") as out, self.err.open("wb") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-c", _SERVE, str(self.path), str(self.counts)],
-                env={"PATH": "/usr/bin:/bin", **PROVIDER_KEYS}, stdout=out, stderr=err,
-            )
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.wait(lambda: self._healthy(), what="the gateway to answer /healthz")
+        self.upstream = upstream
+        super().__init__(tmp_path, fake_url, drain=drain)
+
+    def write(self, extra: str = "", drain: float = 30, port: int | None = None, upstream: str | None = None) -> None:
+        super().write(extra, drain=drain, port=port, upstream=upstream or self.upstream)
 
     @property
     def spill(self) -> Path:
         return self.state.with_name(self.state.name + ".audit-spill.jsonl")
 
-    def counters(self) -> dict:
-        return orjson.loads(self.counts.read_bytes())
+    def counters(self, until: Callable[[dict], bool] = lambda counted: True) -> dict:
+        """The audit's counters from /metrics, once `until` holds of them (a record's row
+        is in the database a moment before the writer counts it)."""
+        got: dict = {}
+
+        def scraped() -> bool:
+            text = httpx.get(f"{self.base}/metrics").raise_for_status().text
+            values = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+            got.update({name: float(values[metric]) for name, metric in COUNTERS.items()})
+            return until(got)
+
+        try:
+            self.wait(scraped, what="the audit's counters to settle")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; last read: {got}") from None
+        return got
 
     def rows(self, where: str = "1=1", *args) -> list[dict]:
         return self.audit(f"SELECT * FROM exchanges WHERE {where} ORDER BY id", *args)
@@ -193,10 +188,10 @@ def test_header_bytes_that_are_not_utf8_are_recorded_and_the_audit_drains(hostil
     odd = s.recorded("model = 'odd-id'")
     assert odd["request_id"] == "req_\\xff\\xfe" and odd["outcome"] == "ok" and odd["output_tokens"] == 2
     assert odd["reason"] == "audit: request_id held bytes that are not UTF-8 (shown escaped)"
-    stopped_cleanly(s)
-    counted = s.counters()
-    assert counted["lost"] == counted["unstorable"] == 0 and counted["written"] == 3
+    counted = s.counters(until=lambda counted: counted["written"] == 3)
+    assert counted["lost"] == counted["unstorable"] == counted["spilled"] == 0
     assert counted["sanitized"] == 1  # the request-id: the User-Agent came storable from the proxy
+    stopped_cleanly(s)
     assert not s.spill.exists()
 
 
@@ -215,17 +210,18 @@ def test_token_counts_past_64_bits_are_clamped_said_and_the_batch_kept(hostile, 
     assert (big["input_tokens"], big["output_tokens"], big["cache_read_tokens"]) == (top, top, top)
     assert big["reason"] == "usage past 64 bits, clamped: input, output, cache_read"
     assert [r["input_tokens"] for r in s.rows("model IN ('batch-0', 'batch-2')")] == [3, 3]
+    counted = s.counters(until=lambda counted: counted["written"] == 4)
+    assert counted["sanitized"] == 1 and counted["lost"] == counted["unstorable"] == counted["write_errors"] == 0
     stopped_cleanly(s)
-    counted = s.counters()
-    assert counted["sanitized"] == 1 and counted["lost"] == counted["unstorable"] == 0 and counted["written"] == 4
 
 
 @pytest.mark.timeout(120)
 def test_a_spill_that_cannot_be_written_is_counted_logged_and_shutdown_still_exits(hostile):
     """The disk is full: first one record the database refuses on its own (it goes to
     the spill file, which cannot take it either), then the database refuses everything
-    and SIGTERM comes. Each lost record is counted and named; the writer keeps draining
-    in between; the gateway exits 0."""
+    and SIGTERM comes. Each lost record is counted (in /metrics, while the gateway runs)
+    and named (in the log, the one lost at shutdown too); the writer keeps draining in
+    between; the gateway exits 0."""
     s = hostile(drain=2)
     s.ask("before")
     s.spill.symlink_to("/dev/full")  # every write: ENOSPC
@@ -241,10 +237,10 @@ def test_a_spill_that_cannot_be_written_is_counted_logged_and_shutdown_still_exi
     db.close()
     s.anthropic().messages.create(model="at-shutdown", max_tokens=8, messages=HI)
     s.wait(lambda: "not written (attempt 1)" in s.stderr(), what="the database to refuse")
+    counted = s.counters(until=lambda counted: counted["write_errors"] >= 2)  # the poison's, then the database's
+    assert counted["lost"] == 1 and counted["spilled"] == 0 and counted["unstorable"] == 1 and counted["written"] == 2
     err = stopped_cleanly(s, retried=True)
     assert [r["model"] for r in s.rows()] == ["before", "after-the-lost-one"]
-    counted = s.counters()
-    assert counted["lost"] == 2 and counted["spilled"] == 0 and counted["unstorable"] == 1
     # Each lost record is named in the log by its id, which the exchange log line has too.
     ids = {line["model"]: line["id"] for line in map(orjson.loads, s.stdout().splitlines())}
     lost = [line for line in err.splitlines() if "could not be written to the spill file" in line]
@@ -274,9 +270,9 @@ def test_a_request_nested_past_orjsons_depth_keeps_its_request_and_answer(hostil
     (payload,) = s.audit("SELECT request_raw, response FROM payloads WHERE id = ?", row["id"])
     assert orjson.loads(rec.unsqueeze(payload["request_raw"]))["messages"][1]["content"][0]["input"]["v"] == deep
     assert rec.unpack(payload["response"])["message"]["content"] == [{"type": "text", "text": got.content[0].text}]
+    counted = s.counters(until=lambda counted: counted["written"] == 2)
+    assert counted["lost"] == counted["unstorable"] == 0
     stopped_cleanly(s)
-    counted = s.counters()
-    assert counted["lost"] == 0 and counted["written"] == 2
 
 
 # --- the writer on plain exchanges: its own guard, whatever the proxy cleans first ----
@@ -313,39 +309,36 @@ def test_a_request_too_deep_to_copy_is_not_kept_unmasked_under_the_redacted_poli
     assert "the request could not be masked, so it is not kept" in record.row[rec.COLUMNS.index("reason")]
 
 
-def poisoned(monkeypatch, poisons: dict[float, tuple[str, object]]) -> None:
-    """Records whose row holds a value no database or JSON can take, as if the record
-    builder had let it through: the writer must still isolate, spill and go on."""
-    real = rec.build
-
-    def build(ex, policy, memo=None):
-        record = real(ex, policy, memo)
-        if ex.started in poisons:
-            name, value = poisons[ex.started]
-            i = rec.COLUMNS.index(name)
-            record.row = (*record.row[:i], value, *record.row[i + 1 :])
-        return record
-
-    monkeypatch.setattr(rec, "build", build)
+def poisoned(record: rec.Record, name: str, value: object) -> rec.Record:
+    """The record with a value in its row that no database or JSON can take, as if the
+    recorder had let it through: the writer must still isolate, spill and go on."""
+    i = rec.COLUMNS.index(name)
+    record.row = (*record.row[:i], value, *record.row[i + 1 :])
+    return record
 
 
-async def test_a_record_the_database_refuses_is_taken_out_of_its_batch_spilled_and_the_writer_drains(
-    tmp_path, monkeypatch
-):
+async def test_a_record_the_database_refuses_is_taken_out_of_its_batch_spilled_and_the_writer_drains(tmp_path):
     db = tmp_path / "s.db"
-    poisoned(monkeypatch, {1_000_001: ("user_agent", "\udcff"), 1_000_002: ("input_tokens", 2**70)})
-    writer = AuditWriter(db, AuditSettings(batch_size=4, flush_interval=0.001))
+    settings = AuditSettings(batch_size=4, flush_interval=0.001)
+    writer = AuditWriter(db, settings)
     await writer.start()
+    recorder = Recorder(settings)
+    poisons = {1_000_001: ("user_agent", "\udcff"), 1_000_002: ("input_tokens", 2**70)}
+
+    def record(i: int) -> rec.Record:
+        made = recorder.build(exchange(1_000_000 + i, history[i]))
+        return poisoned(made, *poisons[made.started]) if made.started in poisons else made
+
     history = turns(6)
     for i in range(4):  # one batch: two records in it cannot be stored
-        writer.submit(exchange(1_000_000 + i, history[i]))
+        writer.add(record(i))
     assert await poll(lambda: writer.written == 2 and writer.unstorable == 2)
     for i in range(4, 6):  # and the writer goes on
-        writer.submit(exchange(1_000_000 + i, history[i]))
+        writer.add(record(i))
     assert await poll(lambda: writer.written == 4)
     await asyncio.wait_for(writer.close(), 30)
-    started = [r[0] for r in sqlite3.connect(db).execute("SELECT started FROM exchanges ORDER BY started")]
-    assert started == [1_000_000, 1_000_003, 1_000_004, 1_000_005]
+    started_at = [r[0] for r in sqlite3.connect(db).execute("SELECT started FROM exchanges ORDER BY started")]
+    assert started_at == [1_000_000, 1_000_003, 1_000_004, 1_000_005]
     lines = [orjson.loads(line) for line in spill.path_for(db).read_bytes().splitlines()]  # every line encodes
     assert [(r["started"], r["user_agent"], r["input_tokens"]) for r in lines] == [
         (1_000_001, "\\xff", 10), (1_000_002, None, 2**63 - 1)
@@ -359,34 +352,19 @@ async def test_a_record_the_database_refuses_is_taken_out_of_its_batch_spilled_a
         assert shown["request"]["system"] == SYSTEM and len(shown["request"]["messages"]) % 2 == 1
 
 
-async def test_a_spill_file_that_cannot_be_written_at_shutdown_costs_its_records_not_the_exit(
-    tmp_path, monkeypatch, caplog
-):
-    """The database refuses every write and the disk is full: close() still returns,
+async def test_a_spill_file_that_cannot_be_written_at_shutdown_costs_its_records_not_the_exit(tmp_path, caplog):
+    """The database refuses every write (its own error, retried: a trigger writes a table
+    that is gone) and the disk is full: close() still returns, after its five attempts,
     and every record is counted lost and named."""
     db = tmp_path / "s.db"
-    spill.path_for(db).symlink_to("/dev/full")
-    writer = AuditWriter(db, AuditSettings(batch_size=2, flush_interval=0.001))
-    await writer.start()
-
-    def refuse(conn, statements):
-        raise sqlite3.OperationalError("database or disk is full")
-
-    monkeypatch.setattr(writer_module, "_transaction", refuse)
-    real_sleep = asyncio.sleep
-    monkeypatch.setattr(asyncio, "sleep", lambda seconds: real_sleep(0))  # the retries' back-off
+    spill.path_for(db).symlink_to("/dev/full")  # every write: ENOSPC
+    audit = await started(db, AuditSettings(batch_size=2, flush_interval=0.001))
+    refuse_writes(db, "exchanges")
     exchanges = [exchange(1_000_000 + i, msgs) for i, msgs in enumerate(turns(5))]
-    for ex in exchanges:
-        writer.submit(ex)
-    await asyncio.wait_for(writer.close(), 30)
-    assert (writer.lost, writer.spilled, writer.written) == (5, 0, 0)
+    audit.end(exchanges)
+    await asyncio.wait_for(audit.close(), 30)
+    writer = audit.writer
+    assert (writer.lost, writer.spilled, writer.written) == (5, 0, 0) and writer.write_errors >= 5
+    assert audit.recorder.lost == 0 and audit.finisher.finished == 5
     assert "No space left on device" in caplog.text
     assert all(ex.id in caplog.text for ex in exchanges)
-
-
-async def poll(predicate, within: float = 10.0) -> bool:
-    """Wait for the writer (on this loop) to reach a state; the test's timeout bounds it."""
-    deadline = asyncio.get_running_loop().time() + within
-    while not predicate() and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.005)
-    return predicate()

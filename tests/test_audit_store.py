@@ -1,17 +1,26 @@
-"""The writer and the queries on plain exchanges: storage, policies, prune."""
+"""The finisher, recorder and writer on plain exchanges: storage, policies, faults, prune.
+
+Exchanges go through the gateway's own end of an exchange (a real `Finisher` with a
+`Recorder` and an `AuditWriter`, see `started`), or, where a test is about persisting
+alone, their records straight to `AuditWriter.add`. The database's faults are real: a
+second connection holding its write lock (`Locked`), or a trigger that makes inserts
+fail (`refuse_writes`).
+"""
 
 import asyncio
 import sqlite3
-import threading
+from dataclasses import dataclass
 
 import orjson
 import pytest
 
 from aiogw.audit import queries
-from aiogw.audit import writer as writer_module
+from aiogw.audit.recorder import Recorder
 from aiogw.audit.writer import AuditWriter
 from aiogw.config import AuditSettings
 from aiogw.exchange import Exchange
+from aiogw.finish import Finisher
+from aiogw.stage import CONTINUE, Refuse
 
 DAY = 86400.0
 SYSTEM = "You are a careful coding agent. " * 600  # past SPLIT_MIN: stored in parts
@@ -51,26 +60,104 @@ def turns(n: int) -> list[list]:
     return out
 
 
-async def write(path, exchanges, policy="full"):
-    writer = AuditWriter(path, AuditSettings(policy=policy, batch_size=3, flush_interval=0.001))
+@dataclass
+class Audit:
+    """The end of an exchange as the gateway wires it (aiogw.app): the finisher builds
+    each record with the recorder and hands it to the writer."""
+
+    finisher: Finisher
+    recorder: Recorder
+    writer: AuditWriter
+
+    def end(self, exchanges: list[Exchange]) -> None:
+        for ex in exchanges:
+            self.finisher.end(ex)
+
+    async def close(self) -> None:
+        """As the gateway stops: the finisher first (it builds the records), then the writer."""
+        await self.finisher.close()
+        await self.writer.close()
+
+
+async def started(path, settings: AuditSettings, recorder: Recorder | None = None, sinks=()) -> Audit:
+    writer = AuditWriter(path, settings)
     await writer.start()
-    for ex in exchanges:
-        writer.submit(ex)
-    await writer.close()
-    return writer
+    recorder = recorder if recorder is not None else Recorder(settings)
+    finisher = Finisher(settings)
+    finisher.configure(settings, settle=None, report=None, recorder=recorder, writer=writer, sinks=sinks)
+    finisher.start()
+    return Audit(finisher, recorder, writer)
+
+
+async def write(path, exchanges, policy="full", settings: AuditSettings | None = None) -> Audit:
+    """Record the exchanges, then stop: every record is committed (or spilled) on return."""
+    audit = await started(path, settings or AuditSettings(policy=policy, batch_size=3, flush_interval=0.001))
+    audit.end(exchanges)
+    await audit.close()
+    return audit
+
+
+async def poll(predicate, within: float = 10.0) -> bool:
+    """Wait for the audit (on this loop) to reach a state; the test's timeout bounds it too."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not predicate() and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.005)
+    return bool(predicate())
+
+
+class Locked:
+    """Another connection holding the database's write lock (`BEGIN EXCLUSIVE`): a
+    transaction of the writer waits for it (its busy_timeout is 10 s, far past what a
+    test holds it), as behind a slow disk or a long `aiogw audit prune`."""
+
+    def __init__(self, path) -> None:
+        self.conn = sqlite3.connect(path, isolation_level=None)
+        self.conn.execute("BEGIN EXCLUSIVE")
+
+    def release(self) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+    def __enter__(self) -> "Locked":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+        self.conn.close()
+
+
+def refuse_writes(path, table: str) -> None:
+    """From now on every insert into `table` fails with the database's own error (an
+    OperationalError, "no such table": its trigger writes a table that is gone), which
+    the writer retries, until `accept_writes`."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executescript(f"CREATE TABLE gone (x); CREATE TRIGGER refuse BEFORE INSERT ON {table} "
+                       "BEGIN INSERT INTO gone VALUES (1); END; DROP TABLE gone;")
+    conn.close()
+
+
+def accept_writes(path) -> None:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("DROP TRIGGER refuse")
+    conn.close()
+
+
+def stored(path) -> list[float]:
+    """When each stored exchange started, in the order they were recorded."""
+    return [r[0] for r in sqlite3.connect(path).execute("SELECT started FROM exchanges ORDER BY id")]
 
 
 async def test_storage_grows_with_new_content_only(tmp_path):
     db = tmp_path / "s.db"
     history = turns(30)
-    writer = await write(db, [exchange(1_000_000 + i, msgs) for i, msgs in enumerate(history)])
-    assert writer.written == 30
+    audit = await write(db, [exchange(1_000_000 + i, msgs) for i, msgs in enumerate(history)])
+    assert audit.writer.written == 30
     conn = sqlite3.connect(db)
     # system once + "fix the parser" + 29 × (assistant, result) distinct messages
     assert conn.execute("SELECT count(*) FROM blobs").fetchone()[0] == 1 + 1 + 29 * 2
     raw = sum(len(orjson.dumps({"system": SYSTEM, "messages": m})) for m in history)
-    stored = conn.execute("SELECT sum(length(data)) FROM blobs").fetchone()[0]
-    assert stored < raw / 20
+    stored_bytes = conn.execute("SELECT sum(length(data)) FROM blobs").fetchone()[0]
+    assert stored_bytes < raw / 20
     row = queries.show(queries.connect(db), conn.execute("SELECT max(id) FROM exchanges").fetchone()[0])
     assert row["request"]["messages"] == history[-1] and row["request"]["system"] == SYSTEM
     assert (row["input_tokens"], row["cache_read_tokens"], row["output_tokens"]) == (10, 5, 2)
@@ -127,58 +214,43 @@ async def test_an_unreadable_answer_still_leaves_its_record(tmp_path):
     ex = exchange(1e6, [{"role": "user", "content": "hi"}])
     ex.response_body = b"\x1f\x8b not really gzip"
     ex.response_headers = {"Content-Encoding": "gzip"}
-    await write(db, [ex])
+    audit = await write(db, [ex])
     conn = sqlite3.connect(db)
     assert conn.execute("SELECT count(*) FROM exchanges").fetchone()[0] == 1
+    assert (audit.writer.written, audit.recorder.lost, audit.finisher.finished) == (1, 0, 1)
 
 
-async def test_a_batch_retried_after_a_failed_write_stores_every_part(tmp_path, monkeypatch):
-    """The first commit fails (a full disk, a locked file): the batch's records are
-    written again, and every message they refer to is in the database afterwards."""
+async def test_a_batch_retried_after_a_failed_write_stores_every_part(tmp_path):
+    """The first commit fails (the database's own error, as for a full disk or a locked
+    file) after the batch's rows and payloads went in: the batch's records are written
+    again, and every message they refer to is in the database afterwards."""
     db = tmp_path / "s.db"
-    writer = AuditWriter(db, AuditSettings(batch_size=3, flush_interval=0.001))
-    await writer.start()
-    real = writer_module._transaction
-    failed = []
-
-    def once_failing(conn, statements):  # in the database thread, as the real one
-        if not failed:
-            failed.append(1)
-            conn.execute(*statements[0])  # a part of the batch is in before the failure
-            conn.rollback()
-            raise sqlite3.OperationalError("disk I/O error")
-        return real(conn, statements)
-
-    monkeypatch.setattr(writer_module, "_transaction", once_failing)
-    for i, msgs in enumerate(turns(6)):
-        writer.submit(exchange(1_000_000 + i, msgs))
-    await writer.close()
-    assert failed and writer.write_errors == 1 and writer.written == 6
+    audit = await started(db, AuditSettings(batch_size=3, flush_interval=0.001))
+    refuse_writes(db, "blobs")  # the last statements of a batch: its rows went in before, and are rolled back
+    audit.end([exchange(1_000_000 + i, msgs) for i, msgs in enumerate(turns(6))])
+    assert await poll(lambda: audit.writer.write_errors == 1)
+    accept_writes(db)  # within the retry's first back-off (0.2 s)
+    await audit.close()
+    assert audit.writer.write_errors == 1 and audit.writer.written == 6
     conn = queries.connect(db)
     for (ident,) in conn.execute("SELECT id FROM exchanges").fetchall():
         record = queries.show(conn, ident)
         assert record["request"]["system"] == SYSTEM and record["request"]["messages"]  # every part found
 
 
-async def test_a_database_that_refuses_every_write_at_shutdown_leaves_a_spill_file(tmp_path, monkeypatch):
+async def test_a_database_that_refuses_every_write_at_shutdown_leaves_a_spill_file(tmp_path):
     """No record is lost even then: the batch that kept failing and everything still
-    queued go to the spill file, one JSON row each."""
+    queued go to the spill file, one JSON row each. (Its five attempts at shutdown wait
+    at most 0.5 s each: the test waits them.)"""
     db = tmp_path / "s.db"
-    writer = AuditWriter(db, AuditSettings(batch_size=2, flush_interval=0.001))
-    await writer.start()
-
-    def refuse(conn, statements):
-        raise sqlite3.OperationalError("database or disk is full")
-
-    monkeypatch.setattr(writer_module, "_transaction", refuse)
-    real_sleep = asyncio.sleep
-    monkeypatch.setattr(asyncio, "sleep", lambda seconds: real_sleep(0))  # the retries' back-off
-    for i, msgs in enumerate(turns(5)):
-        writer.submit(exchange(1_000_000 + i, msgs))
-    await writer.close()
+    audit = await started(db, AuditSettings(batch_size=2, flush_interval=0.001))
+    refuse_writes(db, "exchanges")
+    audit.end([exchange(1_000_000 + i, msgs) for i, msgs in enumerate(turns(5))])
+    await asyncio.wait_for(audit.close(), 30)
     spill = db.with_name(db.name + ".audit-spill.jsonl")
     rows = [orjson.loads(line) for line in spill.read_bytes().splitlines()]
-    assert writer.spilled == len(rows) == 5 and writer.written == 0
+    writer = audit.writer
+    assert writer.spilled == len(rows) == 5 and writer.written == 0 and writer.lost == 0 and writer.write_errors >= 5
     assert sorted(r["started"] for r in rows) == [1_000_000 + i for i in range(5)]
 
 
@@ -237,61 +309,98 @@ async def test_a_token_count_past_sqlites_integers_is_clamped_and_said(tmp_path)
     answer = orjson.loads(exchanges[1].response_body)
     answer["usage"]["output_tokens"] = 2**63
     exchanges[1].response_body = orjson.dumps(answer)
-    writer = await write(db, exchanges)
+    audit = await write(db, exchanges)
     rows = sqlite3.connect(db).execute("SELECT started, output_tokens, reason FROM exchanges ORDER BY started")
     assert list(rows) == [(1_000_000, 2, None), (1_000_001, 2**63 - 1, "usage past 64 bits, clamped: output"),
                           (1_000_002, 2, None), (1_000_003, 2, None)]
-    assert (writer.written, writer.sanitized, writer.spilled, writer.write_errors) == (4, 1, 0, 0)
+    writer = audit.writer
+    assert (writer.written, audit.recorder.sanitized, writer.spilled, writer.write_errors) == (4, 1, 0, 0)
 
 
-async def test_a_batch_that_could_not_be_built_is_kept_and_built_again(tmp_path, monkeypatch):
-    """A fault of the writer's own while building records (each has a fallback, so this
-    is a bug) must not cost the batch: it goes back to the queue and is built again."""
-    db = tmp_path / "s.db"
-    real = AuditWriter._build
-    failed = []
+class FailingRecorder(Recorder):
+    """A recorder with a bug past its own guard: `build` raises for the exchanges that
+    started at one of `failing` (the finisher takes any recorder)."""
 
-    def once_failing(self, ex):
-        if not failed:
-            failed.append(1)
+    def __init__(self, settings: AuditSettings, failing: set[float]) -> None:
+        super().__init__(settings)
+        self.failing = failing
+        self.failures = 0
+
+    def build(self, ex: Exchange):
+        if ex.started in self.failing:
+            self.failures += 1
             raise RuntimeError("a bug in the record builder")
-        return real(self, ex)
-
-    monkeypatch.setattr(AuditWriter, "_build", once_failing)
-    writer = await write(db, [exchange(1_000_000 + i, msgs) for i, msgs in enumerate(turns(5))])
-    assert failed and writer.write_errors == 1 and writer.written == 5
-    assert sqlite3.connect(db).execute("SELECT count(*) FROM exchanges").fetchone()[0] == 5
+        return super().build(ex)
 
 
-async def test_a_batch_that_never_builds_at_shutdown_is_named_and_the_gateway_still_exits(tmp_path, monkeypatch, caplog):
-    """At shutdown a batch the builder keeps failing on (five attempts) cannot hold the
-    gateway: the exchanges still queued are given up, with an error naming how many,
-    and the records built before it are still committed."""
+def broken(ex: Exchange) -> Exchange:
+    """An exchange a bug of ours left broken (its end on the clock is not a number): no
+    fallback of the recorder can make a record of it, not even the row alone."""
+    ex.t_end = "not a clock"
+    return ex
+
+
+async def test_an_exchange_no_fallback_can_record_costs_only_its_own_record(tmp_path, caplog):
+    """Was: a batch that could not be built is kept and built again. Records are built
+    one at a time now, each with its fallbacks (without its answer, without its
+    request, the row alone): one that none of them can make is counted in the
+    recorder's `lost` and logged, and the exchanges around it, in its batch, are stored."""
     db = tmp_path / "s.db"
-    real = AuditWriter._build
-    gate, _ = _hold_transactions(monkeypatch)  # the first batch is still being committed
-    failures = []
+    exchanges = [exchange(1_000_000 + i, msgs) for i, msgs in enumerate(turns(5))]
+    broken(exchanges[2])
+    audit = await write(db, exchanges)
+    assert audit.recorder.lost == 1 and audit.recorder.sanitized == 0
+    assert audit.writer.written == 4 and audit.writer.write_errors == 0 and audit.writer.lost == 0
+    assert audit.finisher.finished == 5 and audit.finisher.idle
+    assert "an exchange could not be recorded at all" in caplog.text
+    assert stored(db) == [1_000_000, 1_000_001, 1_000_003, 1_000_004]
 
-    def failing_on_the_third(self, ex):
-        if ex.started == 1_000_002:
-            failures.append(1)
-            if len(failures) == 5:
-                gate.set()  # the database answers as the writer gives up
-            raise RuntimeError("a bug in the record builder")
-        return real(self, ex)
 
-    monkeypatch.setattr(AuditWriter, "_build", failing_on_the_third)
-    real_sleep = asyncio.sleep
-    monkeypatch.setattr(asyncio, "sleep", lambda seconds: real_sleep(0))  # the retries' back-off
-    writer = AuditWriter(db, AuditSettings(batch_size=2, flush_interval=0.001))
-    await writer.start()
-    for i, msgs in enumerate(turns(5)):
-        writer.submit(exchange(1_000_000 + i, msgs))
-    await asyncio.wait_for(writer.close(), 10)
-    assert writer.written == 2 and writer.write_errors == 5 and writer.depth == 0
-    assert "audit: 3 exchanges could not be recorded at shutdown" in caplog.text
-    started = [r[0] for r in sqlite3.connect(db).execute("SELECT started FROM exchanges ORDER BY id")]
-    assert started == [1_000_000, 1_000_001]
+async def test_a_fault_of_the_recorder_is_logged_and_the_finisher_goes_on(tmp_path, caplog):
+    """Was also: a batch that could not be built is kept and built again. A recorder that
+    raises past its own guard (a bug) must not stop the finisher's task: the fault is
+    logged, the exchange counted finished, and the next ones are recorded and handed
+    to the sinks."""
+    db = tmp_path / "s.db"
+    settings = AuditSettings(batch_size=3, flush_interval=0.001)
+    recorder = FailingRecorder(settings, {1_000_001})
+    seen: list[float] = []
+    audit = await started(db, settings, recorder, sinks=[lambda ex: seen.append(ex.started)])
+    audit.end([exchange(1_000_000 + i, msgs) for i, msgs in enumerate(turns(5))])
+    await audit.close()
+    assert recorder.failures == 1 and audit.finisher.finished == 5 and not audit.finisher.alive
+    assert audit.writer.written == 4 and audit.writer.write_errors == 0
+    assert "could not finish a anthropic messages exchange" in caplog.text and "a bug in the record builder" in caplog.text
+    assert seen == [1_000_000, 1_000_002, 1_000_003, 1_000_004]  # the failed one reached no sink
+    assert stored(db) == [1_000_000, 1_000_002, 1_000_003, 1_000_004]
+
+
+async def test_an_exchange_that_cannot_be_recorded_at_shutdown_holds_neither_the_others_nor_the_exit(
+    tmp_path, caplog
+):
+    """Was: a batch that never builds at shutdown is named and the gateway still exits.
+    Nothing is given up at shutdown now: while the database is behind (a commit waits
+    on its lock) and the gateway stops, an exchange that cannot be recorded is counted
+    and logged, the finisher goes past it, and every record before and after it is
+    committed once the database answers; close() returns."""
+    db = tmp_path / "s.db"
+    settings = AuditSettings(batch_size=2, flush_interval=60.0)  # batches by count, and at shutdown
+    audit = await started(db, settings)
+    exchanges = [exchange(1_000_000 + i, msgs) for i, msgs in enumerate(turns(5))]
+    broken(exchanges[2])
+    with Locked(db) as lock:
+        audit.end(exchanges[:2])
+        assert await poll(lambda: audit.finisher.idle and audit.writer.depth == 0)  # its commit waits on the lock
+        audit.end(exchanges[2:])
+        closing = asyncio.ensure_future(audit.close())
+        assert await poll(lambda: audit.finisher.idle and audit.writer.depth == 2)  # past the broken one
+        assert audit.writer.written == 0 and audit.recorder.lost == 1 and not closing.done()
+        lock.release()  # the database answers as the gateway stops
+        await asyncio.wait_for(closing, 10)
+    assert audit.writer.written == 4 and audit.writer.depth == 0 and audit.finisher.depth == 0
+    assert (audit.writer.write_errors, audit.writer.spilled, audit.writer.lost) == (0, 0, 0)
+    assert "an exchange could not be recorded at all" in caplog.text
+    assert stored(db) == [1_000_000, 1_000_001, 1_000_003, 1_000_004]
 
 
 def test_rows_go_in_as_few_multi_row_statements():
@@ -341,20 +450,20 @@ def test_rows_go_in_as_few_multi_row_statements():
             conn.execute(sql, params)
 
 
-async def test_large_bodies_make_a_batch_by_bytes_not_by_count_or_time(tmp_path):
-    """8 MiB of queued bodies start a batch at once: large agent requests must not sit in
-    memory until a count they never reach, or the flush interval, comes round."""
-    import asyncio
-
-    writer = AuditWriter(tmp_path / "s.db", AuditSettings(batch_size=10_000, flush_interval=600.0))
+async def test_large_records_make_a_batch_by_bytes_not_by_count_or_time(tmp_path):
+    """8 MiB of records waiting start a batch at once: large agent requests must not sit
+    in memory until a count they never reach, or the flush interval, comes round."""
+    settings = AuditSettings(batch_size=10_000, flush_interval=600.0)
+    writer = AuditWriter(tmp_path / "s.db", settings)
     await writer.start()
-    big = [{"role": "user", "content": "x" * 1_000_000}]  # ~1 MB body, counted 3 MB with its parsed tree
-    for i in range(3):  # ~9.2 MiB counted: past the 8 MiB a batch is made of
-        writer.submit(exchange(1_000_000 + i, big))
+    recorder = Recorder(settings)
+    for i in range(3):  # ~9 MB: past the 8 MiB a batch is made of
+        big = [{"role": "user", "content": f"task {i} " + "x" * 3_000_000}]  # a record holds ~3 MB: its new message
+        writer.add(recorder.build(exchange(1_000_000 + i, big)))
     async with asyncio.timeout(60):  # far below the 600 s flush interval: the batch came by bytes
         while writer.written < 3:
             await asyncio.sleep(0.01)
-    assert writer.batches == 1 and writer.pending_bytes == 0
+    assert writer.batches == 1 and writer.depth == 0 and writer.has_room
     await writer.close()
 
 
@@ -383,12 +492,14 @@ async def test_a_prune_beside_the_writer_never_loses_content_later_records_use(t
     import time
 
     db = tmp_path / "w.db"
-    writer = AuditWriter(db, AuditSettings(batch_size=1, flush_interval=0.001))
+    settings = AuditSettings(batch_size=1, flush_interval=0.001)
+    writer = AuditWriter(db, settings)
     await writer.start()
+    recorder = Recorder(settings)
 
     async def written(ex):
         before = writer.written
-        writer.submit(ex)
+        writer.add(recorder.build(ex))
         while writer.written == before:
             await asyncio.sleep(0.005)
 
@@ -412,73 +523,65 @@ async def test_a_prune_beside_the_writer_never_loses_content_later_records_use(t
         assert request["system"] == SYSTEM
 
 
-def _hold_transactions(monkeypatch) -> tuple[threading.Event, threading.Event]:
-    """Every transaction of the writer waits in its thread until `gate` is set;
-    `entered` is set once one is waiting."""
-    gate, entered = threading.Event(), threading.Event()
-    real = writer_module._transaction
-
-    def held(conn, statements):
-        entered.set()
-        gate.wait(10)
-        real(conn, statements)
-
-    monkeypatch.setattr(writer_module, "_transaction", held)
-    return gate, entered
-
-
-async def test_exchanges_become_records_while_a_commit_waits_and_no_more_than_the_bound(tmp_path, monkeypatch):
+async def test_exchanges_become_records_while_a_commit_waits_and_no_more_than_the_bound(tmp_path):
     """What waits on the database is records, not exchanges (their bodies and parsed
-    trees): while one transaction hangs, the writer builds what arrives, up to
-    `_MAX_BUILT` batches. Past that the exchanges stay queued, where the back-pressure
-    sees them. Once the database answers, every record goes in, in order."""
+    trees): while one transaction waits (another connection holds the lock), the
+    finisher builds what arrives, up to two batches of records. Past that the
+    exchanges stay queued in the finisher, where the back-pressure sees them. Once the
+    database answers, every record goes in, in order."""
     db = tmp_path / "s.db"
-    settings = AuditSettings(batch_size=2, flush_interval=0.001, queue_size=100)
-    writer = AuditWriter(db, settings)
-    await writer.start()
-    gate, entered = _hold_transactions(monkeypatch)
+    # Batches by count (2), never by the clock; six exchanges waiting saturate the finisher.
+    settings = AuditSettings(batch_size=2, flush_interval=60.0, queue_size=6)
+    audit = await started(db, settings)
+    finisher, writer = audit.finisher, audit.writer
     exchanges = [exchange(1_000_000 + i, msgs) for i, msgs in enumerate(turns(12))]
-    for ex in exchanges[:2]:
-        writer.submit(ex)
-    await asyncio.to_thread(entered.wait, 10)  # the first batch's transaction hangs
-    for ex in exchanges[2:]:
-        writer.submit(ex)
-    for _ in range(200):  # built while the commit waits: two batches of two
-        if writer.depth == 12 - 2 - writer_module._MAX_BUILT * 2:
-            break
-        await asyncio.sleep(0.01)
-    assert writer.depth == 12 - 2 - writer_module._MAX_BUILT * 2 and writer.written == 0
-    gate.set()
-    await writer.close()
-    assert writer.written == 12 and writer.depth == 0
+    with Locked(db) as lock:
+        audit.end(exchanges[:2])
+        assert await poll(lambda: finisher.idle and writer.depth == 0)  # the first batch's commit waits
+        assert finisher.admit(Exchange("POST")) is CONTINUE
+        audit.end(exchanges[2:])
+        # Built while the commit waits: two batches of two; the other six stay exchanges.
+        assert await poll(lambda: not writer.has_room and finisher.depth == 12 - 2 - 2 * 2)
+        await asyncio.sleep(0.05)  # and it stays so: the finisher waits for room
+        assert (writer.depth, finisher.depth, writer.written) == (2 * 2, 6, 0)
+        assert finisher.pending_bytes > 0 and isinstance(finisher.admit(Exchange("POST")), Refuse)
+        lock.release()
+        await audit.close()
+    assert writer.written == 12 and writer.depth == 0 and finisher.depth == 0 and finisher.finished == 12
+    assert stored(db) == [1_000_000 + i for i in range(12)]
     conn = queries.connect(db)
-    started = [r[0] for r in conn.execute("SELECT started FROM exchanges ORDER BY id")]
-    assert started == [1_000_000 + i for i in range(12)]
     last = conn.execute("SELECT max(id) FROM exchanges").fetchone()[0]
     assert queries.show(conn, last)["request"]["messages"] == turns(12)[-1]
 
 
-async def test_built_records_are_bounded_by_the_bytes_they_hold_too(tmp_path, monkeypatch):
+async def test_built_records_are_bounded_by_the_bytes_they_hold_too(tmp_path):
     """Records of new conversations hold their serialised messages: while a transaction
-    hangs, the writer stops building once they hold twice the batch's bytes, whatever
-    their count, and the rest stay queued (seen by the back-pressure)."""
+    waits, the finisher stops building once the records waiting hold twice a batch's
+    bytes (a batch is half of `queue_bytes` here), whatever their count, and the rest
+    stay queued in the finisher (seen by the back-pressure)."""
     db = tmp_path / "s.db"
-    writer = AuditWriter(db, AuditSettings(batch_size=100, flush_interval=0.001, queue_bytes=1024 * 1024))
-    await writer.start()
-    gate, entered = _hold_transactions(monkeypatch)
-    # Each its own conversation of ~200 KB: nothing the memo knows, all of it in parts.
-    big = [exchange(1_000_000 + i, [{"role": "user", "content": f"task {i} " + "x" * 200_000}]) for i in range(12)]
-    writer.submit(big[0])
-    await asyncio.to_thread(entered.wait, 10)
-    for ex in big[1:]:
-        writer.submit(ex)
-    for _ in range(200):
-        if writer.depth and not writer._wake.is_set() and writer._idle:
-            break
-        await asyncio.sleep(0.01)
-    held_bytes = writer._built_bytes
-    assert writer._idle and 0 < writer.depth < 11 and writer.written == 0
-    assert 2 * writer._batch_bytes <= held_bytes < 2 * writer._batch_bytes + 3 * 210_000
-    gate.set()
-    await writer.close()
-    assert writer.written == 12
+    settings = AuditSettings(batch_size=100, flush_interval=0.001, queue_bytes=1024 * 1024)
+    audit = await started(db, settings)
+    finisher, writer = audit.finisher, audit.writer
+
+    def big() -> list[Exchange]:
+        # Each its own conversation of ~200 KB: nothing the memo knows, all of it in parts.
+        return [exchange(1_000_000 + i, [{"role": "user", "content": f"task {i} " + "x" * 200_000}])
+                for i in range(12)]
+
+    sizes = [record.size for record in map(Recorder(settings).build, big())]  # what each record holds
+    exchanges = big()
+    with Locked(db) as lock:
+        audit.end(exchanges[:1])
+        assert await poll(lambda: finisher.idle and writer.depth == 0)  # its commit waits on the lock
+        audit.end(exchanges[1:])
+        assert await poll(lambda: not writer.has_room and finisher.depth + writer.depth == 11)
+        await asyncio.sleep(0.05)  # and it stays so: the finisher waits for room
+        held = writer.depth
+        assert 0 < held < 11 and finisher.depth == 11 - held and writer.written == 0
+        # It stopped at the first record that took what waits to two batches' bytes.
+        assert sum(sizes[1 : 1 + held]) >= settings.queue_bytes > sum(sizes[1:held])
+        assert held < settings.batch_size  # by bytes, not by count
+        lock.release()
+        await audit.close()
+    assert writer.written == 12 and finisher.finished == 12
