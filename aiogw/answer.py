@@ -1,21 +1,18 @@
 """A finished exchange's response, read back once: decoded bytes and the dialect's Answer.
 
-The accounting (usage and cost, at the end of the exchange) and the audit record (in
-the writer) both need it; whichever comes first reads it and leaves it on the
-exchange for the other. A stream whose answer guard only logs is scanned here, once,
-on the reassembled message: both read it before they report or store the findings.
+The on-loop charge of a user with limits, the answer guard's deferred scan, the
+accounting and the audit record all read it, in the finisher's order; the `Reading`
+on the exchange makes sure the bytes are joined and decoded once and the answer
+parsed once, whoever asks first.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import logging
 
 from aiogw import encoding
 from aiogw.dialects import DIALECTS, Answer, Usage
 from aiogw.exchange import Exchange
-
-log = logging.getLogger("aiogw.guards")
 
 # A compressed answer is decoded up to this size: a bound against decompression bombs
 # far above any real model answer.
@@ -29,41 +26,65 @@ TOKENS_MAX = 2**63 - 1
 CLAMPED = "usage past 64 bits, clamped"
 
 
+class Reading:
+    """A finished exchange's response, read back once for whoever needs it (the on-loop
+    charge of a user with limits, the answer guard's deferred scan, the accounting, the
+    audit record): the decoded bytes when first asked, the whole answer when first
+    asked, and the usage from whichever is cheaper."""
+
+    __slots__ = ("_raw", "ex", "whole", "whole_read")
+
+    def __init__(self, ex: Exchange) -> None:
+        self.ex = ex
+        self._raw: bytes | bool | None = False  # False: not joined and decoded yet
+        self.whole: Answer | None = None
+        self.whole_read = False
+
+    @property
+    def raw(self) -> bytes | None:
+        """The response as the provider meant it: chunks joined, content-encoding undone."""
+        if self._raw is False:
+            self._raw = _response_bytes(self.ex)
+        return self._raw  # type: ignore[return-value]
+
+    def answer(self) -> Answer | None:
+        """The dialect's reading of the whole answer, or None. Never raises on odd
+        provider data."""
+        if not self.whole_read:
+            ex, raw = self.ex, self.raw
+            dialect = DIALECTS.get(ex.dialect)
+            answer = dialect.answer(ex.endpoint, ex.status, ex.stream, raw) if dialect and raw is not None else None
+            if answer is not None and max(answer.usage) > TOKENS_MAX:
+                answer = dataclasses.replace(answer, usage=_bounded(answer.usage, ex))
+            self.whole, self.whole_read = answer, True
+        return self.whole
+
+    def usage(self) -> Usage:
+        """The usage the provider reported: from the whole answer once it is read; else
+        a stream's usage events alone, or a JSON body's usage object (every dialect but
+        Gemini's JSON array), which is cheaper; else the whole answer."""
+        if not self.whole_read:
+            ex = self.ex
+            dialect = DIALECTS.get(ex.dialect)
+            raw = self.raw
+            found = dialect.usage(ex.endpoint, ex.stream, raw) if dialect is not None and raw is not None else None
+            if found is not None:
+                return _bounded(found, ex) if max(found) > TOKENS_MAX else found
+        answer = self.answer()
+        return answer.usage if answer is not None else Usage()
+
+
+def reading(ex: Exchange) -> Reading:
+    """The exchange's response reading, made on first use and kept on the exchange."""
+    if ex.reading is None:
+        ex.reading = Reading(ex)
+    return ex.reading
+
+
 def read(ex: Exchange) -> tuple[bytes | None, Answer | None]:
-    """(the response as the provider meant it, its Answer or None). Never raises on
-    odd provider data; cached on the exchange."""
-    if ex.answer_read:
-        return ex.raw_response, ex.answer
-    # usage_only may have joined and decoded the chunks already: not twice.
-    raw = ex.raw_response if ex.raw_response is not None else _response_bytes(ex)
-    dialect = DIALECTS.get(ex.dialect)
-    answer = dialect.answer(ex.endpoint, ex.status, ex.stream, raw) if dialect is not None and raw is not None else None
-    if answer is not None and max(answer.usage) > TOKENS_MAX:
-        answer = dataclasses.replace(answer, usage=_bounded(answer.usage, ex))
-    ex.raw_response, ex.answer, ex.answer_read = raw, answer, True
-    if ex.scan_answer is not None:
-        guard, ex.scan_answer = ex.scan_answer, None
-        try:
-            found = guard.scan_message(ex.dialect, answer.message, "log") if answer is not None else None
-        except Exception:  # a guard fault must not cost the exchange its usage or record
-            log.exception("answer guard failed on a %s answer; it is not scanned", ex.dialect)
-            found = None
-        if found:
-            ex.findings = (ex.findings or []) + found
-    return raw, answer
-
-
-def usage_only(ex: Exchange) -> Usage | None:
-    """A success's usage without reading the answer whole: a stream's from its usage
-    events alone (every dialect but Gemini's JSON array), a JSON body's from its usage
-    object. None when only the whole read can tell, or once it was made (ex.answer
-    has it). The decoded bytes stay on the exchange for that read."""
-    if ex.answer_read:
-        return None
-    dialect = DIALECTS.get(ex.dialect)
-    raw = ex.raw_response = _response_bytes(ex)
-    usage = dialect.usage(ex.endpoint, ex.stream, raw) if dialect is not None and raw is not None else None
-    return _bounded(usage, ex) if usage is not None and max(usage) > TOKENS_MAX else usage
+    """(the response as the provider meant it, its Answer or None); read once."""
+    r = reading(ex)
+    return r.raw, r.answer()
 
 
 def _bounded(usage: Usage, ex: Exchange) -> Usage:

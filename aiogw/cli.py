@@ -193,8 +193,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     logs.setup(cfg.log)
     _warn_if_readable(cfg.state_path)
-    from aiogw.app import ListenError, serve  # imported here: the key commands need no aiohttp
-    from aiogw.guards.engine import GuardsUnavailable
+    from aiogw.app import ListenError  # imported here: the key commands need no aiohttp
+    from aiogw.guards.databases import GuardsUnavailable
+    from aiogw.serving import serve
 
     try:
         import uvloop
@@ -253,11 +254,11 @@ def _check_config(args: argparse.Namespace) -> int:
               f"${config_mod.CONFIG_ENV})", file=sys.stderr)
         return 2
     cfg = config_mod.load(path)
-    from aiogw.app import build_guards
+    from aiogw.pipeline import compile_guards
 
-    guards = build_guards(cfg)  # compiles the catalog and the config's own patterns
+    guards = compile_guards(cfg)  # compiles the catalog and the config's own patterns
     if guards is not None:
-        print(f"guards: {len(guards[0].engine.patterns)} patterns compiled")
+        print(f"guards: {len(guards.request.engine.patterns)} patterns compiled")
     unset = []
     for route in cfg.routes:
         cred = route.credential

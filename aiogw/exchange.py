@@ -22,8 +22,6 @@ OUTCOMES = (OK, REFUSED, UPSTREAM_ERROR, CLIENT_ABORTED, UPSTREAM_ABORTED, SHUTD
 
 class Exchange:
     __slots__ = (
-        "answer",
-        "answer_read",
         "body",
         "chunks",
         "client",
@@ -44,24 +42,22 @@ class Exchange:
         "priced",
         "query",
         "quiet",
-        "raw_response",
+        "reading",
         "reason",
         "relaying",
         "response_body",
         "response_headers",
         "route",
-        "scan_answer",
         "session",
-        "settle_later",
         "started",
         "status",
         "stream",
-        "strip_usage",
         "t0",
         "t_end",
         "t_first_byte",
         "t_last",
         "t_sent",
+        "taps",
         "usage",
         "user",
         "user_agent",
@@ -93,33 +89,27 @@ class Exchange:
         self.relaying = False  # a stream's head went out: an error can no longer be answered
         self.response_headers: Any = None
         self.response_body: bytes | None = None
-        # Relayed chunks, by reference, for the audit tap; None while no tap wants them.
+        # Relayed chunks, by reference, for the finisher; None while nothing reads the answer back.
         self.chunks: list[bytes] | None = None
         self.client: str | None = None
         self.user_agent: str | None = None
         self.quiet = False  # past the budget of unauthenticated records: counted only, not recorded or logged
         self.session: str | None = None  # the agent's own session id, if it sends one
         self.findings: list[dict[str, Any]] | None = None
-        # Limits and accounting: the user's limit state this exchange holds a slot of,
-        # the admitted token estimate, whether the relay removes the usage chunk the
-        # gateway asked an OpenAI stream for; then what the exchange cost.
+        # Limits and accounting: the user's limit state this exchange holds a slot of
+        # and the admitted token estimate; then what the exchange cost.
         self.held: Any = None
         self.estimate = 0
-        self.strip_usage = False
-        self.settle_later = False  # the audit writer charges it (see limits.check.Accountant)
+        # The stages' parts in this exchange's answer (aiogw.stage.Tap), made by their checks.
+        self.taps: tuple[Any, ...] = ()
         # (the previous turn's history list, how many of its entries this request
         # repeats), when the guard compared them: the audit need not compare again.
         self.history: tuple[list[Any], int] | None = None
-        self.usage: Any = None  # dialects.Usage, once the accountant read it
+        self.usage: Any = None  # dialects.Usage, once charged: the exchange is settled
         self.cost: float | None = None
         self.priced = True
-        # The response read back once (aiogw.answer), for accounting and the audit.
-        self.answer_read = False
-        self.answer: Any = None
-        self.raw_response: bytes | None = None
-        # A stream whose answer guard only logs: scanned once when the answer is read
-        # back (aiogw.answer.read), not chunk by chunk as it passes.
-        self.scan_answer: Any = None
+        # The response read back (aiogw.answer.Reading), made when first needed.
+        self.reading: Any = None
 
     def sent(self) -> None:
         self.t_sent = time.perf_counter()

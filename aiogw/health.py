@@ -16,7 +16,9 @@ from aiogw.observe import GatewayMetrics
 from aiogw.ops_settings import MetricsSettings
 
 if TYPE_CHECKING:
-    from aiogw.limits.store import LimitStore
+    from aiogw.audit.writer import AuditWriter
+    from aiogw.finish import Finisher
+    from aiogw.limits.persistence import LimitStore
     from aiogw.proxy import Proxy
 
 
@@ -25,7 +27,7 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def readyz(state: Path, store: LimitStore, proxy: Proxy) -> web.Response:
+def readyz(state: Path, store: LimitStore, proxy: Proxy, finisher: Finisher, writer: AuditWriter | None) -> web.Response:
     """Whether to send this gateway traffic (a readiness probe): it listens (it answers),
     its audit writer runs and keeps up, its limits store runs, its state is writable,
     and it is not stopping."""
@@ -33,10 +35,9 @@ def readyz(state: Path, store: LimitStore, proxy: Proxy) -> web.Response:
         "state_writable": os.access(state.parent, os.W_OK) and (not state.exists() or os.access(state, os.W_OK)),
         "limits_store": store.alive,
     }
-    audit = proxy.audit
-    if audit is not None:
-        checks["audit_writer"] = audit.alive
-        checks["audit_keeping_up"] = not audit.saturated
+    if writer is not None:
+        checks["audit_writer"] = writer.alive and finisher.alive
+        checks["audit_keeping_up"] = not finisher.saturated
     if proxy.draining:
         checks["not_stopping"] = False  # a load balancer moves traffic away during the drain
     ready = all(checks.values())

@@ -1,7 +1,7 @@
 """What the gateway tells its operator about each exchange: metrics and the log line.
 
-`Observer` is called once per exchange, when its usage and cost are known (see
-`limits.check.Accountant.done`): it adds the exchange to the metrics and writes its log
+`Observer` is called once per exchange, when its usage and cost are known (the
+finisher's report, `aiogw.finish`): it adds the exchange to the metrics and writes its log
 line. What is read rather than counted (open streams, the audit queue, memory) is read
 when /metrics is scraped.
 """
@@ -20,9 +20,13 @@ from aiogw.metrics import Bounded, Counter, Gauge, Histogram
 from aiogw.ops_settings import MetricsSettings
 
 if TYPE_CHECKING:
+    from aiogw.audit.recorder import Recorder
+    from aiogw.audit.writer import AuditWriter
     from aiogw.connections import Watch
     from aiogw.exchange import Exchange
+    from aiogw.finish import Finisher
     from aiogw.proxy import Proxy
+    from aiogw.unauthenticated import KeylessRecords
 
 _TOKEN_KINDS = ("input", "output", "cache_read", "cache_write", "reasoning")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -32,7 +36,10 @@ _STARTED = time.time()
 class GatewayMetrics:
     """Every family /metrics shows; `exchange` is the only call on the request path."""
 
-    def __init__(self, settings: MetricsSettings, proxy: Proxy, watch: Watch | None = None) -> None:
+    def __init__(
+        self, settings: MetricsSettings, proxy: Proxy, watch: Watch | None = None, finisher: Finisher | None = None,
+        audit: tuple[Recorder, AuditWriter] | None = None, keyless: KeylessRecords | None = None,
+    ) -> None:
         self._model, self._user, self._reason = Bounded(0), Bounded(0), Bounded(0)
         self.configure(settings)
         self.requests = Counter(
@@ -73,7 +80,7 @@ class GatewayMetrics:
         self.audit_batch = Histogram(
             "aiogw_audit_batch_write_seconds", "Time to build and commit one audit batch.", metrics.BATCH_BUCKETS
         )
-        self._read = self._readings(proxy) + (_connections(watch) if watch is not None else [])
+        self._read = _readings(proxy, finisher, audit, keyless) + (_connections(watch) if watch is not None else [])
 
     def configure(self, settings: MetricsSettings) -> None:
         """Settings, at start or reload: a lower cap keeps the values already seen."""
@@ -117,51 +124,67 @@ class GatewayMetrics:
     def exposition(self) -> bytes:
         return metrics.exposition(self.families())
 
-    def _readings(self, proxy: Proxy) -> list[Gauge]:
-        def audit(read: Callable[[object], float]) -> Callable[[], float]:
-            return lambda: read(proxy.audit) if proxy.audit is not None else 0
+def _readings(
+    proxy: Proxy, finisher: Finisher | None, audit: tuple[Recorder, AuditWriter] | None, keyless: KeylessRecords | None
+) -> list[Gauge]:
+    recorder, writer = audit if audit is not None else (None, None)
 
-        out = [
-            Gauge("aiogw_requests_in_flight", "Exchanges being handled.", lambda: proxy.inflight),
-            Gauge("aiogw_active_streams", "Streams being relayed.", lambda: proxy.streams),
-            Gauge("aiogw_audit_queue_depth", "Audit records waiting for the writer.", audit(lambda a: a.depth)),
-            Gauge(
-                "aiogw_audit_queue_bytes", "Bytes of bodies and answers waiting for the writer.",
-                audit(lambda a: a.pending_bytes),
-            ),
-            Gauge("aiogw_audit_records_written_total", "Audit records committed.", audit(lambda a: a.written)),
-            Gauge(
-                "aiogw_audit_backpressure_refusals_total",
-                "Requests refused with a 503 because the audit queue was full (fail-closed).",
-                audit(lambda a: a.refused),
-            ),
-            Gauge("aiogw_audit_write_errors_total", "Audit batches that failed and were retried.",
-                  audit(lambda a: a.write_errors)),
-            Gauge("aiogw_audit_spilled_total", "Audit records written to the spill file (database unwritable).",
-                  audit(lambda a: a.spilled)),
-            Gauge("aiogw_audit_records_sanitized_total",
-                  "Audit records with a value made storable (escaped, cut or clamped).", audit(lambda a: a.sanitized)),
-            Gauge("aiogw_audit_records_unstorable_total",
-                  "Audit records the database refused on their own (spilled).", audit(lambda a: a.unstorable)),
-            Gauge("aiogw_audit_records_lost_total",
-                  "Audit records neither stored nor spilled (the spill file unwritable).", audit(lambda a: a.lost)),
-            Gauge(
-                "aiogw_unrecorded_refusals_total",
-                "Requests without a valid gateway key past [clients] unauthenticated_records_per_minute: "
-                "refused and counted, not recorded.",
-                lambda: proxy.unrecorded,
-            ),
-            Gauge("aiogw_build_info", "The running version.", lambda: {(__version__,): 1}, ("version",)),
-            Gauge("process_resident_memory_bytes", "Resident memory.", _rss),
-            Gauge("process_cpu_seconds_total", "CPU time, user and system.", _cpu),
-            Gauge("process_open_fds", "Open file descriptors.", lambda: len(os.listdir("/proc/self/fd"))),
-            Gauge("process_start_time_seconds", "Start time, seconds since the epoch.", lambda: _STARTED),
-        ]
-        return _totals_as_counters(out)
+    def written(read: Callable[[AuditWriter], float]) -> Callable[[], float]:
+        return lambda: read(writer) if writer is not None else 0
+
+    def recorded(read: Callable[[Recorder], float]) -> Callable[[], float]:
+        return lambda: read(recorder) if recorder is not None else 0
+
+    def queued(read: Callable[[Finisher], float]) -> Callable[[], float]:
+        return lambda: read(finisher) if finisher is not None and writer is not None else 0
+
+    out = [
+        Gauge("aiogw_requests_in_flight", "Exchanges being handled.", lambda: proxy.inflight),
+        Gauge("aiogw_active_streams", "Streams being relayed.", lambda: proxy.streams),
+        Gauge(
+            "aiogw_audit_queue_depth", "Finished exchanges and built records waiting to be written.",
+            lambda: (finisher.depth if finisher is not None and writer is not None else 0)
+            + (writer.depth if writer is not None else 0),
+        ),
+        Gauge(
+            "aiogw_audit_queue_bytes", "Bytes of bodies and answers of finished exchanges waiting for the finisher.",
+            queued(lambda f: f.pending_bytes),
+        ),
+        Gauge("aiogw_audit_records_written_total", "Audit records committed.", written(lambda w: w.written)),
+        Gauge(
+            "aiogw_audit_backpressure_refusals_total",
+            "Requests refused with a 503 because the audit queue was full (fail-closed).",
+            queued(lambda f: f.refused),
+        ),
+        Gauge("aiogw_audit_write_errors_total", "Audit batches that failed and were retried.",
+              written(lambda w: w.write_errors)),
+        Gauge("aiogw_audit_spilled_total", "Audit records written to the spill file (database unwritable).",
+              written(lambda w: w.spilled)),
+        Gauge("aiogw_audit_records_sanitized_total",
+              "Audit records with a value made storable (escaped, cut or clamped).", recorded(lambda r: r.sanitized)),
+        Gauge("aiogw_audit_records_unstorable_total",
+              "Audit records the database refused on their own (spilled).", written(lambda w: w.unstorable)),
+        Gauge("aiogw_audit_records_lost_total",
+              "Audit records neither stored nor spilled (not buildable, or the spill file unwritable).",
+              lambda: (writer.lost if writer is not None else 0) + (recorder.lost if recorder is not None else 0)
+              + (finisher.lost if finisher is not None else 0)),
+        Gauge(
+            "aiogw_unrecorded_refusals_total",
+            "Requests without a valid gateway key past [clients] unauthenticated_records_per_minute: "
+            "refused and counted, not recorded.",
+            lambda: keyless.unrecorded if keyless is not None else 0,
+        ),
+        Gauge("aiogw_build_info", "The running version.", lambda: {(__version__,): 1}, ("version",)),
+        Gauge("process_resident_memory_bytes", "Resident memory.", _rss),
+        Gauge("process_cpu_seconds_total", "CPU time, user and system.", _cpu),
+        Gauge("process_open_fds", "Open file descriptors.", lambda: len(os.listdir("/proc/self/fd"))),
+        Gauge("process_start_time_seconds", "Start time, seconds since the epoch.", lambda: _STARTED),
+    ]
+    return _totals_as_counters(out)
 
 
 class Observer:
-    """The accountant's `done`: an id for the exchange, its metrics, its log line."""
+    """The finisher's report: an id for the exchange, its metrics, its log line."""
 
     __slots__ = ("line", "metrics")
 

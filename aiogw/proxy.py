@@ -1,6 +1,9 @@
-"""The hot path: route → authenticate → read → parse once → forward → relay.
+"""The core, the hot path: route → authenticate → read → parse once → forward → relay.
 
-Nothing here knows a provider: what differs lives in the route's dialect. The body is
+Nothing here knows a provider or a feature: what differs between providers lives in the
+route's dialect, and every feature is a stage (`aiogw.pipeline`), whose hooks the core
+calls at their points: `admit` before the body is read, `check` once it is parsed, the
+exchange's taps on the answer (`aiogw.stage.Tap`), `end` once it is over. The body is
 parsed once (orjson) for the stages that need it and forwarded as the original bytes.
 A stream is relayed chunk by chunk as it arrives, with no re-framing; when the client
 leaves, the upstream response is closed at once (the server runs with handler
@@ -14,20 +17,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
 
 import aiohttp
 import orjson
 from aiohttp import web
 
 from aiogw import body as request_body
-from aiogw import encoding, exchange, preflight, routing, untrusted
-from aiogw.audit.writer import AuditWriter
+from aiogw import exchange, routing, untrusted
 from aiogw.config import NEVER_FORWARDED, Config
 from aiogw.dialects import OTHER, Dialect, guess
 from aiogw.errors import (
     BadRequest,
-    Blocked,
     EndpointNotAllowed,
     GatewayError,
     NotConfigured,
@@ -39,18 +39,12 @@ from aiogw.errors import (
     UpstreamUnreachable,
 )
 from aiogw.exchange import Exchange
-from aiogw.guards.response import AnswerGuard, StreamWatch, block_message
 from aiogw.keys import KeyIndex
-from aiogw.limits.check import Accountant
-from aiogw.limits.usagechunk import UsageChunkFilter
-from aiogw.preflight import Check
 from aiogw.relay import Ending, relay
-from aiogw.unauthenticated import RecordBudget
+from aiogw.stage import Refuse, Stages, Tap
 from aiogw.upstream import GATEWAY_KEY_HEADER, CredentialEcho, Upstream, find_gateway_key, response_headers
 
 log = logging.getLogger("aiogw.proxy")
-
-Sink = Callable[[Exchange], None]
 
 # Keys of the providers themselves, told apart from a mistyped gateway key in the message.
 _PROVIDER_KEY_PREFIXES = ("sk-ant-", "sk-proj-", "sk-", "AIza")
@@ -60,47 +54,28 @@ _UPSTREAM_BROKE = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, as
 
 class Proxy:
     __slots__ = (
-        "accountant", "answers", "audit", "body_timeout", "budget", "checks", "cut_by", "draining", "inflight", "keys",
-        "max_body", "mount", "sinks", "streams", "unrecorded", "upstreams", "users",
+        "body_timeout", "cut_by", "draining", "inflight", "keys", "max_body", "mount", "stages", "streams", "upstreams",
+        "users",
     )
 
-    def __init__(
-        self,
-        config: Config,
-        keys: KeyIndex,
-        upstreams: dict[str, Upstream],
-        sinks: Iterable[Sink] = (),
-        audit: AuditWriter | None = None,
-        checks: Sequence[Check] = (),
-        answers: AnswerGuard | None = None,
-        accountant: Accountant | None = None,
-    ) -> None:
+    def __init__(self, config: Config, keys: KeyIndex, upstreams: dict[str, Upstream], stages: Stages) -> None:
         self.mount = config.server.mount
         self.max_body = config.server.max_body_bytes
         self.body_timeout = config.clients.body_timeout
-        per_minute = config.clients.unauthenticated_records_per_minute
-        self.budget = RecordBudget(per_minute) if per_minute else None
-        self.unrecorded = 0  # refusals without a valid key past the budget: counted, not recorded
         # An empty user list in the config means: any user a key was made for.
         self.users = config.user_names()
         self.keys = keys
         self.upstreams = upstreams
-        self.audit = audit
-        self.checks = tuple(checks)
-        self.answers = answers
-        self.accountant = accountant
-        self.sinks = ((audit.submit,) if audit is not None else ()) + tuple(sinks)
+        self.stages = stages
         self.inflight = 0  # exchanges being handled, for the drain and metrics
         self.streams = 0  # of which relaying a stream
         self.draining = False  # SIGTERM: what is cut after the grace period says so
         self.cut_by = "drain period over"  # or a second signal: what the cut exchanges' records say
 
-    def configure(
-        self, users: frozenset[str], upstreams: dict[str, Upstream], checks: Sequence[Check], answers: AnswerGuard | None
-    ) -> None:
+    def configure(self, users: frozenset[str], upstreams: dict[str, Upstream], stages: Stages) -> None:
         """A reload: new requests see all of these at once; one in flight keeps the
-        upstream and answer guard it started with."""
-        self.users, self.upstreams, self.checks, self.answers = users, upstreams, tuple(checks), answers
+        upstream and stages it started with."""
+        self.users, self.upstreams, self.stages = users, upstreams, stages
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         ex = Exchange(request.method)
@@ -112,14 +87,14 @@ class Proxy:
         ex.session = untrusted.text(
             headers.get("X-Claude-Code-Session-Id") or headers.get("session-id"), untrusted.SESSION
         )
-        if self.audit is not None or (self.accountant is not None and self.accountant.active):
-            ex.chunks = []  # accounting and the audit tap keep the relayed chunks, by reference
+        stages = self.stages
+        if stages.keeps_answer:
+            ex.chunks = []  # read back at the end (accounting, the audit): kept by reference
         dialect: Dialect | None = None
         upstream: Upstream | None = None
         try:
             route, path, query = routing.split(request.raw_path, self.mount)
             upstream = self.upstreams.get(route)
-            answers = self.answers
             if upstream is None:
                 raise NotFound(f"no route named {route!r}; the gateway serves {', '.join(sorted(self.upstreams))}")
             upstream.inflight += 1  # from here: a reload retires this upstream only once it is done
@@ -145,16 +120,14 @@ class Proxy:
                     f"{said}: {request.method} is never forwarded" if request.method in NEVER_FORWARDED
                     else f"{said}; the operator can allow it with the route's `allow` list"
                 )
-            if self.audit is not None and self.audit.saturated:
-                raise Unavailable("the gateway's audit log is catching up; retry in a moment", retry_after=1)
+            stages.admit(ex)
             ex.body = body = await request_body.read(request, self.max_body, self.body_timeout)
             if endpoint.json:
                 ex.json = _parse(body)
                 ex.model = untrusted.text(endpoint.model or _model(ex.json), untrusted.MODEL)
                 ex.stream = endpoint.stream or ex.json.get("stream") is True
-            if self.checks:
-                preflight.run(self.checks, ex)
-            return await self._forward(request, upstream, ex, answers, key)
+            stages.check(ex)
+            return await self._forward(request, upstream, ex, key)
         except GatewayError as err:
             ex.path = ex.path or _path_as_sent(request)  # a refused path, as it came
             ex.status = err.status
@@ -200,7 +173,7 @@ class Proxy:
             self.inflight -= 1
             if upstream is not None:
                 upstream.inflight -= 1
-            self._finish(ex)
+            stages.end(ex)
 
     def unparsed(self, request: web.BaseRequest, status: int, reason: str) -> None:
         """Record a request aiohttp refused before any handler (it could not parse it):
@@ -215,25 +188,7 @@ class Proxy:
             ex.path = "?"
         ex.status, ex.outcome, ex.reason = status, exchange.REFUSED, f"unparsable: {reason}"
         ex.finish()
-        self._finish(ex)
-
-    def _finish(self, ex: Exchange) -> None:
-        accountant = self.accountant
-        if ex.user is None and self.budget is not None and not self.budget.take(ex.client, ex.t_end or 0.0):
-            # No valid key, and this address (or everyone) is past its budget of records:
-            # counted in the metrics, neither recorded nor logged.
-            self.unrecorded += 1
-            ex.quiet = True
-            if accountant is not None and accountant.done is not None:
-                accountant.done(ex)
-            return
-        if accountant is not None:
-            accountant.finish(ex)  # and reports it (metrics, log line), or leaves both to the audit
-        for sink in self.sinks:
-            try:
-                sink(ex)
-            except Exception:  # one sink's trouble must not cost the others (the audit) the exchange
-                log.exception("a sink failed on a %s %s exchange", ex.dialect, ex.endpoint)
+        self.stages.end(ex)
 
     async def _authenticate(self, request: web.Request, upstream: Upstream, query: str, ex: Exchange) -> str:
         """The user's gateway key, once it is known to be good (it is then stripped from
@@ -273,12 +228,10 @@ class Proxy:
             )
         return key
 
-    async def _forward(
-        self, request: web.Request, upstream: Upstream, ex: Exchange, answers: AnswerGuard | None, key: str
-    ) -> web.StreamResponse:
+    async def _forward(self, request: web.Request, upstream: Upstream, ex: Exchange, key: str) -> web.StreamResponse:
         headers = upstream.headers(request.headers, key)
-        if ex.strip_usage:  # the relay edits this stream: it must come uncompressed
-            headers["Accept-Encoding"] = "identity"
+        for tap in ex.taps:
+            headers.update(tap.upstream_headers)
         ex.sent()
         resp = await upstream.send(request.method, ex.path, ex.query, headers, ex.body, key)
         ex.first_byte()
@@ -286,10 +239,9 @@ class Proxy:
         ex.response_headers = resp.headers
         if resp.status >= 400:
             ex.outcome = exchange.UPSTREAM_ERROR
-        guard = answers.action(ex.user) if answers is not None and resp.status < 400 else "off"
         try:
             if _is_streamed(resp):
-                return await self._relay(request, resp, ex, answers, guard, upstream)
+                return await self._relay(request, resp, ex, upstream)
             try:
                 data = await resp.read()
             except TimeoutError:
@@ -302,9 +254,10 @@ class Proxy:
             ex.response_body = data
             if upstream.secret_bytes is not None and upstream.secret_bytes in data:
                 raise CredentialEcho()
-            if guard != "off":
-                assert answers is not None
-                _scan_answer(answers, ex, data, guard)
+            for tap in ex.taps:
+                verdict = tap.whole(ex, data)
+                if verdict.__class__ is Refuse:
+                    raise verdict.error
             return web.Response(
                 status=resp.status, reason=resp.reason, body=data, headers=response_headers(resp.headers, upstream.secret)
             )
@@ -317,32 +270,25 @@ class Proxy:
                 resp.close()
 
     async def _relay(
-        self, request: web.Request, resp: aiohttp.ClientResponse, ex: Exchange, answers: AnswerGuard | None,
-        guard: str, upstream: Upstream,
+        self, request: web.Request, resp: aiohttp.ClientResponse, ex: Exchange, upstream: Upstream
     ) -> web.StreamResponse:
         headers = response_headers(resp.headers, upstream.secret)
         headers["X-Accel-Buffering"] = "no"  # an nginx in front must not buffer the stream
         out = web.StreamResponse(status=resp.status, reason=resp.reason, headers=headers)
         await out.prepare(request)
         ex.relaying = True
-        content = resp.content
-        chunks = ex.chunks
-        # Asked uncompressed; an upstream that compresses anyway is relayed as it came.
-        strip = UsageChunkFilter() if ex.strip_usage and not resp.headers.get("Content-Encoding") else None
-        watch = None
-        if guard == "log" and chunks is not None:
-            # Only logged: the answer is scanned once, reassembled, by whichever reads it
-            # back first (the accounting, or the audit writer in its slices); a scan of
-            # every chunk on the loop cost streams ~10 ms of time to first byte at 50 open.
-            ex.scan_answer = answers
-        elif guard != "off":
-            assert answers is not None
-            coding = resp.headers.get("Content-Encoding")
-            watch = answers.watch(ex.dialect, resp.content_type != "text/event-stream", coding, guard)
+        # What the stages' taps do to this stream: at most one filter edits it and one
+        # watch reads it (the first tap to offer each).
+        strip = watch = watcher = None
+        for tap in ex.taps:
+            if strip is None:
+                strip = tap.edit(ex)
+            if watch is None and (watch := tap.watch(ex)) is not None:
+                watcher = tap
         self.streams += 1
         try:
             ending = await relay(
-                content.readany, out.write, broke=_UPSTREAM_BROKE, chunks=chunks, strip=strip, watch=watch,
+                resp.content.readany, out.write, broke=_UPSTREAM_BROKE, chunks=ex.chunks, strip=strip, watch=watch,
                 secret=upstream.secret_bytes,
             )
             if ending is Ending.DONE:
@@ -351,8 +297,8 @@ class Proxy:
             elif ending is Ending.CLIENT_GONE:
                 ex.outcome = exchange.CLIENT_ABORTED
             elif ending is Ending.BLOCKED:
-                assert watch is not None
-                await self._stop_answer(out, ex, watch)
+                assert watcher is not None and watch is not None
+                await _stop(out, ex, watcher, watch)
             else:
                 # The upstream broke, or sent the provider key back: close without the
                 # final chunk, so the client sees a truncated body, as it would from the
@@ -365,35 +311,21 @@ class Proxy:
             return out
         finally:
             self.streams -= 1
-            if watch is not None:
-                watch.finish()
-                if watch.findings:
-                    ex.findings = (ex.findings or []) + watch.findings
-
-    async def _stop_answer(self, out: web.StreamResponse, ex: Exchange, watch: StreamWatch) -> None:
-        """A blocked answer: the dialect's error event (readable only without a
-        content-encoding), then the end of the stream; the upstream is closed."""
-        ex.outcome = exchange.REFUSED
-        ex.reason = "guard_response"
-        try:
-            if not ex.response_headers.get("Content-Encoding"):
-                await out.write(watch.error_event(block_message(watch.blocked)))
-            await out.write_eof()
-        except ConnectionError:
-            pass
+            if watcher is not None:
+                watcher.closed(ex, watch)
 
 
-def _scan_answer(answers: AnswerGuard, ex: Exchange, data: bytes, action: str) -> None:
-    coding = ex.response_headers.get("Content-Encoding")
+async def _stop(out: web.StreamResponse, ex: Exchange, tap: Tap, watch: object) -> None:
+    """A stream a tap's watch stopped: the tap's last words (the dialect's error event),
+    then the end of the stream; the upstream is closed by the caller."""
+    ex.outcome = exchange.REFUSED
     try:
-        plain = encoding.decode(data, coding) if coding else data
-    except ValueError:
-        return  # a coding the gateway cannot read: not scanned (it never asks for one)
-    found = answers.scan(ex.dialect, plain, action)
-    if found:
-        ex.findings = (ex.findings or []) + found
-        if action == "block":
-            raise Blocked(block_message(found[0]))
+        last = tap.stopped(ex, watch)
+        if last:
+            await out.write(last)
+        await out.write_eof()
+    except ConnectionError:
+        pass
 
 
 def _path_as_sent(request: web.BaseRequest) -> str:

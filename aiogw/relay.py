@@ -2,7 +2,7 @@
 
 It knows no socket and no provider: `read` gives the upstream's next chunk (b"" at its
 end), `write` hands a chunk to the client. Each chunk is written as it came, with no
-re-framing and no JSON work, and kept by reference for the audit tap. What may edit or
+re-framing and no JSON work, and kept by reference for the finisher. What may edit or
 stop the stream comes in as plain objects: the usage-chunk filter, the answer guard's
 watch, the provider key that must never go back. The loop says how the stream ended;
 what that means for the connection (cut it, write a last error event) is the caller's.

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+from aiogw.exchange import Exchange
+
 # Addresses remembered; the least recently seen is forgotten first (it starts again
 # with a full bucket, which costs at most one burst).
 _ADDRESSES = 10_000
@@ -54,3 +56,19 @@ class RecordBudget:
         bucket.level = min(cap, bucket.level + (now - bucket.when) * rate)
         bucket.when = now
         return bucket.level >= 1
+
+
+class KeylessRecords:
+    """The stage that keeps keyless exchanges within their record budget: past it, an
+    exchange is `quiet` (counted in the metrics, neither recorded nor logged)."""
+
+    __slots__ = ("budget", "unrecorded")
+
+    def __init__(self, per_minute: int) -> None:
+        self.budget = RecordBudget(per_minute)
+        self.unrecorded = 0
+
+    def end(self, ex: Exchange) -> None:
+        if ex.user is None and not self.budget.take(ex.client, ex.t_end or 0.0):
+            self.unrecorded += 1
+            ex.quiet = True

@@ -2,7 +2,7 @@
 
     python -m bench.gateway --config aiogw.toml --lag-file lag.json
 
-It runs `aiogw.app.serve(config)` — the code behind `aiogw serve`: same start-up, GC
+It runs `aiogw.serving.serve(config)` — the code behind `aiogw serve`: same start-up, GC
 tuning, uvloop and shutdown — and beside it, only while the bench asks, a task that
 sleeps 1 ms in a loop and records how late each wake-up is. Lag is what every request
 waits on top of its own work when something holds the loop: a long audit batch, a
@@ -68,7 +68,7 @@ class LagProbe:
 
 async def main(config_path: str, lag_file: Path) -> None:
     from aiogw import config as config_mod
-    from aiogw.app import serve
+    from aiogw.serving import serve
 
     cfg = config_mod.load(config_path)
     probe = LagProbe(lag_file)

@@ -107,7 +107,7 @@ def speed(engine: Engine, size: int, rounds: int = 15) -> tuple[float, float]:
     `Engine.scan`) of `speed_text(size)` as a tool result (the largest pattern set)."""
     text = speed_text(size)
     data = text.encode()
-    db = engine._block["tool_result"]
+    db = engine.databases["tool_result"]
 
     def best(fn) -> float:
         times = []

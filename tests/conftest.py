@@ -114,23 +114,16 @@ class Gateway:
     servers: LoopThread
     exchanges: list[Exchange] = field(default_factory=list)
     proxy: Any = None  # aiogw.proxy.Proxy: how many requests are in flight
+    finisher: Any = None  # aiogw.finish.Finisher: whether every finished exchange was seen
 
     def url(self, route: str) -> str:
         return f"{self.base}/{route}"
 
     def last_exchange(self, timeout: float = 5.0) -> Exchange:
-        """The newest finished exchange (the sink runs when the handler ends)."""
-        deadline = time.monotonic() + timeout
-        while not self.exchanges and time.monotonic() < deadline:
-            time.sleep(0.01)
+        """The newest finished exchange, once no request is open and the finisher has
+        handed every one to the sinks (with its usage, cost and findings)."""
+        self.wait_for(lambda: self.exchanges and not self.proxy.inflight and self.finisher.idle, timeout)
         return self.exchanges[-1]
-
-    def charged(self, ex: Exchange, timeout: float = 10.0) -> Exchange:
-        """`ex` once its cost is known: the audit writer settles users without limits
-        when it reads their answers (see aiogw.limits.check.Accountant)."""
-        self.wait_for(lambda: not ex.settle_later, timeout)
-        assert not ex.settle_later
-        return ex
 
     def audit(self, sql: str, *args):
         """Rows from the gateway's audit tables (read-only, beside the running writer)."""
@@ -278,6 +271,7 @@ def gateway(servers: LoopThread, tmp_path_factory) -> Gateway:
         servers=servers,
         exchanges=exchanges,
         proxy=runner.app[RUNTIME].proxy,
+        finisher=runner.app[RUNTIME].parts.finisher,
     )
     yield gw
     servers.run(runner.cleanup())

@@ -15,7 +15,7 @@ import pytest
 from conftest import PROVIDER_KEYS, free_port
 
 from aiogw import config, keys
-from aiogw.app import PROXY, start
+from aiogw.app import RUNTIME, start
 
 HI = [{"role": "user", "content": "hi"}]
 
@@ -54,7 +54,8 @@ def test_a_full_queue_refuses_new_requests_and_loses_nothing(gateway, tmp_path):
     cfg = config.load(path, env=PROVIDER_KEYS)
     _, key = keys.create(cfg.state_path, "carol")
     runner, port = gateway.servers.run(start(cfg))
-    writer = runner.app[PROXY].audit
+    runtime = runner.app[RUNTIME]
+    finisher, (_, writer) = runtime.parts.finisher, runtime.audit
     client = anthropic.Anthropic(api_key=key, base_url=f"http://127.0.0.1:{port}/llm-gateway/anthropic", max_retries=0)
     try:
         client.messages.create(model="m", max_tokens=4, messages=HI)
@@ -75,11 +76,11 @@ def test_a_full_queue_refuses_new_requests_and_loses_nothing(gateway, tmp_path):
         assert refused.status_code == 503
         assert refused.body["error"]["type"] == "overloaded_error"
         assert refused.response.headers["retry-after"] == "1"
-        assert writer.refused == 1
+        assert finisher.refused == 1
         blocker.execute("ROLLBACK")
         blocker.close()
         # The writer catches up and the gateway accepts again.
-        assert gateway.wait_for(lambda: writer.depth == 0, timeout=20)
+        assert gateway.wait_for(lambda: finisher.depth == 0 and writer.depth == 0, timeout=20)
         client.messages.create(model="m", max_tokens=4, messages=HI)
         answered += 1
         assert gateway.wait_for(lambda: writer.written == answered, timeout=20)

@@ -211,7 +211,8 @@ def test_one_exchange_failing_to_settle_leaves_the_others_of_its_turn_settled():
     import orjson
 
     from aiogw.exchange import Exchange
-    from aiogw.limits.check import Accountant, LimitCheck
+    from aiogw.limits.accounting import Accountant, ChargeNow
+    from aiogw.limits.admission import LimitAdmission
 
     class Prices(PriceTable):
         def cost(self, model, usage):
@@ -227,7 +228,8 @@ def test_one_exchange_failing_to_settle_leaves_the_others_of_its_turn_settled():
 
     ledger = Books(Limits(max_concurrent=10), {})
     accountant = Accountant(ledger, Prices())
-    admit = LimitCheck(accountant)
+    admit = LimitAdmission(accountant)
+    charge = ChargeNow(accountant)
     answer = orjson.dumps({"type": "message", "usage": {"input_tokens": 10, "output_tokens": 5}})
 
     async def turn() -> list[Exchange]:
@@ -240,7 +242,7 @@ def test_one_exchange_failing_to_settle_leaves_the_others_of_its_turn_settled():
             admit.check(ex)
             ex.first_byte()
             ex.finish()
-            accountant.finish(ex)
+            charge.end(ex)
             done.append(ex)
         await asyncio.sleep(0)  # the end of the turn
         return done
@@ -248,4 +250,4 @@ def test_one_exchange_failing_to_settle_leaves_the_others_of_its_turn_settled():
     first, _bad, unpriced, last = asyncio.run(turn())
     assert first.cost > 0 and last.cost > 0 and unpriced.cost is None
     assert ledger.states["u"].in_flight == 0  # every slot of the user released, the unpriced one's too
-    assert not first.settle_later and not last.settle_later
+    assert first.usage is not None and last.usage is not None  # settled

@@ -23,6 +23,8 @@ import pytest
 from aiogw import config
 from aiogw.app import PROXY, reload
 from aiogw.fake_upstream import FakeConfig, FakeUpstream
+from aiogw.guards.answer_stage import AnswerStage
+from aiogw.stage import Stages
 from tests.conftest import PROVIDER_KEYS
 from tests.test_exchange_log import Served, serving
 from tests.test_limits import LimitedGateway
@@ -395,6 +397,18 @@ def test_a_draining_refusal_is_counted_as_a_refusal(rg, servers):
 # --- an exception of the gateway's own -----------------------------------------------------
 
 
+def _with_stages(proxy, change) -> None:
+    """New requests run on the running stage list, changed (as a reload would switch it)."""
+    stages = proxy.stages
+    proxy.configure(proxy.users, proxy.upstreams, Stages(change(list(stages.stages)), stages.keeps_answer))
+
+
+def _answer_guard(stages: list, guard) -> list:
+    """The list with its answer guard's stage on `guard` instead."""
+    assert any(isinstance(s, AnswerStage) for s in stages)
+    return [AnswerStage(guard, s.deferrable) if isinstance(s, AnswerStage) else s for s in stages]
+
+
 class Exploding:
     def check(self, ex):
         raise RuntimeError("a bug with a secret-looking message")
@@ -402,7 +416,7 @@ class Exploding:
 
 def test_an_unexpected_error_is_a_500_in_the_providers_envelope_and_audited(rg, servers, caplog):
     async def add_bug() -> None:
-        rg.proxy.checks = (*rg.proxy.checks, Exploding())
+        _with_stages(rg.proxy, lambda stages: [*stages, Exploding()])
 
     servers.run(add_bug())
     with pytest.raises(anthropic.InternalServerError) as err:
@@ -453,7 +467,7 @@ class BrokenScan:
 
 def test_a_failing_scan_of_a_logged_answer_costs_neither_the_answer_nor_its_usage(rg, servers, caplog):
     async def add_bug() -> None:
-        rg.proxy.answers = BrokenScan()
+        _with_stages(rg.proxy, lambda stages: _answer_guard(stages, BrokenScan()))
 
     servers.run(add_bug())
     client = rg.anthropic("alice", max_retries=0)
@@ -467,7 +481,7 @@ def test_a_failing_scan_of_a_logged_answer_costs_neither_the_answer_nor_its_usag
 
 def test_an_unexpected_error_mid_stream_cuts_it_and_is_audited(rg, servers, caplog):
     async def add_bug() -> None:
-        rg.proxy.answers = BrokenAnswers()
+        _with_stages(rg.proxy, lambda stages: _answer_guard(stages, BrokenAnswers()))
 
     servers.run(add_bug())
     client = rg.anthropic("alice", max_retries=0)
@@ -484,7 +498,7 @@ def test_an_unexpected_error_mid_stream_cuts_it_and_is_audited(rg, servers, capl
 
 
 def test_the_reload_line_names_the_users_it_changed(tmp_path):
-    from aiogw.app import _changes
+    from aiogw.app import changes as _changes
 
     base = ('[[routes]]\nname = "anthropic"\ndialect = "anthropic"\nupstream = "http://127.0.0.1:9"\n'
             'credential = { env = "FAKE_ANTHROPIC" }\n')

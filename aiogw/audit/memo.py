@@ -1,4 +1,4 @@
-"""The memo of recent requests' parts (record._split reads and fills it)."""
+"""The memo of recent requests' parts (audit.conversation.split_request reads and fills it)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The guard stage of the preflight: scan every text of a request, then act.
+"""The request guard, a stage: scan every text of a request, then act.
 
 `block` refuses the request (403 in the dialect's envelope, a status SDKs do not retry)
 naming the pattern and the place, never the matched text; `redact` masks the span and
@@ -23,7 +23,7 @@ from aiogw.exchange import Exchange
 from aiogw.guards import redact, writeback
 from aiogw.guards.history import HistoryMemo, Pair, Read, conversation_key, read_parts
 from aiogw.guards.policy import Policy
-from aiogw.preflight import CONTINUE, REWRITE, Refuse, Verdict
+from aiogw.stage import CONTINUE, REWRITE, Refuse, Verdict
 
 if TYPE_CHECKING:  # the engine needs Hyperscan; the app builds it only with guards on
     from aiogw.guards.engine import Engine, Match
