@@ -208,7 +208,7 @@ class Finisher:
         reading = answer.reading(ex)
         if recorder is not None:
             try:
-                reading.answer()  # the record needs it whole: the usage comes from it too
+                reading.answer(ex)  # the record needs it whole: the usage comes from it too
             except Exception:
                 log.exception("could not read the answer of a %s %s exchange", ex.dialect, ex.endpoint)
         for tap in ex.taps:

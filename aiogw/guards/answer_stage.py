@@ -95,7 +95,7 @@ class AnswerTap(Tap):
         if not self.deferred:
             return
         try:
-            message = reading.answer()
+            message = reading.answer(ex)
             found = self.guard.scan_message(ex.dialect, message.message, "log") if message is not None else None
         except Exception:  # a guard fault must not cost the exchange its usage or record
             log.exception("answer guard failed on a %s answer; it is not scanned", ex.dialect)

@@ -100,8 +100,8 @@ def _usage(ex: Exchange) -> Usage:
         return Usage()
     reading = answer.reading(ex)
     if not ex.model:
-        reading.answer()  # the price needs the answer's model: read it whole
-    return reading.usage()
+        reading.answer(ex)  # the price needs the answer's model: read it whole
+    return reading.usage(ex)
 
 
 def _answer_model(ex: Exchange) -> str | None:
