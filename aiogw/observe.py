@@ -124,55 +124,49 @@ class GatewayMetrics:
     def exposition(self) -> bytes:
         return metrics.exposition(self.families())
 
+
 def _readings(
     proxy: Proxy, finisher: Finisher | None, audit: tuple[Recorder, AuditWriter] | None, keyless: KeylessRecords | None
 ) -> list[Gauge]:
     recorder, writer = audit if audit is not None else (None, None)
 
-    def written(read: Callable[[AuditWriter], float]) -> Callable[[], float]:
-        return lambda: read(writer) if writer is not None else 0
-
-    def recorded(read: Callable[[Recorder], float]) -> Callable[[], float]:
-        return lambda: read(recorder) if recorder is not None else 0
-
-    def queued(read: Callable[[Finisher], float]) -> Callable[[], float]:
-        return lambda: read(finisher) if finisher is not None and writer is not None else 0
+    def total(*reads: tuple[object | None, str]) -> Callable[[], float]:
+        """The sum of these attributes, of the parts that exist in this gateway."""
+        return lambda: sum(getattr(part, name) for part, name in reads if part is not None)
 
     out = [
         Gauge("aiogw_requests_in_flight", "Exchanges being handled.", lambda: proxy.inflight),
         Gauge("aiogw_active_streams", "Streams being relayed.", lambda: proxy.streams),
         Gauge(
             "aiogw_audit_queue_depth", "Finished exchanges and built records waiting to be written.",
-            lambda: (finisher.depth if finisher is not None and writer is not None else 0)
-            + (writer.depth if writer is not None else 0),
+            total((finisher, "depth"), (writer, "depth")),
         ),
         Gauge(
             "aiogw_audit_queue_bytes", "Bytes of bodies and answers of finished exchanges waiting for the finisher.",
-            queued(lambda f: f.pending_bytes),
+            total((finisher, "pending_bytes")),
         ),
-        Gauge("aiogw_audit_records_written_total", "Audit records committed.", written(lambda w: w.written)),
+        Gauge("aiogw_audit_records_written_total", "Audit records committed.", total((writer, "written"))),
         Gauge(
             "aiogw_audit_backpressure_refusals_total",
             "Requests refused with a 503 because the audit queue was full (fail-closed).",
-            queued(lambda f: f.refused),
+            total((finisher, "refused")),
         ),
         Gauge("aiogw_audit_write_errors_total", "Audit batches that failed and were retried.",
-              written(lambda w: w.write_errors)),
+              total((writer, "write_errors"))),
         Gauge("aiogw_audit_spilled_total", "Audit records written to the spill file (database unwritable).",
-              written(lambda w: w.spilled)),
+              total((writer, "spilled"))),
         Gauge("aiogw_audit_records_sanitized_total",
-              "Audit records with a value made storable (escaped, cut or clamped).", recorded(lambda r: r.sanitized)),
+              "Audit records with a value made storable (escaped, cut or clamped).", total((recorder, "sanitized"))),
         Gauge("aiogw_audit_records_unstorable_total",
-              "Audit records the database refused on their own (spilled).", written(lambda w: w.unstorable)),
+              "Audit records the database refused on their own (spilled).", total((writer, "unstorable"))),
         Gauge("aiogw_audit_records_lost_total",
               "Audit records neither stored nor spilled (not buildable, or the spill file unwritable).",
-              lambda: (writer.lost if writer is not None else 0) + (recorder.lost if recorder is not None else 0)
-              + (finisher.lost if finisher is not None else 0)),
+              total((writer, "lost"), (recorder, "lost"), (finisher, "lost"))),
         Gauge(
             "aiogw_unrecorded_refusals_total",
             "Requests without a valid gateway key past [clients] unauthenticated_records_per_minute: "
             "refused and counted, not recorded.",
-            lambda: keyless.unrecorded if keyless is not None else 0,
+            total((keyless, "unrecorded")),
         ),
         Gauge("aiogw_build_info", "The running version.", lambda: {(__version__,): 1}, ("version",)),
         Gauge("process_resident_memory_bytes", "Resident memory.", _rss),

@@ -60,9 +60,9 @@ def build(config: Config, parts: Parts, guards: Guards | None) -> Stages:
     """The stages for this config, in order. `parts.finisher` is configured already."""
     finisher = parts.finisher
     limited = limits_any(config)
-    # The usage of every exchange matters when something reads it (the audit, the
-    # metrics, the log line) or some user is limited by it.
-    accounting = finisher.settle is not None or limited
+    # The finisher settles usage when something reads it (the audit, the metrics, the
+    # log line) or some user is limited by it (app._apply decides).
+    accounting = finisher.settle is not None
     stages: list[object] = []
     if parts.keyless is not None:
         stages.append(parts.keyless)

@@ -41,7 +41,7 @@ from aiogw.errors import (
 from aiogw.exchange import Exchange
 from aiogw.keys import KeyIndex
 from aiogw.relay import Ending, relay
-from aiogw.stage import Refuse, Stages, Tap
+from aiogw.stage import Stages, Tap, enforce
 from aiogw.upstream import GATEWAY_KEY_HEADER, CredentialEcho, Upstream, find_gateway_key, response_headers
 
 log = logging.getLogger("aiogw.proxy")
@@ -170,10 +170,10 @@ class Proxy:
             raise
         finally:
             ex.finish()
+            stages.end(ex)  # before it stops counting as open: the drain then finds it queued
             self.inflight -= 1
             if upstream is not None:
                 upstream.inflight -= 1
-            stages.end(ex)
 
     def unparsed(self, request: web.BaseRequest, status: int, reason: str) -> None:
         """Record a request aiohttp refused before any handler (it could not parse it):
@@ -255,9 +255,7 @@ class Proxy:
             if upstream.secret_bytes is not None and upstream.secret_bytes in data:
                 raise CredentialEcho()
             for tap in ex.taps:
-                verdict = tap.whole(ex, data)
-                if verdict.__class__ is Refuse:
-                    raise verdict.error
+                enforce(tap.whole(ex, data))
             return web.Response(
                 status=resp.status, reason=resp.reason, body=data, headers=response_headers(resp.headers, upstream.secret)
             )
@@ -297,8 +295,8 @@ class Proxy:
             elif ending is Ending.CLIENT_GONE:
                 ex.outcome = exchange.CLIENT_ABORTED
             elif ending is Ending.BLOCKED:
-                assert watcher is not None and watch is not None
-                await _stop(out, ex, watcher, watch)
+                assert watcher is not None
+                await _stop(out, ex, watcher)
             else:
                 # The upstream broke, or sent the provider key back: close without the
                 # final chunk, so the client sees a truncated body, as it would from the
@@ -312,15 +310,15 @@ class Proxy:
         finally:
             self.streams -= 1
             if watcher is not None:
-                watcher.closed(ex, watch)
+                watcher.closed(ex)
 
 
-async def _stop(out: web.StreamResponse, ex: Exchange, tap: Tap, watch: object) -> None:
+async def _stop(out: web.StreamResponse, ex: Exchange, tap: Tap) -> None:
     """A stream a tap's watch stopped: the tap's last words (the dialect's error event),
     then the end of the stream; the upstream is closed by the caller."""
     ex.outcome = exchange.REFUSED
     try:
-        last = tap.stopped(ex, watch)
+        last = tap.stopped(ex)
         if last:
             await out.write(last)
         await out.write_eof()

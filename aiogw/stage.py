@@ -57,6 +57,12 @@ CONTINUE = Continue()
 REWRITE = Rewrite()
 
 
+def enforce(verdict: Verdict) -> None:
+    """Raise a refusal's error; any other verdict goes on."""
+    if verdict.__class__ is Refuse:
+        raise verdict.error  # type: ignore[union-attr]
+
+
 class Tap:
     """One stage's part in one exchange's answer. Every method has a default that does
     nothing; a tap overrides what it needs.
@@ -66,8 +72,8 @@ class Tap:
     - `edit(ex)` / `watch(ex)`: at a stream's head (status and headers on `ex`), the
       relay's filter that rewrites what is written, or its watch that reads each chunk
       after it is written and may stop the stream (see `aiogw.relay`);
-    - `stopped(ex, watch) -> bytes`: the last bytes of a stream the watch stopped;
-    - `closed(ex, watch)`: the stream is over (relayed, stopped or cut);
+    - `stopped(ex) -> bytes`: the last bytes of a stream its watch stopped;
+    - `closed(ex)`: a stream it watched is over (relayed, stopped or cut);
     - `whole(ex, data) -> Verdict`: a whole (not streamed) answer, as it came, before
       it is returned; a refusal replaces it with the error;
     - `finish(ex, answer)`: off the request path, in the finisher, with the answer read
@@ -83,10 +89,10 @@ class Tap:
     def watch(self, ex: Exchange) -> Watch | None:
         return None
 
-    def stopped(self, ex: Exchange, watch: Watch) -> bytes:
+    def stopped(self, ex: Exchange) -> bytes:
         return b""
 
-    def closed(self, ex: Exchange, watch: Watch | None) -> None:
+    def closed(self, ex: Exchange) -> None:
         return None
 
     def whole(self, ex: Exchange, data: bytes) -> Verdict:
@@ -114,16 +120,12 @@ class Stages:
     def admit(self, ex: Exchange) -> None:
         """Raises the first refusal's error."""
         for admit in self.admits:
-            verdict = admit(ex)
-            if verdict.__class__ is Refuse:
-                raise verdict.error
+            enforce(admit(ex))
 
     def check(self, ex: Exchange) -> None:
         """Raises the first refusal's error."""
         for check in self.checks:
-            verdict = check(ex)
-            if verdict.__class__ is Refuse:
-                raise verdict.error
+            enforce(check(ex))
 
     def end(self, ex: Exchange) -> None:
         for end in self.ends:

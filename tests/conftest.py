@@ -115,6 +115,7 @@ class Gateway:
     exchanges: list[Exchange] = field(default_factory=list)
     proxy: Any = None  # aiogw.proxy.Proxy: how many requests are in flight
     finisher: Any = None  # aiogw.finish.Finisher: whether every finished exchange was seen
+    writer: Any = None  # aiogw.audit.writer.AuditWriter: whether every record is stored
 
     def url(self, route: str) -> str:
         return f"{self.base}/{route}"
@@ -272,6 +273,7 @@ def gateway(servers: LoopThread, tmp_path_factory) -> Gateway:
         exchanges=exchanges,
         proxy=runner.app[RUNTIME].proxy,
         finisher=runner.app[RUNTIME].parts.finisher,
+        writer=runner.app[RUNTIME].audit[1],
     )
     yield gw
     servers.run(runner.cleanup())
@@ -312,7 +314,8 @@ def gw(gateway: Gateway) -> Gateway:
     exchanges: once the last test's are over (a client has a stream's last event a
     moment before the gateway's handler ends, and it must not pass for this test's)."""
     assert gateway.wait_for(lambda: gateway.proxy.inflight == 0), "the last test left requests in flight"
-    gateway.servers.run(asyncio.sleep(0))  # the loop is past the handler's last sink
+    # Its exchanges finished and their records stored: none may pass for this test's.
+    assert gateway.wait_for(lambda: gateway.finisher.idle and gateway.writer.settled, 10), "the last test's records"
     gateway.fake.clear()
     gateway.gzip_fake.clear()
     gateway.exchanges.clear()

@@ -15,7 +15,7 @@ from google import genai
 from google.genai import types as genai_types
 
 from aiogw import config, keys
-from aiogw.app import start
+from aiogw.app import RUNTIME, start
 from aiogw.limits import report
 from tests.conftest import PROVIDER_KEYS
 
@@ -117,13 +117,14 @@ class LimitedGateway:
         return self.of(user)[-1]
 
     def of(self, user: str, timeout: float = 5.0, count: int = 0) -> list:
-        """The user's finished exchanges (the sinks see one once the finisher settled it:
-        usage and cost known) and, with `count`, once there are that many (a client has
-        its answer before the handler ends)."""
+        """The user's finished exchanges, once no request is open and the finisher has
+        handed every one to the sinks (usage and cost known) and, with `count`, once
+        there are that many (a client has its answer before the handler ends)."""
+        runtime = self.runner.app[RUNTIME]
         deadline = time.monotonic() + timeout
         while True:
             found = [ex for ex in self.exchanges if ex.user == user]
-            done = len(found) >= count
+            done = len(found) >= count and not runtime.proxy.inflight and runtime.parts.finisher.idle
             if done or time.monotonic() > deadline:
                 return found
             time.sleep(0.005)

@@ -1,10 +1,10 @@
 """The audit writer: records committed in batches, behind the hot path.
 
-It only persists records (the finisher builds them, `aiogw.finish`). Records are
-added without awaiting; one task commits them in one transaction each batch —
-`batch_size` records, or `_BATCH_BYTES` of them, or whatever arrived within
-`flush_interval` — one transaction at a time, in order (a blob a record refers to is
-stored by its own transaction or an earlier one).
+It only persists records (the finisher builds them, in batches it gathers for
+`flush_interval`: `aiogw.finish`). Records are added without awaiting; one task
+commits what is waiting whenever the database is free — up to `batch_size` records or
+`_BATCH_BYTES` of them a transaction — one transaction at a time, in order (a blob a
+record refers to is stored by its own transaction or an earlier one).
 
 Records waiting are bounded (`has_room`): when the database does not keep up, the
 finisher stops building records, exchanges stay queued there, and its back-pressure
@@ -51,13 +51,13 @@ _DATABASE = (sqlite3.OperationalError,)
 class AuditWriter:
     def __init__(self, path: Path, settings: AuditSettings) -> None:
         self.path = path
-        self.settings = settings  # batch_size and flush_interval; a reload replaces them
+        self.settings = settings  # batch_size and queue_bytes; a reload replaces them
         self._waiting: list[rec.Record] = []
         self._waiting_bytes = 0  # what they hold (Record.size)
-        self._since = 0.0  # when the oldest of them arrived
         self._wake = asyncio.Event()  # a record arrived, or close()
         self._roomy = asyncio.Event()  # set while there is room for more records
         self._roomy.set()
+        self._committing = False  # a batch is being stored
         self._refused = False  # the database refused a batch at shutdown: the rest is spilled
         self._closing = False
         self._stop = asyncio.Event()  # set by close(): a back-off under way is cut short
@@ -84,6 +84,11 @@ class AuditWriter:
         return min(_BATCH_BYTES, self.settings.queue_bytes // 2)
 
     @property
+    def _full(self) -> bool:
+        return (len(self._waiting) >= self.settings.batch_size * _MAX_BATCHES
+                or self._waiting_bytes >= self._batch_bytes * _MAX_BATCHES)
+
+    @property
     def has_room(self) -> bool:
         return self._roomy.is_set()
 
@@ -96,18 +101,11 @@ class AuditWriter:
         if self._refused:  # the database refused at shutdown: straight to the spill file
             self._spill_rows([record])
             return
-        if not self._waiting:
-            self._since = asyncio.get_running_loop().time()
         self._waiting.append(record)
         self._waiting_bytes += record.size
-        n = len(self._waiting)
-        if (n >= self.settings.batch_size * _MAX_BATCHES
-                or self._waiting_bytes >= self._batch_bytes * _MAX_BATCHES):
+        if self._full:
             self._roomy.clear()
-        # Wake the writer for the first record (its flush timer starts) and for a full
-        # batch, by count or by bytes: large records must not wait for a count.
-        if n == 1 or n >= self.settings.batch_size or self._waiting_bytes >= self._batch_bytes:
-            self._wake.set()
+        self._wake.set()
 
     async def start(self) -> None:
         self._db = await store.connect(self.path)
@@ -124,11 +122,17 @@ class AuditWriter:
             await self._db.close()
 
     @property
+    def settled(self) -> bool:
+        """Every record added so far is stored (or spilled)."""
+        return not self._waiting and not self._committing
+
+    @property
     def alive(self) -> bool:
         return self._task is not None and not self._task.done()
 
     async def _run(self) -> None:
-        """Commit batches as records arrive, one transaction at a time, in order."""
+        """Commit what is waiting whenever the database is free, one transaction at a
+        time, in order: records that arrive during a commit make the next batch."""
         loop = asyncio.get_running_loop()
         while True:
             if not self._waiting:
@@ -137,18 +141,12 @@ class AuditWriter:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            due = len(self._waiting) >= self.settings.batch_size or self._waiting_bytes >= self._batch_bytes
-            if not due and not self._closing:
-                # Gather a batch: up to flush_interval after its first record arrived.
-                left = self._since + self.settings.flush_interval - loop.time()
-                if left > 0:
-                    self._wake.clear()
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(left):
-                            await self._wake.wait()
-                    continue
             batch = self._take()
-            left_over = await self._commit(batch, loop.time())
+            self._committing = True
+            try:
+                left_over = await self._commit(batch, loop.time())
+            finally:
+                self._committing = False
             if left_over:
                 self._refused = True
                 self._spill(left_over)
@@ -164,10 +162,7 @@ class AuditWriter:
             size += record.size
         batch, self._waiting = self._waiting[:n], self._waiting[n:]
         self._waiting_bytes -= size
-        if self._waiting:
-            self._since = asyncio.get_running_loop().time()
-        if (len(self._waiting) < self.settings.batch_size * _MAX_BATCHES
-                and self._waiting_bytes < self._batch_bytes * _MAX_BATCHES):
+        if not self._full:
             self._roomy.set()
         return batch
 

@@ -18,7 +18,6 @@ Error answers (status 400 and up) are the provider's, not the model's: not scann
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from aiogw import encoding
 from aiogw.answer import Reading
@@ -46,32 +45,38 @@ class AnswerStage:
 
 
 class AnswerTap(Tap):
-    __slots__ = ("action", "deferrable", "deferred", "guard")
+    __slots__ = ("action", "deferrable", "deferred", "guard", "watching")
 
     def __init__(self, guard: AnswerGuard, action: str, deferrable: bool) -> None:
         self.guard = guard
         self.action = action
         self.deferrable = deferrable
         self.deferred = False  # a logged stream, left to the finisher
+        self.watching: StreamWatch | None = None  # a stream watched as it is relayed
 
     def watch(self, ex: Exchange) -> StreamWatch | None:
         if ex.status >= 400:
             return None
-        if self.action == "log" and self.deferrable and ex.chunks is not None:
+        if self.action == "log" and self.deferrable:
             self.deferred = True
             return None
         headers = ex.response_headers
         json_array = not _is_event_stream(headers.get("Content-Type"))
-        return self.guard.watch(ex.dialect, json_array, headers.get("Content-Encoding"), self.action)
+        self.watching = self.guard.watch(ex.dialect, json_array, headers.get("Content-Encoding"), self.action)
+        return self.watching
 
-    def stopped(self, ex: Exchange, watch: Any) -> bytes:
+    def stopped(self, ex: Exchange) -> bytes:
         """The dialect's error event (readable only without a content-encoding)."""
         ex.reason = "guard_response"
-        if ex.response_headers.get("Content-Encoding"):
+        watch = self.watching
+        if watch is None or ex.response_headers.get("Content-Encoding"):
             return b""
         return watch.error_event(block_message(watch.blocked))
 
-    def closed(self, ex: Exchange, watch: Any) -> None:
+    def closed(self, ex: Exchange) -> None:
+        watch = self.watching
+        if watch is None:
+            return
         watch.finish()
         if watch.findings:
             ex.findings = (ex.findings or []) + watch.findings
