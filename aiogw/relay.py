@@ -52,7 +52,9 @@ async def relay(
     chunk after it is written, so a guard never delays one. `secret`: a chunk that would
     carry it, alone or across the boundary with the one before, is not written.
     """
-    tail = b""  # the end of the chunk before, to find the secret across two chunks
+    # The last len(secret) - 1 bytes read before this chunk, however many chunks they
+    # came in: the secret may span any number of short chunks.
+    tail = b""
     keep = 1 - len(secret) if secret else 0
     while True:
         try:
@@ -66,7 +68,7 @@ async def relay(
         if secret is not None:
             if secret in chunk or (tail and secret in tail + chunk[: len(secret)]):
                 return Ending.ECHO
-            tail = chunk[keep:]
+            tail = chunk[keep:] if len(chunk) >= -keep else (tail + chunk)[keep:]
         try:
             if strip is None:
                 await write(chunk)

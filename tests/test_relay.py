@@ -103,6 +103,22 @@ async def test_the_provider_key_is_never_written_whole(cut):
     assert ending is Ending.ECHO and SECRET not in b"".join(client.got)
 
 
+@pytest.mark.parametrize("sizes", [(10, 3), (1,) * 40, (7, 1, 1, 2)])
+async def test_the_provider_key_split_over_many_short_chunks_is_never_written_whole(sizes):
+    """Found in review: only the chunk before was kept, so a key cut into three pieces
+    with a short middle one went through."""
+    body = b'data: {"echo":"xxxx' + SECRET + b'yyyy"}\n\n'
+    at = body.index(SECRET) - 4
+    pieces, rest = [body[:at]], body[at:]
+    for n in sizes:
+        pieces.append(rest[:n])
+        rest = rest[n:]
+    pieces.append(rest)
+    client = Client()
+    ending = await relay(Source(pieces).read, client.write, secret=SECRET)
+    assert ending is Ending.ECHO and SECRET not in b"".join(client.got)
+
+
 async def test_the_usage_chunk_the_gateway_asked_for_is_taken_out():
     events = [
         b'data: {"choices":[{"delta":{"content":"hi"}}],"usage":null}\n\n',
