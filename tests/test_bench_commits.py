@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pytest
 
 
@@ -12,16 +15,14 @@ def test_commits_refuses_what_it_cannot_measure_before_starting_anything(argv, c
     from bench import commits
 
     monkeypatch.setattr(commits, "measure", lambda *a: pytest.fail("measured despite a bad argument"))
-    monkeypatch.setattr(commits.subprocess, "run", _git_only(commits.subprocess.run))
+    before = _worktrees()
     with pytest.raises(SystemExit) as stopped:
         commits.main(argv)
     assert stopped.value.code == 2 and "error:" in capsys.readouterr().err
+    assert _worktrees() == before, "a worktree was made despite a bad argument"
 
 
-def _git_only(run):
-    """`git rev-parse` runs; a worktree would be made only for a run that measures."""
-    def guarded(cmd, *a, **kw):
-        if cmd[:2] == ["git", "worktree"]:
-            pytest.fail("a worktree was made despite a bad argument")
-        return run(cmd, *a, **kw)
-    return guarded
+def _worktrees() -> str:
+    """`git worktree list`: a worktree would be made only for a run that measures."""
+    return subprocess.run(["git", "worktree", "list", "--porcelain"], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).parent, timeout=30).stdout
