@@ -27,6 +27,7 @@ PARTS = {
     "aiogw.jsonstream": "formats",
     "aiogw.encoding": "formats",
     "aiogw.untrusted": "formats",
+    "aiogw.jsonout": "formats",
     # Everything that differs between providers, as data in, data out.
     "aiogw.dialects": "dialects",
     # The typed config, read once.

@@ -6,7 +6,7 @@ the changed body is forwarded; `log` only records the finding; `off` ignores it.
 findings go into the exchange, and from there into the audit record.
 
 A body is read whole however deep it nests (orjson parses 1,024 levels): no walk
-recurses, and a redacted body is written back by `writeback`, past the 254 levels
+recurses, and a redacted body is written back by `jsonout`, past the 254 levels
 orjson writes too. Depth alone never refuses a request.
 """
 
@@ -16,11 +16,12 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from aiogw import jsonout
 from aiogw.dialects import DIALECTS
 from aiogw.dialects.walk import Paths, Text, path_text
 from aiogw.errors import Blocked
 from aiogw.exchange import Exchange
-from aiogw.guards import redact, writeback
+from aiogw.guards import redact
 from aiogw.guards.history import HistoryMemo, Pair, Read, conversation_key, read_parts
 from aiogw.guards.policy import Policy
 from aiogw.stage import CONTINUE, REWRITE, Refuse, Verdict
@@ -167,7 +168,7 @@ class GuardCheck:
             # Before a refusal too: the audit stores a refused request as it would
             # have been forwarded, masked for a user whose policy says redact.
             redact.apply(ex.json, to_mask)
-            ex.body = writeback.dumps(ex.json)
+            ex.body = jsonout.dumps(ex.json)
         if blocked is not None:
             return Refuse(
                 Blocked(
