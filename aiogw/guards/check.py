@@ -98,20 +98,20 @@ class GuardCheck:
         self.memo = ScanMemo()
         self.conversations = HistoryMemo()
 
-    def read(self, ex: Exchange) -> tuple[list[Pair], bytes | None, Read | None]:
-        """The request's texts that have matches, with them, in order; and what to
-        remember of it (the conversation's key and read)."""
+    def read(self, ex: Exchange) -> tuple[list[Pair], bytes | None, Read | None, Read | None]:
+        """The request's texts that have matches, with them, in order; what to remember
+        of it (the conversation's key and read); and the conversation's read before it."""
         assert ex.json is not None
         dialect = DIALECTS[ex.dialect]
         s = dialect.shape(ex.endpoint, ex.json)
         if s is None:
             items = dialect.request_texts(ex.endpoint, ex.json)
-            return _hits(zip(items, self.memo.scan(self.engine, items), strict=True)), None, None
+            return _hits(zip(items, self.memo.scan(self.engine, items), strict=True)), None, None, None
         key = conversation_key(ex.user, s, s.entries(ex.json), ex.session)
         prev = self.conversations.get(key)
         head, entries, new, tail, same, tail_texts = read_parts(s, ex.json, prev)
         fresh = head + [t for out in new for t in out] + (tail_texts or [])
-        found = iter(list(zip(fresh, self.memo.scan(self.engine, fresh), strict=True)))
+        found = iter(zip(fresh, self.memo.scan(self.engine, fresh), strict=True))
         head_hits = _hits(next(found) for _ in head)
         # Per history entry, only its texts with matches: most have none, and a
         # resent history is not walked again, not even here.
@@ -120,7 +120,7 @@ class GuardCheck:
         items += [_hits(next(found) for _ in out) for out in new]
         tail_hits = _hits(next(found) for _ in tail_texts) if tail_texts is not None else prev.tail_pairs  # type: ignore[union-attr]
         read = Read(entries, items, tail, tail_hits, len(ex.body or b""), same)
-        return head_hits + [p for hits in items if hits for p in hits] + tail_hits, key, read
+        return head_hits + [p for hits in items if hits for p in hits] + tail_hits, key, read, prev
 
     def check(self, ex: Exchange) -> Verdict:
         if ex.json is None:
@@ -128,7 +128,7 @@ class GuardCheck:
         actions = self.policy.for_user(ex.user)
         findings: list[dict[str, Any]] = []
         blocked = None
-        pairs, key, read = self.read(ex)
+        pairs, key, read, prev = self.read(ex)
         paths = Paths()
         for t, matches in pairs:
             path = None  # made once a text, shared by its findings (a text may be 1,000 deep)
@@ -157,8 +157,8 @@ class GuardCheck:
         if read is not None and not any(f["action"] == "redact" for f in findings):
             # Not after a redaction: the body (which `read` refers to) is masked in
             # place, and the client resends its own, unmasked text next turn.
-            if prev_read := self.conversations.get(key):
-                ex.history = (prev_read.history, read.same)
+            if prev is not None:
+                ex.history = (prev.history, read.same)
             self.conversations.put(key, read)
         if not findings:
             return CONTINUE
