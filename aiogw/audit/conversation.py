@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from aiogw.audit.memo import PartsMemo
-from aiogw.dialects.texts import same_prefix
+from aiogw.dialects.shape import same_prefix
 from aiogw.exchange import Exchange
 
 _CONTENT = ("system", "messages", "tools")

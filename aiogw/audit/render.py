@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from aiogw.dialects.texts import same_prefix
+from aiogw.dialects.shape import equal, same_prefix
 from aiogw.dialects.walk import path_text
 from aiogw.untrusted import visible
 
@@ -211,7 +211,7 @@ def _request(body: dict, before: dict | None = None) -> list[str]:
     for key in _SYSTEM_KEYS:
         if body.get(key):
             title = "== system" if key == "system" else f"== system ({key})"
-            if _equal(before.get(key), body[key]):
+            if equal(before.get(key), body[key]):
                 out += ["", f"{title}: as in the turn before"]
             else:
                 out += ["", title, _text(body[key])]
@@ -219,7 +219,7 @@ def _request(body: dict, before: dict | None = None) -> list[str]:
         messages = body.get(key)
         if isinstance(messages, list):
             old = before.get(key)
-            same = _same_prefix(old, messages) if isinstance(old, list) else 0
+            same = same_prefix(old, messages) if isinstance(old, list) else 0
             out += ["", f"== messages ({len(messages)}" + (f"; the first {same} as in the turn before)" if same else ")")]
             for m in messages[same:]:
                 role = m.get("role") or m.get("type") or "?" if isinstance(m, dict) else "?"
@@ -228,28 +228,13 @@ def _request(body: dict, before: dict | None = None) -> list[str]:
             out += ["", "== input", visible(messages, lines=True)]
     tools = body.get("tools")
     if isinstance(tools, list) and tools:
-        if _equal(before.get("tools"), tools):
+        if equal(before.get("tools"), tools):
             out += ["", f"== tools ({len(tools)}): as in the turn before"]
         else:
             out += ["", f"== tools ({len(tools)})"]
             for tool in tools:
                 out.append("  " + _tool_line(tool))
     return out
-
-
-def _equal(a: Any, b: Any) -> bool:
-    """`a == b`, False for values nested too deeply for Python to compare."""
-    try:
-        return a == b
-    except RecursionError:
-        return False
-
-
-def _same_prefix(old: list, new: list) -> int:
-    try:
-        return same_prefix(old, new)
-    except RecursionError:
-        return 0
 
 
 def _tool_line(tool: Any) -> str:
