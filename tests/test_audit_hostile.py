@@ -29,7 +29,7 @@ from aiogw.audit import record as rec
 from aiogw.audit.recorder import Recorder
 from aiogw.audit.writer import AuditWriter
 from aiogw.config import AuditSettings
-from tests.test_audit_store import SYSTEM, exchange, poll, refuse_writes, started, turns
+from tests.builders import SYSTEM, exchange, nested_value, refuse_writes, started, turns, until
 from tests.test_exchange_log import Served
 
 HI = [{"role": "user", "content": "hello"}]
@@ -254,9 +254,7 @@ def test_a_request_nested_past_orjsons_depth_keeps_its_request_and_answer(hostil
     again (it writes 255): the record stores the request's own bytes instead of its
     parts, and keeps the answer."""
     s = hostile()
-    deep: object = "bottom"
-    for _ in range(400):
-        deep = [deep]
+    deep = nested_value(400, arrays=True)
     messages = [
         {"role": "user", "content": "pad " * 5_000},
         {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "probe", "input": {"v": deep}}]},
@@ -332,10 +330,10 @@ async def test_a_record_the_database_refuses_is_taken_out_of_its_batch_spilled_a
     history = turns(6)
     for i in range(4):  # one batch: two records in it cannot be stored
         writer.add(record(i))
-    assert await poll(lambda: writer.written == 2 and writer.unstorable == 2)
+    assert await until(lambda: writer.written == 2 and writer.unstorable == 2)
     for i in range(4, 6):  # and the writer goes on
         writer.add(record(i))
-    assert await poll(lambda: writer.written == 4)
+    assert await until(lambda: writer.written == 4)
     await asyncio.wait_for(writer.close(), 30)
     started_at = [r[0] for r in sqlite3.connect(db).execute("SELECT started FROM exchanges ORDER BY started")]
     assert started_at == [1_000_000, 1_000_003, 1_000_004, 1_000_005]

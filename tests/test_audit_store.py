@@ -4,12 +4,11 @@ Exchanges go through the gateway's own end of an exchange (a real `Finisher` wit
 `Recorder` and an `AuditWriter`, see `started`), or, where a test is about persisting
 alone, their records straight to `AuditWriter.add`. The database's faults are real: a
 second connection holding its write lock (`Locked`), or a trigger that makes inserts
-fail (`refuse_writes`).
+fail (`tests.builders.refuse_writes`, `refuse_once`).
 """
 
 import asyncio
 import sqlite3
-from dataclasses import dataclass
 
 import orjson
 import pytest
@@ -19,90 +18,10 @@ from aiogw.audit.recorder import Recorder
 from aiogw.audit.writer import AuditWriter
 from aiogw.config import AuditSettings
 from aiogw.exchange import Exchange
-from aiogw.finish import Finisher
 from aiogw.stage import CONTINUE, Refuse
+from tests.builders import SYSTEM, exchange, refuse_once, refuse_writes, started, turns, until, write
 
 DAY = 86400.0
-SYSTEM = "You are a careful coding agent. " * 600  # past SPLIT_MIN: stored in parts
-
-
-def exchange(started: float, messages: list, session: str | None = None) -> Exchange:
-    body = {"model": "claude-sonnet-4-6", "max_tokens": 64, "system": SYSTEM, "messages": messages}
-    ex = Exchange("POST")
-    ex.started = started
-    ex.route, ex.dialect, ex.endpoint, ex.path = "anthropic", "anthropic", "messages", "/v1/messages"
-    ex.user, ex.key_id, ex.model, ex.status = "alice", "key_1", "claude-sonnet-4-6", 200
-    ex.body = orjson.dumps(body)
-    ex.json = body
-    ex.session = session
-    ex.response_headers = {"request-id": "req_1"}
-    ex.response_body = orjson.dumps(
-        {
-            "id": "msg_1",
-            "type": "message",
-            "role": "assistant",
-            "model": "claude-sonnet-4-6",
-            "content": [{"type": "text", "text": "done"}],
-            "stop_reason": "end_turn",
-            "usage": {"input_tokens": 10, "output_tokens": 2, "cache_read_input_tokens": 5},
-        }
-    )
-    ex.t_first_byte = ex.t0
-    ex.finish()
-    return ex
-
-
-def turns(n: int) -> list[list]:
-    history, out = [{"role": "user", "content": "fix the parser"}], []
-    for i in range(n):
-        out.append(list(history))
-        history += [{"role": "assistant", "content": f"step {i}"}, {"role": "user", "content": f"result {i} " * 50}]
-    return out
-
-
-@dataclass
-class Audit:
-    """The end of an exchange as the gateway wires it (aiogw.app): the finisher builds
-    each record with the recorder and hands it to the writer."""
-
-    finisher: Finisher
-    recorder: Recorder
-    writer: AuditWriter
-
-    def end(self, exchanges: list[Exchange]) -> None:
-        for ex in exchanges:
-            self.finisher.end(ex)
-
-    async def close(self) -> None:
-        """As the gateway stops: the finisher first (it builds the records), then the writer."""
-        await self.finisher.close()
-        await self.writer.close()
-
-
-async def started(path, settings: AuditSettings, recorder: Recorder | None = None, sinks=()) -> Audit:
-    writer = AuditWriter(path, settings)
-    await writer.start()
-    recorder = recorder if recorder is not None else Recorder(settings)
-    finisher = Finisher(settings)
-    finisher.configure(settings, settle=None, report=None, recorder=recorder, writer=writer, sinks=sinks)
-    finisher.start()
-    return Audit(finisher, recorder, writer)
-
-
-async def write(path, exchanges, policy="full", settings: AuditSettings | None = None) -> Audit:
-    """Record the exchanges, then stop: every record is committed (or spilled) on return."""
-    audit = await started(path, settings or AuditSettings(policy=policy, batch_size=3, flush_interval=0.001))
-    audit.end(exchanges)
-    await audit.close()
-    return audit
-
-
-async def poll(predicate, within: float = 10.0) -> bool:
-    """Wait for the audit (on this loop) to reach a state; the test's timeout bounds it too."""
-    deadline = asyncio.get_running_loop().time() + within
-    while not predicate() and asyncio.get_running_loop().time() < deadline:
-        await asyncio.sleep(0.005)
-    return bool(predicate())
 
 
 class Locked:
@@ -124,22 +43,6 @@ class Locked:
     def __exit__(self, *exc) -> None:
         self.release()
         self.conn.close()
-
-
-def refuse_writes(path, table: str) -> None:
-    """From now on every insert into `table` fails with the database's own error (an
-    OperationalError, "no such table": its trigger writes a table that is gone), which
-    the writer retries, until `accept_writes`."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.executescript(f"CREATE TABLE gone (x); CREATE TRIGGER refuse BEFORE INSERT ON {table} "
-                       "BEGIN INSERT INTO gone VALUES (1); END; DROP TABLE gone;")
-    conn.close()
-
-
-def accept_writes(path) -> None:
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("DROP TRIGGER refuse")
-    conn.close()
 
 
 def stored(path) -> list[float]:
@@ -226,15 +129,22 @@ async def test_a_batch_retried_after_a_failed_write_stores_every_part(tmp_path):
     again, and every message they refer to is in the database afterwards."""
     db = tmp_path / "s.db"
     audit = await started(db, AuditSettings(batch_size=3, flush_interval=0.001))
-    refuse_writes(db, "blobs")  # the last statements of a batch: its rows went in before, and are rolled back
+    await refuse_once(audit, "blobs")  # the last statements of a batch: its rows went in before, and are rolled back
     audit.end([exchange(1_000_000 + i, msgs) for i, msgs in enumerate(turns(6))])
-    assert await poll(lambda: audit.writer.write_errors == 1)
-    accept_writes(db)  # within the retry's first back-off (0.2 s)
+    assert await until(lambda: audit.writer.written == 6)
     await audit.close()
     assert audit.writer.write_errors == 1 and audit.writer.written == 6
-    conn = queries.connect(db)
-    for (ident,) in conn.execute("SELECT id FROM exchanges").fetchall():
-        record = queries.show(conn, ident)
+
+    def records() -> list[dict]:
+        conn = queries.connect(db)
+        try:
+            return [queries.show(conn, ident) for (ident,) in conn.execute("SELECT id FROM exchanges").fetchall()]
+        finally:
+            conn.close()
+
+    shown = await asyncio.to_thread(records)
+    assert len(shown) == 6
+    for record in shown:
         assert record["request"]["system"] == SYSTEM and record["request"]["messages"]  # every part found
 
 
@@ -391,10 +301,10 @@ async def test_an_exchange_that_cannot_be_recorded_at_shutdown_holds_neither_the
     broken(exchanges[2])
     with Locked(db) as lock:
         audit.end(exchanges[:2])
-        assert await poll(lambda: audit.finisher.idle and audit.writer.depth == 0)  # its commit waits on the lock
+        assert await until(lambda: audit.finisher.idle and audit.writer.depth == 0)  # its commit waits on the lock
         audit.end(exchanges[2:])
         closing = asyncio.ensure_future(audit.close())
-        assert await poll(lambda: audit.finisher.idle and audit.writer.depth == 2)  # past the broken one
+        assert await until(lambda: audit.finisher.idle and audit.writer.depth == 2)  # past the broken one
         assert audit.writer.written == 0 and audit.recorder.lost == 1 and not closing.done()
         lock.release()  # the database answers as the gateway stops
         await asyncio.wait_for(closing, 10)
@@ -538,11 +448,11 @@ async def test_exchanges_become_records_while_a_commit_waits_and_no_more_than_th
     exchanges = [exchange(1_000_000 + i, msgs) for i, msgs in enumerate(turns(12))]
     with Locked(db) as lock:
         audit.end(exchanges[:2])
-        assert await poll(lambda: finisher.idle and writer.depth == 0)  # the first batch's commit waits
+        assert await until(lambda: finisher.idle and writer.depth == 0)  # the first batch's commit waits
         assert finisher.admit(Exchange("POST")) is CONTINUE
         audit.end(exchanges[2:])
         # Built while the commit waits: two batches of two; the other six stay exchanges.
-        assert await poll(lambda: not writer.has_room and finisher.depth == 12 - 2 - 2 * 2)
+        assert await until(lambda: not writer.has_room and finisher.depth == 12 - 2 - 2 * 2)
         await asyncio.sleep(0.05)  # and it stays so: the finisher waits for room
         assert (writer.depth, finisher.depth, writer.written) == (2 * 2, 6, 0)
         assert finisher.pending_bytes > 0 and isinstance(finisher.admit(Exchange("POST")), Refuse)
@@ -574,9 +484,9 @@ async def test_built_records_are_bounded_by_the_bytes_they_hold_too(tmp_path):
     exchanges = big()
     with Locked(db) as lock:
         audit.end(exchanges[:1])
-        assert await poll(lambda: finisher.idle and writer.depth == 0)  # its commit waits on the lock
+        assert await until(lambda: finisher.idle and writer.depth == 0)  # its commit waits on the lock
         audit.end(exchanges[1:])
-        assert await poll(lambda: not writer.has_room and finisher.depth + writer.depth == 11)
+        assert await until(lambda: not writer.has_room and finisher.depth + writer.depth == 11)
         await asyncio.sleep(0.05)  # and it stays so: the finisher waits for room
         held = writer.depth
         assert 0 < held < 11 and finisher.depth == 11 - held and writer.written == 0
