@@ -10,7 +10,6 @@ with a yield to the loop between them, stopping at `max_body` bytes of output.
 from __future__ import annotations
 
 import asyncio
-import zlib
 
 from aiohttp import HttpVersion11, web
 
@@ -86,21 +85,15 @@ async def _raw(request: web.Request, limit: int) -> bytes:
 
 
 async def _inflate(data: bytes, coding: str, max_body: int) -> bytes:
-    inflater = zlib.decompressobj(encoding.window_bits(coding, data[:2]))
     out: list[bytes] = []
     size = 0
-    pending = data
     try:
-        while not inflater.eof:
-            piece = inflater.decompress(pending, _SLICE)
-            pending = inflater.unconsumed_tail
-            if not piece and not pending:
-                raise BadRequest(f"the request body is not complete {coding} data")
+        for piece in encoding.strict_slices(data, coding, _SLICE):
             size += len(piece)
             if size > max_body:
                 raise TooLarge(f"the request body decodes to over the gateway's limit of {max_body} bytes")
             out.append(piece)
             await asyncio.sleep(0)  # let other requests through between slices
-    except zlib.error as exc:
-        raise BadRequest(f"the request body is not valid {coding} data ({exc})") from None
+    except ValueError as exc:
+        raise BadRequest(f"the request body is {exc}; send it as {coding} whole, or uncompressed") from None
     return b"".join(out)

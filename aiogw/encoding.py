@@ -10,6 +10,7 @@ encoding we cannot decode at all raises (ValueError), because then nothing is kn
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterator
 
 # Decompress in bounded slices: when a slice is corrupt, what earlier slices produced
 # is kept and the bad one is redone finely. 64 KiB keeps the per-slice cost (a call and
@@ -125,10 +126,49 @@ _DECODERS = {"gzip": _gunzip, "x-gzip": _gunzip, "deflate": _deflate}
 CODINGS = frozenset(_DECODERS)  # what `decode` undoes (identity aside)
 
 
-def window_bits(coding: str, head: bytes) -> int:
-    """zlib's `wbits` for one coding of CODINGS, for a body that starts with `head`:
-    deflate is zlib-wrapped or raw, told apart by its header as `decode` does. For a
-    reader that inflates piecewise itself (a request body, `aiogw.body`)."""
+def strict_slices(data: bytes, coding: str, size: int) -> Iterator[bytes]:
+    """`data` decoded in slices of at most `size` bytes, strictly, for a reader that must
+    refuse bad data and bound what it decodes as it goes (a request body, `aiogw.body`):
+    gzip may be several members, deflate zlib-wrapped or raw (as `decode` reads them);
+    ValueError, naming what is wrong, for data cut short, damaged, or followed by
+    anything but another gzip member. `decode` keeps what it can instead: it reads
+    responses, where the bytes are relayed as they came anyway."""
     if coding != "deflate":
-        return _GZIP_WBITS
-    return _ZLIB_WBITS if _zlib_header(head) else _RAW_WBITS
+        yield from _strict(data, _GZIP_WBITS, coding, size, members=True)
+        return
+    if not _zlib_header(data):
+        yield from _strict(data, _RAW_WBITS, coding, size, members=False)
+        return
+    wrapped = _strict(data, _ZLIB_WBITS, coding, size, members=False)
+    try:
+        first = next(wrapped)
+    except StopIteration:
+        return
+    except ValueError:
+        # About one raw stream in 500 starts with bytes that pass the header check.
+        yield from _strict(data, _RAW_WBITS, coding, size, members=False)
+        return
+    yield first
+    yield from wrapped
+
+
+def _strict(data: bytes, wbits: int, coding: str, size: int, members: bool) -> Iterator[bytes]:
+    rest = data
+    while True:
+        inflater = zlib.decompressobj(wbits)
+        pending = rest
+        while not inflater.eof:
+            try:
+                piece = inflater.decompress(pending, size)
+            except zlib.error as exc:
+                raise ValueError(f"not valid {coding} data ({exc})") from None
+            pending = inflater.unconsumed_tail
+            if piece:
+                yield piece
+            elif not pending:
+                raise ValueError(f"not complete {coding} data")
+        rest = inflater.unused_data
+        if not rest:
+            return
+        if not (members and rest[:2] == b"\x1f\x8b"):
+            raise ValueError(f"followed by {len(rest)} bytes that are not {coding} data")
