@@ -33,12 +33,6 @@ from aiogw.config_routes import (
 from aiogw.limits.settings import DEFAULT_UNKNOWN_PRICE, Limits, PriceSettings, read_limits, read_prices
 from aiogw.ops_settings import LogSettings, MetricsSettings, read_log, read_metrics
 
-# Imported from here still by modules that have not moved to their new homes yet
-# (proxy.py, guards/policy.py, tests/test_upstream.py): import them from there.
-from aiogw.config_guards import GUARD_PLACES as GUARD_PLACES  # isort: skip
-from aiogw.config_routes import NEVER_FORWARDED as NEVER_FORWARDED  # isort: skip
-from aiogw.config_routes import Credential as Credential  # isort: skip
-
 DEFAULT_MOUNT = "/llm-gateway"
 OWN_PATHS = ("healthz", "readyz", "metrics")  # served at the root, whatever the mount
 

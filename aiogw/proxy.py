@@ -24,7 +24,8 @@ from aiohttp import web
 
 from aiogw import body as request_body
 from aiogw import exchange, routing, untrusted
-from aiogw.config import NEVER_FORWARDED, Config
+from aiogw.config import Config
+from aiogw.config_routes import NEVER_FORWARDED
 from aiogw.dialects import OTHER, Dialect, guess
 from aiogw.errors import (
     BadRequest,

@@ -17,7 +17,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from aiogw import routing
-from aiogw.config import Route, Timeouts
+from aiogw.config_routes import Route, Timeouts
 from aiogw.dialects import Dialect
 from aiogw.errors import UpstreamTimeout, UpstreamUnreachable
 from aiogw.untrusted import is_utf8, text

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from aiogw.config import GuardActions
+from aiogw.config_guards import GuardActions
 from aiogw.exchange import Exchange
 from aiogw.guards import catalog
 from aiogw.guards.check import GuardCheck

@@ -1,4 +1,5 @@
-from aiogw.config import GuardActions, User
+from aiogw.config import User
+from aiogw.config_guards import GuardActions
 from aiogw.guards import redact
 from aiogw.guards.policy import Policy
 

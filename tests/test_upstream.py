@@ -1,6 +1,6 @@
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from aiogw.config import Credential, Route, Timeouts
+from aiogw.config_routes import Credential, Route, Timeouts
 from aiogw.dialects import DIALECTS
 from aiogw.upstream import Upstream, accept_encoding, find_gateway_key, response_headers, strip_key_param
 

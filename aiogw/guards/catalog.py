@@ -219,10 +219,8 @@ def _names(value: Any, allowed: Sequence[str], fail: Any) -> frozenset[str]:
 def _check_compiles(p: Pattern) -> None:
     """A user pattern must compile on its own; without hyperscan there is nothing to
     check here (the engine refuses to start and says why)."""
-    try:
-        from aiogw.guards import engine
-    except ImportError:  # pragma: no cover - engine imports nothing that can fail
-        return
-    problem = engine.compile_problem(p)
+    from aiogw.guards import databases  # here: databases imports this module
+
+    problem = databases.compile_problem(p)
     if problem:
         raise CatalogError(f"guard pattern {p.id!r}: expression: Hyperscan cannot compile it: {problem}")

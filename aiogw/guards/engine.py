@@ -43,9 +43,6 @@ from aiogw.guards.joining import dollar_edge as _dollar_edge
 from aiogw.guards.normalize import normalize, to_original
 from aiogw.guards.rules import Rule
 
-# Imported from here still by catalog.py (compile_problem): import it from guards.databases.
-from aiogw.guards.databases import compile_problem as compile_problem  # isort: skip
-
 # Validations tried per (pattern, start) before giving up on shorter ends: a pattern with
 # an open tail (a JWT's signature) reports an end at every character.
 MAX_TRIES = 8

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from aiogw.config import GUARD_PLACES, GuardActions, User
+from aiogw.config import User
+from aiogw.config_guards import GUARD_PLACES, GuardActions
 
 # Built-in defaults: an injection in what a tool returned or in a tool's description
 # is refused (the model would take it as trusted); credentials are refused anywhere;

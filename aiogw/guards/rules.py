@@ -8,7 +8,8 @@ import re
 from collections.abc import Callable
 
 from aiogw.guards.catalog import Pattern
-from aiogw.guards.validators import VALIDATORS, shannon_entropy
+from aiogw.guards.credential_validators import shannon_entropy
+from aiogw.guards.validators import VALIDATORS
 
 # Longest match a SOM-less pattern may have: its start is searched for this far back.
 REMATCH_WINDOW = 4096

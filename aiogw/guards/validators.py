@@ -29,9 +29,6 @@ from aiogw.guards.credential_validators import (
 )
 from aiogw.guards.pii_validators import email, iban, luhn, phone, us_ssn
 
-# Imported from here still by rules.py: import it from guards.credential_validators.
-from aiogw.guards.credential_validators import shannon_entropy as shannon_entropy  # isort: skip
-
 VALIDATORS: Mapping[str, Callable[[str], bool]] = {
     "luhn": luhn,
     "iban": iban,
