@@ -4,7 +4,8 @@ Such a request costs its sender nothing, and each record costs the audit disk a 
 (5,000 refusals with an 8 KB User-Agent once added 42 MB). A token bucket per client
 address, and one for all addresses together (an attacker with many addresses, or a
 whole IPv6 prefix, still fills only so much), decide; past them a refusal is counted
-in the metrics and not recorded. Plain arithmetic on numbers the caller passes in.
+in the metrics and not recorded. Plain arithmetic on numbers the caller passes in
+(limits' token buckets).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from aiogw.exchange import Exchange
+from aiogw.limits.buckets import Bucket
 
 # Addresses remembered; the least recently seen is forgotten first (it starts again
 # with a full bucket, which costs at most one burst).
@@ -20,42 +22,29 @@ _ADDRESSES = 10_000
 _ALL = 10
 
 
-class _Bucket:
-    __slots__ = ("level", "when")
-
-    def __init__(self, level: float, when: float) -> None:
-        self.level, self.when = level, when
-
-
 class RecordBudget:
     """`take(address, now)` is True while the address (and everyone) is within budget."""
 
     def __init__(self, per_minute: int) -> None:
-        self.rate = per_minute / 60.0
-        self.burst = float(per_minute)
-        self._buckets: OrderedDict[str | None, _Bucket] = OrderedDict()
-        self._all = _Bucket(self.burst * _ALL, 0.0)
+        self.per_minute = per_minute
+        self._buckets: OrderedDict[str | None, Bucket] = OrderedDict()
+        self._all = Bucket(per_minute * _ALL, 0.0)
 
     def take(self, address: str | None, now: float) -> bool:
         bucket = self._buckets.get(address)
         if bucket is None:
-            bucket = self._buckets[address] = _Bucket(self.burst, now)
+            bucket = self._buckets[address] = Bucket(self.per_minute, now)
             if len(self._buckets) > _ADDRESSES:
                 self._buckets.popitem(last=False)
         else:
             self._buckets.move_to_end(address)
-        if not (self._refill(bucket, now, self.burst, self.rate) and
-                self._refill(self._all, now, self.burst * _ALL, self.rate * _ALL)):
+        bucket.refill(now)
+        self._all.refill(now)
+        if bucket.level < 1 or self._all.level < 1:
             return False
-        bucket.level -= 1
-        self._all.level -= 1
+        bucket.take(1)
+        self._all.take(1)
         return True
-
-    @staticmethod
-    def _refill(bucket: _Bucket, now: float, cap: float, rate: float) -> bool:
-        bucket.level = min(cap, bucket.level + (now - bucket.when) * rate)
-        bucket.when = now
-        return bucket.level >= 1
 
 
 class KeylessRecords:
