@@ -39,15 +39,9 @@ class ClientLimits:
 def read_clients(r: Any, table: dict[str, Any]) -> ClientLimits:
     r.only(table, "clients", set(ClientLimits.__slots__))
     d = ClientLimits()
+    seconds = ("header_timeout", "body_timeout", "idle_timeout", "write_timeout")
+    counts = ("max_connections_per_address", "unauthenticated_records_per_minute")
     return ClientLimits(
-        header_timeout=r.number(table, "clients.header_timeout", d.header_timeout, "header_timeout"),
-        body_timeout=r.number(table, "clients.body_timeout", d.body_timeout, "body_timeout"),
-        idle_timeout=r.number(table, "clients.idle_timeout", d.idle_timeout, "idle_timeout"),
-        write_timeout=r.number(table, "clients.write_timeout", d.write_timeout, "write_timeout"),
-        max_connections_per_address=r.int_in(
-            table, "clients.max_connections_per_address", d.max_connections_per_address, 0, 1 << 20
-        ),
-        unauthenticated_records_per_minute=r.int_in(
-            table, "clients.unauthenticated_records_per_minute", d.unauthenticated_records_per_minute, 0, 1 << 20
-        ),
+        **{name: r.number(table, f"clients.{name}", getattr(d, name)) for name in seconds},
+        **{name: r.int_in(table, f"clients.{name}", getattr(d, name), 0, 1 << 20) for name in counts},
     )

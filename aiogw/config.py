@@ -146,7 +146,7 @@ def _build(raw: dict[str, Any], source: str, base_dir: Path, env: dict[str, str]
         mount=mount,
         max_body_bytes=r.int_in(server_raw, "server.max_body_bytes", 32 * 1024 * 1024, 1024, 1 << 31),
         max_upstream_connections=r.int_in(server_raw, "server.max_upstream_connections", 16_384, 1, 1 << 20),
-        drain_seconds=r.number(server_raw, "server.drain_seconds", 30.0, "drain_seconds"),
+        drain_seconds=r.number(server_raw, "server.drain_seconds", 30.0),
     )
     state_raw = r.table(raw, "state")
     r.only(state_raw, "state", {"path"})
@@ -215,7 +215,7 @@ def _audit(r: Reader, table: dict[str, Any]) -> AuditSettings:
     policy = r.get(table, "audit.policy", str, "full")
     if policy not in ("full", "redacted", "metadata"):
         r.fail("audit.policy", f"expected full, redacted or metadata, got {policy!r}")
-    interval = r.number(table, "audit.flush_interval", 0.25, "flush_interval")
+    interval = r.number(table, "audit.flush_interval", 0.25)
     if not 0.001 <= interval <= 60:
         r.fail("audit.flush_interval", f"expected 0.001 to 60 seconds, got {interval}")
     return AuditSettings(

@@ -55,8 +55,8 @@ class Reader:
             self.fail(key, f"expected a whole number from {lo} to {hi}, got {value}")
         return value
 
-    def number(self, table: dict[str, Any], key: str, default: float, local: str) -> float:
-        value = table.get(local, default)
+    def number(self, table: dict[str, Any], key: str, default: float) -> float:
+        value = table.get(key.rsplit(".", 1)[-1], default)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             self.fail(key, f"expected a number of seconds >= 0 (0 = no limit), got {value!r}")
         return float(value)

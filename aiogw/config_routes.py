@@ -121,9 +121,6 @@ def read_credential(r: Reader, value: Any, where: str, env: dict[str, str]) -> C
 
 def read_timeouts(r: Reader, table: dict[str, Any], where: str, base: Timeouts) -> Timeouts:
     """`connect_timeout`, `first_byte_timeout`, ... in [upstream] or in one route."""
-    values = {}
-    for slot in Timeouts.__slots__:
-        name = f"{slot}_timeout"
-        values[slot] = r.number(table, f"{where}.{name}", getattr(base, slot), name)
+    values = {slot: r.number(table, f"{where}.{slot}_timeout", getattr(base, slot)) for slot in Timeouts.__slots__}
     return Timeouts(**values)
 
