@@ -14,6 +14,7 @@ import sqlite3
 import textwrap
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,7 +124,11 @@ class Gateway:
     def last_exchange(self, timeout: float = 5.0) -> Exchange:
         """The newest finished exchange, once no request is open and the finisher has
         handed every one to the sinks (with its usage, cost and findings)."""
-        self.wait_for(lambda: self.exchanges and not self.proxy.inflight and self.finisher.idle, timeout)
+        done = self.wait_for(lambda: self.exchanges and not self.proxy.inflight and self.finisher.idle, timeout)
+        assert done, (
+            f"no finished exchange handed on within {timeout} s: {len(self.exchanges)} exchanges, "
+            f"{self.proxy.inflight} requests in flight, finisher idle: {self.finisher.idle}"
+        )
         return self.exchanges[-1]
 
     def audit(self, sql: str, *args):
@@ -148,12 +153,29 @@ class Gateway:
         return poll(predicate, timeout)
 
 
-def audit_rows(state: Path, sql: str, *args) -> list[dict]:
-    """Rows from a gateway's audit tables, read-only beside its running writer."""
-    conn = sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=10)
+def audit_rows(
+    state: Path, sql: str, *args, missing_ok: bool = False, text_factory: Callable[[bytes], Any] | None = None,
+) -> list[dict]:
+    """Rows from a gateway's audit tables, read-only beside its running writer.
+
+    `missing_ok`: no rows, not an error, before the writer has made its database or
+    tables (a gateway just started). `text_factory` reads TEXT values (sqlite3's own
+    decodes UTF-8 strictly)."""
+    try:
+        conn = sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=10)
+    except sqlite3.OperationalError:
+        if missing_ok and not state.exists():
+            return []
+        raise
     conn.row_factory = sqlite3.Row
+    if text_factory is not None:
+        conn.text_factory = text_factory
     try:
         return [dict(r) for r in conn.execute(sql, args)]
+    except sqlite3.OperationalError as exc:
+        if missing_ok and "no such table" in str(exc):
+            return []
+        raise
     finally:
         conn.close()
 
