@@ -35,23 +35,28 @@ class Bounded:
     as `\\x1b`); later ones become "other". Values are kept as shown, so two that show
     alike are one series, never two series of the same labels."""
 
-    __slots__ = ("limit", "seen")
+    __slots__ = ("limit", "seen", "series")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.seen: set[str] = set()
+        # Each value met, as it came, to how it is shown (one lookup per exchange, even
+        # for a value that is cut or escaped), and the shown ones: the series.
+        self.seen: dict[str, str] = {}
+        self.series: set[str] = set()
 
     def __call__(self, value: str | None) -> str:
         if value is None:
             return ""
-        if value in self.seen:  # the usual case: one set lookup
-            return value
-        shown = visible(value[:MAX_VALUE])
-        if shown in self.seen:
+        shown = self.seen.get(value)
+        if shown is not None:  # the usual case: one dict lookup
             return shown
-        if len(self.seen) >= self.limit:
-            return OTHER
-        self.seen.add(shown)
+        shown = visible(value[:MAX_VALUE])
+        if shown not in self.series:
+            if len(self.series) >= self.limit:
+                return OTHER
+            self.series.add(shown)
+        if len(self.seen) < 4 * self.limit:  # raw spellings of the series: bounded too
+            self.seen[value] = shown
         return shown
 
 

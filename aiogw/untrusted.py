@@ -61,9 +61,7 @@ def bad_header(items: Iterable[tuple[str, str]]) -> str | None:
     The ASCII test is a C loop over each string: the common case costs ~50 ns a header.
     """
     for name, value in items:
-        if not value.isascii() and not is_utf8(value):
-            return text(name, 64)
-        if not name.isascii() and not is_utf8(name):
+        if not (name.isascii() and value.isascii()) and not (is_utf8(name) and is_utf8(value)):
             return text(name, 64)
     return None
 
