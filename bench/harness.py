@@ -181,7 +181,11 @@ def summarise(rounds: Sequence[dict[str, float]]) -> dict[str, float]:
 
 def median(rounds: Sequence[dict[str, float]] | None, key: str) -> float:
     """The median of one figure over the rounds that have it; NaN for none."""
-    values = [r[key] for r in rounds or () if key in r]
+    return median_of([r[key] for r in rounds or () if key in r])
+
+
+def median_of(values: Sequence[float]) -> float:
+    """The median of plain numbers; NaN for none."""
     return statistics.median(values) if values else float("nan")
 
 

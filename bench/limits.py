@@ -17,15 +17,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import signal
-import time
 
 import aiohttp
 
 from bench import harness, onoff, procs
 from bench.bodies import messages_body
-from bench.targets import BARE, LIMITS_TABLE, Target, start_fake, start_gateway
+from bench.targets import BARE, LIMITS_TABLE, Target, reload_with, start_fake, start_gateway
 
 
 def throughput(rounds: int, duration: float) -> list[str]:
@@ -43,19 +40,13 @@ def throughput(rounds: int, duration: float) -> list[str]:
 def _switch(servers: procs.Procs, gw: Target, label: str) -> None:
     """`[limits]` in or out of the running gateway's config, then SIGHUP; returns once
     the gateway logged the reload."""
-    assert gw.config is not None
-    text = gw.config.read_text().replace(LIMITS_TABLE, "")
-    gw.config.write_text(text + (LIMITS_TABLE if label == "on" else ""))
     log = servers.log_dir / f"{gw.name}.log"
     before = log.read_bytes().count(_RELOADED)
-    os.kill(gw.pid, signal.SIGHUP)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if log.read_bytes().count(_RELOADED) > before:
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"the gateway did not log a reload for limits {label} after SIGHUP:\n"
-                       f"{servers.log_tail(gw.name)}")
+    try:
+        reload_with(gw, LIMITS_TABLE, label == "on", lambda: log.read_bytes().count(_RELOADED) > before,
+                    f"limits {label}")
+    except RuntimeError as exc:
+        raise RuntimeError(f"{exc}:\n{servers.log_tail(gw.name)}") from None
 
 
 _RELOADED = b"reload applied"
@@ -101,9 +92,7 @@ def estimator() -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.limits", description=__doc__.split("\n\n")[0])
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--duration", type=float, default=4.0)
-    p.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md as it is")
+    onoff.add_run_args(p, 3, 4.0)
     args = p.parse_args(argv)
     est = estimator()
     with harness.interrupted():

@@ -77,13 +77,13 @@ def rate_table(got: harness.Results, feature: str, names: Sequence[str], by_thre
         off, on = got[(name, "off")], got[(name, "on")]
         per_round = harness.ratios(on, off, "rps")
         cpu = [[r["cpu_loop_us"] + r["cpu_other_us"] for r in side] for side in (off, on)]
-        off_cpu, on_cpu = (harness.median([{"c": c} for c in side], "c") for side in cpu)
+        off_cpu, on_cpu = (harness.median_of(side) for side in cpu)
         detail = f" ({harness.median(on, 'cpu_loop_us'):,.0f} + {harness.median(on, 'cpu_other_us'):,.0f})" \
             if by_thread else ""
-        busy = [harness.median([{"b": r["rps"] * c / 1e4} for r, c in zip(side, cs, strict=True)], "b")
+        busy = [harness.median_of([r["rps"] * c / 1e4 for r, c in zip(side, cs, strict=True)])
                 for side, cs in ((off, cpu[0]), (on, cpu[1]))]
         rows.append([name, fmt(harness.median(off, "rps"), 0), fmt(harness.median(on, "rps"), 0),
-                     f"{harness.median([{'r': r} for r in per_round], 'r'):.0%} "
+                     f"{harness.median_of(per_round):.0%} "
                      f"({', '.join(f'{r:.2f}' for r in per_round)})",
                      f"{off_cpu:,.0f} → {on_cpu:,.0f}{detail}", f"{off_cpu / on_cpu:.0%}",
                      f"{busy[0]:.0f}% / {busy[1]:.0f}%"])
@@ -114,11 +114,9 @@ def parse_args(p: argparse.ArgumentParser, argv: list[str] | None, configs: dict
     """The arguments every on/off comparison takes (rounds, duration, processes a side,
     which configs, no-write) added to `p` and read, refused with exit 2 when they could
     measure nothing; the configs named, in order."""
-    p.add_argument("--rounds", type=int, default=rounds)
-    p.add_argument("--duration", type=float, default=2.0)
+    add_run_args(p, rounds, 2.0)
     p.add_argument("--pairs", type=int, default=2, help="processes a side, taken in turn")
     p.add_argument("--configs", default=default_configs, help=f"comma-separated, of {', '.join(configs)}")
-    p.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md as it is")
     args = p.parse_args(argv)
     named = [c for c in args.configs.split(",") if c]
     unknown = [c for c in named if c not in configs]
@@ -127,6 +125,13 @@ def parse_args(p: argparse.ArgumentParser, argv: list[str] | None, configs: dict
     if args.rounds < 1 or args.pairs < 1 or not args.duration > 0:
         p.error("--rounds and --pairs must be at least 1, --duration above 0 seconds")
     return args, named
+
+
+def add_run_args(p: argparse.ArgumentParser, rounds: int, duration: float) -> None:
+    """--rounds, --duration and --no-write: what every comparison takes."""
+    p.add_argument("--rounds", type=int, default=rounds)
+    p.add_argument("--duration", type=float, default=duration)
+    p.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md as it is")
 
 
 def count(n: int, one: str, many: str | None = None) -> str:

@@ -20,15 +20,12 @@ of off.
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import threading
-import time
 import urllib.error
 import urllib.request
 
 from bench import harness, onoff
-from bench.targets import Gateway, Target, start_fake, start_gateway
+from bench.targets import Gateway, Target, reload_with, start_fake, start_gateway
 
 
 class Scraper:
@@ -64,22 +61,16 @@ _OFF = "\n[metrics]\nenabled = false\n[log]\nexchanges = false\n"
 def _switch(gw: Target, label: str) -> None:
     """Metrics and the exchange log off or on in the running gateway: config and SIGHUP;
     returns once /metrics answers as it should."""
-    assert gw.config is not None
-    text = gw.config.read_text().replace(_OFF, "")
-    gw.config.write_text(text + (_OFF if label == "off" else ""))
-    os.kill(gw.pid, signal.SIGHUP)
     want = 404 if label == "off" else 200
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+
+    def switched() -> bool:
         try:
             with urllib.request.urlopen(gw.base + "/metrics", timeout=5) as r:
-                status = r.status
+                return r.status == want
         except urllib.error.HTTPError as exc:
-            status = exc.code
-        if status == want:
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"the gateway did not switch metrics {label} after SIGHUP")
+            return exc.code == want
+
+    reload_with(gw, _OFF, label == "off", switched, f"metrics {label}")
 
 
 def measure(rounds: int, duration: float) -> list[str]:
@@ -99,9 +90,7 @@ def measure(rounds: int, duration: float) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.ops", description=__doc__.split("\n\n")[0])
-    p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--duration", type=float, default=4.0)
-    p.add_argument("--no-write", action="store_true", help="print only; leave bench/RESULTS.md as it is")
+    onoff.add_run_args(p, 3, 4.0)
     args = p.parse_args(argv)
     with harness.interrupted():
         body = measure(args.rounds, args.duration)

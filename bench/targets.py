@@ -16,9 +16,11 @@ so a proxy has a core to itself and never competes with the load.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -165,3 +167,18 @@ def start(procs: Procs, tmp: Path, names: Sequence[str],
 
             out.append(peers.START[name](procs, tmp, fake_port, fake_pid))
     return out, fake_pid
+
+
+def reload_with(gw: Target, block: str, present: bool, confirmed: Callable[[], bool], what: str) -> None:
+    """`block` in or out of the running gateway's config file, then SIGHUP; returns once
+    `confirmed()` says the gateway applied it (polled for up to 10 s)."""
+    assert gw.config is not None
+    text = gw.config.read_text().replace(block, "")
+    gw.config.write_text(text + (block if present else ""))
+    os.kill(gw.pid, signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if confirmed():
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"the gateway did not apply {what} after SIGHUP")
