@@ -8,7 +8,7 @@ import orjson
 from aiogw.audit.conversation import split_request
 from aiogw.audit.memo import PartsMemo
 from aiogw.dialects import DIALECTS
-from aiogw.dialects.texts import same_prefix
+from aiogw.dialects.shape import same_prefix
 
 ANTHROPIC = DIALECTS["anthropic"]
 

@@ -1,18 +1,14 @@
 """Which texts of a request the guards see, from which place, at which path; and which
 texts of an answer. The guards ask the dialect (`request_texts`, `shape`,
-`answer_texts`); `aiogw.dialects.texts.texts` is the same read by the dialect's name."""
+`answer_texts`)."""
 
 import pytest
 
 from aiogw.dialects import DIALECTS
-from aiogw.dialects.answer_texts import answer_texts
-from aiogw.dialects.texts import texts
 
 
 def places(dialect, endpoint, body):
-    found = [(t.place, t.path, t.text) for t in DIALECTS[dialect].request_texts(endpoint, body)]
-    assert [(t.place, t.path, t.text) for t in texts(dialect, endpoint, body)] == found
-    return found
+    return [(t.place, t.path, t.text) for t in DIALECTS[dialect].request_texts(endpoint, body)]
 
 
 def test_anthropic():
@@ -181,12 +177,6 @@ def test_shapes_that_keep_their_history_alike_are_named_apart():
 )
 def test_answer_texts(dialect, data, expected):
     assert DIALECTS[dialect].answer_texts(data) == expected
-    assert answer_texts(dialect, data) == expected
-
-
-def test_no_texts_for_a_dialect_of_no_known_name():
-    assert texts("nonesuch", "messages", {"messages": [{"role": "user", "content": "x"}]}) == []
-    assert answer_texts("nonesuch", {"choices": [{"delta": {"content": "x"}}]}) == []
 
 
 def test_odd_shapes_never_raise():
