@@ -41,6 +41,19 @@ def nested_json(depth: int, leaf: bytes = b'"x"', *, arrays: bool = False, rng: 
     return b"".join(reversed(opens)) + leaf + b"".join(closes)
 
 
+# --- config ------------------------------------------------------------------------------
+
+
+def allowing(routes: str, route: str, *allow: str) -> str:
+    """`routes` (TOML `[[routes]]` tables) with `allow = [...]` on the one named `route`."""
+    tables = routes.split("[[routes]]")
+    named = [i for i, t in enumerate(tables) if f'\nname = "{route}"\n' in t]
+    assert len(named) == 1, f"no one route named {route!r} in {routes!r}"
+    i = named[0]
+    tables[i] = tables[i].rstrip("\n") + "\nallow = [" + ", ".join(f'"{a}"' for a in allow) + "]\n"
+    return "[[routes]]".join(tables)
+
+
 # --- an agent's exchanges ----------------------------------------------------------------
 
 SYSTEM = "You are a careful coding agent. " * 600  # past SPLIT_MIN: stored in parts

@@ -30,7 +30,7 @@ from aiogw.audit.recorder import Recorder
 from aiogw.audit.writer import AuditWriter
 from aiogw.config import AuditSettings
 from tests.builders import SYSTEM, exchange, nested_value, refuse_writes, started, turns, until
-from tests.test_exchange_log import Served
+from tests.served import Served
 
 HI = [{"role": "user", "content": "hello"}]
 # The audit's counters in /metrics, by the names the tests use.

@@ -12,132 +12,24 @@ import io
 import logging
 import re
 import signal
-import sqlite3
-import subprocess
 import sys
-import textwrap
-import time
 from datetime import datetime
-from pathlib import Path
 
 import anthropic
 import httpx
-import openai
 import orjson
 import pytest
 
-from aiogw import keys, logs
+from aiogw import logs
 from aiogw.audit.ids import new_id
 from aiogw.dialects.base import Usage
 from aiogw.exchange import Exchange
 from aiogw.logs import ExchangeLog
 from aiogw.ops_settings import LogSettings
-from tests.conftest import PROVIDER_KEYS, free_port
+from tests.conftest import PROVIDER_KEYS
+from tests.served import Served
 
 HI = [{"role": "user", "content": "hello"}]
-
-
-class Served:
-    """`aiogw serve` in a subprocess on a free port, stdout and stderr in files; the
-    config is `[server]` with the port and drain period, state, audit, one route per
-    dialect the tests use, and `extra`."""
-
-    def __init__(self, tmp_path: Path, fake_url: str, extra: str = "", drain: float = 30) -> None:
-        self.port = free_port()
-        self.state = tmp_path / "state.db"
-        self.path = tmp_path / "aiogw.toml"
-        self.fake_url = fake_url
-        self.stopping = False
-        self.write(extra, drain=drain)
-        self.key = keys.create(self.state, "alice")[1]
-        self.out, self.err = tmp_path / "stdout", tmp_path / "stderr"
-        with self.out.open("wb") as out, self.err.open("wb") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "aiogw", "serve", "--config", str(self.path)],
-                env={"PATH": "/usr/bin:/bin", **PROVIDER_KEYS}, stdout=out, stderr=err,
-            )
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.wait(lambda: self._healthy(), what="the gateway to answer /healthz")
-
-    def write(self, extra: str = "", drain: float = 30, port: int | None = None, upstream: str | None = None) -> None:
-        """(Re)write the config file; a running gateway reads it again on SIGHUP."""
-        self.path.write_text(textwrap.dedent(f"""
-            [server]
-            port = {self.port if port is None else port}
-            drain_seconds = {drain}
-            [state]
-            path = "{self.state}"
-            [audit]
-            flush_interval = 0.05
-            [[routes]]
-            name = "anthropic"
-            dialect = "anthropic"
-            upstream = "{upstream or self.fake_url}"
-            credential = {{ env = "FAKE_ANTHROPIC" }}
-            [[routes]]
-            name = "openai"
-            dialect = "openai"
-            upstream = "{self.fake_url}"
-            credential = {{ env = "FAKE_OPENAI" }}
-            """) + textwrap.dedent(extra))
-
-    def anthropic(self, **kw) -> anthropic.Anthropic:
-        kw.setdefault("api_key", self.key)
-        return anthropic.Anthropic(base_url=f"{self.base}/llm-gateway/anthropic", max_retries=0, **kw)
-
-    def openai(self) -> openai.OpenAI:
-        return openai.OpenAI(base_url=f"{self.base}/llm-gateway/openai/v1", api_key=self.key, max_retries=0)
-
-    def send(self, sig: int) -> None:
-        self.stopping = self.stopping or sig in (signal.SIGTERM, signal.SIGINT)
-        self.proc.send_signal(sig)
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
-        """Stop it (unless a stop signal went already: a second one is not a drain) and
-        return its exit status."""
-        if self.proc.poll() is None and not self.stopping:
-            self.send(sig)
-        try:
-            return self.proc.wait(timeout)
-        finally:
-            self.kill()
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def stdout(self) -> str:
-        return self.out.read_text()
-
-    def stderr(self) -> str:
-        return self.err.read_text()
-
-    def audit(self, sql: str, *args) -> list[dict]:
-        conn = sqlite3.connect(f"file:{self.state}?mode=ro", uri=True, timeout=10)
-        conn.row_factory = sqlite3.Row
-        try:
-            return [dict(r) for r in conn.execute(sql, args)]
-        except sqlite3.OperationalError:  # the writer has not made its tables yet
-            return []
-        finally:
-            conn.close()
-
-    @staticmethod
-    def wait(predicate, timeout: float = 30, what: str = "a condition"):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if value := predicate():
-                return value
-            time.sleep(0.02)
-        raise AssertionError(f"timed out waiting for {what}")
-
-    def _healthy(self) -> bool:
-        assert self.proc.poll() is None, f"aiogw serve exited: {self.stderr()}"
-        try:
-            return httpx.get(f"{self.base}/healthz").status_code == 200
-        except httpx.TransportError:
-            return False
 
 
 def serving(gateway, tmp_path):

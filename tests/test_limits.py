@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import textwrap
 import threading
 import time
 
@@ -14,35 +13,10 @@ import pytest
 from google import genai
 from google.genai import types as genai_types
 
-from aiogw import config, keys
-from aiogw.app import RUNTIME, start
 from aiogw.limits import report
-from tests.conftest import PROVIDER_KEYS
+from tests.served import BASE_TOML, LimitedGateway
 
-LIMITS_TOML = """
-[server]
-host = "127.0.0.1"
-port = 0
-[state]
-path = "{state}"
-[audit]
-flush_interval = 0.02
-[[routes]]
-name = "anthropic"
-dialect = "anthropic"
-upstream = "{fake}"
-credential = {{ env = "FAKE_ANTHROPIC" }}
-[[routes]]
-name = "openai"
-dialect = "openai"
-upstream = "{fake}"
-credential = {{ env = "FAKE_OPENAI" }}
-allow = ["POST /v1/audio/*"]  # an endpoint the gateway cannot meter, forwarded on purpose
-[[routes]]
-name = "google"
-dialect = "gemini"
-upstream = "{fake}"
-credential = {{ env = "FAKE_GEMINI" }}
+LIMITS_TOML = BASE_TOML + """
 [limits]
 requests_per_minute = 1000
 [[users]]
@@ -60,79 +34,9 @@ limits = {{ max_concurrent = 3, daily_budget_usd = 0.001 }}
 """
 
 
-# The same gateway without any limits: routes, state and audit only.
-BASE_TOML = LIMITS_TOML.split("[limits]")[0]
-
-
-class LimitedGateway:
-    """A gateway of its own on the session's loop, from `toml` (LIMITS_TOML by default;
-    `extra` is appended), its finished exchanges in `exchanges` after `sinks`."""
-
-    def __init__(self, servers, fake, fake_url, state, *, toml=LIMITS_TOML, extra="", sinks=()):
-        self.servers, self.fake, self.state = servers, fake, state
-        self.path = state.with_suffix(".toml")
-        self.path.write_text(textwrap.dedent(toml).format(state=state, fake=fake_url) + extra)
-        self.cfg = config.load(self.path, env=PROVIDER_KEYS)
-        self.exchanges = []
-        self.runner, port = servers.run(start(self.cfg, sinks=[*sinks, self.exchanges.append]))
-        self.base = f"http://127.0.0.1:{port}/llm-gateway"
-
-    def stop(self):
-        self.servers.run(self.runner.cleanup())
-
-    def reload(self) -> list[str]:
-        """What SIGHUP does (aiogw.app.reload), from the file as it is now."""
-        from aiogw.app import reload
-
-        async def apply() -> list[str]:  # on the gateway's loop, as the signal handler runs
-            return await reload(self.runner.app, config.load(self.path, env=PROVIDER_KEYS))
-
-        return self.servers.run(apply())
-
-    def key(self, user: str) -> str:
-        return keys.create(self.state, user)[1]
-
-    def anthropic(self, user: str, **kw) -> anthropic.Anthropic:
-        return anthropic.Anthropic(base_url=f"{self.base}/anthropic", api_key=self.key(user), **kw)
-
-    def wait_for_audit(self, sql: str, count: int, timeout: float = 10.0) -> list[tuple]:
-        deadline = time.monotonic() + timeout
-        while True:
-            conn = sqlite3.connect(f"file:{self.state}?mode=ro", uri=True)
-            try:
-                rows = conn.execute(sql).fetchall()
-            except sqlite3.OperationalError:
-                rows = []
-            finally:
-                conn.close()
-            if len(rows) >= count or time.monotonic() > deadline:
-                return rows
-            time.sleep(0.02)
-
-    def last(self, user: str, timeout: float = 5.0):
-        """The user's newest finished exchange (the handler may still be ending)."""
-        deadline = time.monotonic() + timeout
-        while not self.of(user) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return self.of(user)[-1]
-
-    def of(self, user: str, timeout: float = 5.0, count: int = 0) -> list:
-        """The user's finished exchanges, once no request is open and the finisher has
-        handed every one to the sinks (usage and cost known) and, with `count`, once
-        there are that many (a client has its answer before the handler ends)."""
-        runtime = self.runner.app[RUNTIME]
-        deadline = time.monotonic() + timeout
-        while True:
-            found = [ex for ex in self.exchanges if ex.user == user]
-            done = len(found) >= count and not runtime.proxy.inflight and runtime.parts.finisher.idle
-            if done or time.monotonic() > deadline:
-                return found
-            time.sleep(0.005)
-
-
 @pytest.fixture
 def lg(servers, gateway, tmp_path):
-    g = LimitedGateway(servers, gateway.fake, gateway.fake_url, tmp_path / "state.db")
+    g = LimitedGateway(servers, gateway.fake, gateway.fake_url, tmp_path / "state.db", toml=LIMITS_TOML)
     yield g
     g.stop()
 
@@ -276,14 +180,14 @@ def test_model_not_allowed(lg):
 
 def test_spend_and_windows_survive_a_restart(servers, gateway, tmp_path):
     state = tmp_path / "state.db"
-    first = LimitedGateway(servers, gateway.fake, gateway.fake_url, state)
+    first = LimitedGateway(servers, gateway.fake, gateway.fake_url, state, toml=LIMITS_TOML)
     _ask(first.anthropic("broke"))
     _ask(first.anthropic("rpm", max_retries=0))
     _ask(first.anthropic("rpm", max_retries=0))
     first.stop()
     spent = sqlite3.connect(state).execute("SELECT sum(usd) FROM limit_spend WHERE user = 'broke'").fetchone()[0]
     assert spent > 0.00001
-    second = LimitedGateway(servers, gateway.fake, gateway.fake_url, state)
+    second = LimitedGateway(servers, gateway.fake, gateway.fake_url, state, toml=LIMITS_TOML)
     try:
         with pytest.raises(anthropic.PermissionDeniedError):
             _ask(second.anthropic("broke", max_retries=0))
@@ -426,7 +330,7 @@ def test_a_compressing_upstream_is_asked_for_an_uncompressed_stream(servers, gat
     fake = FakeUpstream(FakeConfig(compress=True))
     port = servers.run(fake.start())
     try:
-        g = LimitedGateway(servers, fake, f"http://127.0.0.1:{port}", tmp_path / "state.db")
+        g = LimitedGateway(servers, fake, f"http://127.0.0.1:{port}", tmp_path / "state.db", toml=LIMITS_TOML)
         try:
             client = openai.OpenAI(base_url=f"{g.base}/openai/v1", api_key=g.key("rpm"), max_retries=0)
             chunks = list(client.chat.completions.create(model="gpt-4.1", stream=True,
@@ -519,7 +423,7 @@ def test_a_failing_sink_costs_neither_the_record_nor_the_charge(servers, gateway
     def broken(ex):
         raise RuntimeError("a metrics exporter fell over")
 
-    g = LimitedGateway(servers, gateway.fake, gateway.fake_url, tmp_path / "state.db", sinks=[broken])
+    g = LimitedGateway(servers, gateway.fake, gateway.fake_url, tmp_path / "state.db", toml=LIMITS_TOML, sinks=[broken])
     try:
         _ask(g.anthropic("picky", max_retries=0))
         g.wait_for_audit("SELECT id FROM exchanges WHERE user = 'picky' AND cost_usd > 0", 1)
