@@ -13,10 +13,9 @@ import dataclasses
 import hashlib
 from typing import Any
 
-import orjson
-
+from aiogw import jsonout
 from aiogw.audit.memo import PartsMemo
-from aiogw.dialects.shape import same_prefix
+from aiogw.dialects.shape import equal, same_prefix
 from aiogw.exchange import Exchange
 
 _CONTENT = ("system", "messages", "tools")
@@ -28,7 +27,7 @@ def digest(data: bytes) -> bytes:
 
 
 def _hashed(value: Any) -> tuple[bytes, bytes]:
-    data = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    data = jsonout.dumps(value, sort_keys=True)
     return digest(data), data
 
 
@@ -45,8 +44,7 @@ def split_request(
     blob's `last_seen` only moves by the day.
     """
     parts_obj = dialect.request_parts(endpoint, body)
-    # Written first: a request that cannot be written raises before the memo takes it.
-    meta = orjson.dumps({f.name: getattr(parts_obj, f.name) for f in dataclasses.fields(parts_obj) if f.name not in _CONTENT})
+    meta = jsonout.dumps({f.name: getattr(parts_obj, f.name) for f in dataclasses.fields(parts_obj) if f.name not in _CONTENT})
     refs: dict[str, Any] = {}
     parts: list[tuple[bytes, Any]] = []
     messages = parts_obj.messages if isinstance(parts_obj.messages, list) else None
@@ -67,7 +65,7 @@ def split_request(
         value = getattr(parts_obj, name)
         if value is None:
             continue
-        if prev is not None and prev.get(name) == value:
+        if prev is not None and equal(prev.get(name), value):  # (a body may nest past Python's limit)
             h = prev[name + "_ref"]
             if not handed:
                 parts.append((h, value))
@@ -123,10 +121,7 @@ def conversation_id(dialect: Any, ex: Exchange, refs: dict[str, Any]) -> str | N
     opening = refs.get("opening")
     system = refs.get("system")
     if opening is None and ex.json is not None and dialect is not None:
-        try:
-            system, opening = _opening_refs(dialect, ex)
-        except (TypeError, ValueError, RecursionError):  # nested past orjson's 255 levels
-            return None
+        system, opening = _opening_refs(dialect, ex)
     if not opening:
         return None
     user = (ex.user or "").encode("utf-8", "surrogatepass")  # a user named by a client's header
@@ -136,10 +131,10 @@ def conversation_id(dialect: Any, ex: Exchange, refs: dict[str, Any]) -> str | N
 
 def _opening_refs(dialect: Any, ex: Exchange) -> tuple[bytes | None, list[bytes]]:
     parts = dialect.request_parts(ex.endpoint, ex.json)
-    system = digest(orjson.dumps(parts.system, option=orjson.OPT_SORT_KEYS)) if parts.system is not None else None
+    system = _hashed(parts.system)[0] if parts.system is not None else None
     opening = []
     for message in parts.messages or ():
-        opening.append(digest(orjson.dumps(message, option=orjson.OPT_SORT_KEYS)))
+        opening.append(_hashed(message)[0])
         if isinstance(message, dict) and message.get("role") == "user":
             break
     return system, opening

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from aiogw import jsonout
 from aiogw.answer import CLAMPED
 from aiogw.answer import read as read_answer
 from aiogw.audit import storable
@@ -140,22 +141,16 @@ def build(ex: Exchange, policy: str, memo: PartsMemo | None = None) -> Record:
     # a small body is kept whole, which is cheaper to write and no larger.
     body, parsed = ex.body, ex.json
     if policy == REDACTED and ex.findings and parsed is not None:
-        body, parsed = _masked(parsed, ex.findings, notes) or (body, parsed)
+        body, parsed = _masked(parsed, ex.findings) or (body, parsed)
     session = storable.text(ex.session[:128]) if ex.session else None
     if session is not None and session != ex.session[:128]:
         notes.append("conversation (the session id) held bytes that are not UTF-8 (shown escaped)")
     split = parsed is not None and dialect is not None and len(body or b"") >= SPLIT_MIN
     if split:
         hint = ex.history if parsed is ex.json else None  # a masked copy: compare anew
-        try:
-            day = int(ex.started // 86_400)
-            size = len(body or b"")
-            meta_json, refs, parts = split_request(dialect, ex.endpoint, parsed, size, memo, day, hint, session)
-            meta = squeeze(meta_json)
-        except (TypeError, ValueError, RecursionError):
-            # A part orjson cannot write again (nested past its 255 levels; it reads
-            # 1,024) or cannot compare: the request is kept whole, as its own bytes.
-            split, refs, parts = False, {}, []
+        day = int(ex.started // 86_400)
+        meta_json, refs, parts = split_request(dialect, ex.endpoint, parsed, len(body or b""), memo, day, hint, session)
+        meta = squeeze(meta_json)
     conversation = session or conversation_id(dialect, ex, refs)
     payload = None
     if policy != METADATA:
@@ -227,46 +222,32 @@ def _noted(row: tuple, notes: list[str]) -> tuple:
 
 def _answer_payload(answer: Answer | None, raw: bytes | None, ex: Exchange) -> bytes | None:
     """The answer as {"complete", "stop_reason", "message" | "error"}: for a plain JSON
-    response its own bytes are spliced in, not parsed and dumped again. An answer
-    orjson cannot write again (a stream's tool input nested past 255 levels) is kept
-    as the bytes that came."""
-    try:
-        return _answer_read(answer, raw, ex)
-    except (TypeError, ValueError, RecursionError):
-        return _answer_read(None, raw, ex)
-
-
-def _answer_read(answer: Answer | None, raw: bytes | None, ex: Exchange) -> bytes | None:
+    response its own bytes are spliced in, not parsed and dumped again; a stream's
+    answer is written at any depth (its tool input may nest as deep as orjson reads)."""
     if answer is None:
         return squeeze(raw) if raw is not None else None
     head = b'{"complete":' + (b"true" if answer.complete else b"false")
     if answer.stop_reason is not None:
-        head += b',"stop_reason":' + orjson.dumps(answer.stop_reason)
+        head += b',"stop_reason":' + jsonout.dumps(answer.stop_reason)
     if not ex.chunks and raw is not None and (answer.message is not None or answer.error is not None):
         return squeeze(head + (b',"message":' if answer.message is not None else b',"error":') + raw + b"}")
     if answer.message is not None:
-        return squeeze(head + b',"message":' + orjson.dumps(answer.message) + b"}")
+        return squeeze(head + b',"message":' + jsonout.dumps(answer.message) + b"}")
     if answer.error is not None:
-        return squeeze(head + b',"error":' + orjson.dumps(answer.error) + b"}")
+        return squeeze(head + b',"error":' + jsonout.dumps(answer.error) + b"}")
     if raw is not None and not ex.chunks:
         return squeeze(raw)  # a body no dialect could read: kept as it was
     return None
 
 
-def _masked(
-    parsed: dict, findings: list[dict[str, Any]], notes: list[str]
-) -> tuple[bytes | None, dict | None] | None:
-    """For the `redacted` policy: a copy of the request with every finding masked (the
-    `redact` ones were masked before forwarding already). A request that cannot be
-    copied (nested past orjson's 255 levels) is not kept at all: unmasked, it would
-    keep what the policy says the audit must not."""
+def _masked(parsed: dict, findings: list[dict[str, Any]]) -> tuple[bytes, dict] | None:
+    """For the `redacted` policy: (its bytes, a copy of the request with every finding
+    masked), None when no finding is left to mask (the `redact` ones were masked before
+    forwarding already). The copy is the body written and read again: deepcopy recurses,
+    and orjson reads back whatever depth it parsed."""
     pending = [f for f in findings if f.get("action") != "redact" and "path" in f]
     if not pending:
         return None
-    try:
-        copy = orjson.loads(orjson.dumps(parsed))
-        redact.apply(copy, pending)
-        return orjson.dumps(copy), copy
-    except (TypeError, ValueError, RecursionError):
-        notes.append("the request could not be masked, so it is not kept")
-        return None, None
+    copy = orjson.loads(jsonout.dumps(parsed))
+    redact.apply(copy, pending)
+    return jsonout.dumps(copy), copy

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from aiogw import jsonout
 from aiogw.dialects.shape import equal, same_prefix
 from aiogw.dialects.walk import path_text
 from aiogw.untrusted import visible
@@ -60,55 +61,22 @@ def _placeholder(value: Any, error: Exception) -> str:
 
 
 def deep_json(value: Any) -> tuple[str, int]:
-    """(compact JSON text, depth) of a parsed JSON value, however deep: a loop with its
-    own stack, not recursion, so neither orjson's depth limit nor Python's applies."""
-    out: list[str] = []
-    deepest = 0
-    stack: list[tuple[bool, Any, int]] = [(False, value, 1)]  # (literal text?, item, depth)
-    while stack:
-        literal, item, depth = stack.pop()
-        if literal:
-            out.append(item)
-        elif isinstance(item, dict):
-            deepest = max(deepest, depth)
-            stack.append((True, "}", depth))
-            entries = list(item.items())
-            for i in range(len(entries) - 1, -1, -1):
-                key, child = entries[i]
-                stack.append((False, child, depth + 1))
-                stack.append((True, ("," if i else "") + _json_str(str(key)) + ":", depth))
-            out.append("{")
-        elif isinstance(item, (list, tuple)):
-            deepest = max(deepest, depth)
-            stack.append((True, "]", depth))
-            for i in range(len(item) - 1, -1, -1):
-                stack.append((False, item[i], depth + 1))
-                if i:
-                    stack.append((True, ",", depth))
-            out.append("[")
-        else:
-            out.append(_json_scalar(item))
-    return "".join(out), deepest
+    """(compact JSON text, depth) of a value, however deep (`jsonout`); what orjson
+    cannot write at all is shown as text that says what it was (`_json_leaf`)."""
+    return jsonout.dumps_any_depth(value, leaf=_json_leaf).decode(), jsonout.depth(value)
 
 
-def _json_scalar(item: Any) -> str:
-    if isinstance(item, str):
-        return _json_str(item)
-    if isinstance(item, bool) or item is None:
-        return orjson.dumps(item).decode()
-    if isinstance(item, int):
-        return str(item)  # past 64 bits too
+def _json_leaf(item: Any) -> bytes:
+    """A key or a value as orjson writes it; else text not UTF-8 with its escapes shown,
+    an integer past 64 bits as its digits, anything else as a string of its repr."""
     try:
-        return orjson.dumps(item).decode()
+        return orjson.dumps(item)
     except orjson.JSONEncodeError:
-        return _json_str(repr(item)[:200])
-
-
-def _json_str(text: str) -> str:
-    try:
-        return orjson.dumps(text).decode()
-    except orjson.JSONEncodeError:  # lone surrogates: undecodable bytes
-        return orjson.dumps(visible(text, lines=True)).decode()
+        if isinstance(item, str):  # lone surrogates: undecodable bytes
+            return orjson.dumps(visible(item, lines=True))
+        if isinstance(item, int):
+            return str(item).encode()
+        return _json_leaf(repr(item)[:200])
 
 
 def utc(ts: float | None) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from aiogw import untrusted
+from aiogw import jsonout, untrusted
 
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1  # SQLite's INTEGER
 # Characters a text column keeps: far above what a real client or provider sends (a
@@ -102,11 +102,12 @@ def _digits(value: int) -> int:
 
 
 def json(value: Any) -> bytes:
-    """`value` as JSON; one that orjson cannot write (a lone surrogate, an int past 64
-    bits, nesting past 255 levels) as `{"unencodable": its bounded repr}`. Never raises."""
+    """`value` as JSON at any depth (`jsonout`); one that no JSON writer can write (a
+    lone surrogate, an int past 64 bits, a type JSON has no form for) as
+    `{"unencodable": its bounded repr}`. Never raises."""
     try:
-        return orjson.dumps(value)
-    except (TypeError, ValueError, RecursionError):  # orjson.JSONEncodeError is a TypeError
+        return jsonout.dumps(value)
+    except (TypeError, ValueError):  # orjson.JSONEncodeError is a TypeError
         return orjson.dumps({"unencodable": shown(value)})
 
 

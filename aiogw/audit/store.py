@@ -25,8 +25,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import aiosqlite
-import orjson
 
+from aiogw import jsonout
 from aiogw.audit.record import BLOB_LEVEL, COLUMNS, PAYLOAD_COLUMNS, Record, squeeze
 
 DAY = 86_400.0
@@ -146,7 +146,7 @@ def batch(records: list[Record], known: Mapping[bytes, int]) -> tuple[list[tuple
     blobs = []
     for h, (data, seen) in new.items():
         if not isinstance(data, bytes):  # its digest came from the memo: serialise it now
-            data = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+            data = jsonout.dumps(data, sort_keys=True)
         blobs.append((h, squeeze(data, BLOB_LEVEL), len(data), seen))
     statements = [*inserts(INSERT_EXCHANGE, rows), *inserts(INSERT_PAYLOAD, payloads), *inserts(INSERT_BLOB, blobs)]
     return statements, new
