@@ -28,8 +28,9 @@ from aiogw import config, keys, running
 from aiogw.app import start
 from aiogw.audit.record import squeeze
 from aiogw.fake_upstream import FakeConfig, FakeUpstream
-from tests.conftest import PROVIDER_KEYS
-from tests.test_limits import BASE_TOML, LimitedGateway
+from tests.builders import exchange, nested_json, write
+from tests.conftest import PROVIDER_KEYS, free_port, poll
+from tests.served import BASE_TOML, LimitedGateway
 from tests.test_metrics import parse, scrape, scrape_until
 
 pytestmark = pytest.mark.timeout(90)
@@ -95,10 +96,6 @@ def route_toml(state: Path, upstream: str, credential: str = '{ env = "FAKE_ANTH
         """)
 
 
-def deep(depth: int) -> bytes:
-    return b"[" * depth + b'"deep"' + b"]" * depth
-
-
 @pytest.fixture(scope="module")
 def hostile(gateway, tmp_path_factory):
     """A gateway whose provider answers with escapes, after an agent sent them in its
@@ -118,7 +115,7 @@ def hostile(gateway, tmp_path_factory):
                 model=MODEL, max_tokens=16, messages=[{"role": "user", "content": MESSAGE}]
             )
         assert ANSWER in answer.content[0].text  # the agent gets the provider's text as it was
-        body = b'{"model":"m","max_tokens":8,"messages":[{"role":"user","content":' + deep(600) + b"}]}"
+        body = b'{"model":"m","max_tokens":8,"messages":[{"role":"user","content":' + nested_json(600, b'"deep"', arrays=True) + b"}]}"
         httpx.post(f"{base}/v1/messages", content=body, headers={"x-api-key": key,
                    "content-type": "application/json"}, timeout=30)  # answered as the gateway decides
         keys.create(cfg.state_path, USER)  # a key store written by anyone with the file
@@ -219,7 +216,6 @@ def deep_records(tmp_path_factory):
     deep; a text column that is not UTF-8."""
     import asyncio
 
-    from tests.test_audit_store import exchange, write
 
     tmp = tmp_path_factory.mktemp("deep")
     state = tmp / "state.db"
@@ -231,7 +227,7 @@ def deep_records(tmp_path_factory):
         if split:  # a system prompt past SPLIT_MIN: the messages are stored as parts
             body += b'"system":' + orjson.dumps(ex.json["system"]) + b","
         body += b'"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":'
-        body += deep(depth) + b"}]}]}"
+        body += nested_json(depth, b'"deep"', arrays=True) + b"}]}]}"
         ex.body, ex.json = body, (json.loads(body) if depth < 900 else None)
         made.append(ex)
     asyncio.run(write(state, made))
@@ -242,7 +238,7 @@ def deep_records(tmp_path_factory):
         for ident, ex in zip(ids[1:], made[1:], strict=True):
             conn.execute("UPDATE payloads SET request_meta = NULL, request_raw = ? WHERE id = ?",
                          (squeeze(ex.body), ident))
-        conn.execute("UPDATE payloads SET response = ? WHERE id = ?", (squeeze(b'{"deep":' + deep(400) + b"}"),
+        conn.execute("UPDATE payloads SET response = ? WHERE id = ?", (squeeze(b'{"deep":' + nested_json(400, b'"deep"', arrays=True) + b"}"),
                      ids[1]))
         conn.execute("UPDATE exchanges SET user_agent = CAST(x'ff1b5b324a' AS TEXT) WHERE id = ?", (ids[2],))
     conn.close()
@@ -440,8 +436,6 @@ def test_aiogw_serve_announces_its_database_while_it_runs(gateway, tmp_path):
     a key command given another config warns, and the entry goes with SIGTERM."""
     import signal
 
-    from tests.conftest import free_port
-
     path = tmp_path / "gateway.toml"
     port = free_port()
     path.write_text(f"[server]\nport = {port}\n" + route_toml(tmp_path / "gateway.db", gateway.fake_url))
@@ -450,12 +444,14 @@ def test_aiogw_serve_announces_its_database_while_it_runs(gateway, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "aiogw", "serve", "--config", str(path)],
                             env={"PATH": os.environ["PATH"]}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        for _ in range(400):
+        def healthy() -> bool:
+            assert proc.poll() is None, f"aiogw serve exited {proc.returncode}"
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                    break
+                return httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
             except httpx.TransportError:
-                time.sleep(0.05)
+                return False
+
+        assert poll(healthy, 20), "aiogw serve did not answer /healthz within 20 s"
         assert proc.pid in [g.pid for g in running.running()]
         warned = aiogw("keys", "list", "--config", str(wrong))
         assert f"the gateway of pid {proc.pid} uses {tmp_path / 'gateway.db'}, config {path}" in warned.stderr
