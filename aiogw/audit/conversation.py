@@ -55,7 +55,7 @@ def split_request(
         # alike must not push each other's entry out (see guards.history).
         key = _hashed(messages[0])[0]
         if session:
-            key = digest(session.encode("utf-8", "surrogatepass") + b"\0" + key)
+            key = digest(session.encode() + b"\0" + key)
         prev = memo.get(key)
         if hint is not None and hint[0]:  # the request the guard compared this one with
             prev = memo.made_from(hint[0][-1]) or prev

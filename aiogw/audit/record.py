@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from aiogw import jsonout
+from aiogw import jsonout, untrusted
 from aiogw.answer import CLAMPED
 from aiogw.answer import read as read_answer
 from aiogw.audit import storable
@@ -142,8 +142,11 @@ def build(ex: Exchange, policy: str, memo: PartsMemo | None = None) -> Record:
     body, parsed = ex.body, ex.json
     if policy == REDACTED and ex.findings and parsed is not None:
         body, parsed = _masked(parsed, ex.findings) or (body, parsed)
-    session = storable.text(ex.session[:128]) if ex.session else None
-    if session is not None and session != ex.session[:128]:
+    # The proxy read the session id through untrusted.text already; an exchange it did
+    # not read (a later path in, a test) is cleaned by the same rule here.
+    session = ex.session or None
+    if session is not None and not untrusted.is_utf8(session):
+        session = untrusted.text(session, untrusted.SESSION)
         notes.append("conversation (the session id) held bytes that are not UTF-8 (shown escaped)")
     split = parsed is not None and dialect is not None and len(body or b"") >= SPLIT_MIN
     if split:
@@ -216,7 +219,7 @@ def _noted(row: tuple, notes: list[str]) -> tuple:
     as it came."""
     said = "audit: " + "; ".join(notes)
     reason = row[_REASON]
-    reason = storable.text(f"{reason}; {said}" if reason else said, 4096)
+    reason = untrusted.text(f"{reason}; {said}" if reason else said, 4096)
     return (*row[:_REASON], reason, *row[_REASON + 1 :])
 
 

@@ -34,9 +34,9 @@ _SHOWN = reprlib.Repr()
 _SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother, _SHOWN.maxlong = 4, 200, 200, 40
 
 
-def text(value: str, limit: int = TEXT_MAX) -> str:
-    """`value` as text that encodes as UTF-8, at most `limit` characters and a marker
-    (`untrusted.text`, the one owner of that rule)."""
+def text(value: str, limit: int) -> str | None:
+    """`untrusted.text`: kept only for audit.writer, which is not this change's to edit;
+    call untrusted.text, and delete this once it does."""
     return untrusted.text(value, limit)
 
 
@@ -76,7 +76,7 @@ def _value(value: Any, name: str, notes: list[str]) -> Any:
         limit = _TEXT_MAX_OF.get(name, TEXT_MAX)
         if len(value) <= limit and (value.isascii() or untrusted.is_utf8(value)):
             return value
-        fixed = text(value, limit)
+        fixed = untrusted.text(value, limit)
         if not untrusted.is_utf8(value):
             notes.append(f"{name} held bytes that are not UTF-8 (shown escaped)")
         if len(value) > limit:
@@ -93,7 +93,7 @@ def _value(value: Any, name: str, notes: list[str]) -> Any:
         notes.append(f"{name} was {value}, left empty")
         return None
     notes.append(f"{name} was a {kind.__name__}, kept as its text")
-    return text(_SHOWN.repr(value))
+    return untrusted.text(_SHOWN.repr(value), TEXT_MAX)
 
 
 def _digits(value: int) -> int:
@@ -114,6 +114,6 @@ def json(value: Any) -> bytes:
 def shown(value: Any) -> str:
     """A bounded, always encodable text of any value, for what cannot be kept as it is."""
     try:
-        return text(_SHOWN.repr(value))
+        return untrusted.text(_SHOWN.repr(value), TEXT_MAX)
     except Exception:  # a repr of a foreign object that raises: say what it was
         return f"<{type(value).__name__}>"
