@@ -27,7 +27,6 @@ from aiogw.exchange import Exchange
 from aiogw.guards import redact
 
 FULL, REDACTED, METADATA = "full", "redacted", "metadata"
-POLICIES = (FULL, REDACTED, METADATA)
 
 # The exchanges table's columns, in the order of Record.row.
 COLUMNS = (
