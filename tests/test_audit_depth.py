@@ -14,6 +14,8 @@ import pytest
 from aiogw import jsonout
 from aiogw.audit import queries
 from aiogw.audit import record as rec
+from aiogw.audit.recorder import Recorder
+from aiogw.config import AuditSettings
 from aiogw.exchange import Exchange
 from tests.builders import SYSTEM, exchange, nested_json, nested_value, write
 
@@ -108,6 +110,16 @@ async def test_a_deep_request_reads_back_whole(tmp_path, policy):
     conn = queries.connect(db)
     shown = queries.show(conn, conn.execute("SELECT id FROM exchanges").fetchone()[0])
     assert jsonout.dumps(shown["request"], sort_keys=True) == jsonout.dumps(want, sort_keys=True)
+
+
+def test_a_request_that_cannot_be_masked_is_not_kept():
+    """A build that raises takes the parsed body with it (the recorder tries again
+    without it): under `redacted` the request is then not kept, never kept unmasked."""
+    ex = _request(SHALLOW)  # (any depth: the old code dropped a deep one before it got here)
+    ex.findings = [{**_found(SHALLOW)[1], "path": ["messages", 9]}]  # a finding the mask cannot place
+    record = Recorder(AuditSettings(policy=rec.REDACTED)).build(ex)
+    assert record is not None and record.payload[5] is None and record.payload[1] is None and record.parts == []
+    assert "the request could not be masked, so it is not kept" in record.row[rec.COLUMNS.index("reason")]
 
 
 def _sse(*events: dict) -> bytes:

@@ -139,8 +139,15 @@ def build(ex: Exchange, policy: str, memo: PartsMemo | None = None) -> Record:
     # Only a conversation big enough to be resent at cost is split into stored parts;
     # a small body is kept whole, which is cheaper to write and no larger.
     body, parsed = ex.body, ex.json
-    if policy == REDACTED and ex.findings and parsed is not None:
-        body, parsed = _masked(parsed, ex.findings) or (body, parsed)
+    if policy == REDACTED and ex.findings:
+        if parsed is not None:
+            body, parsed = _masked(parsed, ex.findings) or (body, parsed)
+        elif _to_mask(ex.findings):
+            # Only on the recorder's second try (audit.recorder: the first raised and
+            # took the parsed body): unmasked, the body would keep what the policy
+            # says the audit must not.
+            body = None
+            notes.append("the request could not be masked, so it is not kept")
     # The proxy read the session id through untrusted.text already; an exchange it did
     # not read (a later path in, a test) is cleaned by the same rule here.
     session = ex.session or None
@@ -244,12 +251,17 @@ def _answer_payload(answer: Answer | None, raw: bytes | None, ex: Exchange) -> b
 
 def _masked(parsed: dict, findings: list[dict[str, Any]]) -> tuple[bytes, dict] | None:
     """For the `redacted` policy: (its bytes, a copy of the request with every finding
-    masked), None when no finding is left to mask (the `redact` ones were masked before
-    forwarding already). The copy is the body written and read again: deepcopy recurses,
+    masked), None when no finding is left to mask (`_to_mask`). The copy is the body written and read again: deepcopy recurses,
     and orjson reads back whatever depth it parsed."""
-    pending = [f for f in findings if f.get("action") != "redact" and "path" in f]
+    pending = _to_mask(findings)
     if not pending:
         return None
     copy = orjson.loads(jsonout.dumps(parsed))
     redact.apply(copy, pending)
     return jsonout.dumps(copy), copy
+
+
+def _to_mask(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The findings the `redacted` policy masks in the record: the `redact` ones were
+    masked before forwarding already."""
+    return [f for f in findings if f.get("action") != "redact" and "path" in f]
