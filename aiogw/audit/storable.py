@@ -34,12 +34,6 @@ _SHOWN = reprlib.Repr()
 _SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother, _SHOWN.maxlong = 4, 200, 200, 40
 
 
-def text(value: str, limit: int) -> str | None:
-    """`untrusted.text`: kept only for audit.writer, which is not this change's to edit;
-    call untrusted.text, and delete this once it does."""
-    return untrusted.text(value, limit)
-
-
 def row(values: tuple, columns: tuple[str, ...]) -> tuple[tuple, list[str]]:
     """(the row with every value storable, what was changed and why). The row itself
     when nothing was: the common case costs a type check and a comparison a value, in

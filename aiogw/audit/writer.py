@@ -24,8 +24,9 @@ from pathlib import Path
 
 import aiosqlite
 
+from aiogw import untrusted
 from aiogw.audit import record as rec
-from aiogw.audit import spill, storable, store
+from aiogw.audit import spill, store
 from aiogw.config import AuditSettings
 
 log = logging.getLogger("aiogw.audit")
@@ -210,7 +211,7 @@ class AuditWriter:
                             return records[i:]
                     return []
                 self.unstorable += 1
-                why = storable.text(f"{type(exc).__name__}: {exc}", 300)
+                why = untrusted.text(f"{type(exc).__name__}: {exc}", 300)
                 log.error("audit record %s does not fit the database (%s); to the spill file", records[0].id, why)
                 self._spill_rows(records)
                 await self._keep_parts(records[0])

@@ -11,7 +11,7 @@ full read. Policies are applied afresh to every turn.
 
 Keyed by user, the request's shape and a hash of the history's first entry; bounded by the request bytes
 the kept conversations hold alive. Bodies nested past what orjson writes or Python
-compares are read like any other: the key is written by `writeback`, and entries that
+compares are read like any other: the key is written by `jsonout`, and entries that
 cannot be compared count as changed (read anew).
 """
 
@@ -22,9 +22,9 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from aiogw import jsonout
 from aiogw.dialects.shape import Shape, equal, same_prefix
 from aiogw.dialects.walk import Text
-from aiogw.guards import writeback
 
 if TYPE_CHECKING:
     from aiogw.guards.engine import Match
@@ -47,7 +47,7 @@ class Read:
 def conversation_key(user: str | None, s: Shape, entries: list[Any], session: str | None = None) -> bytes | None:
     if not entries:
         return None
-    first = writeback.dumps(entries[0], sort_keys=True)
+    first = jsonout.dumps(entries[0], sort_keys=True)
     # The shape is in the key: Anthropic and OpenAI chat both keep a "messages"
     # history, but read their tool definitions differently. The agent's session id,
     # when it sends one, keeps apart one user's conversations that open alike (agents
