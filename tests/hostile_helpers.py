@@ -18,18 +18,18 @@ import random
 import re
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
 
-from tests.conftest import FAKE_ROUTES, PROVIDER_KEYS, LoopThread, free_port
+from tests import served
+from tests.builders import nested_json
+from tests.conftest import FAKE_ROUTES, LoopThread, audit_rows, poll
 
 HOST = "127.0.0.1"
 MOUNT = "/llm-gateway"
@@ -290,18 +290,7 @@ def gemini_body(text: str = "hello") -> bytes:
     return orjson.dumps({"contents": [{"role": "user", "parts": [{"text": text}]}]})
 
 
-NEST = b'"@nest@"'  # put `nested(...)` where a body built with this placeholder has it
-
-
-def nested(depth: int, leaf: bytes = b'"x"', rng: random.Random | None = None) -> bytes:
-    """JSON text `depth` levels deep (arrays and objects, mixed when `rng` is given);
-    orjson itself refuses to write past 255."""
-    opens, closes = [], []
-    for i in range(depth):
-        as_object = rng.random() < 0.5 if rng is not None else i % 2 == 0
-        opens.append(b'{"k":' if as_object else b"[")
-        closes.append(b"}" if as_object else b"]")
-    return b"".join(opens) + leaf + b"".join(reversed(closes))
+NEST = b'"@nest@"'  # put `nested_json(...)` where a body built with this placeholder has it
 
 
 def gzip_bomb(inflated: int = 2 << 30, segment: int = 16 << 20) -> bytes:
@@ -504,8 +493,10 @@ name = "alice"
 """
 
 
-class Served:
-    """`aiogw serve --config` in a subprocess on a free port, its state in `tmp`.
+class Served(served.Served):
+    """`aiogw serve --config` as systemd runs it: the venv's console script, its output
+    through pipes, guards on, a key made by `aiogw keys create`, routes to the fake and
+    the reflector (ROUTES), its state in `tmp`.
 
     `server` adds keys to [server] (name -> TOML value), `audit` to [audit]; `extra` is
     more TOML (tables of its own).
@@ -515,61 +506,33 @@ class Served:
         self, tmp: Path, fake: str, reflect: str, server: dict[str, object] | None = None,
         audit: dict[str, object] | None = None, extra: str = "",
     ) -> None:
-        tmp.mkdir(parents=True, exist_ok=True)
-        self.tmp = tmp
-        self.port = free_port()
-        self.state = tmp / "state.db"
-        self.path = tmp / "aiogw.toml"
-        server_keys = {"host": HOST, "port": self.port, "drain_seconds": DRAIN_SECONDS, **(server or {})}
-        audit_keys = {"flush_interval": 0.02, **(audit or {})}
+        self.reflect = reflect
+        self.server_keys, self.audit_keys = server or {}, audit or {}
+        self.stderr_mark = 0
+        self.probes = 0
+        self.stopped_in: float | None = None
+        super().__init__(tmp, fake, extra, DRAIN_SECONDS, env={"HOME": str(tmp)}, command=[AIOGW], pipes=True)
+
+    def write(self, extra: str = "", drain: float = DRAIN_SECONDS, port: int | None = None,
+              upstream: str | None = None) -> None:
+        server_keys = {"host": HOST, "port": self.port if port is None else port, "drain_seconds": drain,
+                       **self.server_keys}
+        audit_keys = {"flush_interval": 0.02, **self.audit_keys}
         self.path.write_text(
             "[server]\n" + _toml(server_keys) + f'[state]\npath = "{self.state}"\n'
             + "[audit]\n" + _toml(audit_keys) + "[guards]\nenabled = true\n"
-            + textwrap.dedent(ROUTES).format(fake=fake, reflect=reflect) + extra
+            + textwrap.dedent(ROUTES).format(fake=upstream or self.fake_url, reflect=self.reflect) + extra
         )
-        self.env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp), **PROVIDER_KEYS}
-        if os.environ.get("PYTHONPATH"):  # the gateway runs the code the test imports
-            self.env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+
+    def make_key(self) -> str:
         made = subprocess.run(
             [AIOGW, "keys", "create", "--config", str(self.path), "alice"],
             capture_output=True, text=True, timeout=60, env=self.env,
         )
         assert made.returncode == 0, f"aiogw keys create failed: {made.stderr}"
-        self.key = made.stdout.strip()
-        self.out, self.err = tmp / "stdout", tmp / "stderr"
-        self.stderr_mark = 0
-        self.probes = 0
-        self.stopped_in: float | None = None
-        # Pipes, as journald's socket under systemd: what the gateway prints never lands
-        # on the disk a test may fill. Threads copy it to files the test reads.
-        self.proc = subprocess.Popen(
-            [AIOGW, "serve", "--config", str(self.path)], env=self.env, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-        )
-        self.copiers = [
-            threading.Thread(target=_copy, args=(self.proc.stdout, self.out), daemon=True),
-            threading.Thread(target=_copy, args=(self.proc.stderr, self.err), daemon=True),
-        ]
-        for t in self.copiers:
-            t.start()
-        self.pid = self.proc.pid
-        deadline = time.monotonic() + 30
-        while True:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"aiogw serve exited {self.proc.returncode} at start: {self.stderr()[-3000:]}")
-            with contextlib.suppress(OSError):
-                if send(self.port, request("GET", "/healthz"), timeout=1.0).status == 200:
-                    break
-            assert time.monotonic() < deadline, "aiogw serve did not answer /healthz within 30 s"
-            time.sleep(0.05)
+        return made.stdout.strip()
 
     # --- what it printed, what it holds ---------------------------------------------------
-
-    def stderr(self) -> str:
-        return self.err.read_text(errors="replace")
-
-    def stdout(self) -> str:
-        return self.out.read_text(errors="replace")
 
     def new_stderr(self) -> str:
         """What it printed on stderr since the last call."""
@@ -590,21 +553,14 @@ class Served:
         return self.status_field("VmHWM") / (1 << 20)
 
     def records(self, where: str = "1=1", *args) -> int:
-        return self.audit(f"SELECT count(*) AS n FROM exchanges WHERE {where}", *args)[0]["n"]
+        rows = self.audit(f"SELECT count(*) AS n FROM exchanges WHERE {where}", *args)
+        return rows[0]["n"] if rows else 0
 
     def audit(self, sql: str, *args) -> list[dict]:
-        """Rows of the audit tables, read-only beside the running writer."""
-        conn = sqlite3.connect(f"file:{self.state}?mode=ro", uri=True, timeout=10)
-        conn.row_factory = sqlite3.Row
-        conn.text_factory = lambda b: b.decode("utf-8", "backslashreplace")
-        try:
-            return [dict(r) for r in conn.execute(sql, args)]
-        except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc):
-                return [{"n": 0}] if "count(*)" in sql else []
-            raise
-        finally:
-            conn.close()
+        """Rows of the audit tables, read-only beside the running writer; text that is not
+        UTF-8 (what a hostile client sent) with backslash escapes."""
+        return audit_rows(self.state, sql, *args, missing_ok=True,
+                          text_factory=lambda b: b.decode("utf-8", "backslashreplace"))
 
     def metrics(self) -> dict[tuple[str, frozenset], float]:
         """/metrics as {(name, labels): value}."""
@@ -629,15 +585,16 @@ class Served:
 
     def settle(self, timeout: float = 5.0) -> bool:
         """Wait until no exchange is open (a hostile client's handler may end late)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.proc.poll() is None:
+
+        def idle() -> bool:
+            if self.proc.poll() is not None:
+                return True  # gone: the caller's liveness check says how
             try:
-                if self.inflight() == 0:
-                    return True
+                return self.inflight() == 0
             except OSError:
-                pass  # not answering: the caller's liveness check says how
-            time.sleep(0.02)
-        return False
+                return False  # not answering: the caller's liveness check says how
+
+        return bool(poll(idle, timeout)) and self.proc.poll() is None
 
     # --- the request an agent would send, with the key -------------------------------------
 
@@ -654,35 +611,18 @@ class Served:
         """SIGTERM; the exit status, or None when it did not exit within `bound` (it is
         then killed). The time it took is kept in `stopped_in`."""
         if self.proc.poll() is not None:
+            self.kill()
             return self.proc.returncode
         t0 = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
+        self.send(signal.SIGTERM)
         try:
             code = self.proc.wait(bound)
         except subprocess.TimeoutExpired:
             self.kill()
             return None
         self.stopped_in = time.monotonic() - t0
-        for t in self.copiers:
-            t.join(5)
+        self.kill()  # gone already: its output is all in the files, its pipes closed
         return code
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        for t in self.copiers:
-            t.join(5)
-        for pipe in (self.proc.stdout, self.proc.stderr):
-            if pipe is not None:
-                pipe.close()
-
-
-def _copy(pipe, path: Path) -> None:
-    with path.open("ab") as out:
-        for line in iter(pipe.readline, b""):
-            out.write(line)
-            out.flush()
 
 
 def _toml(values: dict[str, object]) -> str:
@@ -754,23 +694,15 @@ def assert_draining(gw: Served, case: str, seed_note: str = "") -> None:
     marker = f"{UA_PROBE}-{gw.probes}"
     reply = gw.valid(marker)
     assert reply.status == 200, f"[{case}] a valid request after the case got {reply.first}{seed_note}"
-    deadline = time.monotonic() + AUDIT_WAIT
-    while gw.records("user_agent = ?", marker) == 0:
-        assert time.monotonic() < deadline, (
-            f"[{case}] the audit stopped draining: a valid request's record is not in the database after "
-            f"{AUDIT_WAIT:.0f} s{seed_note}"
-        )
-        time.sleep(0.02)
+    assert poll(lambda: gw.records("user_agent = ?", marker), AUDIT_WAIT), (
+        f"[{case}] the audit stopped draining: a valid request's record is not in the database after "
+        f"{AUDIT_WAIT:.0f} s{seed_note}"
+    )
 
 
 def wait_records(gw: Served, predicate, timeout: float = AUDIT_WAIT):
     """Poll the audit database until `predicate()` is truthy; its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() >= deadline:
-            return value
-        time.sleep(0.02)
+    return poll(predicate, timeout)
 
 
 def audit_cli(gw: Served, *args: str) -> subprocess.CompletedProcess:
@@ -1049,7 +981,7 @@ class Mix:
                                b'{"contents":"x","model":["a"]}', b'{"messages":[{"role":"user","content":[{"type":1}]}]}'])
         elif how in ("nest", "nest-deep"):
             depth = rng.randint(20, 255) if how == "nest" else rng.randint(256, 1100)
-            body = body.replace(b"{", b'{"metadata":' + nested(depth, rng=rng) + b",", 1)
+            body = body.replace(b"{", b'{"metadata":' + nested_json(depth, rng=rng) + b",", 1)
         elif how == "dup-keys":
             body = body.replace(b"{", b'{"model":"a","model":"b","stream":true,', 1)
         else:

@@ -26,6 +26,7 @@ import orjson
 import pytest
 
 from aiogw.fake_upstream import FakeConfig, FakeUpstream
+from tests.builders import nested_json
 from tests.conftest import PROVIDER_KEYS
 from tests.hostile_helpers import (
     DRAIN_SECONDS,
@@ -45,7 +46,6 @@ from tests.hostile_helpers import (
     gemini_body,
     gzip_bomb,
     healthz_ms,
-    nested,
     parse_responses,
     request,
     seed_from_env,
@@ -377,29 +377,35 @@ def test_f3_an_idle_connection_is_closed(slow, when):
     ledger.check()
 
 
-@pytest.mark.timeout(30)
-def test_f3_trickled_headers_are_cut(slow):
-    gw = slow()
-    ledger = Ledger(gw, "f3 trickled headers")
+def _trickled_headers(gw: Served) -> list[bytes]:
     lines = [f"POST {MOUNT}/anthropic/v1/messages HTTP/1.1\r\n".encode()]
-    lines += [f"X-Line-{i}: {'v' * 20}\r\n".encode() for i in range(40)]
-    with connect(gw.port) as sock:
-        cut = cut_after(sock, lines, 0.4, CUT_BY + 3)
-    assert_cut("f3 trickled headers", "a header line every 0.4 s", "header_timeout", cut)
-    ledger.answered += len(one_answer("f3 trickled headers", cut.got))
-    ledger.check()
+    return lines + [f"X-Line-{i}: {'v' * 20}\r\n".encode() for i in range(40)]
 
 
-@pytest.mark.timeout(30)
-def test_f3_a_trickled_body_is_cut(slow):
-    gw = slow()
-    ledger = Ledger(gw, "f3 trickled body")
+def _trickled_body(gw: Served) -> list[bytes]:
     body = anthropic_body("x" * 200)
     head = request("POST", f"{MOUNT}/anthropic/v1/messages", [*keyed(gw), JSON, ("Content-Length", str(len(body)))])
+    return [head] + [body[i : i + 1] for i in range(len(body))]
+
+
+# name: (what is fed, a piece at a time; the seconds between pieces; the timeout that cuts it)
+F3_TRICKLES = {
+    "headers": (_trickled_headers, 0.4, "header_timeout"),
+    "body": (_trickled_body, 0.3, "body_timeout"),
+}
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("trickled", list(F3_TRICKLES))
+def test_f3_a_trickled_request_is_cut(slow, trickled):
+    feed, every, timeout = F3_TRICKLES[trickled]
+    case = f"f3 trickled {trickled}"
+    gw = slow()
+    ledger = Ledger(gw, case)
     with connect(gw.port) as sock:
-        cut = cut_after(sock, [head] + [body[i : i + 1] for i in range(len(body))], 0.3, CUT_BY + 3)
-    assert_cut("f3 trickled body", "a body byte every 0.3 s", "body_timeout", cut)
-    ledger.answered += len(one_answer("f3 trickled body", cut.got))
+        cut = cut_after(sock, feed(gw), every, CUT_BY + 3)
+    assert_cut(case, f"a {'header line' if trickled == 'headers' else 'body byte'} every {every} s", timeout, cut)
+    ledger.answered += len(one_answer(case, cut.got))
     ledger.check()
 
 
@@ -629,7 +635,7 @@ F7_CASES = {
 def test_f7_deep_nesting_is_handled_and_the_audit_cli_reads_it(gw, case):
     route, path, depth, body = F7_CASES[case]
     ledger = Ledger(gw, f"f7 {case}")
-    raw = body().replace(NEST, nested(depth))
+    raw = body().replace(NEST, nested_json(depth))
     reply = ledger.add(send(gw.port, post(gw, route, path, raw, ("User-Agent", f"hostile-f7-{case}"))), what=case)
     assert reply.status is not None and reply.status < 500, f"[f7 {case}] answered {reply.first}"
     ledger.check()
@@ -736,7 +742,7 @@ def test_f9_methods_and_endpoints_a_route_does_not_allow_never_reach_the_provide
 
 
 @pytest.mark.parametrize("case", list(F9_ECHOES))
-def test_f9_a_response_that_contains_the_provider_key_is_never_relayed(gw, case):
+def test_f9_a_response_that_contains_the_provider_key_is_never_relayed(gw, upstreams, case):
     method, route, path = F9_ECHOES[case]
     ledger = Ledger(gw, f"f9 {case}")
     body = anthropic_body("hi") if method == "POST" else b""
@@ -745,6 +751,11 @@ def test_f9_a_response_that_contains_the_provider_key_is_never_relayed(gw, case)
                                              [*keyed(gw, route), ("x-reflect", "1"), *extra], body)), what=case)
     leaked = [s.decode() for s in SECRETS if s in reply.raw]
     assert not leaked, f"[f9 {case}] the provider key {leaked} was relayed to the client (status {reply.status})"
+    seen = [s.head.split(b" ", 2)[:2] for s in upstreams.reflector.seen]
+    assert len(seen) == 1 and seen[0][0] == method.encode() and seen[0][1].startswith(path.encode()), (
+        f"[f9 {case}] the reflector saw {seen}, not the one {method} {path}: nothing was there to withhold"
+    )
+    assert reply.status == 502, f"[f9 {case}] an answer carrying the provider key got {reply.first}, not 502"
     ledger.check()
 
 
@@ -828,6 +839,11 @@ def test_f11_the_gateway_key_never_travels_upstream(gw, upstreams, case):
     body = gemini_body() if "gemini" in route else anthropic_body()
     headers = [*keyed(gw, route), JSON, *((k, v.format(key=gw.key)) for k, v in extra)]
     reply = ledger.add(send(gw.port, request("POST", f"{MOUNT}/{route}{path}{query.format(key=gw.key)}", headers, body)))
+    heads = [s.head.split(b" ", 2)[:2] for s in upstreams.reflector.seen]
+    assert len(heads) == 1 and heads[0][0] == b"POST" and heads[0][1].startswith(path.encode()), (
+        f"[f11 {case}] the reflector saw {heads}, not the one POST {path} (answered {reply.status}): "
+        "a request dropped is no proof the key stays home"
+    )
     seen = upstreams.reflector.all_bytes()
     lines = [line for line in seen.split(b"\r\n") if gw.key.encode() in line][:3]
     assert not lines, f"[f11 {case}] the gateway key reached the upstream (answered {reply.status}): {lines!r}"
