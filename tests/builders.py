@@ -158,30 +158,3 @@ def accept_writes(path) -> None:
     conn.execute("DROP TRIGGER refuse")
     conn.close()
 
-
-async def refuse_once(audit: Audit, table: str) -> None:
-    """The writer's next insert into `table` fails with the database's own error (an
-    OperationalError), and no later one: its retry goes in whenever it comes.
-
-    Nothing in the database can count the attempts: the failed transaction is rolled
-    back, a marker row with it. So the trigger asks a function of the writer's own
-    connection, which raises on its first call only."""
-    calls = 0
-
-    def refused() -> int:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
-            raise RuntimeError("refused once")  # sqlite3 reports it as an OperationalError
-        return 0
-
-    await audit.writer._db.create_function("refused_once", 0, refused)
-
-    def trigger() -> None:
-        conn = sqlite3.connect(audit.writer.path, isolation_level=None)
-        try:
-            conn.execute(f"CREATE TRIGGER refuse_once BEFORE INSERT ON {table} WHEN refused_once() BEGIN SELECT 1; END")
-        finally:
-            conn.close()
-
-    await asyncio.to_thread(trigger)

@@ -4,7 +4,7 @@ Exchanges go through the gateway's own end of an exchange (a real `Finisher` wit
 `Recorder` and an `AuditWriter`, see `started`), or, where a test is about persisting
 alone, their records straight to `AuditWriter.add`. The database's faults are real: a
 second connection holding its write lock (`Locked`), or a trigger that makes inserts
-fail (`tests.builders.refuse_writes`, `refuse_once`).
+fail (`tests.builders.refuse_writes`, `accept_writes`).
 """
 
 import asyncio
@@ -19,7 +19,7 @@ from aiogw.audit.writer import AuditWriter
 from aiogw.config import AuditSettings
 from aiogw.exchange import Exchange
 from aiogw.stage import CONTINUE, Refuse
-from tests.builders import SYSTEM, exchange, refuse_once, refuse_writes, started, turns, until, write
+from tests.builders import SYSTEM, accept_writes, exchange, refuse_writes, started, turns, until, write
 
 DAY = 86400.0
 
@@ -129,8 +129,11 @@ async def test_a_batch_retried_after_a_failed_write_stores_every_part(tmp_path):
     again, and every message they refer to is in the database afterwards."""
     db = tmp_path / "s.db"
     audit = await started(db, AuditSettings(batch_size=3, flush_interval=0.001))
-    await refuse_once(audit, "blobs")  # the last statements of a batch: its rows went in before, and are rolled back
+    await asyncio.to_thread(refuse_writes, db, "blobs")  # the last statements of a batch: its rows went in before, and are rolled back
     audit.end([exchange(1_000_000 + i, msgs) for i, msgs in enumerate(turns(6))])
+    assert await until(lambda: audit.writer.write_errors == 1)
+    # The writer waits 0.2 s before its second attempt: the writes are let in long before.
+    await asyncio.to_thread(accept_writes, db)
     assert await until(lambda: audit.writer.written == 6)
     await audit.close()
     assert audit.writer.write_errors == 1 and audit.writer.written == 6
