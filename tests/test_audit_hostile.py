@@ -250,9 +250,9 @@ def test_a_spill_that_cannot_be_written_is_counted_logged_and_shutdown_still_exi
 
 @pytest.mark.timeout(120)
 def test_a_request_nested_past_orjsons_depth_keeps_its_request_and_answer(hostile):
-    """A body nested 400 deep parses (orjson reads 1,024 levels) but cannot be written
-    again (it writes 255): the record stores the request's own bytes instead of its
-    parts, and keeps the answer."""
+    """A body nested 400 deep parses (orjson reads 1,024 levels) though orjson cannot
+    write it again (it writes 255): the record keeps the request, split into its parts
+    as any other (`aiogw.jsonout` writes them), and the answer."""
     s = hostile()
     deep = nested_value(400, arrays=True)
     messages = [
@@ -265,9 +265,13 @@ def test_a_request_nested_past_orjsons_depth_keeps_its_request_and_answer(hostil
     s.ask("after-the-deep-one")
     row = s.recorded("model = 'deep'")
     assert row["outcome"] == "ok" and row["reason"] is None and row["output_tokens"] > 0
-    (payload,) = s.audit("SELECT request_raw, response FROM payloads WHERE id = ?", row["id"])
-    assert orjson.loads(rec.unsqueeze(payload["request_raw"]))["messages"][1]["content"][0]["input"]["v"] == deep
-    assert rec.unpack(payload["response"])["message"]["content"] == [{"type": "text", "text": got.content[0].text}]
+    conn = queries.connect(s.state)
+    try:
+        shown = queries.show(conn, row["id"])
+    finally:
+        conn.close()
+    assert shown["request"]["messages"][1]["content"][0]["input"]["v"] == deep
+    assert shown["response"]["message"]["content"] == [{"type": "text", "text": got.content[0].text}]
     counted = s.counters(until=lambda counted: counted["written"] == 2)
     assert counted["lost"] == counted["unstorable"] == 0
     stopped_cleanly(s)
@@ -295,16 +299,22 @@ def test_every_value_of_a_row_is_made_storable_and_the_record_says_what_was_mend
     conn.execute(next(store.inserts(store.INSERT_EXCHANGE, [record.row]))[0], record.row)
 
 
-def test_a_request_too_deep_to_copy_is_not_kept_unmasked_under_the_redacted_policy():
+def test_a_request_too_deep_for_orjson_to_write_is_masked_under_the_redacted_policy():
+    """Before `aiogw.jsonout`, such a request could not be copied to be masked and was
+    dropped from the record; now it is masked and kept, and the secret is not stored."""
     ex = exchange(1_000_000, [])
     ex.body = (b'{"model":"m","max_tokens":8,"messages":[{"role":"user","content":"hi"},{"role":"user","content":'
-               b'[{"type":"x","v":' + b"[" * 300 + b'"secret"' + b"]" * 300 + b"}]}]}")
+               b'[{"type":"x","v":' + b"[" * 300 + b'"a secret"' + b"]" * 300 + b"}]}]}")
     ex.json = orjson.loads(ex.body)  # orjson reads 1,024 levels, writes 255
-    ex.findings = [{"kind": "pii", "action": "log", "path": ["messages", 0, "content"]}]
+    path = ["messages", 1, "content", 0, "v", *[0] * 300]
+    ex.findings = [{"id": "s", "category": "credential", "subcategory": "s", "place": "user", "action": "log",
+                    "path": path, "start": 2, "end": 8}]
     record = rec.build(ex, "redacted")
-    assert record.payload[5] is None and record.payload[4] is None  # neither the whole request nor its parts
+    stored = rec.unsqueeze(record.payload[5]) if record.payload[5] is not None else b"".join(
+        rec.unsqueeze(data) for _, data in record.parts)
+    assert b"secret" not in stored and b"[REDACTED:s]" in stored
     assert record.payload[6] is not None  # the answer is kept
-    assert "the request could not be masked, so it is not kept" in record.row[rec.COLUMNS.index("reason")]
+    assert record.row[rec.COLUMNS.index("reason")] is None
 
 
 def poisoned(record: rec.Record, name: str, value: object) -> rec.Record:
