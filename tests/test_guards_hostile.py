@@ -21,13 +21,14 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
+from aiogw import jsonout
 from aiogw.audit import ids, queries
 from aiogw.config_guards import GuardActions
-from aiogw.dialects.answer_texts import answer_texts
-from aiogw.dialects.texts import same_prefix, texts
+from aiogw.dialects import DIALECTS
+from aiogw.dialects.shape import same_prefix
 from aiogw.dialects.walk import BINARY_MIN, binary
 from aiogw.exchange import Exchange
-from aiogw.guards import catalog, writeback
+from aiogw.guards import catalog
 from aiogw.guards.check import GuardCheck
 from aiogw.guards.engine import Engine
 from aiogw.guards.policy import Policy
@@ -300,7 +301,7 @@ def test_binary_is_decided_by_the_whole_string(value, expected):
 
 
 def places(dialect, endpoint, body):
-    return [(t.place, t.path, t.text) for t in texts(dialect, endpoint, body)]
+    return [(t.place, t.path, t.text) for t in DIALECTS[dialect].request_texts(endpoint, body)]
 
 
 def test_anthropic_documents_search_results_and_server_tool_results():
@@ -357,10 +358,10 @@ def test_free_form_json_is_read_whatever_its_keys_say():
     the tool's, read unless they are, whole, base64 data."""
     result = {"type": "file", "name": "notes.txt", "content": INJECTION, "inlineData": {"data": IMAGE}}
     body = {"contents": [{"role": "user", "parts": [{"functionResponse": {"name": "ls", "response": result}}]}]}
-    assert [t.text for t in texts("gemini", "generate", body)] == ["file", "notes.txt", INJECTION]
+    assert [t.text for t in DIALECTS["gemini"].request_texts("generate", body)] == ["file", "notes.txt", INJECTION]
     body = {"messages": [{"role": "assistant", "content": [
         {"type": "tool_use", "id": "t", "name": "w", "input": {"type": "image", "text": "x", "b": IMAGE}}]}]}
-    assert [t.text for t in texts("anthropic", "messages", body)] == ["image", "x"]
+    assert [t.text for t in DIALECTS["anthropic"].request_texts("messages", body)] == ["image", "x"]
 
 
 def test_openai_parts_items_and_tools():
@@ -467,11 +468,11 @@ def _deep_bodies(depth: int) -> dict[tuple[str, str], dict]:
 @pytest.mark.parametrize(("depth", "shared"), [(253, 1), (600, 1), (1015, 0)])
 def test_walks_of_bodies_nested_as_deep_as_orjson_parses_never_raise(depth, shared):
     for (dialect, endpoint), body in _deep_bodies(depth).items():
-        body = orjson.loads(writeback.dumps(body))  # what the gateway would have parsed
-        found = [t for t in texts(dialect, endpoint, body) if AWS_KEY in t.text]
+        body = orjson.loads(jsonout.dumps(body))  # what the gateway would have parsed
+        found = [t for t in DIALECTS[dialect].request_texts(endpoint, body) if AWS_KEY in t.text]
         assert len(found) == {"anthropic": 4, "openai": 3 if endpoint == "responses" else 1, "gemini": 1}[dialect]
     deep_input = {"content": [{"type": "tool_use", "input": nested_value(depth, AWS_KEY)}]}
-    assert any(AWS_KEY in t for t in answer_texts("anthropic", deep_input))
+    assert any(AWS_KEY in t for t in DIALECTS["anthropic"].answer_texts(deep_input))
     old, new = [nested_value(depth)], [nested_value(depth)]
     assert same_prefix(old, new) == shared
 
@@ -483,7 +484,7 @@ def engine() -> Engine:
 
 def _check(guard: GuardCheck, dialect: str, endpoint: str, body: dict, user: str = "u") -> tuple[object, Exchange]:
     ex = Exchange("POST")
-    raw = writeback.dumps(body)
+    raw = jsonout.dumps(body)
     ex.dialect, ex.endpoint, ex.user, ex.json, ex.body = dialect, endpoint, user, orjson.loads(raw), raw
     return guard.check(ex), ex
 
@@ -508,20 +509,20 @@ def test_a_deep_conversation_is_keyed_remembered_and_redacted(engine):
     history.append({"role": "user", "content": f"write to {EMAIL}"})
     verdict, ex = _check(guard, "anthropic", "messages", {"messages": history})
     assert isinstance(verdict, Rewrite) and guard.conversations.reused == 2
-    masked = orjson.loads(writeback.dumps(history))  # a copy (deepcopy recurses)
+    masked = orjson.loads(jsonout.dumps(history))  # a copy (deepcopy recurses)
     masked[2]["content"] = "write to [REDACTED:email]"
-    assert ex.body == writeback.dumps({"messages": masked})
+    assert ex.body == jsonout.dumps({"messages": masked})
 
 
-def test_writeback_writes_what_orjson_writes():
+def test_jsonout_writes_what_orjson_writes():
     for value in (nested_value(40, "é\"\\\n😀"), {"b": [1, -2.5, True, None, 1e300], "a": {}, "c": []}, [], "s", 10**18):
-        assert writeback.dumps_any_depth(value) == orjson.dumps(value)
-        assert writeback.dumps_any_depth(value, sort_keys=True) == orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        assert jsonout.dumps_any_depth(value) == orjson.dumps(value)
+        assert jsonout.dumps_any_depth(value, sort_keys=True) == orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
     deep, want = "x", b'"x"'
     for i in range(1015):
         deep, want = ([deep], b"[" + want + b"]") if i % 2 else ({"k": deep, "a": 1}, b'{"k":' + want + b',"a":1}')
-    assert writeback.dumps(deep) == want
-    assert writeback.dumps(deep, sort_keys=True) == want.replace(b'{"k":', b'{"a":1,"k":').replace(b',"a":1}', b"}")
+    assert jsonout.dumps(deep) == want
+    assert jsonout.dumps(deep, sort_keys=True) == want.replace(b'{"k":', b'{"a":1,"k":').replace(b',"a":1}', b"}")
 
 
 def test_a_walk_costs_the_bodys_size_not_size_times_depth():
@@ -535,7 +536,7 @@ def test_a_walk_costs_the_bodys_size_not_size_times_depth():
     body = orjson.loads(raw)
     tracemalloc.start()
     try:
-        found = texts("gemini", "generate", body)
+        found = DIALECTS["gemini"].request_texts("generate", body)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
