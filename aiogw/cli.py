@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
 
     usage_report.add_parser(sub)
 
-    p = sub.add_parser("demo", help="a five-minute tour: a fake provider, the gateway and an agent session, offline")
+    p = sub.add_parser("demo", help="a tour of a few seconds: a fake provider, the gateway and an agent session, offline")
     p.add_argument("--keep", action="store_true", help="keep the temporary state directory and print its path")
     p.set_defaults(run=_demo)
 

@@ -96,7 +96,8 @@ async def serve(config: Config) -> None:
         loop.remove_signal_handler(signal.SIGHUP)
         proxy.draining = True
         drain = config.server.drain_seconds
-        log.info("aiogw stopping: %d exchanges open, up to %gs to finish", proxy.inflight, drain)
+        n = proxy.inflight
+        log.info("aiogw stopping: %d open exchange%s, up to %gs to finish", n, "" if n == 1 else "s", drain)
         notifier.stopping(f"draining {proxy.inflight} open exchanges (up to {drain:g}s)")
         for site in list(runner.sites):
             await site.stop()  # no new connections; kept-alive ones get a 503 'draining'

@@ -322,7 +322,7 @@ def test_streams_open_at_stop_finish_and_the_process_exits_0(served, gateway, si
     texts = [f"answer number {i}" + " word" * 10 for i in range(3)]
     streams = [gated(s.anthropic, g, t) for g, t in zip(gates, texts, strict=True)]
     s.send(sig)
-    wait(lambda: "aiogw stopping: 3 exchanges open" in s.stderr(), what="the drain to begin")
+    wait(lambda: "aiogw stopping: 3 open exchanges" in s.stderr(), what="the drain to begin")
 
     def refused() -> bool:
         try:

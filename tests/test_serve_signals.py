@@ -43,7 +43,7 @@ def test_a_second_signal_cuts_the_drain_short(served, second):
     s = served(drain=3600)  # without the second signal, the stream would hold the stop for an hour
     stream = gated(s.anthropic, f"held-{time.monotonic_ns()}", "never sent in full")
     s.send(signal.SIGTERM)
-    wait(lambda: "aiogw stopping: 1 exchanges open" in s.stderr(), what="the drain to begin")
+    wait(lambda: "aiogw stopping: 1 open exchange," in s.stderr(), what="the drain to begin")
     s.proc.send_signal(second)
     assert s.proc.wait(timeout=60) == 0
     stream.join(30)
