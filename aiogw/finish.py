@@ -73,6 +73,7 @@ class Writer(Protocol):
     def has_room(self) -> bool: ...
     async def room(self) -> None: ...
     def add(self, record: object) -> None: ...
+    def flush(self) -> None: ...
 
 
 def size(ex: Exchange) -> int:
@@ -188,6 +189,8 @@ class Finisher:
         slice_start = time.perf_counter()
         while True:
             if not self._pending:
+                if self.writer is not None:
+                    self.writer.flush()  # the batch is built: the writer commits it in one transaction
                 if self._closing:
                     return
                 self._wake.clear()

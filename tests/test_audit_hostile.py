@@ -340,9 +340,11 @@ async def test_a_record_the_database_refuses_is_taken_out_of_its_batch_spilled_a
     history = turns(6)
     for i in range(4):  # one batch: two records in it cannot be stored
         writer.add(record(i))
+    writer.flush()
     assert await until(lambda: writer.written == 2 and writer.unstorable == 2)
     for i in range(4, 6):  # and the writer goes on
         writer.add(record(i))
+    writer.flush()
     assert await until(lambda: writer.written == 4)
     await asyncio.wait_for(writer.close(), 30)
     started_at = [r[0] for r in sqlite3.connect(db).execute("SELECT started FROM exchanges ORDER BY started")]

@@ -414,6 +414,7 @@ async def test_a_prune_beside_the_writer_never_loses_content_later_records_use(t
     async def written(ex):
         before = writer.written
         writer.add(recorder.build(ex))
+        writer.flush()
         while writer.written == before:
             await asyncio.sleep(0.005)
 
