@@ -78,6 +78,7 @@ def test_claude_code_tool_turn(gw, tmp_path):
         assert "claude-code-" in c.headers["anthropic-beta"]
         assert c.headers.get("x-claude-code-session-id")
     assert_no_gateway_key(gw)
+    gw.last_exchange()  # every exchange handed on by the finisher, the last one too
     messages = [ex for ex in gw.exchanges if ex.endpoint == "messages"]
     assert [(ex.user, ex.stream, ex.outcome) for ex in messages] == [("alice", True, "ok")] * 2
 
@@ -129,5 +130,6 @@ def test_codex_tool_turn(gw, tmp_path):
     assert outputs and TOOL_OUTPUT in json.dumps(outputs[-1]["output"])
     assert all(c.headers["authorization"] == "Bearer sk-openai-fake" for c in calls)
     assert_no_gateway_key(gw)
+    gw.last_exchange()  # every exchange handed on by the finisher, the last one too
     responses = [ex for ex in gw.exchanges if ex.endpoint == "responses"]
     assert [(ex.user, ex.stream, ex.outcome) for ex in responses] == [("alice", True, "ok")] * 2
