@@ -7,7 +7,7 @@ CONFIG ?=
 HOST ?=
 PORT ?=
 
-.PHONY: install run test demo bench bench-ops bench-peers bench-full lint install-agents install-service upgrade-deps clean
+.PHONY: install system-deps run test demo bench bench-ops bench-peers bench-full lint install-agents install-service upgrade-deps clean
 
 # Every package comes at the version constraints.txt names, the build tools too (no build
 # isolation, which would fetch the newest setuptools): an upstream release never changes a run.
@@ -33,10 +33,32 @@ upgrade-deps:
 	rm -f $(VENV)/.installed
 	$(MAKE) test
 
+# The servers the tests start for themselves, from Debian's packages: PostgreSQL's binaries
+# (tests/pgserver.py runs a throwaway cluster of its own, never the system's service) and
+# Redis's. Installed when missing and we are root; otherwise it says what to install and the
+# tests that need them skip. Nothing to do when they are there, so `make test` runs it.
+# Each entry is program:package; Debian keeps PostgreSQL's programs off PATH, in
+# /usr/lib/postgresql/VERSION/bin, where tests/pgserver.py looks too (or in $AIOGW_PG_BIN).
+# chromium joins the list with the console's browser tests (DESIGN.md, section 8).
+SYSTEM_DEPS := initdb:postgresql redis-server:redis-server
+system-deps:
+	@missing=; for dep in $(SYSTEM_DEPS); do \
+		bin=$${dep%%:*}; \
+		command -v $$bin >/dev/null || ls /usr/lib/postgresql/*/bin/$$bin >/dev/null 2>&1 \
+			|| { [ -n "$$AIOGW_PG_BIN" ] && [ -x "$$AIOGW_PG_BIN/$$bin" ]; } || missing="$$missing $${dep#*:}"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "system-deps: installing$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing; \
+	else \
+		echo "system-deps: missing$$missing: install them (Debian: sudo apt-get install$$missing, or sudo make system-deps); until then the tests that need them are skipped" >&2; \
+	fi
+
 run: install
 	$(BIN)/aiogw serve $(if $(CONFIG),--config $(CONFIG)) $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
 
-test: install
+test: install system-deps
 	PATH="$(CURDIR)/$(AGENTS)/node_modules/.bin:$$PATH" $(BIN)/python -m pytest
 
 # A tour in a few seconds, offline: a fake provider, the gateway, an agent session, the audit.
