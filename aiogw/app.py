@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from aiohttp import web, web_response
 
 from aiogw import body, connections, health, logs, pipeline
+from aiogw.audit import spill
 from aiogw.audit.recorder import Recorder
 from aiogw.audit.writer import AuditWriter
 from aiogw.config import Config
@@ -27,6 +28,7 @@ from aiogw.observe import GatewayMetrics, Observer
 from aiogw.pipeline import Guards, Parts, compile_guards
 from aiogw.proxy import Proxy
 from aiogw.stage import Stages
+from aiogw.store import make_store
 from aiogw.unauthenticated import KeylessRecords
 from aiogw.upstream import Upstream
 
@@ -75,14 +77,18 @@ def build_app(config: Config, sinks: Iterable[Sink] = ()) -> web.Application:
     # aiohttp refuses larger bodies itself, before the handler, with a plain-text 413;
     # the proxy translates that into the provider's envelope.
     app = web.Application(client_max_size=config.server.max_body_bytes)
-    keys = KeyIndex(config.state_path)
+    state = make_store(config.state_path, config.state_url, config.state_password)  # opened by lifecycle
+    keys = KeyIndex(state)
     upstreams = _upstreams(config, {})
-    audit = (Recorder(config.audit), AuditWriter(config.state_path, config.audit)) if config.audit.enabled else None
+    audit = (
+        (Recorder(config.audit), AuditWriter(state, spill.path_for(config.state_path), config.audit))
+        if config.audit.enabled else None
+    )
     writer = audit[1] if audit is not None else None
     guards = compile_guards(config)
     ledger = Ledger(config.limits, {u.name: u.limits for u in config.users})
     accountant = Accountant(ledger, PriceTable(config.prices))
-    store = LimitStore(config.state_path, ledger)
+    store = LimitStore(state, ledger)
     per_minute = config.clients.unauthenticated_records_per_minute
     parts = Parts(Finisher(config.audit), accountant, ChargeNow(accountant), KeylessRecords(per_minute) if per_minute else None)
     proxy = Proxy(config, keys, upstreams, Stages((), keeps_answer=False))  # the stages: _apply, below
@@ -111,9 +117,10 @@ def build_app(config: Config, sinks: Iterable[Sink] = ()) -> web.Application:
     app.router.add_route("*", "/{tail:.*}", proxy.handle, expect_handler=body.no_expect_handler)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        keys.load()
+        await state.open()  # SchemaError, StateUnavailable: the gateway does not start
+        await keys.load()
         if writer is not None:
-            await writer.start()
+            writer.start()
         parts.finisher.start()
         await store.start()
         for upstream in upstreams.values():
@@ -131,6 +138,7 @@ def build_app(config: Config, sinks: Iterable[Sink] = ()) -> web.Application:
         if writer is not None:
             await writer.close()
         await store.close()
+        await state.close()
         exchange_log.flush()
 
     app.cleanup_ctx.append(lifecycle)
@@ -262,6 +270,8 @@ async def _reload(runtime: Runtime, config: Config) -> list[str]:
                if getattr(running.server, f.name) != getattr(config.server, f.name)]
     if running.state_path != config.state_path:
         pending.append("state.path")
+    if (running.state_url, running.state_password) != (config.state_url, config.state_password):
+        pending.append("state.url")
     if running.clients != config.clients:
         pending.append("clients")
     audit = config.audit
@@ -271,7 +281,8 @@ async def _reload(runtime: Runtime, config: Config) -> list[str]:
     if config.log != running.log:
         logs.setup(config.log)
     runtime.config = dataclasses.replace(
-        config, server=running.server, state_path=running.state_path, audit=audit, clients=running.clients
+        config, server=running.server, state_path=running.state_path, audit=audit, clients=running.clients,
+        state_url=running.state_url, state_password=running.state_password
     )
     _apply(runtime, runtime.config, upstreams)
     log.info("reload applied: %s", ", ".join(changes(running, runtime.config)) or "nothing had changed")

@@ -7,6 +7,7 @@ the database the command chose (`aiogw.running`)."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import logging
 import os
@@ -14,11 +15,13 @@ import sqlite3
 import sys
 import time
 
-from aiogw import __version__, keys, running
+from aiogw import __version__, cli_state, keys, running
 from aiogw import config as config_mod
 from aiogw.audit import cli as audit_cli
 from aiogw.exchange import OUTCOMES
 from aiogw.limits import report as usage_report
+from aiogw.store import make_store
+from aiogw.store.base import SCHEMA_VERSION, SchemaError, StateUnavailable
 from aiogw.untrusted import visible
 
 
@@ -89,20 +92,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     a.add_argument("--dry-run", action="store_true", help="count what would be deleted, delete nothing")
     a.set_defaults(run=audit_cli.prune_cmd)
-    a = audit_sub.add_parser(
-        "migrate", help="remake an older database's payload and content tables in today's faster layout"
-    )
-    a.add_argument(
-        "--vacuum",
-        action="store_true",
-        help="then rewrite the file to give the freed space back (holds the write lock and needs the file's size "
-        "in free disk: stop the gateway first on a large database)",
-    )
-    a.set_defaults(run=audit_cli.migrate_cmd)
     for a in audit_sub.choices.values():
         a.add_argument("--config", help=f"TOML config file (for the state path; default: ${config_mod.CONFIG_ENV})")
 
     usage_report.add_parser(sub)
+
+    p = sub.add_parser("migrate", help="bring the state database's schema up to this aiogw (SQLite or PostgreSQL)")
+    p.add_argument("--config", help=f"TOML config file (for [state]; default: ${config_mod.CONFIG_ENV})")
+    p.set_defaults(run=_migrate)
 
     p = sub.add_parser("demo", help="a tour of a few seconds: a fake provider, the gateway and an agent session, offline")
     p.add_argument("--keep", action="store_true", help="keep the temporary state directory and print its path")
@@ -135,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     except config_mod.ConfigError as exc:
         print(f"aiogw: config error: {exc}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, ValueError) as exc:
+    except (StateUnavailable, SchemaError, FileNotFoundError, ValueError) as exc:
         print(f"aiogw: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `aiogw audit export | head`
@@ -211,6 +208,9 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         run(serve(cfg))
     except ListenError as exc:
+        print(f"aiogw: {exc}", file=sys.stderr)
+        return 2
+    except (StateUnavailable, SchemaError) as exc:
         print(f"aiogw: {exc}", file=sys.stderr)
         return 2
     except GuardsUnavailable as exc:
@@ -295,16 +295,18 @@ def _keys_create(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    record, key = keys.create(cfg.state_path, args.user)
-    print(f"created {record.id} for {visible(record.user)} in {cfg.state_path}", file=sys.stderr)
+    record, key, digest = keys.new_key(args.user)
+    cli_state.run(cfg, lambda store: store.create_key(record, digest), create=True)
+    print(f"created {record.id} for {visible(record.user)} in {cli_state.where(cfg)}", file=sys.stderr)
     print(key)
     return 0
 
 
 def _keys_list(args: argparse.Namespace) -> int:
     cfg = config_mod.load(args.config)
-    rows = keys.list_keys(cfg.state_path)
-    print(f"state: {cfg.state_path}", file=sys.stderr)
+    made = cfg.state_url is not None or cfg.state_path.exists()  # listing makes no database
+    rows = cli_state.run(cfg, lambda store: store.list_keys()) if made else []
+    print(f"state: {cli_state.where(cfg)}", file=sys.stderr)
     if not rows:
         print("no keys yet: create one with `aiogw keys create USER`")
         return 0
@@ -320,11 +322,32 @@ def _keys_list(args: argparse.Namespace) -> int:
 
 def _keys_revoke(args: argparse.Namespace) -> int:
     cfg = config_mod.load(args.config)
-    if not keys.revoke(cfg.state_path, args.key_id):
+    if not cli_state.run(cfg, lambda store: store.revoke_key(args.key_id, time.time()), create=True):
         print(f"aiogw: no active key {visible(repr(args.key_id))}; see `aiogw keys list`", file=sys.stderr)
         return 1
     print(f"revoked {visible(args.key_id)}")
     return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    """The one command that changes a schema: a gateway refuses any but its own."""
+    cfg = config_mod.load(args.config)
+    print(f"state: {cli_state.where(cfg)}", file=sys.stderr)
+    steps = asyncio.run(_migrate_store(cfg))
+    for step in steps:
+        print(step)
+    if not steps:
+        print(f"the schema is up to date (version {SCHEMA_VERSION})")
+    return 0
+
+
+async def _migrate_store(cfg: config_mod.Config) -> list[str]:
+    store = make_store(cfg.state_path, cfg.state_url, cfg.state_password)
+    await store.connect()  # not open(): that refuses the schemas this command is for
+    try:
+        return await store.migrate()
+    finally:
+        await store.close()
 
 
 def _utc(ts: float) -> str:

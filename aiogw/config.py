@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,11 @@ class Config:
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     log: LogSettings = field(default_factory=LogSettings)
     clients: ClientLimits = field(default_factory=ClientLimits)
+    # [state] url: PostgreSQL instead of the SQLite file at state_path (which then only
+    # names where the gateway's local files go: the audit's spill file). The password
+    # comes from { env } or { file }, never from the URL, and is never shown.
+    state_url: str | None = None
+    state_password: str | None = field(default=None, repr=False)
 
     def route(self, name: str) -> Route | None:
         for route in self.routes:
@@ -149,10 +155,11 @@ def _build(raw: dict[str, Any], source: str, base_dir: Path, env: dict[str, str]
         drain_seconds=r.number(server_raw, "server.drain_seconds", 30.0),
     )
     state_raw = r.table(raw, "state")
-    r.only(state_raw, "state", {"path"})
+    r.only(state_raw, "state", {"path", "url", "password"})
     state_path = Path(r.get(state_raw, "state.path", str, "var/aiogw.db"))
     if not state_path.is_absolute():
         state_path = base_dir / state_path
+    state_url, state_password = _state_url(r, state_raw, env)
 
     upstream_raw = r.table(raw, "upstream")
     r.only(upstream_raw, "upstream", TIMEOUT_KEYS)
@@ -193,8 +200,34 @@ def _build(raw: dict[str, Any], source: str, base_dir: Path, env: dict[str, str]
         source, server, state_path, routes, tuple(users), _audit(r, r.table(raw, "audit")),
         read_guards(r, r.table(raw, "guards")), limits, read_prices(r, r.table(raw, "prices")),
         _metrics(r, r.table(raw, "metrics"), env), read_log(r, r.table(raw, "log")),
-        read_clients(r, r.table(raw, "clients")),
+        read_clients(r, r.table(raw, "clients")), state_url, state_password,
     )
+
+
+def _state_url(r: Reader, table: dict[str, Any], env: dict[str, str]) -> tuple[str | None, str | None]:
+    """[state] url and password: a PostgreSQL URL without a password in it, the password
+    from { env = ... } or { file = ... } like a provider key."""
+    if "url" not in table:
+        if "password" in table:
+            r.fail("state.password", "a password needs [state] url (SQLite takes none)")
+        return None, None
+    url = r.get(table, "state.url", str, None)
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres") or (not parts.hostname and "host=" not in parts.query):
+        r.fail("state.url", "expected postgresql://USER@HOST[:PORT]/DATABASE (TLS options such as ?sslmode=verify-full "
+               "may follow); for SQLite, set [state] path instead")
+    if parts.password is not None:
+        r.fail("state.url", "the URL holds a password: move it to [state] password = { env = \"VAR\" } or "
+               "{ file = \"/path\" }, so the config file holds no secret")
+    password = None
+    if "password" in table:
+        credential = read_credential(r, table["password"], "state.password", env)
+        if credential.source == "client":
+            r.fail("state.password", 'expected { env = "VAR" } or { file = "/path" }')
+        if credential.secret is None:
+            r.fail("state.password", f"{credential.source} {credential.name!r} is unset or empty")
+        password = credential.secret
+    return url, password
 
 
 def _metrics(r: Reader, table: dict[str, Any], env: dict[str, str]) -> MetricsSettings:

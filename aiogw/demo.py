@@ -28,10 +28,10 @@ from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
-from aiogw import cli, config, keys
-from aiogw.audit import queries
+from aiogw import cli, cli_state, config, keys
 from aiogw.demo_session import ANSWER, STEPS, DemoFailed, Session, say
 from aiogw.fake_upstream import FakeConfig, FakeUpstream
+from aiogw.store.base import Filters
 
 # The SDKs the session speaks through: setup.cfg's `demo` extra (google-genai too, whose
 # step is left out when it is missing).
@@ -212,7 +212,7 @@ def _play(state_dir: Path) -> None:
         config_path = state_dir / "aiogw.toml"
         config_path.write_text(CONFIG_TOML.format(fake=fake_url))
         cfg = config.load(config_path)
-        user_keys = {user.name: keys.create(cfg.state_path, user.name)[1] for user in cfg.users}
+        user_keys = {user.name: _new_key(cfg, user.name) for user in cfg.users}
         runner, port = servers.run(start(cfg))  # compiles the guards' Hyperscan databases
         session = Session(f"http://127.0.0.1:{port}{cfg.server.mount}", user_keys, fake)
         print("\nSetting up")
@@ -231,12 +231,17 @@ def _play(state_dir: Path) -> None:
         servers.close()
 
 
+def _new_key(cfg: config.Config, user: str) -> str:
+    record, key, digest = keys.new_key(user)
+    cli_state.run(cfg, lambda store: store.create_key(record, digest), create=True)
+    return key
+
+
 def _operator_view(config_path: Path) -> None:
     """The gateway has stopped and flushed its audit: show what an operator reads."""
     print("\nWhat an operator sees")
     cfg = config.load(config_path)
-    with contextlib.closing(queries.connect(cfg.state_path)) as conn:
-        blocked = queries.list_rows(conn, queries.Filters(user="alice", outcome="refused"), limit=1)
+    blocked = cli_state.run(cfg, lambda store: store.list_rows(Filters(user="alice", outcome="refused"), 1))
     _command("Every exchange, refused ones included, newest first (F: guard findings):",
              ["audit", "list", "--config", str(config_path)])
     if blocked:

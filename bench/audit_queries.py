@@ -1,12 +1,12 @@
 """Audit queries and prune on a million records, with a writer running beside the prune.
 
-The database is generated straight into aiogw's schema (aiogw.audit.store.SCHEMA, rows
+The database is generated straight into aiogw's schema (aiogw.store.sqlite.audit_tables.SCHEMA, rows
 in aiogw.audit.record.COLUMNS order, ids from aiogw.audit.ids): 30 days of a few hundred
 users with Zipf-like activity, working hours and quiet weekends, three providers and
 their models, realistic outcomes (upstream 429s and overloads, client aborts, rare
 gateway refusals, rarer guard findings), small payload rows and content blobs.
 
-Then `aiogw audit list`'s queries (aiogw.audit.queries.list_rows) are timed with the
+Then `aiogw audit list`'s queries (aiogw.store.sqlite.audit_read.list_rows) are timed with the
 filters operators use, and `queries.prune` removes the oldest 10 days in its bounded
 batches while another process commits audit batches the way the gateway's writer does;
 each prune transaction and each writer commit is timed.
@@ -28,8 +28,10 @@ from pathlib import Path
 
 import orjson
 
-from aiogw.audit import ids, queries, store
+from aiogw.audit import ids
 from aiogw.audit.record import COLUMNS, pack, squeeze
+from aiogw.store.sqlite import audit_read as queries
+from aiogw.store.sqlite import audit_tables as store
 from bench.stats import percentile
 
 DAY = 86_400.0

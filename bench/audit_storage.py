@@ -128,12 +128,12 @@ NOTES = [
     "and results, built from the Python standard library's sources (`bench/agent_text.py`). Sizes are bytes "
     "on disk of `state.db` and `state.db-wal` after `PRAGMA wal_checkpoint(TRUNCATE)`; the state database also "
     "holds the gateway key table (a few KB).",
-    "- (b) writes rows straight into aiogw's schema (`aiogw.audit.store.SCHEMA`, `aiogw.audit.record.COLUMNS`); "
-    "the verdict is on the database as the gateway leaves it, without planner statistics. The queries are `aiogw.audit.queries.list_rows` with `aiogw audit list`'s default "
+    "- (b) writes rows straight into aiogw's schema (`aiogw.store.sqlite.audit_tables.SCHEMA`, `aiogw.audit.record.COLUMNS`); "
+    "the verdict is on the database as the gateway leaves it, without planner statistics. The queries are `aiogw.store.sqlite.audit_read.list_rows` with `aiogw audit list`'s default "
     "limit (50), each on a fresh connection; *first call* is the first of five on that connection (the file is "
     "in the page cache: the generator just wrote it). The plan is SQLite's `EXPLAIN QUERY PLAN` for the same "
     "WHERE clause.",
-    "- The prune is `aiogw.audit.queries.prune` (batches of 2,000 rows, one transaction each) on a connection "
+    "- The prune is `aiogw.store.sqlite.audit_read.prune` (batches of 2,000 rows, one transaction each) on a connection "
     "whose `with` blocks are timed. The writer is a separate process committing 20 exchange and payload rows every "
     "50 ms (400 records/s) with the gateway's pragmas (WAL, synchronous=NORMAL, busy_timeout 10 s), each commit "
     "timed from BEGIN to the end of COMMIT.",

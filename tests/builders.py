@@ -8,15 +8,20 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
+import time
 from dataclasses import dataclass
 
 import orjson
 
+from aiogw import keys
+from aiogw.audit import spill
 from aiogw.audit.recorder import Recorder
 from aiogw.audit.writer import AuditWriter
 from aiogw.config import AuditSettings
 from aiogw.exchange import Exchange
 from aiogw.finish import Finisher
+from aiogw.store.base import KeyRecord
+from aiogw.store.sqlite import SQLiteStore, key_table, schema
 
 # --- deeply nested JSON ------------------------------------------------------------------
 
@@ -112,14 +117,29 @@ class Audit:
             self.finisher.end(ex)
 
     async def close(self) -> None:
-        """As the gateway stops: the finisher first (it builds the records), then the writer."""
+        """As the gateway stops: the finisher first (it builds the records), then the
+        writer, then the store."""
         await self.finisher.close()
         await self.writer.close()
+        await self.writer.store.close()
+
+
+async def writer_on(path, settings: AuditSettings) -> AuditWriter:
+    """An audit writer on the SQLite store at `path`, started; `close_writer` stops both."""
+    store = SQLiteStore(path)
+    await store.open()
+    writer = AuditWriter(store, spill.path_for(path), settings)
+    writer.start()
+    return writer
+
+
+async def close_writer(writer: AuditWriter) -> None:
+    await writer.close()
+    await writer.store.close()
 
 
 async def started(path, settings: AuditSettings, recorder: Recorder | None = None, sinks=()) -> Audit:
-    writer = AuditWriter(path, settings)
-    await writer.start()
+    writer = await writer_on(path, settings)
     recorder = recorder if recorder is not None else Recorder(settings)
     finisher = Finisher(settings)
     finisher.configure(settings, settle=None, report=None, recorder=recorder, writer=writer, sinks=sinks)
@@ -141,6 +161,29 @@ async def until(predicate, within: float = 10.0) -> bool:
     while not predicate() and asyncio.get_running_loop().time() < deadline:
         await asyncio.sleep(0.005)
     return bool(predicate())
+
+
+def create_key(path, user: str) -> tuple[KeyRecord, str]:
+    """A gateway key for `user` in the SQLite state database at `path` (made whole if
+    new), as `aiogw keys create` makes it, without a subprocess or an event loop."""
+    prepare(path)
+    record, key, digest = keys.new_key(user)
+    key_table.create(path, record, digest)
+    return record, key
+
+
+def revoke_key(path, key_id: str) -> bool:
+    return key_table.revoke(path, key_id, time.time())
+
+
+def prepare(path) -> None:
+    """The SQLite state database at `path` made whole, as a gateway's start makes it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path)
+    try:
+        schema.prepare(conn, str(path))
+    finally:
+        conn.close()
 
 
 def refuse_writes(path, table: str) -> None:

@@ -23,10 +23,11 @@ import pytest
 import uvloop
 from hypothesis import settings
 
-from aiogw import config, keys
+from aiogw import config
 from aiogw.app import RUNTIME, start
 from aiogw.exchange import Exchange
 from aiogw.fake_upstream import FakeConfig, FakeUpstream
+from tests.builders import create_key
 
 # Property tests draw new examples on every local run, which is how they find new cases;
 # CI (`.ci/run`) draws a fixed set, so a red run there is about the change under test.
@@ -279,7 +280,7 @@ def gateway(servers: LoopThread, tmp_path_factory) -> Gateway:
         )
     )
     cfg = config.load(path, env=PROVIDER_KEYS)
-    record, key = keys.create(state, "alice")
+    record, key = create_key(state, "alice")
     exchanges: list[Exchange] = []
     runner, port = servers.run(start(cfg, sinks=[exchanges.append]))
     gw = Gateway(

@@ -19,9 +19,9 @@ import httpx
 import openai
 
 import aiogw
-from aiogw import config, keys
+from aiogw import config
 from aiogw.app import RUNTIME, start
-from tests.builders import allowing
+from tests.builders import allowing, create_key
 from tests.conftest import FAKE_ROUTES, PROVIDER_KEYS, audit_rows, free_port, poll
 
 # The code the test imported: a gateway started from a worktree of another commit runs
@@ -98,7 +98,7 @@ class Served:
 
     def make_key(self) -> str:
         """Alice's key, made before the gateway starts."""
-        return keys.create(self.state, "alice")[1]
+        return create_key(self.state, "alice")[1]
 
     def anthropic(self, **kw) -> anthropic.Anthropic:
         kw.setdefault("api_key", self.key)
@@ -198,7 +198,7 @@ class LimitedGateway:
         return self.servers.run(apply())
 
     def key(self, user: str) -> str:
-        return keys.create(self.state, user)[1]
+        return create_key(self.state, user)[1]
 
     def anthropic(self, user: str, **kw) -> anthropic.Anthropic:
         return anthropic.Anthropic(base_url=f"{self.base}/anthropic", api_key=self.key(user), **kw)

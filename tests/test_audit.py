@@ -13,7 +13,8 @@ import pytest
 from google import genai
 from google.genai import types
 
-from aiogw.audit import ids, queries
+from aiogw.audit import ids
+from aiogw.store.sqlite import audit_read as queries
 
 HI = [{"role": "user", "content": "hi"}]
 TOOLS = [

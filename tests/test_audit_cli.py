@@ -10,8 +10,9 @@ import orjson
 import pytest
 from conftest import PROVIDER_KEYS
 
-from aiogw import config, keys
+from aiogw import config
 from aiogw.app import start
+from tests.builders import create_key
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -43,7 +44,7 @@ def audited(gateway, tmp_path_factory):
     base = f"http://127.0.0.1:{port}/llm-gateway/anthropic"
     try:
         for user, session in (("alice", "s-alice"), ("bob", "s-bob")):
-            _, key = keys.create(cfg.state_path, user)
+            _, key = create_key(cfg.state_path, user)
             with anthropic.Anthropic(
                 api_key=key, base_url=base, max_retries=0, default_headers={"X-Claude-Code-Session-Id": session}
             ) as c:

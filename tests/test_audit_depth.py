@@ -12,11 +12,11 @@ import orjson
 import pytest
 
 from aiogw import jsonout
-from aiogw.audit import queries
 from aiogw.audit import record as rec
 from aiogw.audit.recorder import Recorder
 from aiogw.config import AuditSettings
 from aiogw.exchange import Exchange
+from aiogw.store.sqlite import audit_read as queries
 from tests.builders import SYSTEM, exchange, nested_json, nested_value, write
 
 DEEP, SHALLOW = 600, 3

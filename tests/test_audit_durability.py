@@ -14,8 +14,9 @@ import httpx
 import pytest
 from conftest import PROVIDER_KEYS, free_port
 
-from aiogw import config, keys
+from aiogw import config
 from aiogw.app import RUNTIME, start
+from tests.builders import create_key
 
 HI = [{"role": "user", "content": "hi"}]
 
@@ -52,7 +53,7 @@ def gateway_toml(tmp_path, fake_url, port=0, audit="") -> str:
 def test_a_full_queue_refuses_new_requests_and_loses_nothing(gateway, tmp_path):
     path = gateway_toml(tmp_path, gateway.fake_url, audit="queue_size = 2\nbatch_size = 1\nflush_interval = 0.01")
     cfg = config.load(path, env=PROVIDER_KEYS)
-    _, key = keys.create(cfg.state_path, "carol")
+    _, key = create_key(cfg.state_path, "carol")
     runner, port = gateway.servers.run(start(cfg))
     runtime = runner.app[RUNTIME]
     finisher, (_, writer) = runtime.parts.finisher, runtime.audit
@@ -115,7 +116,7 @@ def test_sigterm_mid_load_leaves_one_record_per_answer(gateway, tmp_path):
     port = free_port()
     path = gateway_toml(tmp_path, gateway.fake_url, port=port, audit="flush_interval = 0.5")
     cfg = config.load(path, env=PROVIDER_KEYS)
-    _, key = keys.create(cfg.state_path, "dave")
+    _, key = create_key(cfg.state_path, "dave")
     proc = serve(path)
     answers, lock = [], threading.Lock()
 
@@ -168,7 +169,7 @@ def test_sigkill_loses_at_most_the_last_batch_interval(gateway, tmp_path, capsys
     interval = 0.5
     path = gateway_toml(tmp_path, gateway.fake_url, port=port, audit=f"flush_interval = {interval}")
     cfg = config.load(path, env=PROVIDER_KEYS)
-    _, key = keys.create(cfg.state_path, "erin")
+    _, key = create_key(cfg.state_path, "erin")
     proc = serve(path)
     answered_at = []
     try:

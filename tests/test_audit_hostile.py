@@ -24,12 +24,13 @@ import httpx
 import orjson
 import pytest
 
-from aiogw.audit import queries, spill, store
 from aiogw.audit import record as rec
+from aiogw.audit import spill
 from aiogw.audit.recorder import Recorder
-from aiogw.audit.writer import AuditWriter
 from aiogw.config import AuditSettings
-from tests.builders import SYSTEM, exchange, nested_value, refuse_writes, started, turns, until
+from aiogw.store.sqlite import audit_read as queries
+from aiogw.store.sqlite import audit_tables as store
+from tests.builders import SYSTEM, close_writer, exchange, nested_value, refuse_writes, started, turns, until, writer_on
 from tests.served import Served
 
 HI = [{"role": "user", "content": "hello"}]
@@ -328,8 +329,7 @@ def poisoned(record: rec.Record, name: str, value: object) -> rec.Record:
 async def test_a_record_the_database_refuses_is_taken_out_of_its_batch_spilled_and_the_writer_drains(tmp_path):
     db = tmp_path / "s.db"
     settings = AuditSettings(batch_size=4, flush_interval=0.001)
-    writer = AuditWriter(db, settings)
-    await writer.start()
+    writer = await writer_on(db, settings)
     recorder = Recorder(settings)
     poisons = {1_000_001: ("user_agent", "\udcff"), 1_000_002: ("input_tokens", 2**70)}
 
@@ -346,7 +346,7 @@ async def test_a_record_the_database_refuses_is_taken_out_of_its_batch_spilled_a
         writer.add(record(i))
     writer.flush()
     assert await until(lambda: writer.written == 4)
-    await asyncio.wait_for(writer.close(), 30)
+    await asyncio.wait_for(close_writer(writer), 30)
     started_at = [r[0] for r in sqlite3.connect(db).execute("SELECT started FROM exchanges ORDER BY started")]
     assert started_at == [1_000_000, 1_000_003, 1_000_004, 1_000_005]
     lines = [orjson.loads(line) for line in spill.path_for(db).read_bytes().splitlines()]  # every line encodes

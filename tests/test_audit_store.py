@@ -13,13 +13,23 @@ import sqlite3
 import orjson
 import pytest
 
-from aiogw.audit import queries
 from aiogw.audit.recorder import Recorder
-from aiogw.audit.writer import AuditWriter
 from aiogw.config import AuditSettings
 from aiogw.exchange import Exchange
 from aiogw.stage import CONTINUE, Refuse
-from tests.builders import SYSTEM, accept_writes, exchange, refuse_writes, started, turns, until, write
+from aiogw.store.sqlite import audit_read as queries
+from tests.builders import (
+    SYSTEM,
+    accept_writes,
+    close_writer,
+    exchange,
+    refuse_writes,
+    started,
+    turns,
+    until,
+    write,
+    writer_on,
+)
 
 DAY = 86400.0
 
@@ -168,36 +178,38 @@ async def test_a_database_that_refuses_every_write_at_shutdown_leaves_a_spill_fi
 
 
 async def test_migrate_remakes_an_older_databases_tables_and_keeps_every_record(tmp_path, capsys):
-    """A database an older aiogw made (payloads and blobs WITHOUT ROWID) is remade in
-    today's layout by `aiogw audit migrate`: every record reads back as before."""
-    from aiogw.audit import store
+    """A database an aiogw from before schema versions made (payloads and blobs WITHOUT
+    ROWID, no cost columns, no version) is refused by the gateway and the commands with
+    the command to run, and `aiogw migrate` brings it to today's schema: every record
+    reads back as before."""
     from aiogw.cli import main
+    from aiogw.store.sqlite import audit_tables as store
 
     db = tmp_path / "state.db"
-    old = store.SCHEMA.replace("    findings BLOB\n);", "    findings BLOB\n) WITHOUT ROWID;")
-    old = old.replace("    last_seen REAL NOT NULL\n);", "    last_seen REAL NOT NULL\n) WITHOUT ROWID;")
-    assert old.count("WITHOUT ROWID") == 3
-    conn = sqlite3.connect(db)
-    conn.executescript(old)
-    conn.close()
     await write(db, [exchange(1_000_000 + i, msgs, session="s-1") for i, msgs in enumerate(turns(40))])
     conn = queries.connect(db)
     before = {ident: queries.show(conn, ident) for (ident,) in conn.execute("SELECT id FROM exchanges")}
     blobs = conn.execute("SELECT count(*) FROM blobs").fetchone()[0]
     assert len(before) == 40 and blobs > 0  # the later turns are split into stored contents
     conn.close()
+    # As an older aiogw left it: the two tables WITHOUT ROWID, no version table.
+    conn = sqlite3.connect(db, isolation_level=None)
+    for table, create in (("payloads", store._PAYLOADS), ("blobs", store._BLOBS)):
+        conn.executescript(f"ALTER TABLE {table} RENAME TO old; {create} WITHOUT ROWID; "
+                           f"INSERT INTO {table} SELECT * FROM old; DROP TABLE old;")
+    conn.executescript("DROP TABLE aiogw_schema; VACUUM;")
+    conn.close()
 
     config = tmp_path / "aiogw.toml"
     config.write_text(f'[state]\npath = "{db}"\n[[routes]]\nname = "anthropic"\ndialect = "anthropic"\n'
                       'upstream = "http://127.0.0.1:9"\ncredential = { env = "UNSET_FOR_THIS_TEST" }\n')
-    assert main(["audit", "migrate", "--config", str(config)]) == 0
+    assert await asyncio.to_thread(main, ["audit", "list", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "made by an aiogw from before schema versions" in err and "run `aiogw migrate --config" in err
+    assert await asyncio.to_thread(main, ["migrate", "--config", str(config)]) == 0
     out = capsys.readouterr().out
-    assert "remade payloads as a rowid table: 40 rows copied" in out and "`--vacuum` gives them back" in out
-    # The old tables' pages stay free until a vacuum, which may come as a second step.
-    assert sqlite3.connect(db).execute("PRAGMA freelist_count").fetchone()[0] > 0
-    assert main(["audit", "migrate", "--config", str(config), "--vacuum"]) == 0
-    out = capsys.readouterr().out
-    assert "already as this aiogw makes them" in out and "vacuumed:" in out
+    assert "remade payloads as a rowid table (40 rows copied)" in out and "schema version 1" in out
+    assert "vacuumed" in out  # the old tables' pages are given back
     assert sqlite3.connect(db).execute("PRAGMA freelist_count").fetchone()[0] == 0
 
     conn = queries.connect(db)
@@ -207,10 +219,28 @@ async def test_migrate_remakes_an_older_databases_tables_and_keeps_every_record(
     assert "blobs_last_seen" in {r[0] for r in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'index'")}
     assert conn.execute("SELECT count(*) FROM blobs").fetchone()[0] == blobs
     assert {ident: queries.show(conn, ident) for ident in before} == before
-    assert queries.migrate(conn) == {}  # once is enough
     conn.close()
-    assert main(["audit", "migrate", "--config", str(config)]) == 0
-    assert "already as this aiogw makes them" in capsys.readouterr().out
+    assert await asyncio.to_thread(main, ["migrate", "--config", str(config)]) == 0
+    assert "the schema is up to date (version 1)" in capsys.readouterr().out
+    assert await asyncio.to_thread(main, ["audit", "list", "--config", str(config)]) == 0
+
+
+async def test_a_database_of_a_newer_aiogw_is_refused_and_not_migrated(tmp_path, capsys):
+    from aiogw.cli import main
+
+    db = tmp_path / "state.db"
+    await write(db, [exchange(1_000_000, turns(1)[0])])
+    conn = sqlite3.connect(db)
+    conn.execute("INSERT INTO aiogw_schema VALUES (2, 0, 'from the future')")
+    conn.commit()
+    conn.close()
+    config = tmp_path / "aiogw.toml"
+    config.write_text(f'[state]\npath = "{db}"\n[[routes]]\nname = "anthropic"\ndialect = "anthropic"\n'
+                      'upstream = "http://127.0.0.1:9"\ncredential = { env = "UNSET_FOR_THIS_TEST" }\n')
+    for command in (["audit", "list"], ["migrate"]):
+        assert await asyncio.to_thread(main, [*command, "--config", str(config)]) == 2
+        err = capsys.readouterr().err
+        assert "schema version 2, newer than this aiogw's (1)" in err and "upgrade aiogw" in err
 
 
 async def test_a_token_count_past_sqlites_integers_is_clamped_and_said(tmp_path):
@@ -318,7 +348,7 @@ async def test_an_exchange_that_cannot_be_recorded_at_shutdown_holds_neither_the
 
 
 def test_rows_go_in_as_few_multi_row_statements():
-    from aiogw.audit import store
+    from aiogw.store.sqlite import audit_tables as store
 
     conn = sqlite3.connect(":memory:")
     conn.executescript(store.SCHEMA)
@@ -368,8 +398,7 @@ async def test_large_records_make_a_batch_by_bytes_not_by_count_or_time(tmp_path
     """8 MiB of records waiting start a batch at once: large agent requests must not sit
     in memory until a count they never reach, or the flush interval, comes round."""
     settings = AuditSettings(batch_size=10_000, flush_interval=600.0)
-    writer = AuditWriter(tmp_path / "s.db", settings)
-    await writer.start()
+    writer = await writer_on(tmp_path / "s.db", settings)
     recorder = Recorder(settings)
     for i in range(3):  # ~9 MB: past the 8 MiB a batch is made of
         big = [{"role": "user", "content": f"task {i} " + "x" * 3_000_000}]  # a record holds ~3 MB: its new message
@@ -378,7 +407,7 @@ async def test_large_records_make_a_batch_by_bytes_not_by_count_or_time(tmp_path
         while writer.written < 3:
             await asyncio.sleep(0.01)
     assert writer.batches == 1 and writer.depth == 0 and writer.has_room
-    await writer.close()
+    await close_writer(writer)
 
 
 def test_sessions_that_open_alike_hand_only_their_new_messages():
@@ -407,8 +436,7 @@ async def test_a_prune_beside_the_writer_never_loses_content_later_records_use(t
 
     db = tmp_path / "w.db"
     settings = AuditSettings(batch_size=1, flush_interval=0.001)
-    writer = AuditWriter(db, settings)
-    await writer.start()
+    writer = await writer_on(db, settings)
     recorder = Recorder(settings)
 
     async def written(ex):
@@ -429,7 +457,7 @@ async def test_a_prune_beside_the_writer_never_loses_content_later_records_use(t
     assert queries.prune(conn, time.time()) == (1, 0)
     await written(exchange(time.time(), history[2], session="s"))  # the next turn
     await written(exchange(time.time(), history[0], session="another"))  # another session, alike
-    await writer.close()
+    await close_writer(writer)
     read = queries.connect(db)
     shown = [queries.show(read, ident)["request"] for (ident,) in read.execute("SELECT id FROM exchanges")]
     assert len(shown) == 2  # the next turn and the other session

@@ -24,11 +24,11 @@ import httpx
 import orjson
 import pytest
 
-from aiogw import config, keys, running
+from aiogw import config, running
 from aiogw.app import start
 from aiogw.audit.record import squeeze
 from aiogw.fake_upstream import FakeConfig, FakeUpstream
-from tests.builders import exchange, nested_json, write
+from tests.builders import create_key, exchange, nested_json, write
 from tests.conftest import PROVIDER_KEYS, free_port, poll
 from tests.served import BASE_TOML, LimitedGateway
 from tests.test_metrics import parse, scrape, scrape_until
@@ -109,7 +109,7 @@ def hostile(gateway, tmp_path_factory):
     runner, port = gateway.servers.run(start(cfg, port=0))
     base = f"http://127.0.0.1:{port}/llm-gateway/anthropic"
     try:
-        _, key = keys.create(cfg.state_path, "alice")
+        _, key = create_key(cfg.state_path, "alice")
         with anthropic.Anthropic(api_key=key, base_url=base, max_retries=0) as client:
             answer = client.messages.create(
                 model=MODEL, max_tokens=16, messages=[{"role": "user", "content": MESSAGE}]
@@ -118,7 +118,7 @@ def hostile(gateway, tmp_path_factory):
         body = b'{"model":"m","max_tokens":8,"messages":[{"role":"user","content":' + nested_json(600, b'"deep"', arrays=True) + b"}]}"
         httpx.post(f"{base}/v1/messages", content=body, headers={"x-api-key": key,
                    "content-type": "application/json"}, timeout=30)  # answered as the gateway decides
-        keys.create(cfg.state_path, USER)  # a key store written by anyone with the file
+        create_key(cfg.state_path, USER)  # a key store written by anyone with the file
     finally:
         gateway.servers.run(runner.cleanup())  # drains the audit queue
         gateway.servers.run(fake.stop())
@@ -352,8 +352,9 @@ def test_aiogw_config_names_the_file_when_config_is_not_given(tmp_path):
     assert "alice" in aiogw("keys", "list", env=env, cwd=tmp_path).stdout
     for command in (("audit", "list"), ("usage",)):
         result = aiogw(*command, env=env, cwd=tmp_path)
-        # The gateway never ran: no audit tables yet, in the file AIOGW_CONFIG names.
-        assert f"{tmp_path / 'gateway.db'} has no audit records yet" in result.stderr, result.stderr
+        # The gateway never ran: no record yet, in the file AIOGW_CONFIG names.
+        assert result.returncode == 0 and result.stdout == "no exchanges match\n", result
+        assert f"state: {tmp_path / 'gateway.db'}" in result.stderr, result.stderr
     # --config wins over the variable.
     assert "other.db" in aiogw("keys", "list", "--config", str(other), env=env, cwd=tmp_path).stderr
     missing = aiogw("serve", "--port", "0", env={**env, "AIOGW_CONFIG": str(tmp_path / "nope.toml")})

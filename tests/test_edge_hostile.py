@@ -23,9 +23,10 @@ import orjson
 import pytest
 from aiohttp import web
 
-from aiogw import config, keys
+from aiogw import config
 from aiogw.app import start
 from aiogw.fake_upstream import FakeConfig, FakeUpstream
+from tests.builders import create_key
 from tests.conftest import FAKE_ROUTES, PROVIDER_KEYS, LoopThread, audit_rows, poll
 
 TOML = """
@@ -121,7 +122,7 @@ class Edge:
         path = tmp / "aiogw.toml"
         path.write_text(textwrap.dedent(TOML).format(state=self.state, fake=fake_url, own=own_url))
         cfg = config.load(path, env=PROVIDER_KEYS)
-        _, self.key = keys.create(self.state, "alice")
+        _, self.key = create_key(self.state, "alice")
         self.runner, self.port = servers.run(start(cfg))
         self.base = f"http://127.0.0.1:{self.port}/llm-gateway"
 

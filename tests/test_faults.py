@@ -13,6 +13,7 @@ from google.genai import types
 from sdk_helpers import assert_no_gateway_key
 
 from aiogw.keys import KeyIndex
+from tests.builders import create_key, revoke_key
 
 HI = [{"role": "user", "content": "hi"}]
 
@@ -60,12 +61,11 @@ def test_a_provider_key_sent_as_gateway_key_gets_a_hint(gw):
 
 
 def test_revoked_key_is_refused_from_5_ms_after(gw):
-    from aiogw import keys
 
-    record, key = keys.create(gw.state, "bob")
+    record, key = create_key(gw.state, "bob")
     assert claude(gw, key=key).messages.create(model="m", max_tokens=8, messages=HI).content
     assert gw.last_exchange().user == "bob"
-    keys.revoke(gw.state, record.id)
+    revoke_key(gw.state, record.id)
     time.sleep(KeyIndex.RECHECK)  # the documented bound: the gateway looks at most this often
     with pytest.raises(anthropic.AuthenticationError, match="this gateway key was revoked"):
         claude(gw, key=key).messages.create(model="m", max_tokens=8, messages=HI)
@@ -75,9 +75,8 @@ def test_revoked_key_is_refused_from_5_ms_after(gw):
 
 
 def test_key_of_a_user_no_longer_configured(gw):
-    from aiogw import keys
 
-    _, key = keys.create(gw.state, "mallory")  # not in the gateway's [[users]]
+    _, key = create_key(gw.state, "mallory")  # not in the gateway's [[users]]
     with pytest.raises(anthropic.AuthenticationError, match="no longer in the gateway's config"):
         claude(gw, key=key).messages.create(model="m", max_tokens=8, messages=HI)
 

@@ -10,7 +10,7 @@ upstream's deterministic answers. Afterwards, with the gateway stopped cleanly
 (SIGTERM: every record written, the limits store flushed), it collects in a normalised,
 order-stable form:
 
-- every audit record as `aiogw.audit.queries.show` returns it (row, request, answer,
+- every audit record as `aiogw.store.sqlite.audit_read.show` returns it (row, request, answer,
   raw stream, findings), with the exchange log line of the same id beside it;
 - the spend per user, and which windows per user, the limits store holds;
 - the counters of /metrics that the end of an exchange feeds;
@@ -59,10 +59,10 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types as genai_types
 
-from aiogw import keys
-from aiogw.audit import queries
 from aiogw.fake_upstream import FakeConfig, FakeUpstream
+from aiogw.store.sqlite import audit_read as queries
 from tests import served
+from tests.builders import create_key
 from tests.conftest import FAKE_ROUTES, poll
 
 FIXTURE = Path(__file__).parent / "data" / "finish_records.json"
@@ -246,7 +246,7 @@ class Served(served.Served):
         self.path.write_text(textwrap.dedent(SESSION_TOML).format(port=self.port, state=self.state, fake=self.fake_url))
 
     def make_key(self) -> str:
-        self.keys = {user: keys.create(self.state, user) for user in USERS}  # user -> (record, key)
+        self.keys = {user: create_key(self.state, user) for user in USERS}  # user -> (record, key)
         self.key_users = {record.id: user for user, (record, _) in self.keys.items()}
         return self.keys["alice"][1]
 

@@ -57,9 +57,9 @@ PARTS = {
     "aiogw.guards": "guards",
     "aiogw.limits": "limits",
     "aiogw.audit": "audit",
-    # State on disk.
+    # State: the store interface, SQLite and PostgreSQL; the gateway's key index.
+    "aiogw.store": "store",
     "aiogw.keys": "store",
-    "aiogw.audit.store": "store",
     # What the operator sees and the process's life.
     "aiogw.metrics": "ops",
     "aiogw.logs": "ops",
@@ -74,7 +74,7 @@ PARTS = {
     "aiogw.__main__": "cli",
     "aiogw.audit.cli": "cli",
     "aiogw.audit.render": "cli",
-    "aiogw.audit.queries": "cli",
+    "aiogw.cli_state": "cli",
     "aiogw.limits.report": "cli",
     "aiogw.demo": "cli",
     "aiogw.demo_session": "cli",
@@ -90,10 +90,11 @@ ALLOWED = {
     "contract": {"formats", "dialects"},
     "core": {"contract", "formats", "dialects", "config", "store", "package"},
     "guards": {"contract", "formats", "dialects", "config"},
-    "limits": {"contract", "formats", "dialects", "config"},
+    # limits.persistence saves the counters through the store interface (store.base).
+    "limits": {"contract", "formats", "dialects", "config", "store"},
     # The record masks what a redacting guard would (guards.redact).
     "audit": {"contract", "formats", "dialects", "config", "guards", "store", "package"},
-    "store": {"formats", "dialects", "config", "audit"},  # audit.store writes audit.record's rows
+    "store": {"formats", "dialects", "config", "audit"},  # the stores write audit.record's rows
     "stages": {"contract", "formats", "dialects", "config", "guards", "limits"},
     # Metrics read the core's and the stages' counters; the log line names the dialect.
     "ops": {"contract", "formats", "dialects", "config", "core", "stages", "limits", "audit", "store", "package"},
@@ -196,10 +197,14 @@ def test_module_names_are_unique_within_the_package():
     for module in MODULES:
         # The fake providers are named for the dialects they stand in for, on purpose.
         if module != "aiogw" and not module.startswith("aiogw.fake_upstream") and not module.endswith("__main__"):
-            seen[module.rpartition(".")[2]].append(module)
+            # The two stores answer one interface module for module, on purpose.
+            name = module.rpartition(".")[2]
+            seen[name].append(module.replace("aiogw.store.postgres.", "aiogw.store.sqlite."))
+    seen = {name: sorted(set(mods)) for name, mods in seen.items()}
     dupes = {name: mods for name, mods in seen.items() if len(mods) > 1}
-    # `aiogw audit ...` is the audit package's own command.
-    assert dupes == {"cli": ["aiogw.audit.cli", "aiogw.cli"]}
+    # `aiogw audit ...` is the audit package's own command; `base` is the interface of a
+    # family of implementations (the dialects, the stores).
+    assert dupes == {"cli": ["aiogw.audit.cli", "aiogw.cli"], "base": ["aiogw.dialects.base", "aiogw.store.base"]}
 
 
 _ALONE = """

@@ -14,6 +14,7 @@ from google import genai
 from google.genai import types as genai_types
 
 from aiogw.limits import report
+from aiogw.store.sqlite import usage
 from tests.served import BASE_TOML, LimitedGateway
 
 LIMITS_TOML = BASE_TOML + """
@@ -243,9 +244,9 @@ def test_usage_report_groups_tokens_and_cost(gw):
     _ask(a)
     gw.wait_for(lambda: gw.audit("SELECT 1 FROM exchanges WHERE model = 'claude-haiku-4-5'"), 10)
     conn = sqlite3.connect(gw.state)
-    rows = {r[0]: r for r in report.usage_rows(conn, "model", user="alice")}
+    rows = {r[0]: r for r in usage.usage_rows(conn, "model", user="alice")}
     assert rows["claude-haiku-4-5"][1] >= 1 and rows["claude-haiku-4-5"][7] > 0
-    text = report.render(report.usage_rows(conn, "day"), "day")
+    text = report.render(usage.usage_rows(conn, "day"), "day")
     assert text.splitlines()[0].startswith("DAY") and "TOTAL" in text.splitlines()[-1]
 
 

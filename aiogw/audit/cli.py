@@ -6,17 +6,21 @@ import argparse
 import re
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import orjson
 
+from aiogw import cli_state
 from aiogw import config as config_mod
-from aiogw.audit import queries, render
-from aiogw.audit.render import NOT_SHOWN
+from aiogw.audit import render
+from aiogw.store.base import NOT_SHOWN, Filters, Store
 from aiogw.untrusted import json_visible, visible
 
 _AGE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+T = TypeVar("T")
 
 
 def when(text: str | None) -> float | None:
@@ -38,14 +42,14 @@ def when(text: str | None) -> float | None:
     return moment.timestamp()
 
 
-def _filters(args: argparse.Namespace) -> queries.Filters:
+def _filters(args: argparse.Namespace) -> Filters:
     since, until = when(args.since), when(args.until)
     if since is not None and until is not None and since > until:
         raise ValueError(
             f"--since {args.since} is after --until {args.until}, so nothing can match: an age counts back from now "
             "(--since 7d --until 1d is the week before the last day)"
         )
-    return queries.Filters(
+    return Filters(
         user=args.user,
         since=since,
         until=until,
@@ -57,22 +61,19 @@ def _filters(args: argparse.Namespace) -> queries.Filters:
     )
 
 
-def connect(args: argparse.Namespace):
-    """The audit tables of the state database the command's --config names."""
-    path = config_mod.load(args.config).state_path
-    print(f"state: {path}", file=sys.stderr)  # which database answered, for a user in the wrong folder
-    try:
-        return queries.connect(path)
-    except FileNotFoundError as exc:
-        if args.config is None:  # the built-in config's path: the gateway may run with another
-            raise FileNotFoundError(
-                f"{exc} (no --config given: pass the gateway's config file, or set {config_mod.CONFIG_ENV} to it)"
-            ) from None
-        raise
+def on_store(args: argparse.Namespace, work: Callable[[Store], Awaitable[T]]) -> T:
+    """`work(store)` on the state store the command's --config names, said on stderr."""
+    cfg = config_mod.load(args.config)
+    print(f"state: {cli_state.where(cfg)}", file=sys.stderr)  # which database answered, for a user in the wrong folder
+    # No --config: the built-in config's path, while the gateway may run with another.
+    hint = "" if args.config is not None else (
+        f" (no --config given: pass the gateway's config file, or set {config_mod.CONFIG_ENV} to it)")
+    return cli_state.run(cfg, work, hint=hint)
 
 
 def list_cmd(args: argparse.Namespace) -> int:
-    rows = queries.list_rows(connect(args), _filters(args), args.limit + 1)  # one more: are there others?
+    f = _filters(args)
+    rows = on_store(args, lambda store: store.list_rows(f, args.limit + 1))  # one more: are there others?
     print(render.table(rows[: args.limit]) if rows else "no exchanges match")
     if len(rows) > args.limit:
         print(f"(the newest {args.limit} shown; more match: --limit N, or narrow with --since/--until)")
@@ -80,7 +81,7 @@ def list_cmd(args: argparse.Namespace) -> int:
 
 
 def show_cmd(args: argparse.Namespace) -> int:
-    record = queries.show(connect(args), args.id)
+    record = on_store(args, lambda store: store.show(args.id))
     if record is None:
         print(f"aiogw: no exchange {visible(repr(args.id))}; see `aiogw audit list`", file=sys.stderr)
         return 1
@@ -92,10 +93,13 @@ def show_cmd(args: argparse.Namespace) -> int:
 
 
 def conversation_cmd(args: argparse.Namespace) -> int:
-    conn = connect(args)
-    found = queries.conversations_of(conn, args.id)
+    return on_store(args, lambda store: _conversation(store, args))
+
+
+async def _conversation(store: Store, args: argparse.Namespace) -> int:
+    found = await store.conversations_of(args.id)
     if not found:
-        if queries.exists(conn, args.id):
+        if await store.exists(args.id):
             print(f"aiogw: exchange {visible(repr(args.id))} belongs to no conversation (no session id, and no "
                   f"messages were read from its request); `aiogw audit show {visible(args.id)}` shows it",
                   file=sys.stderr)
@@ -103,13 +107,13 @@ def conversation_cmd(args: argparse.Namespace) -> int:
             print(f"aiogw: no conversation or exchange {visible(repr(args.id))}", file=sys.stderr)
         return 1
     for n, (conversation, user) in enumerate(found):
-        rows = queries.conversation(conn, conversation, user)
+        rows = await store.conversation(conversation, user)
         print(("\n" if n else "") + f"conversation {visible(str(conversation))} of {visible(user or '-')}: "
               f"{_count(len(rows), 'exchange')}")
         if args.full:
             before = None  # each turn resends the last one's history: print what is new
             for row in rows:
-                record = queries.show(conn, row["id"])
+                record = await store.show(row["id"])
                 print("\n" + "=" * 80)
                 print(render.exchange(record, before))
                 request = record.get("request") if record is not None else None
@@ -124,10 +128,15 @@ def _count(n: int, noun: str) -> str:
 
 
 def export_cmd(args: argparse.Namespace) -> int:
-    out = sys.stdout.buffer
-    for record in queries.export(connect(args), _filters(args)):
-        out.write(json_bytes(record) + b"\n")
-    return 0
+    f = _filters(args)
+
+    async def export(store: Store) -> int:
+        out = sys.stdout.buffer
+        async for record in store.export(f):
+            out.write(json_bytes(record) + b"\n")
+        return 0
+
+    return on_store(args, export)
 
 
 def json_bytes(record: dict, indent: bool = False) -> bytes:
@@ -163,32 +172,10 @@ def prune_cmd(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    conn = connect(args)
     if args.dry_run:
-        exchanges, blobs = queries.prunable(conn, before)
+        exchanges, blobs = on_store(args, lambda store: store.prunable(before))
         print(f"would delete {exchanges} exchanges and up to {blobs} stored contents from before {render.utc(before)} UTC")
         return 0
-    exchanges, blobs = queries.prune(conn, before)
+    exchanges, blobs = on_store(args, lambda store: store.prune(before))
     print(f"deleted {exchanges} exchanges and {blobs} stored contents from before {render.utc(before)} UTC")
     return 0
-
-
-def migrate_cmd(args: argparse.Namespace) -> int:
-    conn = connect(args)
-    copied = queries.migrate(conn)
-    if not copied:
-        print("the audit tables are already as this aiogw makes them")
-    for table, rows in copied.items():
-        print(f"remade {table} as a rowid table: {rows} rows copied")
-    free = conn.execute("PRAGMA freelist_count").fetchone()[0] * conn.execute("PRAGMA page_size").fetchone()[0]
-    if args.vacuum:
-        # Asked for on its own too: after a migrate without it, or a large prune.
-        conn.execute("VACUUM")
-        print(f"vacuumed: {_mib(free)} of free pages given back to the disk")
-    elif free:
-        print(f"{_mib(free)} of the file is free pages, reused for new records; `--vacuum` gives them back to the disk")
-    return 0
-
-
-def _mib(size: int) -> str:
-    return f"{size / 1048576:.1f} MiB"

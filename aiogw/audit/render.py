@@ -16,6 +16,7 @@ import orjson
 from aiogw import jsonout
 from aiogw.dialects.shape import equal, same_prefix
 from aiogw.dialects.walk import path_text
+from aiogw.store.base import NOT_SHOWN
 from aiogw.untrusted import visible
 
 _LIST = (
@@ -215,7 +216,6 @@ def _tool_line(tool: Any) -> str:
     return visible(f"{fn.get('name') or fn.get('type')}: {desc[0] if desc else ''}"[:160])
 
 
-NOT_SHOWN = "aiogw_not_shown"  # the key of what stands for a part that cannot be shown
 
 
 def _is_placeholder(value: Any) -> bool:

@@ -19,16 +19,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-
-import aiosqlite
+from typing import Protocol
 
 from aiogw import untrusted
 from aiogw.audit import record as rec
-from aiogw.audit import spill, store
+from aiogw.audit import spill
 from aiogw.config import AuditSettings
 
 log = logging.getLogger("aiogw.audit")
@@ -43,17 +41,26 @@ _BATCH_BYTES = 8 * 1024 * 1024
 # queued count for the back-pressure. A record is far smaller than its exchange (an
 # agent's turn: its new messages, not the resent history or the parsed tree).
 _MAX_BATCHES = 2
-# The database's own trouble (locked, disk full, I/O): the batch is retried, with back-off,
-# until it goes in. Any other error is about what the batch holds (a constraint a record
-# breaks, a value SQLite cannot bind): retried, it would fail forever, and the writer
-# would stall and then, once the queue is full, the gateway. The batch is stored one
-# record at a time instead, and a record refused on its own goes to the spill file.
-_DATABASE = (sqlite3.OperationalError,)
+_DAY = 86_400.0
+# The database's own trouble (the store's `transient`: locked, disk full, unreachable,
+# restarting) makes the batch retried, with back-off, until it goes in. Any other error
+# is about what the batch holds (a constraint a record breaks, a value the database
+# cannot bind): retried, it would fail forever, and the writer would stall and then,
+# once the queue is full, the gateway. The batch is stored one record at a time
+# instead, and a record refused on its own goes to the spill file.
+
+
+class BatchStore(Protocol):
+    """What the writer needs of the state store (`aiogw.store.base.Store`)."""
+
+    transient: tuple[type[BaseException], ...]
+
+    async def write_batch(self, records: list[rec.Record], known: Mapping[bytes, int]) -> dict[bytes, tuple]: ...
 
 
 class AuditWriter:
-    def __init__(self, path: Path, settings: AuditSettings) -> None:
-        self.path = path
+    def __init__(self, store: BatchStore, spill_path: Path, settings: AuditSettings) -> None:
+        self.store = store  # opened and closed by its owner (app.lifecycle)
         self.settings = settings  # batch_size and queue_bytes; a reload replaces them
         self._waiting: list[rec.Record] = []
         self._waiting_bytes = 0  # what they hold (Record.size)
@@ -66,9 +73,8 @@ class AuditWriter:
         self._closing = False
         self._stop = asyncio.Event()  # set by close(): a back-off under way is cut short
         self._task: asyncio.Task[None] | None = None
-        self._db: aiosqlite.Connection | None = None
         self._known: OrderedDict[bytes, int] = OrderedDict()
-        self._spill_path = spill.path_for(path)
+        self._spill_path = spill_path
         # Counters, for metrics and tests.
         self.written = 0
         self.batches = 0
@@ -123,8 +129,7 @@ class AuditWriter:
         return (self._flushed or len(self._waiting) >= self.settings.batch_size
                 or self._waiting_bytes >= self._batch_bytes)
 
-    async def start(self) -> None:
-        self._db = await store.connect(self.path)
+    def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="aiogw-audit-writer")
 
     async def close(self) -> None:
@@ -134,8 +139,6 @@ class AuditWriter:
         self._wake.set()
         if self._task is not None:
             await self._task
-        if self._db is not None:
-            await self._db.close()
 
     @property
     def settled(self) -> bool:
@@ -213,7 +216,7 @@ class AuditWriter:
         while True:
             try:
                 await self._store(records)
-            except _DATABASE:
+            except self.store.transient:
                 failures += 1
                 self.write_errors += 1
                 log.exception("audit batch of %d records not written (attempt %d); retrying", len(records), failures)
@@ -250,19 +253,9 @@ class AuditWriter:
 
     async def _store(self, records: list[rec.Record]) -> None:
         """One transaction. A retry stores the same records again: they carry their parts."""
-        assert self._db is not None
-        statements, new = store.batch(records, self._known)
-        db = self._db
-        # The whole transaction is one call into aiosqlite's thread (its `_execute`, the
-        # one way it runs a function there; setup.cfg keeps aiosqlite below 0.23 for it).
-        # Each of its awaitable calls hands a result back to the loop, and the thread
-        # waits for the GIL each time, up to a switch interval while the loop is busy:
-        # with five calls a batch, 1 MB agent bodies kept ~17 exchanges (~50 MB) waiting
-        # behind the writer; with one, 0-1 (peak RSS of the audit-on gateway 211 -> 154
-        # MB, 1 MB throughput 155 -> 197 req/s).
-        await db._execute(_transaction, db._conn, statements)
+        new = await self.store.write_batch(records, self._known)
         for h, (_, seen) in new.items():
-            self._known[h] = int(seen // store.DAY)
+            self._known[h] = int(seen // _DAY)
             self._known.move_to_end(h)
         while len(self._known) > _KNOWN_MAX:
             self._known.popitem(last=False)
@@ -285,14 +278,3 @@ class AuditWriter:
         self.spilled += done
         self.lost += len(records) - done
         return done == len(records)
-
-
-def _transaction(conn: sqlite3.Connection, statements: list[tuple[str, list]]) -> None:
-    """A batch's statements and commit, in the database thread; all or nothing."""
-    try:
-        for sql, params in statements:
-            conn.execute(sql, params)
-        conn.commit()
-    except BaseException:
-        conn.rollback()
-        raise

@@ -8,45 +8,12 @@ did not know were charged the default price and are counted in UNPRICED.
 from __future__ import annotations
 
 import argparse
-import sqlite3
 
-from aiogw.audit import ids
-from aiogw.audit.cli import connect, when
+from aiogw.audit.cli import on_store, when
+from aiogw.store.base import USAGE_GROUPS
 from aiogw.untrusted import visible
 
-GROUPS = {
-    "user": "coalesce(user, '-')",
-    "model": "coalesce(model, '-')",
-    "route": "coalesce(route, '-')",
-    "day": "strftime('%Y-%m-%d', started, 'unixepoch')",
-}
 HEADER = ("REQUESTS", "REFUSED", "INPUT", "CACHE READ", "CACHE WRITE", "OUTPUT", "COST USD", "UNPRICED")
-
-
-def usage_rows(
-    conn: sqlite3.Connection, by: str, user: str | None = None, since: float | None = None, until: float | None = None
-) -> list[tuple]:
-    """(group, requests, refused, input, cache read, cache write, output, cost, unpriced)
-    per group; requests count every exchange, refused the ones the gateway turned away."""
-    group = GROUPS[by]
-    clauses, args = [], []
-    if since is not None:
-        clauses.append("id >= ?")
-        args.append(ids.bound(since))
-    if until is not None:
-        clauses.append("id < ?")
-        args.append(ids.bound(until))
-    if user is not None:
-        clauses.append("user = ?")
-        args.append(user)
-    where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-    sql = (
-        f"SELECT {group} AS grp, count(*), sum(outcome = 'refused'), "
-        "sum(input_tokens + cache_read_tokens + cache_write_tokens), "
-        "sum(cache_read_tokens), sum(cache_write_tokens), sum(output_tokens), total(cost_usd), "
-        f"sum(cost_usd IS NOT NULL AND priced = 0) FROM exchanges{where} GROUP BY grp ORDER BY grp"
-    )
-    return [tuple(row) for row in conn.execute(sql, args)]
 
 
 def render(rows: list[tuple], by: str) -> str:
@@ -67,7 +34,8 @@ def _cells(row: tuple) -> tuple[str, ...]:
 
 
 def usage_cmd(args: argparse.Namespace) -> int:
-    rows = usage_rows(connect(args), args.by, args.user, when(args.since), when(args.until))
+    since, until = when(args.since), when(args.until)
+    rows = on_store(args, lambda store: store.usage_rows(args.by, args.user, since, until))
     print(render(rows, args.by))
     return 0
 
@@ -77,6 +45,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--user", help="only this user")
     p.add_argument("--since", help="a date (2026-11-01), a time (2026-11-01T12:00) or an age (7d, 12h)")
     p.add_argument("--until", help="the same forms as --since")
-    p.add_argument("--by", choices=sorted(GROUPS), default="user", help="how rows are grouped (default: user)")
+    p.add_argument("--by", choices=sorted(USAGE_GROUPS), default="user", help="how rows are grouped (default: user)")
     p.add_argument("--config", help="TOML config file (for the state path; default: $AIOGW_CONFIG)")
     p.set_defaults(run=usage_cmd)

@@ -1,7 +1,7 @@
-"""Reading the audit trail back: list, show, conversation, export, prune.
+"""Reading the SQLite audit trail back: list, show, conversation, export, prune.
 
-Plain sqlite3 (the CLI is synchronous); the gateway may be writing at the same time,
-which WAL allows. Nothing here is reachable from the agents' routes.
+Plain sqlite3 functions over one connection (`SQLiteStore` runs them in its database
+thread); the gateway may be writing at the same time, which WAL allows.
 """
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ from __future__ import annotations
 import sqlite3
 import time
 import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,45 +16,29 @@ import orjson
 
 from aiogw.audit import ids
 from aiogw.audit.record import COLUMNS, unpack, unsqueeze
-from aiogw.audit.render import NOT_SHOWN
-from aiogw.audit.store import migrations as store_migrations
-from aiogw.audit.store import relayout
 from aiogw.dialects import DIALECTS, RequestParts
+from aiogw.store.base import NOT_SHOWN, Filters
 
 _DAY = 86_400.0
 
 _LIST_COLUMNS = ", ".join(COLUMNS)
 
 
-@dataclass(frozen=True, slots=True)
-class Filters:
-    user: str | None = None
-    since: float | None = None  # unix seconds
-    until: float | None = None
-    route: str | None = None
-    model: str | None = None  # a glob: claude-*
-    status: int | None = None
-    outcome: str | None = None
-    findings: bool = False
-    conversation: str | None = None
-
-
 def connect(path: Path) -> sqlite3.Connection:
+    """A connection of one's own for reading (tests, the bench's query timings),
+    configured as the store's: the store itself is what the gateway and commands use."""
     if not path.exists():
-        raise FileNotFoundError(f"no state database at {path}: has the gateway run with this config?")
+        raise FileNotFoundError(f"no state database at {path}")
     conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=10)
-    conn.row_factory = sqlite3.Row
-    conn.text_factory = _decoded  # a stored text that is not UTF-8 is shown, not a crash
     conn.execute("PRAGMA busy_timeout=10000")
-    try:
-        conn.execute("SELECT 1 FROM exchanges LIMIT 1")
-    except sqlite3.OperationalError:
-        raise FileNotFoundError(f"{path} has no audit records yet") from None
-    existing = {row[1] for row in conn.execute("PRAGMA table_info(exchanges)")}
-    for statement in store_migrations(existing):  # a database an older aiogw made
-        conn.execute(statement)
-    conn.commit()
+    configure(conn)
     return conn
+
+
+def configure(conn: sqlite3.Connection) -> None:
+    """Rows by column name; a stored text that is not UTF-8 is shown, not a crash."""
+    conn.row_factory = sqlite3.Row
+    conn.text_factory = _decoded
 
 
 def _where(f: Filters) -> tuple[str, list[Any]]:
@@ -136,13 +118,14 @@ def show(conn: sqlite3.Connection, ident: str) -> dict | None:
     return out
 
 
-def export(conn: sqlite3.Connection, f: Filters) -> Iterator[dict]:
-    """Every matching exchange with full payloads, oldest first, one at a time."""
+def ids_after(conn: sqlite3.Connection, f: Filters, after: str | None, limit: int) -> list[str]:
+    """The next page of matching ids, oldest first, after `after` (keyset paging: an
+    export of millions of records never holds all their ids)."""
     where, args = _where(f)
-    for (ident,) in conn.execute(f"SELECT id FROM exchanges{where} ORDER BY id", args).fetchall():
-        record = show(conn, ident)
-        if record is not None:
-            yield record
+    if after is not None:
+        where = (where + " AND" if where else " WHERE") + " id > ?"
+        args.append(after)
+    return [row[0] for row in conn.execute(f"SELECT id FROM exchanges{where} ORDER BY id LIMIT ?", [*args, limit])]
 
 
 def _blob(conn: sqlite3.Connection, h: bytes | None) -> Any:
@@ -188,28 +171,6 @@ def _json_or_text(raw: bytes, squeezed: bool = False) -> Any:
 
 def _decoded(data: bytes) -> str:
     return data.decode("utf-8", "replace")
-
-
-def migrate(conn: sqlite3.Connection) -> dict[str, int]:
-    """Remake the tables an older aiogw made WITHOUT ROWID as this one makes them, in one
-    transaction; returns the rows copied per table (empty: nothing to do)."""
-    existing = {name: sql or "" for name, sql in conn.execute("SELECT name, sql FROM sqlite_schema WHERE type = 'table'")}
-    statements = relayout(existing)
-    if not statements:
-        return {}
-    copied = {}
-    conn.execute("BEGIN IMMEDIATE")  # the gateway's writer waits (busy_timeout), never interleaves
-    try:
-        for statement in statements:
-            cur = conn.execute(statement)
-            if statement.startswith("INSERT INTO "):
-                copied[statement.split()[2]] = cur.rowcount
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:  # SQLite may have rolled back already (a full disk)
-            conn.execute("ROLLBACK")
-        raise
-    return copied
 
 
 def prunable(conn: sqlite3.Connection, before: float) -> tuple[int, int]:

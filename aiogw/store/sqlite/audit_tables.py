@@ -1,4 +1,4 @@
-"""The audit tables in the SQLite state database.
+"""The audit tables in the SQLite state database, and a batch written to them.
 
 `exchanges` is what lists and filters scan: one narrow row per exchange, keyed by a
 time-sortable id, so `since`/`until` are key ranges and the newest rows come first
@@ -14,17 +14,15 @@ its rows in an index tree, which stores at most ~1 KB of a row in the page and t
 in an overflow page of its own. A 1 KB exchange's payload row (~1.8 KB) took two pages:
 as a rowid table the database thread's time a record fell from ~41 to ~26 µs and the
 file from ~5.3 to ~2.7 KB a record. Databases made before keep the tables they have
-until `aiogw audit migrate` remakes them (`relayout`).
+until `aiogw migrate` remakes them (`relayout`).
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
+import sqlite3
 from collections.abc import Iterator, Mapping
-from pathlib import Path
-
-import aiosqlite
 
 from aiogw import jsonout
 from aiogw.audit.record import BLOB_LEVEL, COLUMNS, PAYLOAD_COLUMNS, Record, squeeze
@@ -198,21 +196,6 @@ def relayout(existing: dict[str, str]) -> list[str]:
     return out
 
 
-async def connect(path: Path) -> aiosqlite.Connection:
-    """The audit's own connection: pragmas set, tables made or brought up to date."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = await aiosqlite.connect(path)
-    for pragma in PRAGMAS:
-        await db.execute(pragma)
-    await db.executescript(SCHEMA)
-    async with db.execute("PRAGMA table_info(exchanges)") as cur:
-        existing = {row[1] for row in await cur.fetchall()}
-    for statement in migrations(existing):
-        await db.execute(statement)
-    await db.commit()
-    return db
-
-
 # Columns added after a release, for databases made before them: (name, declaration).
 ADDED_COLUMNS = (("cost_usd", "REAL"), ("priced", "INTEGER NOT NULL DEFAULT 1"))
 
@@ -220,3 +203,14 @@ ADDED_COLUMNS = (("cost_usd", "REAL"), ("priced", "INTEGER NOT NULL DEFAULT 1"))
 def migrations(existing: set[str]) -> list[str]:
     """The ALTER TABLE statements an older `exchanges` table needs."""
     return [f"ALTER TABLE exchanges ADD COLUMN {name} {decl}" for name, decl in ADDED_COLUMNS if name not in existing]
+
+
+def write(conn: sqlite3.Connection, statements: list[tuple[str, list]]) -> None:
+    """A batch's statements and commit, in the database thread; all or nothing."""
+    try:
+        for sql, params in statements:
+            conn.execute(sql, params)
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
