@@ -1,0 +1,146 @@
+"""A batch of audit records into PostgreSQL: one transaction, by COPY, each record once.
+
+COPY is the fast way in (one message of rows, no statement a row), but it cannot skip
+a row already stored, and a batch retried after a lost commit, or replayed from a
+spool, must store each record once. So a batch is copied into temporary staging tables
+(one set a connection, emptied at every commit: ON COMMIT DELETE ROWS) and moved from
+there by `INSERT ... SELECT ... ON CONFLICT DO NOTHING`, all in one transaction; a
+content part already stored keeps its data and has its `last_seen` raised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import asyncpg
+from asyncpg import exceptions as pg
+
+from aiogw import jsonout
+from aiogw.audit.record import BLOB_LEVEL, COLUMNS, PAYLOAD_COLUMNS, Record, squeeze
+from aiogw.store.postgres import partitions
+from aiogw.store.postgres.connect import ConnectionLost, lost
+from aiogw.store.postgres.schema import q
+
+DAY = 86_400.0
+# A batch that takes longer than this on a statement is stuck (a stalled connection, a
+# lock held elsewhere): TimeoutError, which the writer retries, rather than forever.
+STATEMENT_TIMEOUT = 30.0
+
+_STAGE = (
+    "CREATE TEMP TABLE IF NOT EXISTS aiogw_stage_exchanges (LIKE exchanges) ON COMMIT DELETE ROWS;"
+    "CREATE TEMP TABLE IF NOT EXISTS aiogw_stage_payloads (LIKE payloads) ON COMMIT DELETE ROWS;"
+    "CREATE TEMP TABLE IF NOT EXISTS aiogw_stage_blobs (LIKE blobs) ON COMMIT DELETE ROWS"
+)
+_EXCHANGE_LIST = ", ".join(q(c) for c in COLUMNS)
+_PAYLOAD_LIST = ", ".join(PAYLOAD_COLUMNS)
+_BLOB_COLUMNS = ("hash", "data", "size", "last_seen")
+# One message, three statements: an empty staging table moves nothing.
+_MOVE = (
+    f"INSERT INTO exchanges ({_EXCHANGE_LIST}) SELECT {_EXCHANGE_LIST} FROM aiogw_stage_exchanges "
+    "ON CONFLICT (id) DO NOTHING;"
+    f"INSERT INTO payloads ({_PAYLOAD_LIST}) SELECT {_PAYLOAD_LIST} FROM aiogw_stage_payloads "
+    "ON CONFLICT (id) DO NOTHING;"
+    "INSERT INTO blobs (hash, data, size, last_seen) SELECT hash, data, size, last_seen FROM aiogw_stage_blobs "
+    "ON CONFLICT (hash) DO UPDATE SET last_seen = greatest(blobs.last_seen, excluded.last_seen)"
+)
+_TEXT_COLUMNS = tuple(i for i, c in enumerate(COLUMNS) if c not in {
+    "started", "duration_ms", "ttfb_ms", "stream", "status", "input_tokens", "output_tokens", "cache_write_tokens",
+    "cache_read_tokens", "reasoning_tokens", "findings", "request_bytes", "response_bytes", "cost_usd", "priced"})
+_REASON = COLUMNS.index("reason")
+
+
+def choose(records: list[Record], known: Mapping[bytes, int]) -> tuple[list[tuple], list[tuple], dict[bytes, tuple]]:
+    """(rows, payloads, parts to write: hash -> (data, newest use)).
+
+    The rule is the SQLite store's (`store.sqlite.audit_tables.batch`, kept identical; a test
+    compares them): a part stored this very day (`known`: hash -> the UTC day it was
+    last written) is left out, as its last_seen is today's and prune never deletes
+    content last seen today; one stored an earlier day is written again with its data,
+    not only touched, since a prune may have deleted it meanwhile. A record without a
+    row stores its parts alone."""
+    rows, payloads = [], []
+    new: dict[bytes, tuple] = {}
+    for r in records:
+        if r.row is not None:
+            rows.append(r.row)
+        if r.payload is not None:
+            payloads.append(r.payload)
+        day = int(r.started // DAY)
+        for h, data in r.parts:
+            if h in new:
+                new[h] = (data, max(new[h][1], r.started))
+            elif known.get(h) != day:
+                new[h] = (data, r.started)
+    return rows, payloads, new
+
+
+def blob_rows(new: dict[bytes, tuple]) -> list[tuple]:
+    out = []
+    for h, (data, seen) in new.items():
+        if not isinstance(data, bytes):  # its digest came from the memo: serialise it now
+            data = jsonout.dumps(data, sort_keys=True)
+        out.append((h, squeeze(data, BLOB_LEVEL), len(data), float(seen)))
+    return out
+
+
+def storable(row: tuple) -> tuple:
+    """The row as PostgreSQL text takes it: NUL is the one character SQLite keeps and
+    PostgreSQL refuses (a model name of JSON's "\\u0000"); it is shown escaped, and the
+    reason says so, as `audit.storable` does for what SQLite refuses."""
+    if not any(type(row[i]) is str and "\x00" in row[i] for i in _TEXT_COLUMNS):
+        return row
+    values = list(row)
+    notes = []
+    for i in _TEXT_COLUMNS:
+        if type(values[i]) is str and "\x00" in values[i]:
+            values[i] = values[i].replace("\x00", "\\x00")
+            notes.append(f"{COLUMNS[i]} held NUL characters (shown as \\x00)")
+    said = "audit: " + "; ".join(notes)
+    values[_REASON] = f"{values[_REASON]}; {said}" if values[_REASON] else said
+    return tuple(values)
+
+
+async def write(pool: asyncpg.Pool, days_made: partitions.Partitions, records: list[Record],
+                known: Mapping[bytes, int]) -> dict[bytes, tuple]:
+    """Store the records in one transaction; the parts written (hash -> (data, newest use)).
+
+    A record's id that is not an aiogw id raises ValueError (no partition takes it): an
+    error about that record, which the writer finds by storing the batch one at a time."""
+    rows, payloads, new = choose(records, known)
+    rows = [storable(row) for row in rows]
+    blobs = blob_rows(new)
+    if not rows and not payloads and not blobs:  # every part known today, no row: nothing to do
+        return new
+    days = {partitions.day_of(row[0]) for row in rows} | {partitions.day_of(p[0]) for p in payloads}
+    try:
+        await days_made.ensure(pool, days)
+        try:
+            await _transaction(pool, rows, payloads, blobs)
+        except pg.CheckViolationError as exc:
+            # "no partition of relation ... found for row": a prune elsewhere dropped a
+            # day this process thought made (an old record replayed). Look again, once.
+            if "no partition" not in str(exc):
+                raise
+            days_made.forget()
+            await days_made.ensure(pool, days)
+            await _transaction(pool, rows, payloads, blobs)
+    except pg.InterfaceError as exc:
+        if lost(exc):
+            raise ConnectionLost(f"the connection to PostgreSQL closed: {exc}") from exc
+        raise
+    return new
+
+
+async def _transaction(pool: asyncpg.Pool, rows: list[tuple], payloads: list[tuple], blobs: list[tuple]) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(_STAGE, timeout=STATEMENT_TIMEOUT)
+        if rows:
+            await conn.copy_records_to_table("aiogw_stage_exchanges", records=rows, columns=COLUMNS,
+                                             timeout=STATEMENT_TIMEOUT)
+        if payloads:
+            await conn.copy_records_to_table("aiogw_stage_payloads", records=payloads, columns=PAYLOAD_COLUMNS,
+                                             timeout=STATEMENT_TIMEOUT)
+        if blobs:
+            await conn.copy_records_to_table("aiogw_stage_blobs", records=blobs, columns=_BLOB_COLUMNS,
+                                             timeout=STATEMENT_TIMEOUT)
+        await conn.execute(_MOVE, timeout=STATEMENT_TIMEOUT)
