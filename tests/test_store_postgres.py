@@ -20,7 +20,7 @@ from aiogw.audit import ids, record
 from aiogw.audit.record import Record
 from aiogw.store import make_store
 from aiogw.store.base import SCHEMA_VERSION, Filters, KeyRecord, SchemaError, SpendRow, StateUnavailable, WindowRow
-from aiogw.store.postgres import PostgresStore, audit_read, connect, partitions
+from aiogw.store.postgres import PostgresStore, audit_read, audit_write, connect, partitions
 from aiogw.store.postgres.prune import blob_cutoff
 from tests.builders import exchange, turns
 from tests.pgserver import free_port, pg_server_fixture, pg_url_fixture  # noqa: F401
@@ -147,6 +147,11 @@ def test_where_and_target_never_hold_the_password() -> None:
     assert (target.host, target.port, target.database, target.user) == ("db.internal", "6432", "audit", "aiogw")
     assert "s3cr" not in target.described() and "other" not in target.described()
     assert PostgresStore(url).where == "postgresql://aiogw@db.internal:6432/audit?sslmode=require"
+    socket_url = "postgresql:///aiogw?host=/run/postgresql&user=gw&password=pw1"
+    assert connect.without_password(socket_url) == "postgresql:///aiogw?host=%2Frun%2Fpostgresql&user=gw"
+    assert connect.parse(socket_url).described() == "host /run/postgresql, port 5432, database aiogw, user gw"
+    assert connect.parse("postgresql://[::1]:5433").described() == (
+        "host ::1, port 5433, database the default (named as the user), user the default (the OS user)")
 
 
 async def test_a_wrong_password_is_said_without_the_password(pg_server, pg_url: str) -> None:
@@ -276,6 +281,20 @@ async def test_parts_are_stored_once_and_their_last_use_raised(pg_url: str) -> N
         await store.close()
 
 
+def test_the_parts_chosen_are_the_sqlite_stores() -> None:
+    """The rule of which parts a batch writes is the SQLite store's, kept identical."""
+    from aiogw.store.sqlite.audit_tables import batch
+
+    day1 = 20_000 * DAY + 3600
+    first = conversation_records(day1, 4)
+    _, wrote = batch(first, {})
+    known = {h: int(seen // DAY) for h, (_, seen) in wrote.items()}
+    half = dict(list(known.items())[: len(known) // 2])
+    for records, k in [(first, {}), (conversation_records(day1 + 600, 4, "b"), known),
+                       (conversation_records(day1 + DAY, 5, "c"), known), (conversation_records(day1, 5, "d"), half)]:
+        assert audit_write.choose(records, k)[2] == batch(records, k)[1]
+
+
 async def test_partitions_are_made_for_each_day_a_batch_needs(pg_url: str) -> None:
     store = await migrated(pg_url)
     try:
@@ -376,7 +395,7 @@ async def test_prune_drops_whole_days_trims_the_edge_and_spares_todays_content(p
         edge_before = conversation_records(old + 2 * DAY + 60, 2, session="edge")  # 00:01 and 00:02
         edge_after = [record.build(exchange(old + 2 * DAY + 7200, [{"role": "user", "content": "kept"}]), "full")]
         # Today's turn uses content the old ones stored too (the system prompt, the first message).
-        kept_today = conversation_records(min(time.time() - 60, today + 1), 1, session="today")
+        kept_today = conversation_records(today + 1, 1, session="today")
         new = {}
         for batch in (gone, edge_before, edge_after, kept_today):
             new.update(await store.write_batch(batch, {}))
@@ -530,8 +549,8 @@ async def test_usage_rows_group_and_count(pg_url: str) -> None:
         by_user = await store.usage_rows("user", None, None, None)
         assert by_user == [("alice", 3, 0, 45, 15, 0, 6, 0.0, 0), ("bob", 1, 1, 15, 5, 0, 2, 0.5, 1)]
         by_day = await store.usage_rows("day", "alice", None, None)
-        assert [(row[0], row[1]) for row in by_day] == [(ymd(start)[:4] + "-" + ymd(start)[4:6] + "-" + ymd(start)[6:],
-                                                         2), (time.strftime("%Y-%m-%d", time.gmtime(start + DAY)), 1)]
+        assert [(row[0], row[1]) for row in by_day] == [(time.strftime("%Y-%m-%d", time.gmtime(start)), 2),
+                                                        (time.strftime("%Y-%m-%d", time.gmtime(start + DAY)), 1)]
         assert await store.usage_rows("model", None, start + DAY, None) == [("claude-sonnet-4-6", 1, 0, 15, 5, 0, 2,
                                                                              0.0, 0)]
     finally:
