@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from aiohttp import web, web_response
 
 from aiogw import body, connections, health, logs, pipeline
-from aiogw.audit import spill
 from aiogw.audit.recorder import Recorder
 from aiogw.audit.writer import AuditWriter
 from aiogw.config import Config
@@ -81,7 +80,7 @@ def build_app(config: Config, sinks: Iterable[Sink] = ()) -> web.Application:
     keys = KeyIndex(state)
     upstreams = _upstreams(config, {})
     audit = (
-        (Recorder(config.audit), AuditWriter(state, spill.path_for(config.state_path), config.audit))
+        (Recorder(config.audit), AuditWriter(state, config.state_path, config.audit))
         if config.audit.enabled else None
     )
     writer = audit[1] if audit is not None else None
@@ -120,7 +119,7 @@ def build_app(config: Config, sinks: Iterable[Sink] = ()) -> web.Application:
         await state.open()  # SchemaError, StateUnavailable: the gateway does not start
         await keys.load()
         if writer is not None:
-            writer.start()
+            await writer.start()
         parts.finisher.start()
         await store.start()
         for upstream in upstreams.values():

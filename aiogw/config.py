@@ -71,6 +71,8 @@ class AuditSettings:
     queue_bytes: int = 256 * 1024 * 1024
     batch_size: int = 256
     flush_interval: float = 0.25  # seconds
+    # Batches the database could not take, on local disk until it returns (audit.spool).
+    spool_bytes: int = 1024 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,5 +260,6 @@ def _audit(r: Reader, table: dict[str, Any]) -> AuditSettings:
         queue_bytes=r.int_in(table, "audit.queue_bytes", 256 * 1024 * 1024, 1024 * 1024, 1 << 40),
         batch_size=r.int_in(table, "audit.batch_size", 256, 1, 100_000),
         flush_interval=interval,
+        spool_bytes=r.int_in(table, "audit.spool_bytes", 1024 * 1024 * 1024, 1024 * 1024, 1 << 44),
     )
 

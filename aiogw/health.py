@@ -41,7 +41,12 @@ def readyz(state: Path, store: LimitStore, proxy: Proxy, finisher: Finisher, wri
     if proxy.draining:
         checks["not_stopping"] = False  # a load balancer moves traffic away during the drain
     ready = all(checks.values())
-    return web.json_response({"status": "ready" if ready else "not ready", "checks": checks}, status=200 if ready else 503)
+    body: dict = {"status": "ready" if ready else "not ready", "checks": checks}
+    if writer is not None:
+        # While the database is away the gateway serves and its records wait in the
+        # spool: ready, and said; a full spool turns into the back-pressure above.
+        body["audit"] = {"database": "up" if writer.database_up else "away", "spool_bytes": writer.spool.pending}
+    return web.json_response(body, status=200 if ready else 503)
 
 
 class MetricsEndpoint:

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import orjson
 
 from aiogw import keys
-from aiogw.audit import spill
 from aiogw.audit.recorder import Recorder
 from aiogw.audit.writer import AuditWriter
 from aiogw.config import AuditSettings
@@ -128,8 +127,8 @@ async def writer_on(path, settings: AuditSettings) -> AuditWriter:
     """An audit writer on the SQLite store at `path`, started; `close_writer` stops both."""
     store = SQLiteStore(path)
     await store.open()
-    writer = AuditWriter(store, spill.path_for(path), settings)
-    writer.start()
+    writer = AuditWriter(store, path, settings)
+    await writer.start()
     return writer
 
 

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 
 from aiogw.store import make_store
 
-STORES = ["sqlite"]  # PostgreSQL joins with aiogw.store.postgres
+STORES = ["sqlite", "postgresql"]
 
 
 @contextlib.asynccontextmanager

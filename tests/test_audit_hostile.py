@@ -25,7 +25,7 @@ import orjson
 import pytest
 
 from aiogw.audit import record as rec
-from aiogw.audit import spill
+from aiogw.audit import spill, spool
 from aiogw.audit.recorder import Recorder
 from aiogw.config import AuditSettings
 from aiogw.store.sqlite import audit_read as queries
@@ -220,12 +220,13 @@ def test_token_counts_past_64_bits_are_clamped_said_and_the_batch_kept(hostile, 
 def test_a_spill_that_cannot_be_written_is_counted_logged_and_shutdown_still_exits(hostile):
     """The disk is full: first one record the database refuses on its own (it goes to
     the spill file, which cannot take it either), then the database refuses everything
-    and SIGTERM comes. Each lost record is counted (in /metrics, while the gateway runs)
+    (the spool cannot take it either) and SIGTERM comes. Each lost record is counted (in /metrics, while the gateway runs)
     and named (in the log, the one lost at shutdown too); the writer keeps draining in
     between; the gateway exits 0."""
     s = hostile(drain=2)
     s.ask("before")
     s.spill.symlink_to("/dev/full")  # every write: ENOSPC
+    spool.path_for(s.state).symlink_to("/dev/full")  # the spool's too
     db = sqlite3.connect(s.state, timeout=10, isolation_level=None)
     db.execute("CREATE TRIGGER poison BEFORE INSERT ON exchanges WHEN NEW.model = 'poison' "
                "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")
@@ -237,7 +238,8 @@ def test_a_spill_that_cannot_be_written_is_counted_logged_and_shutdown_still_exi
                      "BEGIN INSERT INTO gone VALUES (1); END; DROP TABLE gone;")
     db.close()
     s.anthropic().messages.create(model="at-shutdown", max_tokens=8, messages=HI)
-    s.wait(lambda: "not written (attempt 1)" in s.stderr(), what="the database to refuse")
+    s.wait(lambda: "cannot be written (No space left on device); 1 records wait in memory" in s.stderr(),
+           what="the database to refuse, and the spool")
     counted = s.counters(until=lambda counted: counted["write_errors"] >= 2)  # the poison's, then the database's
     assert counted["lost"] == 1 and counted["spilled"] == 0 and counted["unstorable"] == 1 and counted["written"] == 2
     err = stopped_cleanly(s, retried=True)
@@ -364,10 +366,11 @@ async def test_a_record_the_database_refuses_is_taken_out_of_its_batch_spilled_a
 
 async def test_a_spill_file_that_cannot_be_written_at_shutdown_costs_its_records_not_the_exit(tmp_path, caplog):
     """The database refuses every write (its own error, retried: a trigger writes a table
-    that is gone) and the disk is full: close() still returns, after its five attempts,
-    and every record is counted lost and named."""
+    that is gone) and the disk is full, for the spool and the spill file: close() still
+    returns, after its five attempts, and every record is counted lost and named."""
     db = tmp_path / "s.db"
     spill.path_for(db).symlink_to("/dev/full")  # every write: ENOSPC
+    spool.path_for(db).symlink_to("/dev/full")
     audit = await started(db, AuditSettings(batch_size=2, flush_interval=0.001))
     refuse_writes(db, "exchanges")
     exchanges = [exchange(1_000_000 + i, msgs) for i, msgs in enumerate(turns(5))]

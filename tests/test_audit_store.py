@@ -13,6 +13,7 @@ import sqlite3
 import orjson
 import pytest
 
+from aiogw.audit import spill, spool
 from aiogw.audit.recorder import Recorder
 from aiogw.config import AuditSettings
 from aiogw.exchange import Exchange
@@ -161,20 +162,76 @@ async def test_a_batch_retried_after_a_failed_write_stores_every_part(tmp_path):
         assert record["request"]["system"] == SYSTEM and record["request"]["messages"]  # every part found
 
 
-async def test_a_database_that_refuses_every_write_at_shutdown_leaves_a_spill_file(tmp_path):
-    """No record is lost even then: the batch that kept failing and everything still
-    queued go to the spill file, one JSON row each. (Its five attempts at shutdown wait
-    at most 0.5 s each: the test waits them.)"""
+async def test_records_the_database_cannot_take_wait_in_the_spool_and_are_stored_once_when_it_returns(tmp_path):
+    """The database refuses every write (its own error, as when it is away) up to and
+    through shutdown: every record is in the spool when close() returns, none lost. The
+    next start replays them, in order, each stored once, and the spool's files go."""
     db = tmp_path / "s.db"
-    audit = await started(db, AuditSettings(batch_size=2, flush_interval=0.001))
+    settings = AuditSettings(batch_size=2, flush_interval=0.001)
+    audit = await started(db, settings)
     refuse_writes(db, "exchanges")
-    audit.end([exchange(1_000_000 + i, msgs) for i, msgs in enumerate(turns(5))])
+    exchanges = [exchange(1_000_000 + i, msgs) for i, msgs in enumerate(turns(5))]
+    audit.end(exchanges)
     await asyncio.wait_for(audit.close(), 30)
-    spill = db.with_name(db.name + ".audit-spill.jsonl")
-    rows = [orjson.loads(line) for line in spill.read_bytes().splitlines()]
     writer = audit.writer
-    assert writer.spilled == len(rows) == 5 and writer.written == 0 and writer.lost == 0 and writer.write_errors >= 5
-    assert sorted(r["started"] for r in rows) == [1_000_000 + i for i in range(5)]
+    assert (writer.spooled, writer.written, writer.lost, writer.spilled) == (5, 0, 0, 0)
+    assert not writer.database_up and spool.path_for(db).exists()
+    assert not spill.path_for(db).exists()
+
+    accept_writes(db)
+    again = await started(db, settings)  # a new gateway on the same state: it replays first
+    assert not again.writer.database_up
+    assert await until(lambda: again.writer.replayed == 5)
+    await again.close()
+    assert again.writer.database_up and again.writer.written == 5
+    assert not spool.path_for(db).exists()
+    conn = queries.connect(db)
+    ids = [row[0] for row in conn.execute("SELECT id FROM exchanges ORDER BY id")]
+    assert ids == sorted(ex.id for ex in exchanges)  # each once
+    for ident in ids:
+        assert queries.show(conn, ident)["request"]["system"] == SYSTEM  # every part stored with it
+    conn.close()
+
+
+async def test_a_spool_replayed_twice_stores_each_record_once(tmp_path):
+    """The gateway died after the database took a replayed batch and before the spool
+    marked it: the batch is replayed again at the next start and stored once."""
+    db = tmp_path / "s.db"
+    settings = AuditSettings(batch_size=10, flush_interval=0.001)
+    audit = await started(db, settings)
+    refuse_writes(db, "exchanges")
+    exchanges = [exchange(1_000_000 + i, msgs) for i, msgs in enumerate(turns(3))]
+    audit.end(exchanges)
+    await asyncio.wait_for(audit.close(), 30)
+    accept_writes(db)
+    kept = spool.path_for(db).read_bytes()
+    again = await started(db, settings)
+    assert await until(lambda: again.writer.replayed == 3)
+    await again.close()
+    spool.path_for(db).write_bytes(kept)  # as if the mark had never been written
+    third = await started(db, settings)
+    assert await until(lambda: third.writer.replayed == 3)
+    await third.close()
+    conn = queries.connect(db)
+    assert tuple(conn.execute("SELECT count(*), count(DISTINCT id) FROM exchanges").fetchone()) == (3, 3)
+    conn.close()
+
+
+async def test_a_torn_last_batch_in_the_spool_is_cut_off_and_the_rest_replayed(tmp_path, caplog):
+    db = tmp_path / "s.db"
+    settings = AuditSettings(batch_size=1, flush_interval=0.001)
+    audit = await started(db, settings)
+    refuse_writes(db, "exchanges")
+    audit.end([exchange(1_000_000 + i, msgs) for i, msgs in enumerate(turns(2))])
+    await asyncio.wait_for(audit.close(), 30)
+    accept_writes(db)
+    path = spool.path_for(db)
+    path.write_bytes(path.read_bytes() + b"AGS1\x00\x00\x10\x00partial")  # the process died while appending
+    again = await started(db, settings)
+    assert await until(lambda: again.writer.replayed == 2)
+    await again.close()
+    assert "ended in a torn batch (15 bytes, never acknowledged): cut off" in caplog.text
+    assert not spool.path_for(db).exists()
 
 
 async def test_migrate_remakes_an_older_databases_tables_and_keeps_every_record(tmp_path, capsys):

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from aiogw import keys
+from tests.pgserver import pg_server_fixture, pg_url_fixture  # noqa: F401
 from tests.stores import STORES, dump_of, fresh_store
 
 

@@ -27,6 +27,8 @@ from typing import Protocol
 from aiogw import untrusted
 from aiogw.audit import record as rec
 from aiogw.audit import spill
+from aiogw.audit import spool as spool_mod
+from aiogw.audit.spool import Spool
 from aiogw.config import AuditSettings
 
 log = logging.getLogger("aiogw.audit")
@@ -59,8 +61,12 @@ class BatchStore(Protocol):
 
 
 class AuditWriter:
-    def __init__(self, store: BatchStore, spill_path: Path, settings: AuditSettings) -> None:
+    def __init__(self, store: BatchStore, state_path: Path, settings: AuditSettings) -> None:
         self.store = store  # opened and closed by its owner (app.lifecycle)
+        self.spool = Spool(spool_mod.path_for(state_path), settings.spool_bytes)
+        self.database_up = True  # False from a batch the database could not take until the spool is replayed
+        self._next_replay = 0.0  # loop time of the spool's next replay attempt
+        self._replay_failures = 0
         self.settings = settings  # batch_size and queue_bytes; a reload replaces them
         self._waiting: list[rec.Record] = []
         self._waiting_bytes = 0  # what they hold (Record.size)
@@ -74,7 +80,7 @@ class AuditWriter:
         self._stop = asyncio.Event()  # set by close(): a back-off under way is cut short
         self._task: asyncio.Task[None] | None = None
         self._known: OrderedDict[bytes, int] = OrderedDict()
-        self._spill_path = spill_path
+        self._spill_path = spill.path_for(state_path)
         # Counters, for metrics and tests.
         self.written = 0
         self.batches = 0
@@ -82,6 +88,8 @@ class AuditWriter:
         self.spilled = 0  # records written to the spill file (the database refused them)
         self.unstorable = 0  # records the database refused on their own, taken out of their batch
         self.lost = 0  # records neither stored nor spilled (the spill file could not be written)
+        self.spooled = 0  # records written to the spool (the database was away)
+        self.replayed = 0  # records of the spool written to the database
         self.last_batch_seconds = 0.0
         self.on_batch: Callable[[float], None] | None = None  # a batch's seconds, for metrics
 
@@ -129,7 +137,16 @@ class AuditWriter:
         return (self._flushed or len(self._waiting) >= self.settings.batch_size
                 or self._waiting_bytes >= self._batch_bytes)
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Find what a spool an earlier run left holds (it is replayed first), then run."""
+        await asyncio.to_thread(self.spool.open)
+        if self.spool.cut:
+            log.error("audit spool %s ended in a torn batch (%d bytes, never acknowledged): cut off",
+                      self.spool.path, self.spool.cut)
+        if self.spool.pending:
+            self.database_up = False
+            log.warning("audit spool %s holds %d bytes of records an earlier run could not store: replaying them",
+                        self.spool.path, self.spool.pending)
         self._task = asyncio.create_task(self._run(), name="aiogw-audit-writer")
 
     async def close(self) -> None:
@@ -151,13 +168,14 @@ class AuditWriter:
 
     async def _run(self) -> None:
         """Commit what waits once it is flushed or a batch is full, one transaction at a
-        time, in order: records that arrive during a commit make the next batch."""
+        time, in order: records that arrive during a commit make the next batch. What
+        the spool holds is replayed a batch at a time between them."""
         loop = asyncio.get_running_loop()
+        at_exit = 0  # replay attempts once the gateway stops
         while True:
-            if not self._waiting:
-                if self._closing:
-                    return
-            elif self._closing or self._due:
+            busy = False
+            if self._waiting and (self._closing or self._due):
+                busy = True
                 batch = self._take()
                 self._committing = True
                 try:
@@ -167,9 +185,26 @@ class AuditWriter:
                 if left_over:
                     self._refused = True
                     self._spill(left_over)
+            # A replay step after each batch: under a steady load batches are always
+            # due, and the spool must still drain.
+            if self.spool.pending and loop.time() >= self._next_replay:
+                busy = True
+                await self._replay_one()
+            if busy:
+                continue
+            if self._closing and not self._waiting:
+                # What the spool still holds stays on disk for the next start.
+                if not self.spool.pending or at_exit >= 5:
+                    return
+                at_exit += 1
+                await self._backoff(at_exit)
+                self._next_replay = 0.0
                 continue
             self._wake.clear()
-            await self._wake.wait()
+            wait = max(0.0, self._next_replay - loop.time()) if self.spool.pending else None
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
 
     def _take(self) -> list[rec.Record]:
         """The next batch: `batch_size` records or `_batch_bytes` of them, in order."""
@@ -200,47 +235,107 @@ class AuditWriter:
                 await self._stop.wait()
 
     async def _commit(self, records: list[rec.Record], t0: float) -> list[rec.Record]:
-        """Store the records; what the database still refused at shutdown. Never raises:
-        a fault of ours past every fallback is said, with what it leaves unaccounted for."""
+        """Store the records, or spool them; what is left when neither can be done at
+        shutdown. Never raises: a fault of ours past every fallback is said, with what it
+        leaves unaccounted for."""
         try:
-            return await self._store_all(records, t0)
+            return await self._deliver(records, t0)
         except Exception:
             log.exception("audit: %d records may not be stored (%s)", len(records), spill.ids(records))
             self.lost += len(records)
             return []
 
-    async def _store_all(self, records: list[rec.Record], t0: float) -> list[rec.Record]:
-        """Store the records, retrying while the database fails and taking out any it
-        refuses on their own; what is left unstored when it still fails at shutdown."""
+    async def _deliver(self, records: list[rec.Record], t0: float) -> list[rec.Record]:
         failures = 0
         while True:
-            try:
-                await self._store(records)
-            except self.store.transient:
-                failures += 1
-                self.write_errors += 1
-                log.exception("audit batch of %d records not written (attempt %d); retrying", len(records), failures)
-                if self._closing and failures >= 5:
-                    return records
-                await self._backoff(failures)
-                continue
-            except Exception as exc:
-                self.write_errors += 1
-                if len(records) > 1:  # one at a time: the others go in, the one that cannot is found
-                    for i, record in enumerate(records):
-                        if await self._store_all([record], t0):
-                            return records[i:]
+            if not self.spool.pending:  # else the batch joins the spool's end: records stay in order
+                try:
+                    await self._write(records)
+                except self.store.transient as exc:
+                    self.write_errors += 1
+                    self._away(exc)
+                else:
+                    self.last_batch_seconds = asyncio.get_running_loop().time() - t0
+                    if self.on_batch is not None:
+                        self.on_batch(self.last_batch_seconds)
                     return []
-                self.unstorable += 1
-                why = untrusted.text(f"{type(exc).__name__}: {exc}", 300)
-                log.error("audit record %s does not fit the database (%s); to the spill file", records[0].id, why)
-                self._spill_rows(records)
-                await self._keep_parts(records[0])
+            if await self._to_spool(records):
                 return []
-            self.last_batch_seconds = asyncio.get_running_loop().time() - t0
-            if self.on_batch is not None:
-                self.on_batch(self.last_batch_seconds)
-            return []
+            # The spool is full or cannot be written: the batch waits (and the records
+            # behind it, until the back-pressure refuses requests), while the spool drains.
+            failures += 1
+            if self._closing and failures >= 5:
+                return records
+            if self.spool.pending:
+                await self._replay_one()
+            await self._backoff(failures)
+
+    async def _write(self, records: list[rec.Record]) -> None:
+        """One transaction, or, when the database refuses something in it that is not its
+        own trouble (a constraint a record breaks, a value it cannot bind), one record at a
+        time: a record refused on its own goes to the spill file. The store's transient
+        errors are raised."""
+        try:
+            await self._store(records)
+        except self.store.transient:
+            raise
+        except Exception as exc:
+            self.write_errors += 1
+            if len(records) > 1:  # one at a time: the others go in, the one that cannot is found
+                for record in records:
+                    await self._write([record])
+                return
+            self.unstorable += 1
+            why = untrusted.text(f"{type(exc).__name__}: {exc}", 300)
+            log.error("audit record %s does not fit the database (%s); to the spill file", records[0].id, why)
+            self._spill_rows(records)
+            await self._keep_parts(records[0])
+
+    def _away(self, exc: BaseException) -> None:
+        """The database could not take a batch: the spool's next replay after a back-off
+        (0.2 s doubling up to 5 s), and said once until it is back."""
+        self._replay_failures += 1
+        self._next_replay = asyncio.get_running_loop().time() + min(5.0, 0.1 * 2**self._replay_failures)
+        if self.database_up:
+            self.database_up = False
+            log.error("audit: the state database %s is away (%s); records go to the spool %s until it returns",
+                      getattr(self.store, "where", "?"), untrusted.text(f"{type(exc).__name__}: {exc}", 300),
+                      self.spool.path)
+
+    async def _to_spool(self, records: list[rec.Record]) -> bool:
+        """The batch on disk in the spool (synced); False when it is full or unwritable."""
+        frame = spool_mod.encode(records)
+        if not self.spool.has_room(len(frame)):
+            return False
+        try:
+            await asyncio.to_thread(self.spool.append, frame)
+        except OSError as exc:  # a full disk: said, not a traceback; the batch is retried
+            log.error("audit: the spool %s cannot be written (%s); %d records wait in memory", self.spool.path,
+                      exc.strerror or exc, len(records))
+            return False
+        self.spooled += len(records)
+        return True
+
+    async def _replay_one(self) -> None:
+        """The spool's oldest batch into the database, then past it for good. The database
+        still away: the next attempt after a back-off (`_away`)."""
+        head = await asyncio.to_thread(self.spool.head)
+        if head is None:
+            return
+        records, frame = head
+        try:
+            await self._write(records)
+        except self.store.transient as exc:
+            self.write_errors += 1
+            self._away(exc)
+            return
+        await asyncio.to_thread(self.spool.mark, frame)
+        self.replayed += sum(r.row is not None for r in records)
+        self._replay_failures = 0
+        if not self.spool.pending:
+            self.database_up = True
+            log.warning("audit: the state database %s is back; the spool is replayed (%d records so far)",
+                        getattr(self.store, "where", "?"), self.replayed)
 
     async def _keep_parts(self, record: rec.Record) -> None:
         """The contents a record refused by the database carries: a later turn of its
