@@ -9,25 +9,29 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import sqlite3
 import textwrap
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 import uvloop
 from hypothesis import settings
 
-from aiogw import config
+from aiogw import config, keys
 from aiogw.app import RUNTIME, start
 from aiogw.exchange import Exchange
 from aiogw.fake_upstream import FakeConfig, FakeUpstream
-from tests.builders import create_key
+from aiogw.store import make_store
+from tests.pgserver import pg_server_fixture, pg_url_fixture  # noqa: F401
 
 # Property tests draw new examples on every local run, which is how they find new cases;
 # CI (`.ci/run`) draws a fixed set, so a red run there is about the change under test.
@@ -118,6 +122,29 @@ class Gateway:
     proxy: Any = None  # aiogw.proxy.Proxy: how many requests are in flight
     finisher: Any = None  # aiogw.finish.Finisher: whether every finished exchange was seen
     writer: Any = None  # aiogw.audit.writer.AuditWriter: whether every record is stored
+    store: Any = None  # the test's own aiogw.store.base.Store on the gateway's state, open on `servers`
+    sql: Any = None  # PostgreSQL: an asyncpg connection on `servers` for `audit`; None on SQLite
+
+    def create_key(self, user: str) -> tuple[Any, str]:
+        """A key made as `aiogw keys create` makes it, once the gateway can see it (on
+        PostgreSQL its NOTIFY must have reached the gateway's watch)."""
+        index = self.proxy.keys
+        seen = index.source.key_signature()
+        record, key, digest = keys.new_key(user)
+        self.servers.run(self.store.create_key(record, digest))
+        assert poll(lambda: index.source.key_signature() != seen, 5), "the gateway never saw the new key"
+        return record, key
+
+    def revoke_key(self, key_id: str) -> bool:
+        index = self.proxy.keys
+        seen = index.source.key_signature()
+        revoked = self.servers.run(self.store.revoke_key(key_id, time.time()))
+        assert poll(lambda: index.source.key_signature() != seen, 5), "the gateway never saw the revocation"
+        return revoked
+
+    def show(self, ident: str) -> dict | None:
+        """One exchange as `aiogw audit show --json` prints it."""
+        return self.servers.run(self.store.show(ident))
 
     def url(self, route: str) -> str:
         return f"{self.base}/{route}"
@@ -133,8 +160,11 @@ class Gateway:
         return self.exchanges[-1]
 
     def audit(self, sql: str, *args):
-        """Rows from the gateway's audit tables (read-only, beside the running writer)."""
-        return audit_rows(self.state, sql, *args)
+        """Rows from the gateway's audit tables (read-only, beside the running writer),
+        by SQL both stores read alike (`?` for parameters, `user` as a column name)."""
+        if self.sql is None:
+            return audit_rows(self.state, sql, *args)
+        return self.servers.run(pg_rows(self.sql, sql, *args))
 
     def audited(self, since_id: str, count: int = 1, timeout: float = 10.0) -> list[dict]:
         """Wait until `count` exchanges after `since_id` are committed; oldest first."""
@@ -179,6 +209,18 @@ def audit_rows(
         raise
     finally:
         conn.close()
+
+
+_PLACEHOLDER = re.compile(r"\?")
+_USER = re.compile(r"(?<![\w\"'.-])user(?![\w\"'-])")
+
+
+async def pg_rows(conn, sql: str, *args) -> list[dict]:
+    """A test's SQLite-style query on PostgreSQL: `?` as $1, $2...; `user` quoted (a
+    bare `user` is PostgreSQL's current_user)."""
+    count = iter(range(1, 1000))
+    sql = _PLACEHOLDER.sub(lambda _: f"${next(count)}", _USER.sub('"user"', sql))
+    return [dict(r) for r in await conn.fetch(sql, *args)]
 
 
 def poll(predicate, timeout: float = 5.0):
@@ -258,8 +300,10 @@ def servers():
     loop_thread.close()
 
 
-@pytest.fixture(scope="session")
-def gateway(servers: LoopThread, tmp_path_factory) -> Gateway:
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def gateway(request, servers: LoopThread, tmp_path_factory) -> Gateway:
+    """The gateway every end-to-end test drives, on each store: SQLite (a file) and
+    PostgreSQL (a database on the suite's own server, migrated as `aiogw migrate` does)."""
     tmp = tmp_path_factory.mktemp("gateway")
     fake = FakeUpstream(FakeConfig())
     gzip_fake = FakeUpstream(FakeConfig(compress=True))
@@ -268,6 +312,13 @@ def gateway(servers: LoopThread, tmp_path_factory) -> Gateway:
     fake_url = f"http://127.0.0.1:{fake_port}"
     blackhole_port, held_sockets = full_backlog()
     state = tmp / "state.db"
+    state_toml, env, url = "", dict(PROVIDER_KEYS), None
+    if request.param == "postgresql":
+        url = request.getfixturevalue("pg_server").create_database()
+        parts = urllib.parse.urlsplit(url)
+        state_toml = (f'url = "postgresql://{parts.username}@{parts.hostname}:{parts.port}{parts.path}"\n'
+                      'password = { env = "AIOGW_TEST_DB_PASSWORD" }\n')
+        env["AIOGW_TEST_DB_PASSWORD"] = parts.password
     path = tmp / "aiogw.toml"
     path.write_text(
         textwrap.dedent(GATEWAY_TOML).format(
@@ -277,10 +328,18 @@ def gateway(servers: LoopThread, tmp_path_factory) -> Gateway:
             gzip_fake=f"http://127.0.0.1:{gzip_port}",
             dead_port=free_port(),
             blackhole_port=blackhole_port,
-        )
+        ).replace("[state]\n", "[state]\n" + state_toml)
     )
-    cfg = config.load(path, env=PROVIDER_KEYS)
-    record, key = create_key(state, "alice")
+    cfg = config.load(path, env=env)
+    store = make_store(cfg.state_path, cfg.state_url, cfg.state_password)
+    if url is not None:
+        servers.run(store.connect())
+        servers.run(store.migrate())
+        servers.run(store.close())
+    servers.run(store.open())
+    record, key, digest = keys.new_key("alice")
+    servers.run(store.create_key(record, digest))
+    sql = servers.run(asyncpg.connect(url)) if url is not None else None
     exchanges: list[Exchange] = []
     runner, port = servers.run(start(cfg, sinks=[exchanges.append]))
     gw = Gateway(
@@ -297,9 +356,14 @@ def gateway(servers: LoopThread, tmp_path_factory) -> Gateway:
         proxy=runner.app[RUNTIME].proxy,
         finisher=runner.app[RUNTIME].parts.finisher,
         writer=runner.app[RUNTIME].audit[1],
+        store=store,
+        sql=sql,
     )
     yield gw
     servers.run(runner.cleanup())
+    if sql is not None:
+        servers.run(sql.close())
+    servers.run(store.close())
     servers.run(fake.stop())
     servers.run(gzip_fake.stop())
     for sock in held_sockets:

@@ -14,7 +14,6 @@ from google import genai
 from google.genai import types
 
 from aiogw.audit import ids
-from aiogw.store.sqlite import audit_read as queries
 
 HI = [{"role": "user", "content": "hi"}]
 TOOLS = [
@@ -35,11 +34,7 @@ def claude(gw, **kw):
 
 
 def shown(gw, ident):
-    conn = queries.connect(gw.state)
-    try:
-        return queries.show(conn, ident)
-    finally:
-        conn.close()
+    return gw.show(ident)
 
 
 def test_plain_message_is_recorded_in_full(gw):

@@ -13,7 +13,6 @@ from google.genai import types
 from sdk_helpers import assert_no_gateway_key
 
 from aiogw.keys import KeyIndex
-from tests.builders import create_key, revoke_key
 
 HI = [{"role": "user", "content": "hi"}]
 
@@ -62,10 +61,10 @@ def test_a_provider_key_sent_as_gateway_key_gets_a_hint(gw):
 
 def test_revoked_key_is_refused_from_5_ms_after(gw):
 
-    record, key = create_key(gw.state, "bob")
+    record, key = gw.create_key("bob")
     assert claude(gw, key=key).messages.create(model="m", max_tokens=8, messages=HI).content
     assert gw.last_exchange().user == "bob"
-    revoke_key(gw.state, record.id)
+    gw.revoke_key(record.id)
     time.sleep(KeyIndex.RECHECK)  # the documented bound: the gateway looks at most this often
     with pytest.raises(anthropic.AuthenticationError, match="this gateway key was revoked"):
         claude(gw, key=key).messages.create(model="m", max_tokens=8, messages=HI)
@@ -76,7 +75,7 @@ def test_revoked_key_is_refused_from_5_ms_after(gw):
 
 def test_key_of_a_user_no_longer_configured(gw):
 
-    _, key = create_key(gw.state, "mallory")  # not in the gateway's [[users]]
+    _, key = gw.create_key("mallory")  # not in the gateway's [[users]]
     with pytest.raises(anthropic.AuthenticationError, match="no longer in the gateway's config"):
         claude(gw, key=key).messages.create(model="m", max_tokens=8, messages=HI)
 

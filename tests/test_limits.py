@@ -14,7 +14,6 @@ from google import genai
 from google.genai import types as genai_types
 
 from aiogw.limits import report
-from aiogw.store.sqlite import usage
 from tests.served import BASE_TOML, LimitedGateway
 
 LIMITS_TOML = BASE_TOML + """
@@ -243,10 +242,10 @@ def test_usage_report_groups_tokens_and_cost(gw):
     a = anthropic.Anthropic(base_url=gw.url("anthropic"), api_key=gw.key)
     _ask(a)
     gw.wait_for(lambda: gw.audit("SELECT 1 FROM exchanges WHERE model = 'claude-haiku-4-5'"), 10)
-    conn = sqlite3.connect(gw.state)
-    rows = {r[0]: r for r in usage.usage_rows(conn, "model", user="alice")}
+    by_model = gw.servers.run(gw.store.usage_rows("model", "alice", None, None))
+    rows = {r[0]: r for r in by_model}
     assert rows["claude-haiku-4-5"][1] >= 1 and rows["claude-haiku-4-5"][7] > 0
-    text = report.render(usage.usage_rows(conn, "day"), "day")
+    text = report.render(gw.servers.run(gw.store.usage_rows("day", None, None, None)), "day")
     assert text.splitlines()[0].startswith("DAY") and "TOTAL" in text.splitlines()[-1]
 
 
