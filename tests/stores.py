@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import shutil
 import sqlite3
+import urllib.parse
 from collections.abc import AsyncIterator
 
 from aiogw.store import make_store
@@ -25,16 +26,30 @@ async def fresh_store(request, tmp_path) -> AsyncIterator:
         store = make_store(tmp_path / "state.db")
         await store.open()
     else:
-        url = request.getfixturevalue("pg_url")
-        store = make_store(tmp_path / "state.db", url)
-        await store.connect()
-        await store.migrate()
-        await store.close()
-        await store.open()
+        store = make_store(tmp_path / "state.db", request.getfixturevalue("pg_url"))
+        await made_ready(store)
     try:
         yield store
     finally:
         await store.close()
+
+
+def pg_state(url: str, variable: str = "AIOGW_TEST_DB_PASSWORD") -> tuple[str, dict[str, str]]:
+    """A `[state]` table's lines for a PostgreSQL URL that holds its password, as an
+    operator writes them (the URL bare, the password from the environment), and that
+    environment."""
+    parts = urllib.parse.urlsplit(url)
+    bare = f"postgresql://{parts.username}@{parts.hostname}:{parts.port}{parts.path}"
+    return f'url = "{bare}"\npassword = {{ env = "{variable}" }}\n', {variable: parts.password or ""}
+
+
+async def made_ready(store) -> None:
+    """The store opened as a gateway opens it, migrated first as `aiogw migrate` does."""
+    if store.kind == "postgresql":
+        await store.connect()
+        await store.migrate()
+        await store.close()
+    await store.open()
 
 
 async def dump_of(store) -> bytes:

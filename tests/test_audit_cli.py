@@ -1,58 +1,83 @@
 """`aiogw audit ...` over a real gateway's state: what an operator reads."""
 
+import os
+import secrets
+import shutil
+import sqlite3
 import subprocess
 import sys
 import textwrap
 import time
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
 
 import anthropic
 import orjson
 import pytest
 from conftest import PROVIDER_KEYS
 
-from aiogw import config
+from aiogw import config, keys
 from aiogw.app import start
-from tests.builders import create_key
+from aiogw.store import make_store
+from tests.stores import made_ready, pg_state
 
 pytestmark = pytest.mark.timeout(60)
 
 
+@dataclass
+class Audited:
+    """A config whose state holds a short history, and the environment its commands need."""
+
+    path: Path
+    env: dict[str, str]
+    pg_database: str | None = None  # on PostgreSQL: the database's name
+
+
 @pytest.fixture(scope="module")
-def audited(gateway, tmp_path_factory):
-    """A gateway of its own with a short history: two conversations and a refusal."""
+def audited(gateway, tmp_path_factory, request):
+    """A gateway of its own with a short history: two conversations and a refusal, on
+    the store of the session gateway's kind (each test here runs on both)."""
     tmp = tmp_path_factory.mktemp("audit-cli")
+    state, env, database = "", {}, None
+    if gateway.cfg.state_url is not None:
+        url = request.getfixturevalue("pg_server").create_database()
+        state, env = pg_state(url)
+        database = urllib.parse.urlsplit(url).path.lstrip("/")
     path = tmp / "aiogw.toml"
     path.write_text(
         textwrap.dedent(f"""
         [state]
         path = "state.db"
-        [audit]
+        {{state}}[audit]
         flush_interval = 0.01
         [[routes]]
         name = "anthropic"
         dialect = "anthropic"
         upstream = "{gateway.fake_url}"
-        credential = {{ env = "FAKE_ANTHROPIC" }}
+        credential = {{{{ env = "FAKE_ANTHROPIC" }}}}
         [[users]]
         name = "alice"
         [[users]]
         name = "bob"
-        """)
+        """).format(state=state)
     )
-    cfg = config.load(path, env=PROVIDER_KEYS)
+    cfg = config.load(path, env={**PROVIDER_KEYS, **env})
+    store = make_store(cfg.state_path, cfg.state_url, cfg.state_password)
+    gateway.servers.run(made_ready(store))
     runner, port = gateway.servers.run(start(cfg, port=0))
     base = f"http://127.0.0.1:{port}/llm-gateway/anthropic"
     try:
         for user, session in (("alice", "s-alice"), ("bob", "s-bob")):
-            _, key = create_key(cfg.state_path, user)
+            record, key, digest = keys.new_key(user)
+            gateway.servers.run(store.create_key(record, digest))
             with anthropic.Anthropic(
                 api_key=key, base_url=base, max_retries=0, default_headers={"X-Claude-Code-Session-Id": session}
             ) as c:
                 messages = [{"role": "user", "content": f"{user} asks about the secret plan"}]
                 for _ in range(2):
-                    answer = c.messages.create(
-                        model=f"claude-{user}-1", max_tokens=16, system="Be brief.", messages=messages
-                    )
+                    answer = poll_create(c, model=f"claude-{user}-1", max_tokens=16, system="Be brief.",
+                                         messages=messages)
                     messages += [
                         {"role": "assistant", "content": answer.content[0].text},
                         {"role": "user", "content": "go on"},
@@ -64,15 +89,31 @@ def audited(gateway, tmp_path_factory):
             c.messages.create(model="m", max_tokens=1, messages=[{"role": "user", "content": "x"}])
     finally:
         gateway.servers.run(runner.cleanup())  # drains the audit queue
-    return path
+        gateway.servers.run(store.close())
+    return Audited(path, env, database)
 
 
-def aiogw(path, *args):
+def poll_create(client, **kwargs):
+    """The first request with a key just made: on PostgreSQL the gateway learns of it by
+    its NOTIFY, a moment after the command returned (README: keys)."""
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            return client.messages.create(**kwargs)
+        except anthropic.AuthenticationError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+def aiogw(audited, *args):
+    path, env = (audited.path, audited.env) if isinstance(audited, Audited) else (audited, {})
     result = subprocess.run(
         [sys.executable, "-m", "aiogw", "audit", *args, "--config", str(path)],
         capture_output=True,
         text=True,
         timeout=30,
+        env={**os.environ, **env},
     )
     assert "Traceback" not in result.stderr, result.stderr
     return result
@@ -138,27 +179,39 @@ def test_export_is_jsonl_with_payloads(audited):
     assert all(r["request"]["system"] == "Be brief." for r in records)
 
 
-def test_prune_deletes_old_records_and_unused_content(audited, tmp_path):
-    import shutil
-
-    copy = tmp_path / "copy"
-    shutil.copytree(audited.parent, copy)
-    path = copy / "aiogw.toml"
-    nothing = aiogw(path, "prune", "--before", "2000-01-01").stdout
+def test_prune_deletes_old_records_and_unused_content(audited, tmp_path, request):
+    copy = copied(audited, tmp_path, request)
+    nothing = aiogw(copy, "prune", "--before", "2000-01-01").stdout
     assert "deleted 0 exchanges and 0 stored contents" in nothing
-    future = aiogw(path, "prune", "--before", time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + 3600)))
+    future = aiogw(copy, "prune", "--before", time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + 3600)))
     assert future.returncode == 2 and "in the future" in future.stderr and "--before now" in future.stderr
-    dry = aiogw(path, "prune", "--before", "now", "--dry-run")
+    dry = aiogw(copy, "prune", "--before", "now", "--dry-run")
     assert dry.returncode == 0 and "would delete 5 exchanges" in dry.stdout
-    assert len(aiogw(path, "list").stdout.splitlines()) == 1 + 5  # nothing deleted
-    everything = aiogw(path, "prune", "--before", "now")
+    assert len(aiogw(copy, "list").stdout.splitlines()) == 1 + 5  # nothing deleted
+    everything = aiogw(copy, "prune", "--before", "now")
     assert "deleted 5 exchanges" in everything.stdout
-    assert "no exchanges match" in aiogw(path, "list").stdout
-    import sqlite3
+    assert "no exchanges match" in aiogw(copy, "list").stdout
+    if copy.pg_database is None:
+        conn = sqlite3.connect(copy.path.parent / "state.db")
+        counts = [conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in ("blobs", "payloads")]
+    else:
+        pg = request.getfixturevalue("pg_server")
+        counts = [int(pg.sql(f"SELECT count(*) FROM {table}", database=copy.pg_database).strip())
+                  for table in ("blobs", "payloads")]
+    assert counts == [0, 0]
 
-    conn = sqlite3.connect(copy / "state.db")
-    assert conn.execute("SELECT count(*) FROM blobs").fetchone()[0] == 0
-    assert conn.execute("SELECT count(*) FROM payloads").fetchone()[0] == 0
+
+def copied(audited: Audited, tmp_path: Path, request) -> Audited:
+    """The history in a state of the test's own, to change: the folder copied, or the
+    database made from it as a template."""
+    shutil.copytree(audited.path.parent, tmp_path / "copy")
+    path = tmp_path / "copy" / "aiogw.toml"
+    if audited.pg_database is None:
+        return Audited(path, audited.env)
+    name = f"copy_{secrets.token_hex(4)}"
+    request.getfixturevalue("pg_server").sql(f"CREATE DATABASE {name} TEMPLATE {audited.pg_database} OWNER aiogw")
+    path.write_text(path.read_text().replace(f"/{audited.pg_database}\"", f"/{name}\""))
+    return Audited(path, audited.env, name)
 
 
 def test_a_conversation_is_one_users(tmp_path):
@@ -235,3 +288,26 @@ def test_no_database_without_a_config_asks_for_the_config(tmp_path):
         assert result.returncode == 2 and "Traceback" not in result.stderr
         assert "no state database at" in result.stderr
         assert "no --config given: pass the gateway's config file" in result.stderr
+
+
+def test_keys_usage_and_migrate_commands_on_the_same_state(audited, tmp_path, request):
+    copy = copied(audited, tmp_path, request)
+
+    def run(*args):
+        result = subprocess.run([sys.executable, "-m", "aiogw", *args, "--config", str(copy.path)],
+                                capture_output=True, text=True, timeout=30, env={**os.environ, **copy.env})
+        assert "Traceback" not in result.stderr, result.stderr
+        return result
+
+    listed = run("keys", "list")
+    assert listed.returncode == 0 and [line.split()[1] for line in listed.stdout.splitlines()[1:]] == ["alice", "bob"]
+    assert "password" not in listed.stderr and "state: " in listed.stderr
+    made = run("keys", "create", "alice")
+    key_id = made.stderr.split()[1]
+    assert made.returncode == 0 and made.stdout.startswith("aiogw-")
+    assert run("keys", "revoke", key_id).stdout == f"revoked {key_id}\n"
+    assert run("keys", "revoke", key_id).returncode == 1
+    assert f"{key_id}" in run("keys", "list").stdout
+    usage = run("usage", "--by", "model").stdout
+    assert "claude-alice-1" in usage and "claude-bob-1" in usage and "TOTAL" in usage
+    assert run("migrate").stdout == "the schema is up to date (version 1)\n"
