@@ -7,6 +7,9 @@ lost, none twice, once the database is back; /readyz and /metrics say the state.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
 import threading
 import urllib.parse
@@ -20,7 +23,7 @@ from aiogw.app import RUNTIME, start
 from aiogw.fake_upstream import FakeConfig, FakeUpstream
 from aiogw.store import make_store
 from aiogw.store.base import Filters
-from tests.conftest import FAKE_ROUTES, PROVIDER_KEYS, poll
+from tests.conftest import FAKE_ROUTES, PROVIDER_KEYS, free_port, poll
 from tests.pgserver import PgServer
 
 HI = [{"role": "user", "content": "hi"}]
@@ -195,3 +198,34 @@ def _revoked(pgw: PgGateway, key_id: str) -> bool:
         return pgw.servers.run(pgw.store.revoke_key(key_id, 0.0)) or True
     except Exception:  # the pool's old connections fail until replaced: try again
         return False
+
+
+@pytest.fixture(scope="module")
+def lone_pg():
+    server = PgServer()
+    server.start()
+    yield server
+    server.close()
+
+
+def serve(tmp_path, url: str, password: str) -> subprocess.CompletedProcess:
+    parts = urllib.parse.urlsplit(url)
+    bare = f"postgresql://{parts.username}@{parts.hostname}:{parts.port}{parts.path}"
+    path = tmp_path / "aiogw.toml"
+    path.write_text(textwrap.dedent(TOML).format(state=tmp_path / "local.db", url=bare, fake="http://127.0.0.1:9"))
+    env = {**os.environ, **PROVIDER_KEYS, "AIOGW_TEST_DB_PASSWORD": password}
+    return subprocess.run([sys.executable, "-m", "aiogw", "serve", "--config", str(path)], capture_output=True,
+                          text=True, timeout=60, env=env)
+
+
+def test_a_gateway_that_cannot_use_its_database_says_why_at_start_and_exits(lone_pg, tmp_path):
+    url = lone_pg.create_database()
+    password = urllib.parse.urlsplit(url).password
+    wrong = serve(tmp_path, url, "not-the-password")
+    assert wrong.returncode == 2 and "Traceback" not in wrong.stderr
+    assert "password" in wrong.stderr and "aiogw@127.0.0.1" in wrong.stderr and "not-the-password" not in wrong.stderr
+    empty = serve(tmp_path, url, password)  # never migrated
+    assert empty.returncode == 2 and "Traceback" not in empty.stderr
+    assert "aiogw migrate --config" in empty.stderr and password not in empty.stderr
+    nobody = serve(tmp_path, url.replace(f":{lone_pg.port}/", f":{free_port()}/"), password)
+    assert nobody.returncode == 2 and "Traceback" not in nobody.stderr and password not in nobody.stderr
