@@ -288,9 +288,11 @@ def test_every_value_of_a_row_is_made_storable_and_the_record_says_what_was_mend
     ex.user_agent = "agent/\udcc3\udca9 \udcff\ud800"  # é sent as two bytes; 0xff; a surrogate from nowhere
     ex.client = "1" * 5_000
     ex.cost = float("inf")
+    ex.path = "/v1/messages\x00?x=1"  # NUL: SQLite keeps it, PostgreSQL's text cannot
     record = rec.build(ex, "full", rec.PartsMemo())
     row = dict(zip(rec.COLUMNS, record.row, strict=True))
     assert row["user_agent"] == "agent/é \\xff\\ud800" and row["conversation"] == "s-\\xfe\\xff"
+    assert row["path"] == "/v1/messages\\x00?x=1" and "path held NUL characters (shown as \\x00)" in row["reason"]
     assert row["client"] == "1" * 1024 + "…[3976 more characters]" and row["cost_usd"] is None
     for said in ("conversation (the session id) held bytes", "user_agent held bytes that are not UTF-8",
                  "client cut to 1024 characters", "cost_usd was inf, left empty"):

@@ -1,10 +1,11 @@
-"""Values made storable: every value of an audit row is one SQLite and orjson can take.
+"""Values made storable: every value of an audit row is one both stores and orjson take.
 
 Everything in a record comes, one way or another, from outside. aiohttp decodes header
 bytes that are not UTF-8 with `surrogateescape`, and a lone surrogate is refused by
 SQLite and by orjson alike; orjson reads a token count past 2^64 as a float, which
-`as_int` makes an int of any size, past SQLite's 64 bits; a client's text may be as long
-as its headers allow. One such value used to fail its whole batch, again on every retry.
+`as_int` makes an int of any size, past SQLite's 64 bits; PostgreSQL's text cannot hold
+NUL, which SQLite keeps (a record must read back the same from either store, and be
+copied from one to the other); a client's text may be as long as its headers allow. One such value used to fail its whole batch, again on every retry.
 Here it is mended instead — text escaped and cut, numbers clamped — and what was mended
 is said in the row's `reason`: the record stays honest about what it holds.
 
@@ -41,7 +42,7 @@ def row(values: tuple, columns: tuple[str, ...]) -> tuple[tuple, list[str]]:
     for value in values:
         kind = type(value)
         if kind is str:
-            if len(value) <= TEXT_MAX and value.isascii():
+            if len(value) <= TEXT_MAX and value.isascii() and "\x00" not in value:
                 continue
         elif kind is int:
             if INT_MIN <= value <= INT_MAX:
@@ -68,6 +69,9 @@ def _value(value: Any, name: str, notes: list[str]) -> Any:
     kind = type(value)
     if kind is str:
         limit = _TEXT_MAX_OF.get(name, TEXT_MAX)
+        if "\x00" in value:
+            notes.append(f"{name} held NUL characters (shown as \\x00)")
+            value = value.replace("\x00", "\\x00")
         if len(value) <= limit and (value.isascii() or untrusted.is_utf8(value)):
             return value
         fixed = untrusted.text(value, limit)
