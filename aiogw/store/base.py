@@ -24,11 +24,23 @@ The contract a caller may rely on, on both stores:
   `payloads` None under the metadata policy), as `audit.render` prints them.
 - `key_signature()` is synchronous and cheap (no I/O on the request path): it changes
   when a key was made or revoked anywhere, and `load_keys()` then reads them again.
+- Copying a deployment (`aiogw state copy`) reads and writes records as stored, byte
+  for byte: `records_after` gives up to `limit` records after an id, in id order, each
+  a `Record` with the row and payload `write_batch` took (its `parts` empty), and
+  beside them the content parts they refer to as `StoredPart`s (squeezed data, size,
+  last_seen), but none whose hash is in `have` (the caller copied it already). A part
+  no record refers to is never given. `write_copied` stores them in one transaction:
+  a record already stored is kept, a part already stored keeps its data and takes the
+  later last_seen.
+- `failure(exc)` is what a command says, in one line, of an error this store raised
+  after `open()` (the server went away, refused the statement); None when it is not
+  the store's to say (SQLite's errors are said by `aiogw.cli`; a bug keeps its
+  traceback).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Container, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -46,6 +58,16 @@ class StateUnavailable(Exception):
 
 class SchemaError(Exception):
     """The database's schema is not the one this aiogw uses; the message says what to run."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPart:
+    """A content part as a store keeps it: what `aiogw state copy` moves unchanged."""
+
+    hash: bytes
+    data: bytes  # as stored: `audit.record.squeeze`d
+    size: int  # its bytes before squeezing
+    last_seen: float  # when a record last stored it (prune reads it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +120,8 @@ class Store(Protocol):
     where: str  # the file, or the URL without its password: for messages and logs
     transient: tuple[type[BaseException], ...]
 
+    def failure(self, exc: BaseException) -> str | None: ...  # a command's line for it, or None
+
     async def connect(self) -> None: ...
     async def open(self) -> None: ...  # connect, then check the schema
     async def close(self) -> None: ...
@@ -125,6 +149,12 @@ class Store(Protocol):
     async def prune(self, before: float) -> tuple[int, int]: ...
     async def usage_rows(self, by: str, user: str | None, since: float | None, until: float | None) -> list[tuple]: ...
 
+    # Copying a deployment, as stored (`aiogw state copy`).
+    async def records_after(self, after: str | None, limit: int,
+                            have: Container[bytes] = ()) -> tuple[list[Any], list[StoredPart]]: ...
+    async def write_copied(self, records: list[Any], parts: list[StoredPart]) -> None: ...
+
     # Spend and rate windows (the limits' persisted counters).
-    async def load_limits(self, month: str) -> tuple[list[SpendRow], list[WindowRow]]: ...  # month: YYYY-MM
+    # month: YYYY-MM, or None for every day's spend; the windows are every user's
+    async def load_limits(self, month: str | None) -> tuple[list[SpendRow], list[WindowRow]]: ...
     async def save_limits(self, spend: list[SpendRow], windows: list[WindowRow]) -> None: ...

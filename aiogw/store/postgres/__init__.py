@@ -9,7 +9,7 @@ connect.py      the URL, the pool, failures said plainly, what is transient
 schema.py       the tables, their versions, `aiogw migrate`
 partitions.py   the audit's day partitions: made ahead, dropped whole
 audit_write.py  a batch by COPY through staging tables, each record once
-audit_read.py   list, show, conversation, export, usage
+audit_read.py   list, show, conversation, export, usage; records as stored, for a copy
 decode.py       a stored exchange read back as `aiogw audit show` prints it
 prune.py        retention: days dropped, the edge trimmed, unused content collected
 key_table.py    gateway keys, and LISTEN/NOTIFY with a poll for their changes
@@ -18,12 +18,12 @@ counters.py     spend and rate windows
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Container, Mapping
 
 import asyncpg
 
 from aiogw.audit.record import Record
-from aiogw.store.base import Filters, KeyRecord, SpendRow, WindowRow
+from aiogw.store.base import Filters, KeyRecord, SpendRow, StoredPart, WindowRow
 from aiogw.store.postgres import audit_read, audit_write, connect, counters, key_table, partitions, prune, schema
 
 
@@ -43,6 +43,9 @@ class PostgresStore:
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.where!r})"
+
+    def failure(self, exc: BaseException) -> str | None:
+        return connect.failure(exc, self.where)
 
     async def connect(self) -> None:
         """The pool, its first connection made (StateUnavailable, said plainly, if not);
@@ -136,8 +139,16 @@ class PostgresStore:
     async def usage_rows(self, by: str, user: str | None, since: float | None, until: float | None) -> list[tuple]:
         return await audit_read.usage_rows(self._pool_(), by, user, since, until)
 
+    # Copying a deployment.
+    async def records_after(self, after: str | None, limit: int,
+                            have: Container[bytes] = ()) -> tuple[list[Record], list[StoredPart]]:
+        return await audit_read.records_after(self._pool_(), after, limit, have)
+
+    async def write_copied(self, records: list[Record], parts: list[StoredPart]) -> None:
+        await audit_write.write_copied(self._pool_(), self._partitions, records, parts)
+
     # Spend and rate windows.
-    async def load_limits(self, month: str) -> tuple[list[SpendRow], list[WindowRow]]:
+    async def load_limits(self, month: str | None) -> tuple[list[SpendRow], list[WindowRow]]:
         return await counters.load(self._pool_(), month)
 
     async def save_limits(self, spend: list[SpendRow], windows: list[WindowRow]) -> None:

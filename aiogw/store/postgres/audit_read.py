@@ -1,4 +1,5 @@
-"""Reading the audit trail back: list, show, conversation, export, usage.
+"""Reading the audit trail back: list, show, conversation, export, usage, and the
+records as stored for `aiogw state copy`.
 
 Each call takes a pooled connection for its own statements and gives it back, holding
 no transaction between calls: an export of millions of records is pages of ids by key
@@ -9,14 +10,14 @@ prune's DETACH ever waits for an export to end.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Container
 from typing import Any
 
 import asyncpg
 
 from aiogw.audit import ids
-from aiogw.audit.record import COLUMNS, PAYLOAD_COLUMNS
-from aiogw.store.base import USAGE_GROUPS, Filters
+from aiogw.audit.record import COLUMNS, PAYLOAD_COLUMNS, Record
+from aiogw.store.base import USAGE_GROUPS, Filters, StoredPart
 from aiogw.store.postgres import decode
 from aiogw.store.postgres.schema import q
 
@@ -213,6 +214,35 @@ async def _read_back(conn: asyncpg.Connection, rows: list[dict]) -> list[dict]:
         found = await conn.fetch("SELECT hash, data FROM blobs WHERE hash = ANY($1::bytea[])", wanted)
         blobs = {r["hash"]: r["data"] for r in found}
     return [decode.record(row, by_id.get(row["id"]), blobs) for row in rows]
+
+
+async def records_after(pool: asyncpg.Pool, after: str | None, limit: int,
+                        have: Container[bytes]) -> tuple[list[Record], list[StoredPart]]:
+    """Up to `limit` records after the id `after` (None: from the first), in id order, as
+    stored: rows and payloads as `write_batch` took them, and the parts they refer to
+    that are stored and not in `have`, byte for byte (`aiogw state copy`)."""
+    arg = Args()
+    clause = f" WHERE id > {arg(after)}" if after is not None else ""
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(f"SELECT {_LIST} FROM exchanges{clause} ORDER BY id LIMIT {arg(limit)}", *arg.values)
+        if not rows:
+            return [], []
+        # The ids' range: the planner reads only the partitions of those days.
+        payloads = await conn.fetch(f"SELECT {_PAYLOADS} FROM payloads WHERE id >= $1 AND id <= $2",
+                                    rows[0]["id"], rows[-1]["id"])
+        by_id = {p["id"]: p for p in payloads}
+        records: list[Record] = []
+        wanted: dict[bytes, None] = {}  # the parts in order of first use, each once
+        for row in rows:
+            p = by_id.get(row["id"])
+            records.append(Record(row["id"], tuple(row), tuple(p) if p is not None else None, [], row["started"]))
+            if p is not None:
+                wanted.update((h, None) for h in decode.refs(p) if h not in have)
+        found = []
+        if wanted:
+            found = await conn.fetch("SELECT hash, data, size, last_seen FROM blobs WHERE hash = ANY($1::bytea[])",
+                                     list(wanted))
+    return records, [StoredPart(r["hash"], r["data"], r["size"], r["last_seen"]) for r in found]
 
 
 # `aiogw usage --by ...`: each group's expression, as SQLite's usage groups.

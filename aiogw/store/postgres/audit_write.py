@@ -17,6 +17,7 @@ from asyncpg import exceptions as pg
 
 from aiogw import jsonout
 from aiogw.audit.record import BLOB_LEVEL, COLUMNS, PAYLOAD_COLUMNS, Record, squeeze
+from aiogw.store.base import StoredPart
 from aiogw.store.postgres import partitions
 from aiogw.store.postgres.connect import ConnectionLost, lost
 from aiogw.store.postgres.schema import q
@@ -107,10 +108,23 @@ async def write(pool: asyncpg.Pool, days_made: partitions.Partitions, records: l
     A record's id that is not an aiogw id raises ValueError (no partition takes it): an
     error about that record, which the writer finds by storing the batch one at a time."""
     rows, payloads, new = choose(records, known)
-    rows = [storable(row) for row in rows]
-    blobs = blob_rows(new)
+    await _store(pool, days_made, [storable(row) for row in rows], payloads, blob_rows(new))
+    return new
+
+
+async def write_copied(pool: asyncpg.Pool, days_made: partitions.Partitions, records: list[Record],
+                       parts: list[StoredPart]) -> None:
+    """Records and parts as another store keeps them (`aiogw state copy`), in one
+    transaction as `write` does: the parts byte for byte, with their last_seen."""
+    rows = [storable(r.row) for r in records if r.row is not None]
+    payloads = [r.payload for r in records if r.payload is not None]
+    await _store(pool, days_made, rows, payloads, [(p.hash, p.data, p.size, float(p.last_seen)) for p in parts])
+
+
+async def _store(pool: asyncpg.Pool, days_made: partitions.Partitions, rows: list[tuple], payloads: list[tuple],
+                 blobs: list[tuple]) -> None:
     if not rows and not payloads and not blobs:  # every part known today, no row: nothing to do
-        return new
+        return
     days = {partitions.day_of(row[0]) for row in rows} | {partitions.day_of(p[0]) for p in payloads}
     try:
         await days_made.ensure(pool, days)
@@ -128,7 +142,6 @@ async def write(pool: asyncpg.Pool, days_made: partitions.Partitions, records: l
         if lost(exc):
             raise ConnectionLost(f"the connection to PostgreSQL closed: {exc}") from exc
         raise
-    return new
 
 
 async def _transaction(pool: asyncpg.Pool, rows: list[tuple], payloads: list[tuple], blobs: list[tuple]) -> None:

@@ -5,6 +5,7 @@ without its password: both go into messages and logs, never the password. A fail
 connect becomes `StateUnavailable` naming the target, the reason in words and what to
 check, without a traceback. `TRANSIENT` is what a batch that failed may be retried
 after: the server away, restarting, full or busy, never something a record holds.
+`failure` says, as one line for a command, what went wrong once connected.
 """
 
 from __future__ import annotations
@@ -180,6 +181,9 @@ def explain(exc: BaseException, t: Target) -> tuple[str, str]:
         return f"the server is starting up or shutting down ({said})", "that the server has finished starting"
     if isinstance(exc, pg.TooManyConnectionsError):
         return f"the server has no connection left ({said})", "max_connections and what else holds connections"
+    if isinstance(exc, pg.ConnectionDoesNotExistError | pg.ConnectionFailureError) or lost(exc):  # once connected
+        return (f"the connection closed under it ({said})",
+                "that the server is up (it may have stopped or restarted) and reachable from here")
     if isinstance(exc, ConnectionRefusedError):
         return "the connection was refused", "that PostgreSQL runs and listens on that host and port"
     if isinstance(exc, socket.gaierror):
@@ -196,6 +200,21 @@ def explain(exc: BaseException, t: Target) -> tuple[str, str]:
     if isinstance(exc, pg.PostgresError):
         return f"the server said: {said}", "the server's log"
     return f"{type(exc).__name__}: {said}", "[state] url and the server's log"
+
+
+def failure(exc: BaseException, where: str) -> str | None:
+    """A command's one line for an error the server or the connection raised once the
+    store was open: the server stopped or restarted, the network, a statement the server
+    refused (a role without a privilege); None for anything else, whose traceback
+    helps. A BrokenPipeError is the command's own output closed (`| head`), not ours."""
+    if isinstance(exc, BrokenPipeError):
+        return None
+    away = isinstance(exc, TRANSIENT) or lost(exc)
+    if not away and not isinstance(exc, pg.PostgresError):
+        return None
+    reason, check = explain(exc, parse(where))
+    again = ", then run the command again" if away else ""
+    return f"the PostgreSQL state database {where} failed during the command: {reason}. Check {check}{again}"
 
 
 def _said(exc: BaseException) -> str:

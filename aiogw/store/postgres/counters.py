@@ -13,10 +13,13 @@ import asyncpg
 from aiogw.store.base import SpendRow, WindowRow
 
 
-async def load(pool: asyncpg.Pool, month: str) -> tuple[list[SpendRow], list[WindowRow]]:
-    """The spend of `month` (YYYY-MM), every user's windows."""
-    first = dt.date.fromisoformat(month + "-01")
-    after = (first + dt.timedelta(days=32)).replace(day=1)
+async def load(pool: asyncpg.Pool, month: str | None) -> tuple[list[SpendRow], list[WindowRow]]:
+    """The spend of `month` (YYYY-MM; None: of every day), every user's windows."""
+    if month is None:
+        first, after = dt.date.min, dt.date.max
+    else:
+        first = dt.date.fromisoformat(month + "-01")
+        after = (first + dt.timedelta(days=32)).replace(day=1)
     async with pool.acquire() as conn:
         spend = await conn.fetch(
             'SELECT "user", day, usd FROM limit_spend WHERE day >= $1 AND day < $2 ORDER BY "user", day', first, after)

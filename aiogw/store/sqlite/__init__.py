@@ -7,7 +7,7 @@ statement (see `write_batch`). The keys are read with a connection of their own 
 worker thread, so a key reload never waits behind an audit batch.
 
 audit_tables.py  the audit tables and a batch's statements
-audit_read.py    list, show, conversation, export, prune
+audit_read.py    list, show, conversation, export, prune; records as stored, for a copy
 key_table.py   the keys table and its stamp file
 counters.py    spend and rate windows
 usage.py       `aiogw usage`
@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Container, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
 
 from aiogw.audit.record import Record
-from aiogw.store.base import Filters, KeyRecord, SpendRow, StateUnavailable, WindowRow
+from aiogw.store.base import Filters, KeyRecord, SpendRow, StateUnavailable, StoredPart, WindowRow
 from aiogw.store.sqlite import audit_read, audit_tables, counters, key_table, schema, usage
 
 T = TypeVar("T")
@@ -40,6 +40,10 @@ class SQLiteStore:
         self.path = path
         self.where = str(path)
         self._db: aiosqlite.Connection | None = None
+
+    def failure(self, exc: BaseException) -> str | None:
+        """None: `aiogw.cli` says SQLite's errors (a locked file, a full disk) itself."""
+        return None
 
     async def connect(self) -> None:
         try:
@@ -137,8 +141,25 @@ class SQLiteStore:
     async def usage_rows(self, by: str, user: str | None, since: float | None, until: float | None) -> list[tuple]:
         return await self._run(usage.usage_rows, by, user, since, until)
 
+    # Copying a deployment.
+    async def records_after(self, after: str | None, limit: int,
+                            have: Container[bytes] = ()) -> tuple[list[Record], list[StoredPart]]:
+        return await self._run(audit_read.records_after, after, limit, have)
+
+    async def write_copied(self, records: list[Record], parts: list[StoredPart]) -> None:
+        """One transaction, the statements of a batch (`audit_tables`): a record already
+        stored is kept, a part keeps its data and takes the later last_seen."""
+        rows = [r.row for r in records if r.row is not None]
+        payloads = [r.payload for r in records if r.payload is not None]
+        blobs = [(p.hash, p.data, p.size, p.last_seen) for p in parts]
+        statements = [*audit_tables.inserts(audit_tables.INSERT_EXCHANGE, rows),
+                      *audit_tables.inserts(audit_tables.INSERT_PAYLOAD, payloads),
+                      *audit_tables.inserts(audit_tables.INSERT_BLOB, blobs)]
+        if statements:
+            await self._run(audit_tables.write, statements)
+
     # Limits.
-    async def load_limits(self, month: str) -> tuple[list[SpendRow], list[WindowRow]]:
+    async def load_limits(self, month: str | None) -> tuple[list[SpendRow], list[WindowRow]]:
         return await self._run(counters.load, month)
 
     async def save_limits(self, spend: list[SpendRow], windows: list[WindowRow]) -> None:

@@ -1,4 +1,5 @@
-"""Reading the SQLite audit trail back: list, show, conversation, export, prune.
+"""Reading the SQLite audit trail back: list, show, conversation, export, prune, and
+the records as stored for `aiogw state copy`.
 
 Plain sqlite3 functions over one connection (`SQLiteStore` runs them in its database
 thread); the gateway may be writing at the same time, which WAL allows.
@@ -9,19 +10,24 @@ from __future__ import annotations
 import sqlite3
 import time
 import zlib
+from collections.abc import Container
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from aiogw.audit import ids
-from aiogw.audit.record import COLUMNS, unpack, unsqueeze
+from aiogw.audit.record import COLUMNS, PAYLOAD_COLUMNS, Record, unpack, unsqueeze
 from aiogw.dialects import DIALECTS, RequestParts
-from aiogw.store.base import NOT_SHOWN, Filters
+from aiogw.store.base import NOT_SHOWN, Filters, StoredPart
 
 _DAY = 86_400.0
 
 _LIST_COLUMNS = ", ".join(COLUMNS)
+_PAYLOAD_COLUMNS = ", ".join(PAYLOAD_COLUMNS)
+_HASH = 16  # bytes of a part's digest; message_refs is their concatenation
+# Hashes asked for in one statement: under SQLite's cap on a statement's parameters.
+_HASHES_AT_ONCE = 10_000
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -126,6 +132,50 @@ def ids_after(conn: sqlite3.Connection, f: Filters, after: str | None, limit: in
         where = (where + " AND" if where else " WHERE") + " id > ?"
         args.append(after)
     return [row[0] for row in conn.execute(f"SELECT id FROM exchanges{where} ORDER BY id LIMIT ?", [*args, limit])]
+
+
+def records_after(conn: sqlite3.Connection, after: str | None, limit: int,
+                  have: Container[bytes]) -> tuple[list[Record], list[StoredPart]]:
+    """Up to `limit` records after the id `after` (None: from the first), in id order, as
+    stored: rows and payloads as `write_batch` took them, and the parts they refer to
+    that are stored and not in `have`, byte for byte (`aiogw state copy`)."""
+    if after is None:
+        rows = conn.execute(f"SELECT {_LIST_COLUMNS} FROM exchanges ORDER BY id LIMIT ?", (limit,)).fetchall()
+    else:
+        rows = conn.execute(f"SELECT {_LIST_COLUMNS} FROM exchanges WHERE id > ? ORDER BY id LIMIT ?",
+                            (after, limit)).fetchall()
+    if not rows:
+        return [], []
+    # The payloads of the ids' range: one index range, not a list of thousands of ids.
+    payloads = {p[0]: tuple(p) for p in conn.execute(
+        f"SELECT {_PAYLOAD_COLUMNS} FROM payloads WHERE id >= ? AND id <= ?", (rows[0][0], rows[-1][0]))}
+    records = []
+    wanted: dict[bytes, None] = {}  # in order of first use, each once
+    for row in rows:
+        payload = payloads.get(row[0])
+        records.append(Record(row[0], tuple(row), payload, [], row[1]))
+        if payload is not None:
+            wanted.update((h, None) for h in _refs(payload) if h not in have)
+    hashes = list(wanted)
+    parts = []
+    for i in range(0, len(hashes), _HASHES_AT_ONCE):
+        chunk = hashes[i : i + _HASHES_AT_ONCE]
+        marks = ",".join("?" * len(chunk))
+        parts += [StoredPart(bytes(h), bytes(data), size, seen) for h, data, size, seen in conn.execute(
+            f"SELECT hash, data, size, last_seen FROM blobs WHERE hash IN ({marks})", chunk)]
+    return records, parts
+
+
+def _refs(payload: tuple) -> list[bytes]:
+    """The hashes of the parts a payload row (PAYLOAD_COLUMNS) refers to: none for a
+    request kept whole (`request_meta` NULL), as `_request` reads it."""
+    _, meta, system, tools, joined = payload[:5]
+    if meta is None:
+        return []
+    out = [h for h in (system, tools) if h is not None]
+    if joined is not None:
+        out += [joined[i : i + _HASH] for i in range(0, len(joined), _HASH)]
+    return out
 
 
 def _blob(conn: sqlite3.Connection, h: bytes | None) -> Any:

@@ -23,12 +23,16 @@ CREATE TABLE IF NOT EXISTS limit_windows (
 """
 
 
-def load(conn: sqlite3.Connection, month: str) -> tuple[list[SpendRow], list[WindowRow]]:
-    """This month's spend (month: YYYY-MM) and every user's windows."""
-    spend = [SpendRow(*row) for row in conn.execute(
-        "SELECT user, day, usd FROM limit_spend WHERE day >= ? AND day < ?", (month + "-01", month + "-32"))]
+def load(conn: sqlite3.Connection, month: str | None) -> tuple[list[SpendRow], list[WindowRow]]:
+    """This month's spend (month: YYYY-MM; None: every day's) and every user's windows."""
+    if month is None:
+        rows = conn.execute("SELECT user, day, usd FROM limit_spend ORDER BY user, day")
+    else:
+        rows = conn.execute("SELECT user, day, usd FROM limit_spend WHERE day >= ? AND day < ? ORDER BY user, day",
+                            (month + "-01", month + "-32"))
+    spend = [SpendRow(*row) for row in rows]
     windows = [WindowRow(*row) for row in conn.execute(
-        "SELECT user, rpm_level, rpm_at, tpm_level, tpm_at FROM limit_windows")]
+        "SELECT user, rpm_level, rpm_at, tpm_level, tpm_at FROM limit_windows ORDER BY user")]
     return spend, windows
 
 
