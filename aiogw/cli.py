@@ -333,7 +333,8 @@ def _migrate(args: argparse.Namespace) -> int:
     """The one command that changes a schema: a gateway refuses any but its own."""
     cfg = config_mod.load(args.config)
     print(f"state: {cli_state.where(cfg)}", file=sys.stderr)
-    steps = asyncio.run(_migrate_store(cfg))
+    with cli_state.quiet_driver():
+        steps = asyncio.run(_migrate_store(cfg))
     for step in steps:
         print(step)
     if not steps:
@@ -345,7 +346,8 @@ async def _migrate_store(cfg: config_mod.Config) -> list[str]:
     store = make_store(cfg.state_path, cfg.state_url, cfg.state_password)
     await store.connect()  # not open(): that refuses the schemas this command is for
     try:
-        return await store.migrate()
+        with cli_state.said(store):
+            return await store.migrate()
     finally:
         await store.close()
 
