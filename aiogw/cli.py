@@ -1,4 +1,4 @@
-"""The `aiogw` command: serve, check-config, keys, audit, usage, demo.
+"""The `aiogw` command: serve, check-config, keys, audit, usage, migrate, state copy, demo.
 
 `--config` falls back to the file `AIOGW_CONFIG` names (read in `aiogw.config`). The
 key, audit and usage commands warn on stderr when gateways run and none of them uses
@@ -15,7 +15,7 @@ import sqlite3
 import sys
 import time
 
-from aiogw import __version__, cli_state, keys, running
+from aiogw import __version__, cli_state, keys, running, state_copy
 from aiogw import config as config_mod
 from aiogw.audit import cli as audit_cli
 from aiogw.exchange import OUTCOMES
@@ -100,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("migrate", help="bring the state database's schema up to this aiogw (SQLite or PostgreSQL)")
     p.add_argument("--config", help=f"TOML config file (for [state]; default: ${config_mod.CONFIG_ENV})")
     p.set_defaults(run=_migrate)
+
+    state_copy.add_parser(sub)
 
     p = sub.add_parser("demo", help="a tour of a few seconds: a fake provider, the gateway and an agent session, offline")
     p.add_argument("--keep", action="store_true", help="keep the temporary state directory and print its path")

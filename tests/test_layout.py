@@ -75,6 +75,7 @@ PARTS = {
     "aiogw.audit.cli": "cli",
     "aiogw.audit.render": "cli",
     "aiogw.cli_state": "cli",
+    "aiogw.state_copy": "cli",
     "aiogw.limits.report": "cli",
     "aiogw.demo": "cli",
     "aiogw.demo_session": "cli",
