@@ -31,7 +31,7 @@ from pathlib import Path
 
 from aiogw import cli_state, running
 from aiogw.store import make_store
-from aiogw.store.base import Filters, KeyRecord, SchemaError, StateUnavailable, Store
+from aiogw.store.base import Filters, KeyRecord, SchemaError, SpendRow, StateUnavailable, Store
 
 # A batch starts small and doubles while its bytes stay under a quarter of BATCH_BYTES:
 # payloads run from a few hundred bytes to the gateway's max body, and a batch is in
@@ -170,11 +170,23 @@ async def _copy(src: Store, dst: Store, source: Side, target: Side, tally: Tally
         for key in revoke:
             assert key.revoked_at is not None
             await dst.revoke_key(key.id, key.revoked_at)
-        await dst.save_limits(spend, windows)
+        await dst.save_limits(_added(spend, (await dst.load_limits(None))[0]), windows)
     tally.keys, tally.revoked = len(keys), sum(k.revoked_at is not None for k in keys.values())
     tally.spend, tally.windows = len(spend), len(windows)
     tally.resumed_after = tally.last = after
     await _records(src, dst, source, target, tally, after, max_records, say, every)
+
+
+def _added(spend: list[SpendRow], have: list[SpendRow]) -> list[SpendRow]:
+    """What to add to the target's spend so each user's day equals the source's (the
+    stores add spend rows: a copy run again adds nothing)."""
+    held = {(row.user, row.day): row.usd for row in have}
+    out = []
+    for row in spend:
+        added = row.usd - held.get((row.user, row.day), 0.0)
+        if added:
+            out.append(SpendRow(row.user, row.day, added))
+    return out
 
 
 async def _records(src: Store, dst: Store, source: Side, target: Side, tally: Tally, after: str | None,

@@ -522,8 +522,8 @@ async def test_limits_saved_and_loaded_by_month(pg_url: str) -> None:
                  SpendRow("bob", "2026-11-02", 0.25)]
         windows = [WindowRow("alice", 3.0, 100.0, None, None), WindowRow("bob", None, None, 5000.0, 101.0)]
         await store.save_limits(spend, windows)
-        # A day's total replaces what was stored, a user's windows theirs.
-        await store.save_limits([SpendRow("alice", "2026-11-30", 1.75)], [WindowRow("alice", 2.0, 200.0, 1.0, 200.0)])
+        # Spend is added to the day (each gateway adds what it charged), a user's windows replace theirs.
+        await store.save_limits([SpendRow("alice", "2026-11-30", 0.25)], [WindowRow("alice", 2.0, 200.0, 1.0, 200.0)])
         got_spend, got_windows = await store.load_limits("2026-11")
         assert sorted(got_spend, key=lambda s: (s.user, s.day)) == [
             SpendRow("alice", "2026-11-30", 1.75), SpendRow("bob", "2026-11-02", 0.25)]

@@ -2,8 +2,10 @@
 
 The counters live in memory (`Ledger`); a task writes the users that changed once a
 second, and once more at shutdown, so a restart neither resets a budget nor forgets a
-window. Spend is stored per user and UTC day; a month is the sum of its days. The
-store (`aiogw.store`) is opened and closed by its owner (app.lifecycle).
+window. Spend is stored per user and UTC day; a month is the sum of its days. What a
+flush writes is what this gateway charged since its last flush, added to the day's
+row: gateways sharing one store each add their own, and none overwrites another's.
+The store (`aiogw.store`) is opened and closed by its owner (app.lifecycle).
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ class LimitStore:
         self.store = store
         self.ledger = ledger
         self._open = False
+        # (user, day) -> the day's total as this gateway last read or wrote it: a flush
+        # writes the difference.
+        self._written: dict[tuple[str, str], float] = {}
         self._task: asyncio.Task[None] | None = None
         self.flushes = 0
         self.errors = 0
@@ -56,6 +61,7 @@ class LimitStore:
             state.month_usd += row.usd
             if row.day == today:
                 state.day_usd += row.usd
+                self._written[(row.user, row.day)] = self._written.get((row.user, row.day), 0.0) + row.usd
         for w in windows:
             state = self.ledger.state(w.user, now)
             if state.rpm is not None and w.rpm_at is not None:
@@ -77,15 +83,19 @@ class LimitStore:
             return
         spend: list[SpendRow] = []
         windows: list[WindowRow] = []
+        totals: dict[tuple[str, str], float] = {}  # what _written becomes once the write is done
         taken: dict[str, list] = {}  # the closed days taken, given back if the write fails
         for user, state in self.ledger.states.items():
             if not state.dirty:
                 continue
             state.dirty = False
-            spend.extend(SpendRow(user, day, usd) for day, usd in state.closed)
+            days = [*state.closed, (state.day, state.day_usd)] if state.day else list(state.closed)
             taken[user], state.closed = state.closed, []
-            if state.day:
-                spend.append(SpendRow(user, state.day, state.day_usd))
+            for day, usd in days:
+                added = usd - self._written.get((user, day), 0.0)
+                if added:
+                    spend.append(SpendRow(user, day, added))
+                totals[(user, day)] = usd
             rpm, tpm = state.rpm, state.tpm
             windows.append(WindowRow(
                 user,
@@ -104,6 +114,11 @@ class LimitStore:
                 state.dirty = True
                 state.closed = taken[w.user] + state.closed
             log.exception("limits: could not store spend and windows; retrying in %.0f s", FLUSH_INTERVAL)
+            return
+        self._written.update(totals)
+        for user, closed in taken.items():  # a closed day is final: nothing more is added to it here
+            for day, _ in closed:
+                self._written.pop((user, day), None)
 
     async def close(self) -> None:
         if self._task is not None:

@@ -157,4 +157,6 @@ class Store(Protocol):
     # Spend and rate windows (the limits' persisted counters).
     # month: YYYY-MM, or None for every day's spend; the windows are every user's
     async def load_limits(self, month: str | None) -> tuple[list[SpendRow], list[WindowRow]]: ...
+    # Each spend row is added to its user's day: every gateway on a shared store adds what
+    # it charged since it last saved. Windows replace a user's.
     async def save_limits(self, spend: list[SpendRow], windows: list[WindowRow]) -> None: ...

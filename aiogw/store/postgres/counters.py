@@ -1,7 +1,8 @@
 """Spend per user and UTC day, and the users' rate windows: the limits' counters.
 
-Saved as upserts in one transaction: a day's spend is the gateway's running total for
-that day (it replaces what was stored), a user's windows replace theirs.
+Saved as upserts in one transaction: a spend row is what a gateway charged since it last
+saved, added to its user's day (every gateway on the database adds its own), a user's
+windows replace theirs.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ async def save(pool: asyncpg.Pool, spend: list[SpendRow], windows: list[WindowRo
         if spend:
             await conn.executemany(
                 'INSERT INTO limit_spend ("user", day, usd) VALUES ($1, $2, $3) '
-                'ON CONFLICT ("user", day) DO UPDATE SET usd = excluded.usd',
+                'ON CONFLICT ("user", day) DO UPDATE SET usd = limit_spend.usd + excluded.usd',
                 [(s.user, dt.date.fromisoformat(s.day), s.usd) for s in spend])
         if windows:
             await conn.executemany(

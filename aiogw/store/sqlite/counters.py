@@ -37,11 +37,12 @@ def load(conn: sqlite3.Connection, month: str | None) -> tuple[list[SpendRow], l
 
 
 def save(conn: sqlite3.Connection, spend: list[SpendRow], windows: list[WindowRow]) -> None:
-    """One transaction: a day's spend and a user's windows replace what was stored."""
+    """One transaction: each spend row is added to its user's day (every gateway on the
+    state adds what it charged); a user's windows replace theirs."""
     try:
         conn.executemany(
             "INSERT INTO limit_spend (user, day, usd) VALUES (?, ?, ?) "
-            "ON CONFLICT (user, day) DO UPDATE SET usd = excluded.usd",
+            "ON CONFLICT (user, day) DO UPDATE SET usd = usd + excluded.usd",
             [(s.user, s.day, s.usd) for s in spend])
         conn.executemany(
             "INSERT OR REPLACE INTO limit_windows (user, rpm_level, rpm_at, tpm_level, tpm_at) VALUES (?, ?, ?, ?, ?)",
