@@ -76,7 +76,7 @@ def build_app(config: Config, sinks: Iterable[Sink] = ()) -> web.Application:
     # aiohttp refuses larger bodies itself, before the handler, with a plain-text 413;
     # the proxy translates that into the provider's envelope.
     app = web.Application(client_max_size=config.server.max_body_bytes)
-    state = make_store(config.state_path, config.state_url, config.state_password)  # opened by lifecycle
+    state = make_store(config.state_path, config.state_url, config.state_password, config.state_timeout)  # opened by lifecycle
     keys = KeyIndex(state)
     upstreams = _upstreams(config, {})
     audit = (
@@ -269,7 +269,8 @@ async def _reload(runtime: Runtime, config: Config) -> list[str]:
                if getattr(running.server, f.name) != getattr(config.server, f.name)]
     if running.state_path != config.state_path:
         pending.append("state.path")
-    if (running.state_url, running.state_password) != (config.state_url, config.state_password):
+    if (running.state_url, running.state_password, running.state_timeout) != (
+            config.state_url, config.state_password, config.state_timeout):
         pending.append("state.url")
     if running.clients != config.clients:
         pending.append("clients")
@@ -281,7 +282,7 @@ async def _reload(runtime: Runtime, config: Config) -> list[str]:
         logs.setup(config.log)
     runtime.config = dataclasses.replace(
         config, server=running.server, state_path=running.state_path, audit=audit, clients=running.clients,
-        state_url=running.state_url, state_password=running.state_password
+        state_url=running.state_url, state_password=running.state_password, state_timeout=running.state_timeout
     )
     _apply(runtime, runtime.config, upstreams)
     log.info("reload applied: %s", ", ".join(changes(running, runtime.config)) or "nothing had changed")

@@ -94,6 +94,7 @@ class Config:
     # comes from { env } or { file }, never from the URL, and is never shown.
     state_url: str | None = None
     state_password: str | None = field(default=None, repr=False)
+    state_timeout: float = 30.0  # [state] timeout: seconds an audit batch's statement may take
 
     def route(self, name: str) -> Route | None:
         for route in self.routes:
@@ -157,11 +158,14 @@ def _build(raw: dict[str, Any], source: str, base_dir: Path, env: dict[str, str]
         drain_seconds=r.number(server_raw, "server.drain_seconds", 30.0),
     )
     state_raw = r.table(raw, "state")
-    r.only(state_raw, "state", {"path", "url", "password"})
+    r.only(state_raw, "state", {"path", "url", "password", "timeout"})
     state_path = Path(r.get(state_raw, "state.path", str, "var/aiogw.db"))
     if not state_path.is_absolute():
         state_path = base_dir / state_path
     state_url, state_password = _state_url(r, state_raw, env)
+    state_timeout = r.number(state_raw, "state.timeout", 30.0)
+    if not 0.1 <= state_timeout <= 600:
+        r.fail("state.timeout", f"expected 0.1 to 600 seconds, got {state_timeout}")
 
     upstream_raw = r.table(raw, "upstream")
     r.only(upstream_raw, "upstream", TIMEOUT_KEYS)
@@ -202,7 +206,7 @@ def _build(raw: dict[str, Any], source: str, base_dir: Path, env: dict[str, str]
         source, server, state_path, routes, tuple(users), _audit(r, r.table(raw, "audit")),
         read_guards(r, r.table(raw, "guards")), limits, read_prices(r, r.table(raw, "prices")),
         _metrics(r, r.table(raw, "metrics"), env), read_log(r, r.table(raw, "log")),
-        read_clients(r, r.table(raw, "clients")), state_url, state_password,
+        read_clients(r, r.table(raw, "clients")), state_url, state_password, state_timeout,
     )
 
 

@@ -169,3 +169,36 @@ def test_operations_settings_are_read(tmp_path):
     assert cfg.server.drain_seconds == 5.0
     assert (cfg.metrics.allow, cfg.metrics.token, cfg.metrics.max_label_values) == (("10.0.0.0/8",), "s3cret", 3)
     assert (cfg.log.level, cfg.log.format, cfg.log.exchanges) == ("warning", "text", False)
+
+
+ROUTE = "[[routes]]\nname='a'\ndialect='openai'\nupstream='https://x'\ncredential='client'\n"
+
+
+@pytest.mark.parametrize(
+    ("state", "message"),
+    [
+        ("url = 'postgresql://aiogw:hunter2@db/aiogw'\n", "state.url: the URL holds a password: move it to [state] password"),
+        ("url = 'mysql://aiogw@db/aiogw'\n", "state.url: expected postgresql://USER@HOST[:PORT]/DATABASE"),
+        ("url = 'sqlite:///var/aiogw.db'\n", "for SQLite, set [state] path instead"),
+        ("password = { env = 'DB_PASSWORD' }\n", "state.password: a password needs [state] url"),
+        ("url = 'postgresql://aiogw@db/aiogw'\npassword = { env = 'UNSET_HERE' }\n", "state.password: env 'UNSET_HERE' is unset"),
+        ("url = 'postgresql://aiogw@db/aiogw'\npassword = 'client'\n", "state.password: expected { env"),
+        ("url = 'postgresql://aiogw@db/aiogw'\ntimeout = 0\n", "state.timeout: expected 0.1 to 600 seconds"),
+        ("host = 'db'\n", "state.host: unknown key"),
+    ],
+)
+def test_state_mistakes_are_named_and_no_password_is_echoed(tmp_path, state, message):
+    assert_refused(tmp_path, "[state]\n" + state + ROUTE, message)
+    path = write(tmp_path, "[state]\n" + state + ROUTE)
+    with pytest.raises(ConfigError) as info:
+        config.load(path, env={})
+    assert "hunter2" not in str(info.value)
+
+
+def test_a_postgresql_state_is_read_with_its_password_kept_out_of_repr(tmp_path):
+    path = write(tmp_path, "[state]\nurl = 'postgresql://aiogw@db.internal/aiogw?sslmode=verify-full'\n"
+                           "password = { env = 'DB_PASSWORD' }\ntimeout = 5\n" + ROUTE)
+    cfg = config.load(path, env={"DB_PASSWORD": "s3cret"})
+    assert cfg.state_url == "postgresql://aiogw@db.internal/aiogw?sslmode=verify-full"
+    assert cfg.state_password == "s3cret" and cfg.state_timeout == 5
+    assert "s3cret" not in repr(cfg)

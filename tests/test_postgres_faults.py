@@ -7,6 +7,7 @@ lost, none twice, once the database is back; /readyz and /metrics say the state.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -229,3 +230,102 @@ def test_a_gateway_that_cannot_use_its_database_says_why_at_start_and_exits(lone
     assert "aiogw migrate --config" in empty.stderr and password not in empty.stderr
     nobody = serve(tmp_path, url.replace(f":{lone_pg.port}/", f":{free_port()}/"), password)
     assert nobody.returncode == 2 and "Traceback" not in nobody.stderr and password not in nobody.stderr
+
+
+class Stallable:
+    """A TCP relay to the server whose open connections can be frozen: their bytes stop
+    both ways and their sockets stay open, as on a connection that stalls. Connections
+    made after the freeze flow."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.open: list[asyncio.Event] = []
+        self.server: asyncio.base_events.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        return self.server.sockets[0].getsockname()[1]
+
+    def freeze(self) -> None:
+        for flowing in self.open:
+            flowing.clear()
+
+    def thaw(self) -> None:
+        for flowing in self.open:
+            flowing.set()
+
+    async def stop(self) -> None:
+        self.thaw()
+        if self.server is not None:
+            self.server.close()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        flowing = asyncio.Event()
+        flowing.set()
+        self.open.append(flowing)
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.port)
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    await flowing.wait()
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+
+
+def test_a_connection_that_stalls_mid_batch_costs_the_batch_a_timeout_not_the_record(servers, tmp_path):
+    """Every connection the gateway has to the database stops answering mid-batch: the
+    batch's statement times out (`[state] timeout`), the batch goes to the spool, the
+    agents are served, and the records are stored once over new connections."""
+    pg = PgServer()
+    pg.start()
+    relay = Stallable(pg.port)
+    gw = None
+    try:
+        relay_port = servers.run(relay.start())
+        url = pg.create_database()
+        direct = make_store(tmp_path / "x.db", url)
+        servers.run(direct.connect())
+        servers.run(direct.migrate())
+        parts = urllib.parse.urlsplit(url)
+        path = tmp_path / "aiogw.toml"
+        fake = FakeUpstream(FakeConfig())
+        fake_url = f"http://127.0.0.1:{servers.run(fake.start())}"
+        path.write_text(textwrap.dedent(TOML).format(
+            state=tmp_path / "local.db", url=f"postgresql://aiogw@127.0.0.1:{relay_port}{parts.path}", fake=fake_url,
+        ).replace("[audit]\n", "timeout = 1\n[audit]\n"))
+        cfg = config.load(path, env={**PROVIDER_KEYS, "AIOGW_TEST_DB_PASSWORD": parts.password})
+        assert cfg.state_timeout == 1
+        record, key, digest = keys.new_key("alice")
+        servers.run(direct.create_key(record, digest))
+        runner, port = servers.run(start(cfg))
+        gw = (runner, fake)
+        writer = runner.app[RUNTIME].audit[1]
+        client = anthropic.Anthropic(api_key=key, base_url=f"http://127.0.0.1:{port}/llm-gateway/anthropic",
+                                     max_retries=0)
+        try:
+            client.messages.create(model="claude-haiku-4-5", max_tokens=8, messages=HI)
+            assert poll(lambda: writer.written == 1, 10)
+            relay.freeze()
+            for _ in range(3):
+                client.messages.create(model="claude-haiku-4-5", max_tokens=8, messages=HI)  # served all the same
+            assert poll(lambda: writer.spooled >= 1, 15), "the stalled batch never timed out into the spool"
+            assert poll(lambda: writer.database_up and not writer.spool.pending and writer.written == 4, 30), (
+                writer.written, writer.spool.pending)
+        finally:
+            client.close()
+        rows = servers.run(direct.list_rows(Filters(), 100))
+        assert len(rows) == len({r["id"] for r in rows}) == 4
+        servers.run(direct.close())
+    finally:
+        servers.run(relay.stop())
+        if gw is not None:
+            servers.run(gw[0].cleanup())
+            servers.run(gw[1].stop())
+        pg.close()

@@ -32,11 +32,13 @@ class PostgresStore:
     # The server away, restarting, full or busy: a batch that failed so is retried.
     transient: tuple[type[BaseException], ...] = connect.TRANSIENT
 
-    def __init__(self, url: str, *, password: str | None = None, ssl: object = None) -> None:
+    def __init__(self, url: str, *, password: str | None = None, ssl: object = None,
+                 timeout: float = audit_write.STATEMENT_TIMEOUT) -> None:
         self.url = url  # with any password it holds: only for connecting (and a test's pg_dump)
         self.where = connect.without_password(url)
         self._password = password
         self._ssl = ssl
+        self.timeout = timeout  # seconds a statement of an audit batch may take
         self._pool: asyncpg.Pool | None = None
         self._partitions = partitions.Partitions()
         self._watch: key_table.KeyWatch | None = None
@@ -110,7 +112,7 @@ class PostgresStore:
 
     # The audit trail.
     async def write_batch(self, records: list[Record], known: Mapping[bytes, int]) -> dict[bytes, tuple]:
-        return await audit_write.write(self._pool_(), self._partitions, records, known)
+        return await audit_write.write(self._pool_(), self._partitions, records, known, self.timeout)
 
     async def list_rows(self, f: Filters, limit: int, oldest_first: bool = False) -> list[dict]:
         return await audit_read.list_rows(self._pool_(), f, limit, oldest_first)
@@ -145,7 +147,7 @@ class PostgresStore:
         return await audit_read.records_after(self._pool_(), after, limit, have)
 
     async def write_copied(self, records: list[Record], parts: list[StoredPart]) -> None:
-        await audit_write.write_copied(self._pool_(), self._partitions, records, parts)
+        await audit_write.write_copied(self._pool_(), self._partitions, records, parts, self.timeout)
 
     # Spend and rate windows.
     async def load_limits(self, month: str | None) -> tuple[list[SpendRow], list[WindowRow]]:

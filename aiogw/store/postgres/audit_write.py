@@ -10,6 +10,7 @@ content part already stored keeps its data and has its `last_seen` raised.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 
 import asyncpg
@@ -23,8 +24,9 @@ from aiogw.store.postgres.connect import ConnectionLost, lost
 from aiogw.store.postgres.schema import q
 
 DAY = 86_400.0
-# A batch that takes longer than this on a statement is stuck (a stalled connection, a
-# lock held elsewhere): TimeoutError, which the writer retries, rather than forever.
+# A batch that takes longer than this is stuck (a stalled connection, a lock held
+# elsewhere): TimeoutError, which the writer spools and retries, rather than waiting
+# forever. `[state] timeout` sets it.
 STATEMENT_TIMEOUT = 30.0
 
 _STAGE = (
@@ -102,58 +104,84 @@ def storable(row: tuple) -> tuple:
 
 
 async def write(pool: asyncpg.Pool, days_made: partitions.Partitions, records: list[Record],
-                known: Mapping[bytes, int]) -> dict[bytes, tuple]:
+                known: Mapping[bytes, int], statement_seconds: float = STATEMENT_TIMEOUT) -> dict[bytes, tuple]:
     """Store the records in one transaction; the parts written (hash -> (data, newest use)).
 
     A record's id that is not an aiogw id raises ValueError (no partition takes it): an
     error about that record, which the writer finds by storing the batch one at a time."""
     rows, payloads, new = choose(records, known)
-    await _store(pool, days_made, [storable(row) for row in rows], payloads, blob_rows(new))
+    await _store(pool, days_made, [storable(row) for row in rows], payloads, blob_rows(new), statement_seconds)
     return new
 
 
 async def write_copied(pool: asyncpg.Pool, days_made: partitions.Partitions, records: list[Record],
-                       parts: list[StoredPart]) -> None:
+                       parts: list[StoredPart], statement_seconds: float = STATEMENT_TIMEOUT) -> None:
     """Records and parts as another store keeps them (`aiogw state copy`), in one
     transaction as `write` does: the parts byte for byte, with their last_seen."""
     rows = [storable(r.row) for r in records if r.row is not None]
     payloads = [r.payload for r in records if r.payload is not None]
-    await _store(pool, days_made, rows, payloads, [(p.hash, p.data, p.size, float(p.last_seen)) for p in parts])
+    await _store(pool, days_made, rows, payloads, [(p.hash, p.data, p.size, float(p.last_seen)) for p in parts],
+                 statement_seconds)
 
 
 async def _store(pool: asyncpg.Pool, days_made: partitions.Partitions, rows: list[tuple], payloads: list[tuple],
-                 blobs: list[tuple]) -> None:
+                 blobs: list[tuple], statement_seconds: float) -> None:
     if not rows and not payloads and not blobs:  # every part known today, no row: nothing to do
         return
     days = {partitions.day_of(row[0]) for row in rows} | {partitions.day_of(p[0]) for p in payloads}
     try:
-        await days_made.ensure(pool, days)
-        try:
-            await _transaction(pool, rows, payloads, blobs)
-        except pg.CheckViolationError as exc:
-            # "no partition of relation ... found for row": a prune elsewhere dropped a
-            # day this process thought made (an old record replayed). Look again, once.
-            if "no partition" not in str(exc):
-                raise
-            days_made.forget()
-            await days_made.ensure(pool, days)
-            await _transaction(pool, rows, payloads, blobs)
+        await _days_and_batch(pool, days_made, days, rows, payloads, blobs, statement_seconds)
     except pg.InterfaceError as exc:
         if lost(exc):
             raise ConnectionLost(f"the connection to PostgreSQL closed: {exc}") from exc
         raise
 
 
-async def _transaction(pool: asyncpg.Pool, rows: list[tuple], payloads: list[tuple], blobs: list[tuple]) -> None:
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(_STAGE, timeout=STATEMENT_TIMEOUT)
-        if rows:
-            await conn.copy_records_to_table("aiogw_stage_exchanges", records=rows, columns=COLUMNS,
-                                             timeout=STATEMENT_TIMEOUT)
-        if payloads:
-            await conn.copy_records_to_table("aiogw_stage_payloads", records=payloads, columns=PAYLOAD_COLUMNS,
-                                             timeout=STATEMENT_TIMEOUT)
-        if blobs:
-            await conn.copy_records_to_table("aiogw_stage_blobs", records=blobs, columns=_BLOB_COLUMNS,
-                                             timeout=STATEMENT_TIMEOUT)
-        await conn.execute(_MOVE, timeout=STATEMENT_TIMEOUT)
+async def _days_and_batch(pool: asyncpg.Pool, days_made: partitions.Partitions, days: set[str], rows: list[tuple],
+                          payloads: list[tuple], blobs: list[tuple], statement_seconds: float) -> None:
+    await days_made.ensure(pool, days)
+    try:
+        await _transaction(pool, rows, payloads, blobs, statement_seconds)
+    except pg.CheckViolationError as exc:
+        # "no partition of relation ... found for row": a prune elsewhere dropped a
+        # day this process thought made (an old record replayed). Look again, once.
+        if "no partition" not in str(exc):
+            raise
+        days_made.forget()
+        await days_made.ensure(pool, days)
+        await _transaction(pool, rows, payloads, blobs, statement_seconds)
+
+
+async def _transaction(pool: asyncpg.Pool, rows: list[tuple], payloads: list[tuple], blobs: list[tuple],
+                       statement_seconds: float) -> None:
+    """One transaction, within `statement_seconds` in all. Past it the connection is
+    closed at once, not rolled back: a server that stalled would never answer the
+    ROLLBACK either (nor the cancel of the statement), and the writer would wait on it
+    forever. The server rolls back what a closed connection left."""
+    conn = await pool.acquire()
+    try:
+        tr = conn.transaction()
+        started = False
+        try:
+            async with asyncio.timeout(statement_seconds):
+                await tr.start()
+                started = True
+                await conn.execute(_STAGE)
+                if rows:
+                    await conn.copy_records_to_table("aiogw_stage_exchanges", records=rows, columns=COLUMNS)
+                if payloads:
+                    await conn.copy_records_to_table("aiogw_stage_payloads", records=payloads,
+                                                     columns=PAYLOAD_COLUMNS)
+                if blobs:
+                    await conn.copy_records_to_table("aiogw_stage_blobs", records=blobs, columns=_BLOB_COLUMNS)
+                await conn.execute(_MOVE)
+                await tr.commit()
+        except (TimeoutError, asyncio.CancelledError):
+            conn.terminate()
+            raise
+        except BaseException:
+            if started and not conn.is_closed():
+                await tr.rollback()
+            raise
+    finally:
+        await pool.release(conn)
