@@ -222,7 +222,7 @@ def _state_url(r: Reader, table: dict[str, Any], env: dict[str, str]) -> tuple[s
     if parts.scheme not in ("postgresql", "postgres") or (not parts.hostname and "host=" not in parts.query):
         r.fail("state.url", "expected postgresql://USER@HOST[:PORT]/DATABASE (TLS options such as ?sslmode=verify-full "
                "may follow); for SQLite, set [state] path instead")
-    if parts.password is not None:
+    if parts.password is not None or "password" in dict(urllib.parse.parse_qsl(parts.query)):
         r.fail("state.url", "the URL holds a password: move it to [state] password = { env = \"VAR\" } or "
                "{ file = \"/path\" }, so the config file holds no secret")
     password = None

@@ -178,6 +178,7 @@ ROUTE = "[[routes]]\nname='a'\ndialect='openai'\nupstream='https://x'\ncredentia
     ("state", "message"),
     [
         ("url = 'postgresql://aiogw:hunter2@db/aiogw'\n", "state.url: the URL holds a password: move it to [state] password"),
+        ("url = 'postgresql://aiogw@db/aiogw?sslmode=require&password=hunter2'\n", "state.url: the URL holds a password"),
         ("url = 'mysql://aiogw@db/aiogw'\n", "state.url: expected postgresql://USER@HOST[:PORT]/DATABASE"),
         ("url = 'sqlite:///var/aiogw.db'\n", "for SQLite, set [state] path instead"),
         ("password = { env = 'DB_PASSWORD' }\n", "state.password: a password needs [state] url"),
