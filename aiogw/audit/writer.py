@@ -10,8 +10,11 @@ throughput (bench.commits).
 
 Records waiting are bounded (`has_room`): when the database does not keep up, the
 finisher stops building records, exchanges stay queued there, and its back-pressure
-refuses new requests. When the database still refuses writes at shutdown, what is
-left goes to the spill file (`audit.spill`); nothing is dropped without being counted.
+refuses new requests. A batch the database cannot take for its own reasons (the
+store's `transient` errors: away, restarting, locked, stalled) goes to the spool
+(`audit.spool`) and is replayed, in order, when it takes writes again. When neither
+the database nor the spool takes a batch at shutdown, it goes to the spill file
+(`audit.spill`); nothing is dropped without being counted.
 """
 
 from __future__ import annotations
@@ -44,12 +47,11 @@ _BATCH_BYTES = 8 * 1024 * 1024
 # agent's turn: its new messages, not the resent history or the parsed tree).
 _MAX_BATCHES = 2
 _DAY = 86_400.0
-# The database's own trouble (the store's `transient`: locked, disk full, unreachable,
-# restarting) makes the batch retried, with back-off, until it goes in. Any other error
-# is about what the batch holds (a constraint a record breaks, a value the database
-# cannot bind): retried, it would fail forever, and the writer would stall and then,
-# once the queue is full, the gateway. The batch is stored one record at a time
-# instead, and a record refused on its own goes to the spill file.
+# The database's own trouble (the store's `transient`) sends the batch to the spool.
+# Any other error is about what the batch holds (a constraint a record breaks, a value
+# the database cannot bind): retried, it would fail forever, and the writer would stall
+# and then, once the queue is full, the gateway. The batch is stored one record at a
+# time instead, and a record refused on its own goes to the spill file.
 
 
 class BatchStore(Protocol):
@@ -159,7 +161,7 @@ class AuditWriter:
 
     @property
     def settled(self) -> bool:
-        """Every record added so far is stored (or spilled)."""
+        """Every record added so far is stored (or spooled, or spilled)."""
         return not self._waiting and not self._committing
 
     @property
@@ -305,6 +307,7 @@ class AuditWriter:
     async def _to_spool(self, records: list[rec.Record]) -> bool:
         """The batch on disk in the spool (synced); False when it is full or unwritable."""
         frame = spool_mod.encode(records)
+        self.spool.limit = self.settings.spool_bytes  # a reload may have changed it
         if not self.spool.has_room(len(frame)):
             return False
         try:
