@@ -20,8 +20,8 @@ from aiogw.audit import ids, record
 from aiogw.audit.record import Record
 from aiogw.store import make_store
 from aiogw.store.base import SCHEMA_VERSION, Filters, KeyRecord, SchemaError, SpendRow, StateUnavailable, WindowRow
-from aiogw.store.postgres import PostgresStore, audit_read, audit_write, connect, partitions
-from aiogw.store.postgres.prune import blob_cutoff
+from aiogw.store.parts import blob_cutoff
+from aiogw.store.postgres import PostgresStore, audit_read, connect, partitions
 from tests.builders import exchange, turns
 from tests.pgserver import free_port, pg_server_fixture, pg_url_fixture  # noqa: F401
 
@@ -279,20 +279,6 @@ async def test_parts_are_stored_once_and_their_last_use_raised(pg_url: str) -> N
         assert await count(pg_url, "SELECT count(*) FROM blobs WHERE last_seen = $1", alone.started) >= 1
     finally:
         await store.close()
-
-
-def test_the_parts_chosen_are_the_sqlite_stores() -> None:
-    """The rule of which parts a batch writes is the SQLite store's, kept identical."""
-    from aiogw.store.sqlite.audit_tables import batch
-
-    day1 = 20_000 * DAY + 3600
-    first = conversation_records(day1, 4)
-    _, wrote = batch(first, {})
-    known = {h: int(seen // DAY) for h, (_, seen) in wrote.items()}
-    half = dict(list(known.items())[: len(known) // 2])
-    for records, k in [(first, {}), (conversation_records(day1 + 600, 4, "b"), known),
-                       (conversation_records(day1 + DAY, 5, "c"), known), (conversation_records(day1, 5, "d"), half)]:
-        assert audit_write.choose(records, k)[2] == batch(records, k)[1]
 
 
 async def test_partitions_are_made_for_each_day_a_batch_needs(pg_url: str) -> None:

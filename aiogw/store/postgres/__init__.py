@@ -10,7 +10,6 @@ schema.py       the tables, their versions, `aiogw migrate`
 partitions.py   the audit's day partitions: made ahead, dropped whole
 audit_write.py  a batch by COPY through staging tables, each record once
 audit_read.py   list, show, conversation, export, usage; records as stored, for a copy
-decode.py       a stored exchange read back as `aiogw audit show` prints it
 prune.py        retention: days dropped, the edge trimmed, unused content collected
 key_table.py    gateway keys, and LISTEN/NOTIFY with a poll for their changes
 counters.py     spend and rate windows

@@ -17,8 +17,8 @@ import asyncpg
 
 from aiogw.audit import ids
 from aiogw.audit.record import COLUMNS, PAYLOAD_COLUMNS, Record
+from aiogw.store import decode
 from aiogw.store.base import USAGE_GROUPS, Filters, StoredPart
-from aiogw.store.postgres import decode
 from aiogw.store.postgres.schema import q
 
 _LIST = ", ".join(q(c) for c in COLUMNS)

@@ -16,14 +16,13 @@ from collections.abc import Mapping
 import asyncpg
 from asyncpg import exceptions as pg
 
-from aiogw import jsonout
-from aiogw.audit.record import BLOB_LEVEL, COLUMNS, PAYLOAD_COLUMNS, Record, squeeze
+from aiogw.audit.record import COLUMNS, PAYLOAD_COLUMNS, Record
+from aiogw.store import parts
 from aiogw.store.base import StoredPart
 from aiogw.store.postgres import partitions
 from aiogw.store.postgres.connect import ConnectionLost, lost
 from aiogw.store.postgres.schema import q
 
-DAY = 86_400.0
 # A batch that takes longer than this is stuck (a stalled connection, a lock held
 # elsewhere): TimeoutError, which the writer spools and retries, rather than waiting
 # forever. `[state] timeout` sets it.
@@ -52,40 +51,6 @@ _TEXT_COLUMNS = tuple(i for i, c in enumerate(COLUMNS) if c not in {
 _REASON = COLUMNS.index("reason")
 
 
-def choose(records: list[Record], known: Mapping[bytes, int]) -> tuple[list[tuple], list[tuple], dict[bytes, tuple]]:
-    """(rows, payloads, parts to write: hash -> (data, newest use)).
-
-    The rule is the SQLite store's (`store.sqlite.audit_tables.batch`, kept identical; a test
-    compares them): a part stored this very day (`known`: hash -> the UTC day it was
-    last written) is left out, as its last_seen is today's and prune never deletes
-    content last seen today; one stored an earlier day is written again with its data,
-    not only touched, since a prune may have deleted it meanwhile. A record without a
-    row stores its parts alone."""
-    rows, payloads = [], []
-    new: dict[bytes, tuple] = {}
-    for r in records:
-        if r.row is not None:
-            rows.append(r.row)
-        if r.payload is not None:
-            payloads.append(r.payload)
-        day = int(r.started // DAY)
-        for h, data in r.parts:
-            if h in new:
-                new[h] = (data, max(new[h][1], r.started))
-            elif known.get(h) != day:
-                new[h] = (data, r.started)
-    return rows, payloads, new
-
-
-def blob_rows(new: dict[bytes, tuple]) -> list[tuple]:
-    out = []
-    for h, (data, seen) in new.items():
-        if not isinstance(data, bytes):  # its digest came from the memo: serialise it now
-            data = jsonout.dumps(data, sort_keys=True)
-        out.append((h, squeeze(data, BLOB_LEVEL), len(data), float(seen)))
-    return out
-
-
 def storable(row: tuple) -> tuple:
     """The row as PostgreSQL text takes it: NUL is the one character SQLite keeps and
     PostgreSQL refuses (a model name of JSON's "\\u0000"); it is shown escaped, and the
@@ -109,8 +74,8 @@ async def write(pool: asyncpg.Pool, days_made: partitions.Partitions, records: l
 
     A record's id that is not an aiogw id raises ValueError (no partition takes it): an
     error about that record, which the writer finds by storing the batch one at a time."""
-    rows, payloads, new = choose(records, known)
-    await _store(pool, days_made, [storable(row) for row in rows], payloads, blob_rows(new), statement_seconds)
+    rows, payloads, new = parts.choose(records, known)
+    await _store(pool, days_made, [storable(row) for row in rows], payloads, parts.blob_rows(new), statement_seconds)
     return new
 
 

@@ -10,33 +10,22 @@ at most one of them.
 
 from __future__ import annotations
 
-import time
-
 import asyncpg
 
 from aiogw.audit import ids
+from aiogw.store import parts
 from aiogw.store.postgres import partitions
 
-DAY = 86_400.0
 # Rows (or content parts) a transaction deletes: a few MB of index and heap work,
 # milliseconds of the locks on those rows.
 BATCH = 5_000
-
-
-def blob_cutoff(before: float, now: float | None = None) -> float:
-    """Content is deleted when last used before `before`, but never when last used today
-    (UTC): a running gateway's writer does not write again what it stored the same day,
-    so a record written after the prune would refer to content that is gone. The SQLite
-    store's rule (`store.sqlite.audit_read._blob_cutoff`), the same."""
-    now = time.time() if now is None else now
-    return min(before, now // DAY * DAY)
 
 
 async def prunable(pool: asyncpg.Pool, before: float) -> tuple[int, int]:
     """What `prune` would delete now: (exchanges, stored contents)."""
     async with pool.acquire() as conn:
         exchanges = await conn.fetchval("SELECT count(*) FROM exchanges WHERE id < $1", ids.bound(before))
-        blobs = await conn.fetchval("SELECT count(*) FROM blobs WHERE last_seen < $1", blob_cutoff(before))
+        blobs = await conn.fetchval("SELECT count(*) FROM blobs WHERE last_seen < $1", parts.blob_cutoff(before))
     return exchanges, blobs
 
 
@@ -47,7 +36,7 @@ async def prune(pool: asyncpg.Pool, before: float, batch: int = BATCH) -> tuple[
     async with pool.acquire() as conn:
         exchanges, _ = await partitions.drop_before(conn, bound)
         exchanges += await _trim(conn, bound, batch)
-        blobs = await _collect(conn, blob_cutoff(before), batch)
+        blobs = await _collect(conn, parts.blob_cutoff(before), batch)
     return exchanges, blobs
 
 

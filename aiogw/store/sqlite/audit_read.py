@@ -8,18 +8,14 @@ thread); the gateway may be writing at the same time, which WAL allows.
 from __future__ import annotations
 
 import sqlite3
-import time
-import zlib
 from collections.abc import Container
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from aiogw.audit import ids
-from aiogw.audit.record import COLUMNS, PAYLOAD_COLUMNS, Record, unpack, unsqueeze
-from aiogw.dialects import DIALECTS, RequestParts
-from aiogw.store.base import NOT_SHOWN, Filters, StoredPart
+from aiogw.audit.record import COLUMNS, PAYLOAD_COLUMNS, Record
+from aiogw.store import decode, parts
+from aiogw.store.base import Filters, StoredPart
 
 _DAY = 86_400.0
 
@@ -100,28 +96,19 @@ def conversation(conn: sqlite3.Connection, ident: str, user: str | None) -> list
 
 
 def show(conn: sqlite3.Connection, ident: str) -> dict | None:
-    """One exchange with its payloads: the request rebuilt, the answer, the findings."""
+    """One exchange with its payloads: the request rebuilt, the answer, the findings
+    (`store.decode`)."""
     row = conn.execute(f"SELECT {_LIST_COLUMNS} FROM exchanges WHERE id = ?", (ident,)).fetchone()
     if row is None:
         return None
-    out = dict(row)
     p = conn.execute("SELECT * FROM payloads WHERE id = ?", (ident,)).fetchone()
-    if p is None:
-        out["payloads"] = None  # recorded under the metadata policy
-        return out
-    # A stored part that cannot be read back stands as a placeholder saying why: one
-    # damaged part never hides the rest of the record, nor stops a listing or export.
-    try:
-        out["request"] = _request(conn, out["dialect"], p)
-    except (ValueError, TypeError, KeyError, zlib.error) as exc:  # orjson's errors are ValueError, TypeError
-        out["request"] = {NOT_SHOWN: f"the stored request cannot be read back: {exc}"}
-    out["response"] = _response(p["response"])
-    try:
-        out["raw_stream"] = unsqueeze(p["raw_stream"]).decode("utf-8", "replace") if p["raw_stream"] else None
-    except zlib.error as exc:
-        out["raw_stream"] = {NOT_SHOWN: f"the stored stream cannot be read back: {exc}"}
-    out["findings_detail"] = _json_or_text(p["findings"]) if p["findings"] else []
-    return out
+    wanted = sorted(set(decode.refs(p))) if p is not None else []
+    blobs = {}
+    for i in range(0, len(wanted), 30_000):  # below SQLite's cap on a statement's parameters
+        chunk = wanted[i : i + 30_000]
+        marks = ",".join("?" * len(chunk))
+        blobs.update(conn.execute(f"SELECT hash, data FROM blobs WHERE hash IN ({marks})", chunk).fetchall())
+    return decode.record(dict(row), p, blobs)
 
 
 def ids_after(conn: sqlite3.Connection, f: Filters, after: str | None, limit: int) -> list[str]:
@@ -178,47 +165,6 @@ def _refs(payload: tuple) -> list[bytes]:
     return out
 
 
-def _blob(conn: sqlite3.Connection, h: bytes | None) -> Any:
-    if h is None:
-        return None
-    row = conn.execute("SELECT data FROM blobs WHERE hash = ?", (h,)).fetchone()
-    if row is None:
-        return {"missing_blob": h.hex()}
-    return _json_or_text(row["data"], squeezed=True)
-
-
-def _request(conn: sqlite3.Connection, dialect_name: str | None, p: sqlite3.Row) -> Any:
-    if p["request_meta"] is None:
-        raw = p["request_raw"]
-        return _json_or_text(raw, squeezed=True) if raw else None
-    meta = unpack(p["request_meta"])
-    refs = p["message_refs"]
-    messages = None if refs is None else [_blob(conn, refs[i : i + 16]) for i in range(0, len(refs), 16)]
-    parts = RequestParts(
-        system=_blob(conn, p["system_ref"]), messages=messages, tools=_blob(conn, p["tools_ref"]), **meta
-    )
-    dialect = DIALECTS.get(dialect_name or "")
-    return dialect.rebuild(parts) if dialect is not None else parts
-
-
-def _response(data: bytes | None) -> Any:
-    return None if data is None else _json_or_text(data, squeezed=True)
-
-
-def _json_or_text(raw: bytes, squeezed: bool = False) -> Any:
-    """The stored JSON as values; as text when it is not JSON orjson reads (nested past
-    1,024 levels among others), a placeholder when it cannot be unpacked."""
-    if squeezed:
-        try:
-            raw = unsqueeze(raw)
-        except zlib.error as exc:
-            return {NOT_SHOWN: f"stored content that cannot be unpacked: {exc}"}
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return raw.decode("utf-8", "replace")
-
-
 def _decoded(data: bytes) -> str:
     return data.decode("utf-8", "replace")
 
@@ -226,21 +172,13 @@ def _decoded(data: bytes) -> str:
 def prunable(conn: sqlite3.Connection, before: float) -> tuple[int, int]:
     """What `prune` would delete now: (exchanges, stored contents)."""
     exchanges = conn.execute("SELECT count(*) FROM exchanges WHERE id < ?", (ids.bound(before),)).fetchone()[0]
-    blobs = conn.execute("SELECT count(*) FROM blobs WHERE last_seen < ?", (_blob_cutoff(before),)).fetchone()[0]
+    blobs = conn.execute("SELECT count(*) FROM blobs WHERE last_seen < ?", (parts.blob_cutoff(before),)).fetchone()[0]
     return exchanges, blobs
-
-
-def _blob_cutoff(before: float) -> float:
-    """Content is deleted when last used before `before`, but never when last used today
-    (UTC): a running gateway's writer does not write again what it stored the same day,
-    so a record written after the prune would refer to content that is gone. What a
-    prune up to `now` leaves of it goes with the first prune of a later day."""
-    return min(before, time.time() // _DAY * _DAY)
 
 
 def prune(conn: sqlite3.Connection, before: float, batch: int = 2000) -> tuple[int, int]:
     """Delete exchanges started before `before`, then blobs no newer record uses (and
-    none used today, see `_blob_cutoff`).
+    none used today, see `store.parts.blob_cutoff`).
 
     Works in short transactions of `batch` rows, so a running gateway's writer waits
     milliseconds, not the whole prune. Returns (exchanges, blobs) deleted.
@@ -256,7 +194,7 @@ def prune(conn: sqlite3.Connection, before: float, batch: int = 2000) -> tuple[i
             conn.execute(f"DELETE FROM payloads WHERE id IN ({marks})", chosen)
             conn.execute(f"DELETE FROM exchanges WHERE id IN ({marks})", chosen)
             exchanges += len(chosen)
-    cutoff = _blob_cutoff(before)
+    cutoff = parts.blob_cutoff(before)
     while True:
         with conn:
             cur = conn.execute(

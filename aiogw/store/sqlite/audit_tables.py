@@ -24,8 +24,8 @@ import itertools
 import sqlite3
 from collections.abc import Iterator, Mapping
 
-from aiogw import jsonout
-from aiogw.audit.record import BLOB_LEVEL, COLUMNS, PAYLOAD_COLUMNS, Record, squeeze
+from aiogw.audit.record import COLUMNS, PAYLOAD_COLUMNS, Record
+from aiogw.store import parts
 
 DAY = 86_400.0
 
@@ -118,34 +118,10 @@ _MAX_PARAMS = 32766
 
 def batch(records: list[Record], known: Mapping[bytes, int]) -> tuple[list[tuple[str, list]], dict[bytes, tuple]]:
     """The statements of one transaction storing `records`, and the parts it writes
-    (hash -> (data, newest use)). `known`: hash -> the UTC day a part was last written.
-
-    A row already there is kept (ON CONFLICT DO NOTHING), so a batch retried completes;
-    a retry stores the same records again: they carry their parts. A record without a
-    row stores its parts alone."""
-    rows, payloads = [], []
-    # Parts to write: data, newest use. One stored this very day is left out (its
-    # last_seen is today's, and prune never deletes content last seen today); one
-    # stored an earlier day is written again with its data, not only touched: a
-    # prune since then may have deleted it (the insert keeps a row that is there
-    # and raises its last_seen).
-    new: dict[bytes, tuple] = {}
-    for r in records:
-        if r.row is not None:
-            rows.append(r.row)
-        if r.payload is not None:
-            payloads.append(r.payload)
-        day = int(r.started // DAY)
-        for h, data in r.parts:
-            if h in new:
-                new[h] = (data, max(new[h][1], r.started))
-            elif known.get(h) != day:
-                new[h] = (data, r.started)
-    blobs = []
-    for h, (data, seen) in new.items():
-        if not isinstance(data, bytes):  # its digest came from the memo: serialise it now
-            data = jsonout.dumps(data, sort_keys=True)
-        blobs.append((h, squeeze(data, BLOB_LEVEL), len(data), seen))
+    (hash -> (data, newest use)), chosen by `store.parts`' rule. A row already there
+    is kept (ON CONFLICT DO NOTHING), so a batch retried completes: it carries its parts."""
+    rows, payloads, new = parts.choose(records, known)
+    blobs = parts.blob_rows(new)
     statements = [*inserts(INSERT_EXCHANGE, rows), *inserts(INSERT_PAYLOAD, payloads), *inserts(INSERT_BLOB, blobs)]
     return statements, new
 

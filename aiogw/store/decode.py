@@ -1,10 +1,10 @@
 """A stored exchange read back: its payloads and content parts as `aiogw audit show` prints them.
 
-The same reading as the SQLite store's (`store.sqlite.audit_read.show`): the request rebuilt
-from its parts by its dialect, a part that is gone as {"missing_blob": hex}, and a part
-that cannot be read as a placeholder saying why, so one damaged part never hides the
-rest of a record nor stops an export. Plain functions of the values fetched: the
-queries are `audit_read`'s, which fetch a page's parts in one query.
+One reading for both stores: the request rebuilt from its parts by its dialect, a part
+that is gone as {"missing_blob": hex}, and a part that cannot be read as a placeholder
+saying why, so one damaged part never hides the rest of a record nor stops an export.
+Plain functions of the values fetched: each store's `audit_read` fetches the payload
+row and the parts it refers to (`refs`).
 """
 
 from __future__ import annotations
