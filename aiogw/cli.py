@@ -151,10 +151,10 @@ def _warn_if_not_running(args: argparse.Namespace) -> None:
     the warning that no running gateway uses its database; silent when the config
     cannot be read (the command said why already)."""
     try:
-        state_path = config_mod.load(args.config).state_path
+        cfg = config_mod.load(args.config)
     except config_mod.ConfigError:
         return
-    text = running.warning(state_path)
+    text = running.warning(cfg.state_path, state_url=cli_state.where(cfg) if cfg.state_url else None)
     if text:
         print(text, file=sys.stderr)
 
@@ -206,7 +206,8 @@ def _serve(args: argparse.Namespace) -> int:
         run = uvloop.run
     # Announced for as long as it runs, so a key or audit command given another config
     # can say so (aiogw.running); removed however serving ends.
-    announcement = running.announce(cfg.state_path, cfg.source)
+    announcement = running.announce(cfg.state_path, cfg.source,
+                                    state_url=cli_state.where(cfg) if cfg.state_url else None)
     try:
         run(serve(cfg))
     except ListenError as exc:

@@ -4,7 +4,8 @@ that it reads another one.
 `aiogw keys create` without `--config` writes its key to the built-in config's
 database; the gateway, started with a config file, never sees it, and every request
 with that key is a 401. To catch that, a running gateway announces itself: one small
-JSON file per process, `<pid>.json` = {pid, started, state_path, config}, in a runtime
+JSON file per process, `<pid>.json` = {pid, started, state_path, state_url, config}, in a
+runtime
 folder of its user, removed when it stops. The key, audit and usage commands read the
 live entries and warn when gateways run and none of them uses the database they chose.
 
@@ -41,6 +42,11 @@ class Gateway:
     state_path: Path
     config: str  # the config file's absolute path, or "<defaults>"
     cwd: str  # where it was started: the built-in config's state path is relative to it
+    state_url: str | None = None  # PostgreSQL's URL, without its password; None: SQLite at state_path
+
+    @property
+    def database(self) -> str:
+        return self.state_url or str(self.state_path)
 
 
 def folder(runtime_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -73,8 +79,9 @@ class Announcement:
 
 
 def announce(state_path: Path, config_source: str, runtime_dir: str | os.PathLike[str] | None = None,
-             *, where: Path | None = None) -> Announcement:
-    """Say that this process serves with `state_path` (its config: `config_source`).
+             *, where: Path | None = None, state_url: str | None = None) -> Announcement:
+    """Say that this process serves with `state_path`, or the PostgreSQL database at
+    `state_url` (without its password), its config being `config_source`.
     `where`: the folder itself, for tests; by default `folder(runtime_dir)`. Never raises
     on a file system error: the gateway starts without its entry, and a warning says why."""
     place = where if where is not None else folder(runtime_dir)
@@ -83,6 +90,7 @@ def announce(state_path: Path, config_source: str, runtime_dir: str | os.PathLik
         "pid": pid,
         "started": _started(pid),
         "state_path": str(Path(state_path).absolute()),
+        "state_url": state_url,
         "config": config_source if config_source.startswith("<") else os.path.abspath(config_source),
         "cwd": os.getcwd(),
     }
@@ -144,7 +152,9 @@ def running(runtime_dir: str | os.PathLike[str] | None = None, *, where: Path | 
         announced, now = entry.get("started"), _started(pid)
         if not alive or (announced and now and announced != now):
             continue  # the pid was reused by another process
-        found.append(Gateway(pid, Path(entry["state_path"]), str(entry.get("config") or "?"), str(entry.get("cwd", "?"))))
+        url = entry.get("state_url")
+        found.append(Gateway(pid, Path(entry["state_path"]), str(entry.get("config") or "?"), str(entry.get("cwd", "?")),
+                             url if isinstance(url, str) else None))
     return found
 
 
@@ -200,15 +210,21 @@ def same_database(a: Path, b: Path) -> bool:
 
 
 def warning(state_path: Path, runtime_dir: str | os.PathLike[str] | None = None, *,
-            where: Path | None = None) -> str | None:
-    """The warning for a command about to use `state_path`, when gateways run and none
-    of them uses it; None when all is well (or none runs)."""
+            where: Path | None = None, state_url: str | None = None) -> str | None:
+    """The warning for a command about to use `state_path` (or the PostgreSQL database
+    at `state_url`, without its password), when gateways run and none of them uses it;
+    None when all is well (or none runs)."""
     gateways = running(runtime_dir, where=where)
-    if not gateways or any(same_database(g.state_path, state_path) for g in gateways):
+    if not gateways or any(
+        g.state_url == state_url if state_url is not None or g.state_url is not None
+        else same_database(g.state_path, state_path)
+        for g in gateways
+    ):
         return None
-    lines = [f"aiogw: warning: this command uses the state database {state_path}, which no running gateway uses:"]
+    lines = [f"aiogw: warning: this command uses the state database {state_url or state_path}, which no running "
+             "gateway uses:"]
     for g in gateways:
-        lines.append(f"  the gateway of pid {g.pid} uses {g.state_path}, config {_config_text(g)}")
+        lines.append(f"  the gateway of pid {g.pid} uses {g.database}, config {_config_text(g)}")
     files = sorted({g.config for g in gateways if not g.config.startswith("<")})
     if len(files) == 1:
         lines.append(f"  to use its database: --config {files[0]}, or export AIOGW_CONFIG={files[0]}")

@@ -72,3 +72,16 @@ def test_a_folder_another_could_write_is_not_trusted(tmp_path, caplog):
 def test_the_default_folder():
     assert running.folder() == Path(f"/tmp/aiogw-{os.getuid()}")
     assert running.folder("/run/user/1000") == Path("/run/user/1000/aiogw")
+
+
+def test_a_gateway_on_postgresql_is_the_same_database_by_its_url_alone(tmp_path):
+    """Gateways on PostgreSQL are told apart by their URL (without its password); their
+    local [state] path (the spool's folder) says nothing of the database."""
+    where = tmp_path / "run"
+    url = "postgresql://aiogw@db.internal:5432/aiogw"
+    with running.announce(tmp_path / "local.db", "pg.toml", where=where, state_url=url):
+        assert running.warning(tmp_path / "elsewhere.db", where=where, state_url=url) is None
+        other = running.warning(tmp_path / "local.db", where=where, state_url="postgresql://aiogw@db.internal/other")
+        assert other is not None and f"the gateway of pid {os.getpid()} uses {url}" in other
+        on_sqlite = running.warning(tmp_path / "local.db", where=where)  # a command on the SQLite file
+        assert on_sqlite is not None and "uses the state database " + str(tmp_path / "local.db") in on_sqlite
