@@ -7,7 +7,7 @@ CONFIG ?=
 HOST ?=
 PORT ?=
 
-.PHONY: install system-deps run test demo bench bench-ops bench-peers bench-full lint install-agents install-service upgrade-deps clean
+.PHONY: install system-deps run test demo bench bench-ops bench-peers bench-full bench-postgres lint install-agents install-service upgrade-deps clean
 
 # Every package comes at the version constraints.txt names, the build tools too (no build
 # isolation, which would fetch the newest setuptools): an upstream release never changes a run.
@@ -94,6 +94,15 @@ bench-peers: install
 bench-full: install
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m bench.full
+
+# SQLite against PostgreSQL (#18): throughput, loop lag, audit batch time and storage in one
+# run (section bench.postgres, ~4 min), then 10 M generated records on PostgreSQL for audit
+# list, a conversation and a day's prune (section bench.postgres_queries, ~6 min, ~12 GB of
+# disk in /tmp while it runs). Each starts a throwaway PostgreSQL of its own (system-deps).
+bench-postgres: install
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python -m bench.postgres
+	$(BIN)/python -m bench.postgres_queries
 
 lint: install
 	$(BIN)/ruff check aiogw tests bench

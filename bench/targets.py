@@ -49,6 +49,7 @@ class Gateway:
     observe: bool = True  # metrics and the exchange log
     user: str = ""  # TOML added to the bench user's table
     extra: str = ""  # TOML added at the end of the file
+    state: str = ""  # TOML added to the [state] table: a PostgreSQL url and password (bench.postgres)
     lag: bool = False  # run under bench.gateway, with the loop-lag probe
 
     def toml(self, state_dir: Path, port: int, fake_port: int) -> str:
@@ -66,7 +67,7 @@ port = {port}
 
 [state]
 path = "{state_dir / 'state.db'}"
-
+{self.state}
 [[routes]]
 name = "anthropic"
 dialect = "anthropic"
