@@ -28,6 +28,7 @@ from aiogw.pipeline import Guards, Parts, compile_guards
 from aiogw.proxy import Proxy
 from aiogw.stage import Stages
 from aiogw.store import make_store
+from aiogw.store.base import StateUnavailable
 from aiogw.unauthenticated import KeylessRecords
 from aiogw.upstream import Upstream
 
@@ -116,6 +117,14 @@ def build_app(config: Config, sinks: Iterable[Sink] = ()) -> web.Application:
     app.router.add_route("*", "/{tail:.*}", proxy.handle, expect_handler=body.no_expect_handler)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        # The folder of [state] path holds the SQLite file, or with PostgreSQL the spool:
+        # made now, so that a database away later finds it (a gateway that could not
+        # spool would hold its records in memory and lose them at shutdown).
+        try:
+            config.state_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateUnavailable(f"cannot make the folder of [state] path {config.state_path.parent}: "
+                                   f"{exc.strerror or exc}; make it, writable by the gateway's user") from None
         await state.open()  # SchemaError, StateUnavailable: the gateway does not start
         await keys.load()
         if writer is not None:

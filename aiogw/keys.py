@@ -52,7 +52,7 @@ class KeySource(Protocol):
 class KeyIndex:
     """The keys in memory, read again when the store says they changed."""
 
-    __slots__ = ("_by_hash", "_checked", "_reloading", "_seen", "source")
+    __slots__ = ("_away", "_by_hash", "_checked", "_reloading", "_seen", "source")
 
     RECHECK = 0.05  # seconds
 
@@ -62,6 +62,7 @@ class KeyIndex:
         self._checked = 0.0
         self._by_hash: dict[bytes, KeyRecord] = {}
         self._reloading: asyncio.Future[None] | None = None
+        self._away = False  # the last reload failed for the store's own trouble: said once
 
     async def load(self) -> None:
         """The first load, at start-up before the server accepts: a failure is raised."""
@@ -93,9 +94,18 @@ class KeyIndex:
                 try:
                     self._by_hash = await self.source.load_keys()
                     self._seen = seen
-                except Exception:  # keep the keys known so far (a cache while the store is away); retried
-                    log.exception("could not reload the gateway keys from %s; keeping the ones loaded",
-                                  self.source.where)
+                except Exception as exc:  # keep the keys known so far (a cache while the store is away); retried
+                    if not isinstance(exc, self.source.transient):
+                        log.exception("could not reload the gateway keys from %s; keeping the ones loaded",
+                                      self.source.where)
+                    elif not self._away:  # the database away: said once, not on every look
+                        self._away = True
+                        log.error("could not reload the gateway keys from %s (%s: %s); keeping the ones loaded "
+                                  "until it answers", self.source.where, type(exc).__name__, exc)
+                else:
+                    if self._away:
+                        self._away = False
+                        log.warning("gateway keys read again from %s", self.source.where)
             finally:
                 self._reloading.set_result(None)
                 self._reloading = None

@@ -15,6 +15,7 @@ import pytest
 
 from aiogw.audit import spill, spool
 from aiogw.audit.recorder import Recorder
+from aiogw.audit.writer import AuditWriter
 from aiogw.config import AuditSettings
 from aiogw.exchange import Exchange
 from aiogw.stage import CONTINUE, Refuse
@@ -191,6 +192,41 @@ async def test_records_the_database_cannot_take_wait_in_the_spool_and_are_stored
     for ident in ids:
         assert queries.show(conn, ident)["request"]["system"] == SYSTEM  # every part stored with it
     conn.close()
+
+
+class Flaky:
+    """A store whose database is away until `up`: its writes fail with its own error."""
+
+    transient = (ConnectionError,)
+    where = "flaky"
+
+    def __init__(self) -> None:
+        self.up, self.stored = False, []
+
+    async def write_batch(self, records, known):
+        if not self.up:
+            raise ConnectionError("the database is away")
+        self.stored += [r.id for r in records]
+        return {}
+
+
+async def test_a_database_back_while_the_spool_could_not_be_written_is_said_up_again(tmp_path):
+    """The database refuses a batch and the spool cannot take it (a full disk): the batch
+    waits in memory; once the database takes it, the writer says the database is up."""
+    db = tmp_path / "s.db"
+    spool.path_for(db).symlink_to("/dev/full")
+    store = Flaky()
+    writer = AuditWriter(store, db, AuditSettings(batch_size=1, flush_interval=0.001))
+    await writer.start()
+    record = Recorder(AuditSettings()).build(exchange(1_000_000, turns(1)[0]))
+    writer.add(record)
+    writer.flush()
+    assert await until(lambda: writer.write_errors >= 2 and not writer.database_up)
+    assert writer.depth == 0 and not writer.settled  # the batch waits, taken out of the queue
+    store.up = True
+    assert await until(lambda: writer.database_up and writer.settled, within=15)
+    await writer.close()
+    assert store.stored == [record.id] and (writer.spooled, writer.lost, writer.spilled) == (0, 0, 0)
 
 
 async def test_a_spool_replayed_twice_stores_each_record_once(tmp_path):

@@ -55,7 +55,8 @@ class PgGateway:
         fake_url = f"http://127.0.0.1:{servers.run(self.fake.start())}"
         path = tmp_path / "aiogw.toml"
         bare = f"postgresql://{parts.username}@{parts.hostname}:{parts.port}{parts.path}"
-        path.write_text(textwrap.dedent(TOML).format(state=tmp_path / "local.db", url=bare, fake=fake_url))
+        # A [state] path whose folder is not there yet: the gateway makes it (the spool's).
+        path.write_text(textwrap.dedent(TOML).format(state=tmp_path / "not-yet" / "local.db", url=bare, fake=fake_url))
         self.cfg = config.load(path, env={**PROVIDER_KEYS, "AIOGW_TEST_DB_PASSWORD": parts.password})
         self.store = make_store(self.cfg.state_path, self.cfg.state_url, self.cfg.state_password)
         servers.run(self.store.connect())
@@ -329,3 +330,27 @@ def test_a_connection_that_stalls_mid_batch_costs_the_batch_a_timeout_not_the_re
             servers.run(gw[0].cleanup())
             servers.run(gw[1].stop())
         pg.close()
+
+
+def test_a_role_without_rights_on_its_tables_is_one_line_at_start(lone_pg, tmp_path):
+    url = lone_pg.create_database()
+    password = urllib.parse.urlsplit(url).password
+    database = urllib.parse.urlsplit(url).path.lstrip("/")
+    migrated = subprocess.run([sys.executable, "-m", "aiogw", "migrate", "--config", str(_config(tmp_path, url))],
+                              capture_output=True, text=True, timeout=60,
+                              env={**os.environ, **PROVIDER_KEYS, "AIOGW_TEST_DB_PASSWORD": password})
+    assert migrated.returncode == 0, migrated.stderr
+    lone_pg.sql("REVOKE ALL ON aiogw_schema FROM aiogw", database=database)
+    refused = serve(tmp_path, url, password)
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert "refused the gateway: permission denied for table aiogw_schema" in refused.stderr
+    assert "must own the database" in refused.stderr
+
+
+def _config(tmp_path, url: str):
+    parts = urllib.parse.urlsplit(url)
+    path = tmp_path / "aiogw.toml"
+    path.write_text(textwrap.dedent(TOML).format(
+        state=tmp_path / "local.db", url=f"postgresql://{parts.username}@{parts.hostname}:{parts.port}{parts.path}",
+        fake="http://127.0.0.1:9"))
+    return path

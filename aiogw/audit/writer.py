@@ -257,6 +257,9 @@ class AuditWriter:
                     self.write_errors += 1
                     self._away(exc)
                 else:
+                    if not self.database_up:  # back, with nothing in the spool to replay (it could not be written)
+                        self.database_up = True
+                        log.warning("audit: the state database %s is back", getattr(self.store, "where", "?"))
                     self.last_batch_seconds = asyncio.get_running_loop().time() - t0
                     if self.on_batch is not None:
                         self.on_batch(self.last_batch_seconds)

@@ -16,6 +16,7 @@ import logging
 import time
 from typing import Protocol
 
+from aiogw import untrusted
 from aiogw.limits.buckets import Bucket
 from aiogw.limits.ledger import Ledger, day_of
 from aiogw.store.base import SpendRow, WindowRow
@@ -37,6 +38,7 @@ class LimitStore:
         self.store = store
         self.ledger = ledger
         self._open = False
+        self._away = False  # the last save failed for the database's own trouble: said once
         # (user, day) -> the day's total as this gateway last read or wrote it: a flush
         # writes the difference.
         self._written: dict[tuple[str, str], float] = {}
@@ -107,14 +109,24 @@ class LimitStore:
         try:
             await self.store.save_limits(spend, windows)
             self.flushes += 1
-        except Exception:
+        except Exception as exc:
             self.errors += 1
             for w in windows:  # written next time, the closed days' spend too
                 state = self.ledger.states[w.user]
                 state.dirty = True
                 state.closed = taken[w.user] + state.closed
-            log.exception("limits: could not store spend and windows; retrying in %.0f s", FLUSH_INTERVAL)
+            transient = getattr(self.store, "transient", ())
+            if transient and isinstance(exc, transient):  # the database away: said once, not each second
+                if not self._away:
+                    self._away = True
+                    log.error("limits: the state database is away (%s); spend and windows are kept in memory "
+                              "and stored when it returns", untrusted.text(f"{type(exc).__name__}: {exc}", 300))
+            else:
+                log.exception("limits: could not store spend and windows; retrying in %.0f s", FLUSH_INTERVAL)
             return
+        if self._away:
+            self._away = False
+            log.warning("limits: the state database is back; spend and windows stored")
         self._written.update(totals)
         for user, closed in taken.items():  # a closed day is final: nothing more is added to it here
             for day, _ in closed:

@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Container, Mapping
 import asyncpg
 
 from aiogw.audit.record import Record
-from aiogw.store.base import Filters, KeyRecord, SpendRow, StoredPart, WindowRow
+from aiogw.store.base import Filters, KeyRecord, SpendRow, StateUnavailable, StoredPart, WindowRow
 from aiogw.store.postgres import audit_read, audit_write, connect, counters, key_table, partitions, prune, schema
 
 
@@ -64,6 +64,12 @@ class PostgresStore:
                 await self._partitions.load(conn)
             self._watch = key_table.KeyWatch(self._listener)
             await connect.reach(self.url, self.where, self._password, self._watch.start)
+        except asyncpg.PostgresError as exc:  # a role without rights on its tables, say: one line, no traceback
+            await self.close()
+            raise StateUnavailable(
+                f"the PostgreSQL state database {self.where} refused the gateway: {exc}. The gateway's role must own "
+                "the database and its tables (CREATE DATABASE ... OWNER <role>; `aiogw migrate` run as that role)"
+            ) from None
         except BaseException:
             await self.close()
             raise

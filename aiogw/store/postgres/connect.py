@@ -10,6 +10,7 @@ after: the server away, restarting, full or busy, never something a record holds
 
 from __future__ import annotations
 
+import logging
 import socket
 import ssl as ssl_mod
 from collections.abc import Awaitable, Callable
@@ -38,6 +39,11 @@ class ConnectionLost(ConnectionError):
     went away. A ConnectionError, so it is in `TRANSIENT` (an InterfaceError is also
     what a wrong query raises, which must not be retried)."""
 
+
+# asyncpg's pool logs every failed attempt to restore its floor of connections, with a
+# traceback, each second while the server is away: the audit writer, the limits and the
+# key index say that the database is away and back, once each.
+logging.getLogger("asyncpg.pool").setLevel(logging.ERROR)
 
 TRANSIENT: tuple[type[BaseException], ...] = (
     OSError,  # refused, reset, unreachable, name not found, TLS; ConnectionLost too
@@ -170,7 +176,7 @@ def explain(exc: BaseException, t: Target) -> tuple[str, str]:
     said = _said(exc)
     if isinstance(exc, pg.InvalidPasswordError):
         return (f"the server refused the password of user {t.user or '(default)'}",
-                "the password ([state] password, or the one in the URL) and that the role may log in")
+                "the password ([state] password, or --from/--to-password-env for `aiogw state copy`) and that the role may log in")
     if isinstance(exc, pg.InvalidAuthorizationSpecificationError):  # no such role, pg_hba.conf
         return (f"the server does not let this user in ({said})",
                 "that the role exists, and pg_hba.conf allows it from this host to this database")
