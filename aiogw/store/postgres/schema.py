@@ -94,7 +94,12 @@ def _payloads() -> str:
 _INDEXES = [
     f"CREATE INDEX exchanges_{name} ON exchanges ({q(name)}, id)"
     for name in ("user", "conversation", "model", "route", "outcome", "status")
-] + ["CREATE INDEX exchanges_findings ON exchanges (id) WHERE findings > 0"]
+] + [
+    "CREATE INDEX exchanges_findings ON exchanges (id) WHERE findings > 0",
+    # Route and model together, each common and jointly empty (`--route anthropic --model
+    # gpt-5`), read every row of the route's index: 2.6-3.1 s on 10 M records (bench).
+    "CREATE INDEX exchanges_route_model ON exchanges (route, model, id)",
+]
 
 VERSIONS = """CREATE TABLE IF NOT EXISTS aiogw_schema (
     version integer NOT NULL,
