@@ -25,7 +25,7 @@ from bench.targets import ROOT, start_fake, start_gateway
 TURNS = 200
 
 
-async def _drive(url: str, key: str, turns: int) -> dict[str, float]:
+async def drive(url: str, key: str, turns: int) -> dict[str, float]:
     session = agent_text.Session(seed=11)
     headers = {
         "x-api-key": key, "anthropic-version": "2023-06-01", "content-type": "application/json",
@@ -79,7 +79,7 @@ def run(tmp: Path, turns: int = TURNS) -> dict[str, float]:
     try:
         _, fake_port = start_fake(servers)
         gw = start_gateway(servers, tmp, "aiogw", fake_port)
-        sent = asyncio.run(_drive(gw.url, gw.key, turns))
+        sent = asyncio.run(drive(gw.url, gw.key, turns))
     finally:
         servers.stop_all()  # SIGTERM: the gateway drains its audit queue and closes
     weighed = _weigh(tmp / "aiogw" / "state.db")

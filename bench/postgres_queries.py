@@ -227,95 +227,6 @@ async def time_prune(url: str, password: str, first_day: int) -> dict:
     return {"expected": expected, "gone": gone, "seconds": seconds, **steps}
 
 
-# A glob resolved to the model names it matches first (a skip scan over the (model, id)
-# indexes: one probe a distinct model and partition), then `model = ANY(names)`: what
-# audit_read.where could do for a glob no index serves. Timed beside the store's query.
-RESOLVE = """WITH RECURSIVE m(model) AS (
-    SELECT min(model) FROM exchanges
-    UNION ALL
-    SELECT (SELECT min(model) FROM exchanges WHERE model > m.model) FROM m WHERE m.model IS NOT NULL
-) SELECT coalesce(array_agg(model), '{}') FROM m WHERE model ~ $1"""
-
-
-async def time_resolved_glob(url: str, glob: str, repeats: int = 3) -> dict:
-    times, names, rows = [], [], 0
-    for _ in range(repeats):
-        conn = await asyncpg.connect(url)
-        try:
-            t = time.perf_counter()
-            names = await conn.fetchval(RESOLVE, audit_read.glob_regex(glob))
-            found = await conn.fetch(f"SELECT {audit_read._LIST} FROM exchanges WHERE model = ANY($1::text[]) "
-                                     f"ORDER BY id DESC LIMIT {CLI_LIMIT + 1}", names)
-            times.append(time.perf_counter() - t)
-            rows = len(found)
-        finally:
-            await conn.close()
-    return {"glob": glob, "names": list(names), "rows": rows, "first": times[0],
-            "warm": statistics.median(times[1:])}
-
-
-async def _timed_sql(url: str, sql: str, *values: object, repeats: int = 3) -> dict:
-    """A statement on a fresh connection each time: the first and the warm time, its rows,
-    and its plan (EXPLAIN ANALYZE) after."""
-    times, rows = [], 0
-    for _ in range(repeats):
-        conn = await asyncpg.connect(url)
-        try:
-            t = time.perf_counter()
-            rows = len(await conn.fetch(sql, *values))
-            times.append(time.perf_counter() - t)
-            if len(times) == repeats:
-                plan = orjson.loads(await conn.fetchval(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}", *values))
-        finally:
-            await conn.close()
-    return {"rows": rows, "first": times[0], "warm": statistics.median(times[1:]), "plan": _plan_summary(plan[0])}
-
-
-async def time_fixes(url: str, plain: str, password: str) -> dict:
-    """The jointly-empty route and model filter (each common, together matching nothing),
-    and what might serve it: extended statistics (MCV) on (route, model) in every
-    partition, so the planner knows the pair is rare; then (the statistics dropped) an
-    index on (route, model, id). (Asking `ORDER BY model DESC, id DESC` does not steer the
-    planner to the (model, id) index: with model one value it drops that key.) Run last,
-    on the days left after the prune."""
-    f = Filters(route="anthropic", model="gpt-5")
-    out: dict[str, object] = {}
-    arg = audit_read.Args()
-    where = audit_read._sql_where(audit_read.where(f, arg))
-    base = f"SELECT {audit_read._LIST} FROM exchanges{where}"
-    out["before"] = await _timed_sql(url, f"{base} ORDER BY id DESC LIMIT {CLI_LIMIT + 1}", *arg.values)
-    conn = await asyncpg.connect(url)
-    try:
-        parts = [r[0] for r in await conn.fetch(
-            "SELECT relid::regclass::text FROM pg_partition_tree('exchanges') WHERE isleaf")]
-        t = time.perf_counter()
-        for part in parts:
-            await conn.execute(f"CREATE STATISTICS {part}_route_model (mcv) ON route, model FROM {part}")
-            await conn.execute(f"ANALYZE {part}")
-        out["stats_s"] = time.perf_counter() - t
-        out["partitions"] = len(parts)
-    finally:
-        await conn.close()
-    out["stats"] = await _timed_sql(url, f"{base} ORDER BY id DESC LIMIT {CLI_LIMIT + 1}", *arg.values)
-    conn = await asyncpg.connect(url)
-    try:
-        for part in parts:
-            await conn.execute(f"DROP STATISTICS {part}_route_model")
-        t = time.perf_counter()
-        await conn.execute('CREATE INDEX exchanges_route_model ON exchanges (route, model, id)')  # every partition
-        out["index_s"] = time.perf_counter() - t
-        await conn.execute("ANALYZE exchanges")
-    finally:
-        await conn.close()
-    out["index"] = await _timed_sql(url, f"{base} ORDER BY id DESC LIMIT {CLI_LIMIT + 1}", *arg.values)
-    return out
-
-
-# --------------------------------------------------------------------------------------
-# The command
-# --------------------------------------------------------------------------------------
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.postgres_queries", description=__doc__.split("\n\n")[0])
     p.add_argument("--records", type=int, default=10_000_000)
@@ -365,14 +276,9 @@ def main(argv: list[str] | None = None) -> int:
                       f"{r['rows']} rows; {r['plan']['nodes']}", flush=True)
             convs = await time_conversations(plain, pg.password, picks)
             print(convs, flush=True)
-            resolved = [await time_resolved_glob(url, g) for g in ("*-preview", "claude-*", "*-embedding-*")]
-            print(resolved, flush=True)
             prune = await time_prune(plain, pg.password, gen["first_day"])
             print(prune, flush=True)
-            fixes = await time_fixes(url, plain, pg.password)
-            print(fixes, flush=True)
-            return {"sizes": sizes, "picks": picks, "total": total, "lists": lists, "convs": convs, "prune": prune,
-                    "resolved": resolved, "fixes": fixes}
+            return {"sizes": sizes, "picks": picks, "total": total, "lists": lists, "convs": convs, "prune": prune}
 
         got = asyncio.run(measure())
     took = time.perf_counter() - t_all
@@ -441,27 +347,6 @@ def report(args: argparse.Namespace, gen: dict, got: dict, s: dict, started: str
                         "rows read / filtered out"), rows), "",
         "`aiogw audit conversation ID` (`conversations_of` then `conversation`, a fresh connection each time; ms):", "",
         *harness.table(("conversation", "exchanges", "first", "median of 2 more"), crow), "",
-        "A glob resolved first to the model names it matches (a skip scan of the `(model, id)` indexes, `RESOLVE` "
-        "in bench/postgres_queries.py), then `model = ANY(names)`: not the store's code, a fix measured (fresh "
-        "connection; ms):", "",
-        *harness.table(("glob", "names", "rows", "first", "median of 2 more"),
-                       [[f"`{r['glob']}`", ", ".join(r["names"]) or "none", str(r["rows"]), _ms(r["first"]),
-                         _ms(r["warm"])] for r in got["resolved"]]), "",
-        f"`--route anthropic --model gpt-5` (each common, together nothing) on the {got['fixes']['partitions']} "
-        "days left after the prune: as the store asks it, with MCV statistics on (route, model) in every "
-        "partition, then (those dropped) with an index on (route, model, id) (raw SQL on a fresh connection; ms):",
-        "",
-        *harness.table(("query", "first", "median of 2 more", "EXPLAIN ANALYZE planning / execution", "plan",
-                        "rows read / filtered out"),
-                       [[label, _ms(r["first"]), _ms(r["warm"]),
-                         f"{r['plan']['planning_ms']:.1f} / {r['plan']['ms']:.1f}", r["plan"]["nodes"],
-                         f"{r['plan']['read']:,} / {r['plan']['removed']:,}"]
-                        for label, r in (("as the store asks it", got["fixes"]["before"]),
-                                         ("with `CREATE STATISTICS (mcv) ON route, model` on each partition "
-                                          f"(made and analyzed in {got['fixes']['stats_s']:.1f} s)",
-                                          got["fixes"]["stats"]),
-                                         ("with `CREATE INDEX ON exchanges (route, model, id)` (made in "
-                                          f"{got['fixes']['index_s']:.1f} s)", got["fixes"]["index"]))]), "",
     ]
     return harness.section(f"Audit queries on PostgreSQL (`{harness.command('bench.postgres_queries', argv=None)}`)",
                            facts, body)
