@@ -27,8 +27,8 @@ from aiogw.config_routes import (
     TIMEOUT_KEYS,
     Route,
     Timeouts,
-    read_credential,
     read_route,
+    read_secret,
     read_timeouts,
 )
 from aiogw.limits.settings import DEFAULT_UNKNOWN_PRICE, Limits, PriceSettings, read_limits, read_prices
@@ -225,27 +225,14 @@ def _state_url(r: Reader, table: dict[str, Any], env: dict[str, str]) -> tuple[s
     if parts.password is not None or "password" in dict(urllib.parse.parse_qsl(parts.query)):
         r.fail("state.url", "the URL holds a password: move it to [state] password = { env = \"VAR\" } or "
                "{ file = \"/path\" }, so the config file holds no secret")
-    password = None
-    if "password" in table:
-        credential = read_credential(r, table["password"], "state.password", env)
-        if credential.source == "client":
-            r.fail("state.password", 'expected { env = "VAR" } or { file = "/path" }')
-        if credential.secret is None:
-            r.fail("state.password", f"{credential.source} {credential.name!r} is unset or empty")
-        password = credential.secret
+    password = read_secret(r, table["password"], "state.password", env) if "password" in table else None
     return url, password
 
 
 def _metrics(r: Reader, table: dict[str, Any], env: dict[str, str]) -> MetricsSettings:
     """`token` comes as the credentials do, from the environment or a file, never inline."""
-    token = None
-    if "token" in table:
-        cred = read_credential(r, table["token"], "metrics.token", env)
-        if cred.source == "client":
-            r.fail("metrics.token", 'expected { env = "VAR" } or { file = "/path" }')
-        if cred.secret is None:
-            r.fail("metrics.token", f"{cred.source} {cred.name} is empty or not set; set it, or remove metrics.token")
-        token = cred.secret
+    token = (read_secret(r, table["token"], "metrics.token", env, "; set it, or remove metrics.token")
+             if "token" in table else None)
     return read_metrics(r, table, token)
 
 

@@ -119,6 +119,18 @@ def read_credential(r: Reader, value: Any, where: str, env: dict[str, str]) -> C
     r.fail(where, 'expected { env = "VAR" }, { file = "/path" } or "client"')
 
 
+def read_secret(r: Reader, value: Any, where: str, env: dict[str, str], unset: str = "") -> str:
+    """A secret the gateway itself uses (the metrics token, the database password): from
+    { env = "VAR" } or { file = "/path" } like a provider key, never inline and never
+    "client"; unset or empty is an error, `unset` saying what else may be done."""
+    credential = read_credential(r, value, where, env)
+    if credential.source == "client":
+        r.fail(where, 'expected { env = "VAR" } or { file = "/path" }')
+    if credential.secret is None:
+        r.fail(where, f"{credential.source} {credential.name} is empty or not set{unset}")
+    return credential.secret
+
+
 def read_timeouts(r: Reader, table: dict[str, Any], where: str, base: Timeouts) -> Timeouts:
     """`connect_timeout`, `first_byte_timeout`, ... in [upstream] or in one route."""
     values = {slot: r.number(table, f"{where}.{slot}_timeout", getattr(base, slot)) for slot in Timeouts.__slots__}

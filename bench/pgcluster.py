@@ -17,7 +17,6 @@ at commit instead); the server is restarted with the defaults before anything is
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 from tests.pgserver import PgServer
@@ -46,23 +45,8 @@ class BenchPg(PgServer):
         super().__init__()
         self.settings_given = dict(DURABLE if settings is None else settings)
         self.cpu = cpu
-
-    # The one part that differs from PgServer: its _launch, with these settings (kept in
-    # step with tests/pgserver.py's, which reads its module's SETTINGS).
-    def _launch(self) -> None:
-        assert self.folder is not None
-        settings = {**self.settings_given, "port": str(self.port), "unix_socket_directories": str(self.folder)}
-        command = [str(self.bindir / "postgres"), "-D", str(self.folder / "data")]
-        if self.cpu is not None:
-            command = ["taskset", "-c", str(self.cpu), *command]  # taskset execs: the same PID
-        for key, value in settings.items():
-            command += ["-c", f"{key}={value}"]
-        with open(self.folder / "server.log", "ab") as log:
-            self._process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, **self._child_options(),
-            )
-        self._wait_ready()
+        if cpu is not None:
+            self.launcher = ["taskset", "-c", str(cpu)]  # taskset execs: the server keeps its PID
 
     def restart(self, settings: dict[str, str]) -> None:
         """Stop (fast: a checkpoint), start again with other settings; same data and port."""

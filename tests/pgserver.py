@@ -157,6 +157,8 @@ class PgServer:
         self.folder: Path | None = None  # data/, the socket, server.log
         self._user = _server_user()
         self._process: subprocess.Popen[bytes] | None = None
+        self.settings_given = dict(SETTINGS)  # the server's -c settings (bench.pgcluster gives its own)
+        self.launcher: list[str] = []  # a command the server runs under (bench.pgcluster: taskset)
 
     # --- what a test reads -----------------------------------------------------------
 
@@ -287,8 +289,8 @@ class PgServer:
 
     def _launch(self) -> None:
         assert self.folder is not None
-        settings = {**SETTINGS, "port": str(self.port), "unix_socket_directories": str(self.folder)}
-        command = [str(self.bindir / "postgres"), "-D", str(self.folder / "data")]
+        settings = {**self.settings_given, "port": str(self.port), "unix_socket_directories": str(self.folder)}
+        command = [*self.launcher, str(self.bindir / "postgres"), "-D", str(self.folder / "data")]
         for key, value in settings.items():
             command += ["-c", f"{key}={value}"]
         with open(self.folder / "server.log", "ab") as log:

@@ -182,7 +182,7 @@ ROUTE = "[[routes]]\nname='a'\ndialect='openai'\nupstream='https://x'\ncredentia
         ("url = 'mysql://aiogw@db/aiogw'\n", "state.url: expected postgresql://USER@HOST[:PORT]/DATABASE"),
         ("url = 'sqlite:///var/aiogw.db'\n", "for SQLite, set [state] path instead"),
         ("password = { env = 'DB_PASSWORD' }\n", "state.password: a password needs [state] url"),
-        ("url = 'postgresql://aiogw@db/aiogw'\npassword = { env = 'UNSET_HERE' }\n", "state.password: env 'UNSET_HERE' is unset"),
+        ("url = 'postgresql://aiogw@db/aiogw'\npassword = { env = 'UNSET_HERE' }\n", "state.password: env UNSET_HERE is empty or not set"),
         ("url = 'postgresql://aiogw@db/aiogw'\npassword = 'client'\n", "state.password: expected { env"),
         ("url = 'postgresql://aiogw@db/aiogw'\ntimeout = 0\n", "state.timeout: expected 0.1 to 600 seconds"),
         ("host = 'db'\n", "state.host: unknown key"),
@@ -194,6 +194,10 @@ def test_state_mistakes_are_named_and_no_password_is_echoed(tmp_path, state, mes
     with pytest.raises(ConfigError) as info:
         config.load(path, env={})
     assert "hunter2" not in str(info.value)
+
+
+def test_a_spool_bound_out_of_range_is_named(tmp_path):
+    assert_refused(tmp_path, "[audit]\nspool_bytes = 10\n" + ROUTE, "audit.spool_bytes")
 
 
 def test_a_postgresql_state_is_read_with_its_password_kept_out_of_repr(tmp_path):
