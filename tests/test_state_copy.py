@@ -33,7 +33,7 @@ from aiogw.store import make_store
 from aiogw.store.base import Filters, KeyRecord, SpendRow, StateUnavailable, WindowRow
 from aiogw.store.postgres import connect
 from tests.builders import exchange, turns
-from tests.pgserver import free_port, pg_server_fixture, pg_url_fixture  # noqa: F401
+from tests.pgserver import PgServer, free_port, pg_server_fixture, pg_url_fixture  # noqa: F401
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -493,8 +493,20 @@ def test_a_server_that_is_not_there_is_one_line(pg_server, tmp_path) -> None:
     assert pg_server.password not in done.stderr
 
 
+@pytest.fixture(scope="module")
+def lone_server():
+    """A server of this module's own: stopping the suite's would cut every other user of
+    it (the session gateway's key watch, which logs that it lost its connection)."""
+    server = PgServer()
+    server.start()
+    yield server
+    server.close()
+
+
 @pytest.mark.parametrize("mode", ["fast", "immediate"])
-def test_a_server_gone_after_open_is_one_line(pg_server, pg_url, tmp_path, caplog, mode: str) -> None:
+def test_a_server_gone_after_open_is_one_line(lone_server, tmp_path, caplog, mode: str) -> None:
+    pg_server = lone_server
+    pg_url = pg_server.create_database()
     asyncio.run(_migrate(pg_url))
     cfg = config.load(config_on(tmp_path, pg_url), env={PASSWORD_ENV: pg_server.password})
 
