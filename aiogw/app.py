@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path
 
 from aiohttp import web, web_response
 
@@ -71,9 +72,18 @@ class Runtime:
         self.reloading = asyncio.Lock()  # two quick reloads apply one after the other, in order
 
 
-def build_app(config: Config, sinks: Iterable[Sink] = ()) -> web.Application:
+def local_files(config: Config, worker: int) -> Path:
+    """Where one process's own files go (the audit's spool and spill file, named after
+    it): `[state] path` for worker 0 (and a single process), `<path>.w<N>` for worker N,
+    so no two processes append to one file."""
+    path = config.state_path
+    return path if worker == 0 else path.with_name(f"{path.name}.w{worker}")
+
+
+def build_app(config: Config, sinks: Iterable[Sink] = (), *, worker: int = 0) -> web.Application:
     """The gateway as an aiohttp Application; nothing listens until it is run. `sinks`
-    see every finished exchange, after the finisher (usage, cost, findings known)."""
+    see every finished exchange, after the finisher (usage, cost, findings known).
+    `worker`: this process's number among `[server] workers` (aiogw.workers)."""
     # aiohttp refuses larger bodies itself, before the handler, with a plain-text 413;
     # the proxy translates that into the provider's envelope.
     app = web.Application(client_max_size=config.server.max_body_bytes)
@@ -81,7 +91,7 @@ def build_app(config: Config, sinks: Iterable[Sink] = ()) -> web.Application:
     keys = KeyIndex(state)
     upstreams = _upstreams(config, {})
     audit = (
-        (Recorder(config.audit), AuditWriter(state, config.state_path, config.audit))
+        (Recorder(config.audit), AuditWriter(state, local_files(config, worker), config.audit))
         if config.audit.enabled else None
     )
     writer = audit[1] if audit is not None else None
@@ -208,9 +218,13 @@ class ListenError(Exception):
     """The listening socket could not be opened (the port is taken, the address wrong)."""
 
 
-async def start(config: Config, sinks: Iterable[Sink] = (), *, port: int | None = None) -> tuple[web.AppRunner, int]:
-    """Start serving; returns the runner (for `cleanup()`) and the bound port."""
-    app = build_app(config, sinks)
+async def start(
+    config: Config, sinks: Iterable[Sink] = (), *, port: int | None = None, worker: int = 0
+) -> tuple[web.AppRunner, int]:
+    """Start serving; returns the runner (for `cleanup()`) and the bound port. With
+    several workers each listens on the one port (SO_REUSEPORT: the kernel spreads the
+    connections over them)."""
+    app = build_app(config, sinks, worker=worker)
     # handler_cancellation: a client that leaves while the gateway still waits for the
     # upstream's first byte cancels the handler, which closes the upstream request.
     # The drain is `serve`'s own (drain_seconds); aiohttp's shutdown then only waits
@@ -225,7 +239,7 @@ async def start(config: Config, sinks: Iterable[Sink] = (), *, port: int | None 
     await runner.setup()  # starts the audit writer and the limits store
     site = connections.Site(
         runner, app[WATCH], config.server.host, config.server.port if port is None else port, backlog=4096,
-        reuse_address=True,
+        reuse_address=True, reuse_port=config.server.workers > 1,
     )
     try:
         await site.start()

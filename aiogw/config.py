@@ -31,7 +31,16 @@ from aiogw.config_routes import (
     read_secret,
     read_timeouts,
 )
-from aiogw.limits.settings import DEFAULT_UNKNOWN_PRICE, Limits, PriceSettings, read_limits, read_prices
+from aiogw.limits.settings import (
+    DEFAULT_UNKNOWN_PRICE,
+    STORE_KEYS,
+    Limits,
+    PriceSettings,
+    SharedStore,
+    read_limits,
+    read_prices,
+    read_store,
+)
 from aiogw.ops_settings import LogSettings, MetricsSettings, read_log, read_metrics
 
 DEFAULT_MOUNT = "/llm-gateway"
@@ -57,6 +66,9 @@ class Server:
     # On SIGTERM: how long open exchanges (an agent's stream) may run on before they are
     # cut. Keep systemd's TimeoutStopSec above it.
     drain_seconds: float = 30.0
+    # Worker processes on the one port, each its own event loop (aiogw.workers); more
+    # than one needs [limits] store when any limit is set.
+    workers: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +107,8 @@ class Config:
     state_url: str | None = None
     state_password: str | None = field(default=None, repr=False)
     state_timeout: float = 30.0  # [state] timeout: seconds an audit batch's statement may take
+    # [limits] store: Redis, shared by every worker and instance; None: this process's memory.
+    limits_store: SharedStore | None = None
 
     def route(self, name: str) -> Route | None:
         for route in self.routes:
@@ -104,6 +118,13 @@ class Config:
 
     def user_names(self) -> frozenset[str]:
         return frozenset(user.name for user in self.users)
+
+
+def unshared_limits(workers: int) -> str:
+    """Why limits in one process's memory cannot serve `workers` processes."""
+    return (f"{workers} worker processes with limits need a store they share, or each would admit the whole limit "
+            "(the real limit would be the limit times the workers): set [limits] store = \"redis://HOST:PORT/DB\", "
+            "or run one worker")
 
 
 CONFIG_ENV = "AIOGW_CONFIG"
@@ -145,7 +166,8 @@ def _build(raw: dict[str, Any], source: str, base_dir: Path, env: dict[str, str]
         "clients",
     })
     server_raw = r.table(raw, "server")
-    r.only(server_raw, "server", {"host", "port", "mount", "max_body_bytes", "max_upstream_connections", "drain_seconds"})
+    r.only(server_raw, "server", {"host", "port", "mount", "max_body_bytes", "max_upstream_connections", "drain_seconds",
+                               "workers"})
     mount = r.get(server_raw, "server.mount", str, DEFAULT_MOUNT).rstrip("/")
     if mount and (not mount.startswith("/") or "?" in mount or "%" in mount):
         r.fail("server.mount", f"expected a path such as {DEFAULT_MOUNT!r}, got {mount!r}")
@@ -156,6 +178,7 @@ def _build(raw: dict[str, Any], source: str, base_dir: Path, env: dict[str, str]
         max_body_bytes=r.int_in(server_raw, "server.max_body_bytes", 32 * 1024 * 1024, 1024, 1 << 31),
         max_upstream_connections=r.int_in(server_raw, "server.max_upstream_connections", 16_384, 1, 1 << 20),
         drain_seconds=r.number(server_raw, "server.drain_seconds", 30.0),
+        workers=r.int_in(server_raw, "server.workers", 1, 1, 64),
     )
     state_raw = r.table(raw, "state")
     r.only(state_raw, "state", {"path", "url", "password", "timeout"})
@@ -184,7 +207,11 @@ def _build(raw: dict[str, Any], source: str, base_dir: Path, env: dict[str, str]
     users_raw = raw.get("users", [])
     if not isinstance(users_raw, list):
         r.fail("users", "expected [[users]] tables")
-    limits = read_limits(r, r.table(raw, "limits"), "limits")
+    limits_raw = dict(r.table(raw, "limits"))
+    store_raw = {key: limits_raw.pop(key) for key in STORE_KEYS if key in limits_raw}
+    limits = read_limits(r, limits_raw, "limits")
+    limits_store = read_store(r, store_raw, read_secret(r, store_raw["password"], "limits.password", env)
+                              if "password" in store_raw else None)
     users = []
     for i, item in enumerate(users_raw):
         where = f"users[{i}]"
@@ -198,6 +225,8 @@ def _build(raw: dict[str, Any], source: str, base_dir: Path, env: dict[str, str]
         ))
     if len({u.name for u in users}) != len(users):
         r.fail("users", "a user name is listed twice")
+    if server.workers > 1 and limits_store is None and (limits.any or any(u.limits.any for u in users)):
+        r.fail("server.workers", unshared_limits(server.workers))
     for where, lim in (("limits", limits), *((f"users[{i}] ({u.name}).limits", u.limits) for i, u in enumerate(users))):
         for name in lim.routes or ():
             if not any(c in name for c in "*?[") and name not in names:
@@ -206,7 +235,7 @@ def _build(raw: dict[str, Any], source: str, base_dir: Path, env: dict[str, str]
         source, server, state_path, routes, tuple(users), _audit(r, r.table(raw, "audit")),
         read_guards(r, r.table(raw, "guards")), limits, read_prices(r, r.table(raw, "prices")),
         _metrics(r, r.table(raw, "metrics"), env), read_log(r, r.table(raw, "log")),
-        read_clients(r, r.table(raw, "clients")), state_url, state_password, state_timeout,
+        read_clients(r, r.table(raw, "clients")), state_url, state_password, state_timeout, limits_store,
     )
 
 

@@ -8,6 +8,9 @@
     monthly_budget_usd = 500.0
     models = ["claude-*", "gpt-5*"]   # allowed models (globs); omitted = any
     routes = ["anthropic"]            # allowed routes; omitted = any
+    store = "redis://10.0.0.5:6379/0" # shared by every worker and instance; omitted = this process's memory
+    password = { env = "AIOGW_REDIS_PASSWORD" }
+    on_store_failure = "open"         # or "closed": what admission does while Redis is away
 
 A user's `limits = { ... }` replaces the keys it names and keeps the defaults' others.
 
@@ -21,9 +24,12 @@ A user's `limits = { ... }` replaces the keys it names and keeps the defaults' o
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, replace
+import urllib.parse
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+STORE_KEYS = ("store", "password", "on_store_failure")
+STORE_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel")
 LIMIT_KEYS = ("requests_per_minute", "tokens_per_minute", "max_concurrent", "daily_budget_usd", "monthly_budget_usd")
 PRICE_KEYS = ("input", "output", "cache_write", "cache_write_1h", "cache_read")
 
@@ -41,6 +47,17 @@ class Limits:
     @property
     def any(self) -> bool:
         return any(getattr(self, f.name) is not None for f in fields(self))
+
+
+@dataclass(frozen=True, slots=True)
+class SharedStore:
+    """`[limits] store`: the Redis that every worker and instance keeps its limits in."""
+
+    url: str
+    password: str | None = field(default=None, repr=False)
+    # "open": while Redis is away each process admits on its own counters (a limit then
+    # holds per process); "closed": every request of a limited user is refused (503).
+    on_failure: str = "open"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +95,28 @@ def read_limits(r: Any, table: dict[str, Any], where: str, base: Limits | None =
                 r.fail(f"{where}.{key}", 'expected a list of names or glob patterns, such as ["claude-*"]')
             changes[key] = tuple(value)
     return replace(out, **changes)
+
+
+def read_store(r: Any, table: dict[str, Any], password: str | None) -> SharedStore | None:
+    """`store`, `password` (read by the caller, as the other secrets) and
+    `on_store_failure` of [limits]; None without a store."""
+    on_failure = r.get(table, "limits.on_store_failure", str, "open")
+    if on_failure not in ("open", "closed"):
+        r.fail("limits.on_store_failure", f"expected \"open\" or \"closed\", got {on_failure!r}")
+    if "store" not in table:
+        for key in ("password", "on_store_failure"):
+            if key in table:
+                r.fail(f"limits.{key}", "needs [limits] store = \"redis://HOST:PORT/DB\"")
+        return None
+    url = r.get(table, "limits.store", str, None)
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in STORE_SCHEMES or not (parts.netloc or parts.path):
+        r.fail("limits.store", "expected redis://HOST[:PORT][/DB], rediss:// (TLS), unix:///PATH or "
+               "redis+sentinel://HOST:PORT[,HOST:PORT]/SERVICE[/DB]")
+    if parts.password is not None or "password" in dict(urllib.parse.parse_qsl(parts.query)):
+        r.fail("limits.store", "the URL holds a password: move it to [limits] password = { env = \"VAR\" } or "
+               "{ file = \"/path\" }, so the config file holds no secret")
+    return SharedStore(url, password, on_failure)
 
 
 def read_prices(r: Any, table: dict[str, Any]) -> PriceSettings:
