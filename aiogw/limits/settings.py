@@ -11,6 +11,7 @@
     store = "redis://10.0.0.5:6379/0" # shared by every worker and instance; omitted = this process's memory
     password = { env = "AIOGW_REDIS_PASSWORD" }
     on_store_failure = "open"         # or "closed": what admission does while Redis is away
+    reservation_seconds = 30          # how long a dead process's requests keep their slots and budget
 
 A user's `limits = { ... }` replaces the keys it names and keeps the defaults' others.
 
@@ -28,7 +29,7 @@ import urllib.parse
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-STORE_KEYS = ("store", "password", "on_store_failure")
+STORE_KEYS = ("store", "password", "on_store_failure", "reservation_seconds")
 STORE_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel")
 LIMIT_KEYS = ("requests_per_minute", "tokens_per_minute", "max_concurrent", "daily_budget_usd", "monthly_budget_usd")
 PRICE_KEYS = ("input", "output", "cache_write", "cache_write_1h", "cache_read")
@@ -58,6 +59,9 @@ class SharedStore:
     # "open": while Redis is away each process admits on its own counters (a limit then
     # holds per process); "closed": every request of a limited user is refused (503).
     on_failure: str = "open"
+    # A request's reservation (its concurrency slot, its estimated cost) lives this long
+    # unless its process renews it: what a process that died holds, and for how long.
+    reservation_seconds: int = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +108,7 @@ def read_store(r: Any, table: dict[str, Any], password: str | None) -> SharedSto
     if on_failure not in ("open", "closed"):
         r.fail("limits.on_store_failure", f"expected \"open\" or \"closed\", got {on_failure!r}")
     if "store" not in table:
-        for key in ("password", "on_store_failure"):
+        for key in STORE_KEYS[1:]:
             if key in table:
                 r.fail(f"limits.{key}", "needs [limits] store = \"redis://HOST:PORT/DB\"")
         return None
@@ -116,7 +120,7 @@ def read_store(r: Any, table: dict[str, Any], password: str | None) -> SharedSto
     if parts.password is not None or "password" in dict(urllib.parse.parse_qsl(parts.query)):
         r.fail("limits.store", "the URL holds a password: move it to [limits] password = { env = \"VAR\" } or "
                "{ file = \"/path\" }, so the config file holds no secret")
-    return SharedStore(url, password, on_failure)
+    return SharedStore(url, password, on_failure, r.int_in(table, "limits.reservation_seconds", 30, 5, 3600))
 
 
 def read_prices(r: Any, table: dict[str, Any]) -> PriceSettings:
