@@ -13,7 +13,7 @@ from aiohttp import web, web_response
 from aiogw import body, connections, health, logs, pipeline
 from aiogw.audit.recorder import Recorder
 from aiogw.audit.writer import AuditWriter
-from aiogw.config import Config
+from aiogw.config import Config, ConfigError, unshared_limits
 from aiogw.dialects import DIALECTS
 from aiogw.exchange import Exchange
 from aiogw.finish import Finisher
@@ -23,6 +23,7 @@ from aiogw.limits.accounting import Accountant, ChargeNow
 from aiogw.limits.ledger import Ledger
 from aiogw.limits.persistence import LimitStore
 from aiogw.limits.prices import PriceTable
+from aiogw.limits.shared import SharedLedger
 from aiogw.logs import ExchangeLog
 from aiogw.observe import GatewayMetrics, Observer
 from aiogw.pipeline import Guards, Parts, compile_guards
@@ -97,7 +98,8 @@ def build_app(config: Config, sinks: Iterable[Sink] = (), *, worker: int = 0) ->
     writer = audit[1] if audit is not None else None
     guards = compile_guards(config)
     ledger = Ledger(config.limits, {u.name: u.limits for u in config.users})
-    accountant = Accountant(ledger, PriceTable(config.prices))
+    shared = SharedLedger(config.limits_store, ledger, state) if config.limits_store is not None else None
+    accountant = Accountant(ledger, PriceTable(config.prices), shared)
     store = LimitStore(state, ledger)
     per_minute = config.clients.unauthenticated_records_per_minute
     parts = Parts(Finisher(config.audit), accountant, ChargeNow(accountant), KeylessRecords(per_minute) if per_minute else None)
@@ -141,6 +143,8 @@ def build_app(config: Config, sinks: Iterable[Sink] = (), *, worker: int = 0) ->
             await writer.start()
         parts.finisher.start()
         await store.start()
+        if shared is not None:
+            await shared.start()
         for upstream in upstreams.values():
             await upstream.start()
             _warn_credential(upstream)
@@ -155,6 +159,8 @@ def build_app(config: Config, sinks: Iterable[Sink] = (), *, worker: int = 0) ->
         await parts.finisher.close()  # first: it charges the spend and builds the records
         if writer is not None:
             await writer.close()
+        if shared is not None:
+            await shared.close()
         await store.close()
         await state.close()
         exchange_log.flush()
@@ -267,6 +273,8 @@ async def reload(app: web.Application, config: Config) -> list[str]:
 
 async def _reload(runtime: Runtime, config: Config) -> list[str]:
     proxy, running = runtime.proxy, runtime.config
+    if running.server.workers > 1 and runtime.parts.accountant.shared is None and pipeline.limits_any(config):
+        raise ConfigError(f"{config.source}: {unshared_limits(running.server.workers)}")
     guards = runtime.guards
     if config.guards != running.guards:
         # Compiled in a thread: the loop keeps serving meanwhile.
@@ -297,6 +305,8 @@ async def _reload(runtime: Runtime, config: Config) -> list[str]:
         pending.append("state.url")
     if running.clients != config.clients:
         pending.append("clients")
+    if running.limits_store != config.limits_store:
+        pending.append("limits.store")
     audit = config.audit
     if audit.enabled != running.audit.enabled:
         pending.append("audit.enabled")
@@ -305,7 +315,8 @@ async def _reload(runtime: Runtime, config: Config) -> list[str]:
         logs.setup(config.log)
     runtime.config = dataclasses.replace(
         config, server=running.server, state_path=running.state_path, audit=audit, clients=running.clients,
-        state_url=running.state_url, state_password=running.state_password, state_timeout=running.state_timeout
+        state_url=running.state_url, state_password=running.state_password, state_timeout=running.state_timeout,
+        limits_store=running.limits_store,
     )
     _apply(runtime, runtime.config, upstreams)
     log.info("reload applied: %s", ", ".join(changes(running, runtime.config)) or "nothing had changed")

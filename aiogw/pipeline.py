@@ -9,6 +9,8 @@ hooks in this list's order (`aiogw.stage` says what a hook is):
     GuardCheck        check   the request's texts scanned: block, redact or log
     AnswerStage       check   the answer's guard, as a tap on the exchange
     LimitAdmission    check   rate, concurrency, budget: admit or refuse
+     or SharedAdmission check allowed routes and models;
+                      reserve rate, concurrency, budget in Redis ([limits] store)
     UsageRequest      check   OpenAI chat streams asked for their usage
     ChargeNow         end     a user with limits charged on the loop
     Finisher          admit   back-pressure: a 503 while finished exchanges pile up
@@ -29,7 +31,7 @@ from aiogw.guards.check import GuardCheck
 from aiogw.guards.policy import Policy
 from aiogw.guards.response import AnswerGuard
 from aiogw.limits.accounting import Accountant, ChargeNow
-from aiogw.limits.admission import LimitAdmission
+from aiogw.limits.admission import LimitAdmission, SharedAdmission
 from aiogw.limits.usage_request import UsageRequest
 from aiogw.stage import Stages
 from aiogw.unauthenticated import KeylessRecords
@@ -69,7 +71,8 @@ def build(config: Config, parts: Parts, guards: Guards | None) -> Stages:
     if guards is not None:
         stages += [guards.request, AnswerStage(guards.answer, deferrable=finisher.needed)]
     if limited:
-        stages.append(LimitAdmission(parts.accountant))
+        shared = parts.accountant.shared
+        stages.append(LimitAdmission(parts.accountant) if shared is None else SharedAdmission(parts.accountant, shared))
     if accounting:
         stages.append(UsageRequest())
     if limited:

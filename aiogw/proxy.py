@@ -2,9 +2,9 @@
 
 Nothing here knows a provider or a feature: what differs between providers lives in the
 route's dialect, and every feature is a stage (`aiogw.pipeline`), whose hooks the core
-calls at their points: `admit` before the body is read, `check` once it is parsed, the
-exchange's taps on the answer (`aiogw.stage.Tap`), `end` once it is over. The body is
-parsed once (orjson) for the stages that need it and forwarded as the original bytes.
+calls at their points: `admit` before the body is read, `check` once it is parsed,
+`reserve` (the one that may wait) last before it leaves, the exchange's taps on the
+answer (`aiogw.stage.Tap`), `end` once it is over. The body is parsed once (orjson) for the stages that need it and forwarded as the original bytes.
 A stream is relayed chunk by chunk as it arrives, with no re-framing; when the client
 leaves, the upstream response is closed at once (the server runs with handler
 cancellation, so that holds while waiting for the first byte too); when the upstream
@@ -128,6 +128,8 @@ class Proxy:
                 ex.model = untrusted.text(endpoint.model or _model(ex.json), untrusted.MODEL)
                 ex.stream = endpoint.stream or ex.json.get("stream") is True
             stages.check(ex)
+            if stages.reserves:
+                await stages.reserve(ex)
             return await self._forward(request, upstream, ex, key)
         except GatewayError as err:
             ex.path = ex.path or _path_as_sent(request)  # a refused path, as it came

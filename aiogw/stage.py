@@ -8,6 +8,8 @@ over the stages that have it, in the list's order:
 - `admit(ex) -> Verdict`: before the body is read (a refusal that need not read it);
 - `check(ex) -> Verdict`: on the parsed request. A check may also give the exchange a
   `Tap`: its part in this one exchange's answer (see below);
+- `reserve(ex) -> Awaitable[Verdict]`: after every check, the one hook that may wait
+  (limits shared in Redis: a round trip); the last word before the request leaves;
 - `end(ex) -> None`: on the loop, once the exchange is over, answered or not. Never
   raises: an end hook's trouble is its own to log.
 
@@ -106,12 +108,13 @@ class Stages:
     """The hooks of an ordered list of stages, gathered once (a reload builds a new
     one); an exchange keeps the one it started with to its end."""
 
-    __slots__ = ("admits", "checks", "ends", "keeps_answer", "stages")
+    __slots__ = ("admits", "checks", "ends", "keeps_answer", "reserves", "stages")
 
     def __init__(self, stages: Sequence[object], keeps_answer: bool) -> None:
         self.stages = tuple(stages)
         self.admits = tuple(s.admit for s in stages if hasattr(s, "admit"))
         self.checks = tuple(s.check for s in stages if hasattr(s, "check"))
+        self.reserves = tuple(s.reserve for s in stages if hasattr(s, "reserve"))
         self.ends = tuple(s.end for s in stages if hasattr(s, "end"))
         # Something reads the answer once the exchange is over (the finisher): the
         # relay keeps the chunks for it, by reference.
@@ -126,6 +129,11 @@ class Stages:
         """Raises the first refusal's error."""
         for check in self.checks:
             enforce(check(ex))
+
+    async def reserve(self, ex: Exchange) -> None:
+        """Raises the first refusal's error."""
+        for reserve in self.reserves:
+            enforce(await reserve(ex))
 
     def end(self, ex: Exchange) -> None:
         for end in self.ends:

@@ -19,6 +19,7 @@ from aiogw.dialects import Usage
 from aiogw.exchange import Exchange
 from aiogw.limits.ledger import Ledger
 from aiogw.limits.prices import PriceTable
+from aiogw.limits.shared import SharedLedger
 
 log = logging.getLogger("aiogw.limits")
 
@@ -27,13 +28,15 @@ FREE = frozenset(("count_tokens", "input_tokens", "models", "probe"))
 
 
 class Accountant:
-    """The ledger and the price table, both replaced in place by a reload."""
+    """The ledger and the price table, both replaced in place by a reload; `shared`: the
+    counters in Redis ([limits] store), which the ledger then only stands beside."""
 
-    __slots__ = ("ledger", "prices")
+    __slots__ = ("ledger", "prices", "shared")
 
-    def __init__(self, ledger: Ledger, prices: PriceTable) -> None:
+    def __init__(self, ledger: Ledger, prices: PriceTable, shared: SharedLedger | None = None) -> None:
         self.ledger = ledger
         self.prices = prices
+        self.shared = shared
 
     def settle(self, ex: Exchange) -> None:
         """Read the usage, price it, charge the user, release the request's slot. Once:
@@ -56,7 +59,7 @@ class Accountant:
                 log.exception("limits: could not price a %s exchange of %r", ex.dialect, ex.model)
         if ex.user is not None and (ex.held is not None or tokens):
             try:
-                self.ledger.settle(ex.user, ex.held, tokens, ex.cost or 0.0, time.time())
+                (self.shared or self.ledger).settle(ex.user, ex.held, tokens, ex.cost or 0.0, time.time())
             except Exception:
                 log.exception("limits: could not charge user %r for a %s exchange", ex.user, ex.dialect)
         ex.held = None

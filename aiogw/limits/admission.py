@@ -17,6 +17,9 @@ import time
 from aiogw.errors import GatewayError, NotAllowed
 from aiogw.exchange import Exchange
 from aiogw.limits.accounting import FREE, Accountant
+from aiogw.limits.ledger import check_allowed
+from aiogw.limits.settings import Limits
+from aiogw.limits.shared import SharedLedger
 from aiogw.stage import CONTINUE, Refuse, Verdict
 
 
@@ -37,17 +40,8 @@ class LimitAdmission:
         ledger = self.accountant.ledger
         if ex.user is None or not ledger.limited(ex.user):
             return CONTINUE
-        if ex.endpoint == "other" and ex.method not in ("GET", "HEAD"):
-            limits = ledger.limits(ex.user)
-            if limits.models is not None or limits.daily_budget_usd is not None or limits.monthly_budget_usd is not None:
-                # Fail closed: an endpoint the gateway does not read (batches, audio, files
-                # ...) could use any model and would never be charged.
-                return Refuse(NotAllowed(
-                    f"aiogw: user {ex.user!r} has model or budget limits, and the gateway cannot tell the model "
-                    f"or meter the cost of {ex.method} {ex.path}; ask the gateway operator for a user without "
-                    "them for this endpoint.",
-                    kind="limit:unmetered_endpoint",
-                ))
+        if (refused := unmetered(ex, ledger.limits(ex.user))) is not None:
+            return refused
         tokens = estimate_tokens(ex)
         prices = self.accountant.prices
         price = prices.lookup(ex.model) or prices.default
@@ -57,3 +51,57 @@ class LimitAdmission:
             return Refuse(err)
         ex.estimate = tokens
         return CONTINUE
+
+
+class SharedAdmission:
+    """The limits' stage with the counters in Redis: what needs no counter is checked
+    here (allowed routes and models), the rest by one script in `reserve`."""
+
+    __slots__ = ("accountant", "shared")
+
+    def __init__(self, accountant: Accountant, shared: SharedLedger) -> None:
+        self.accountant = accountant
+        self.shared = shared
+
+    def check(self, ex: Exchange) -> Verdict:
+        ledger = self.accountant.ledger
+        if ex.user is None or not ledger.limited(ex.user):
+            return CONTINUE
+        limits = ledger.limits(ex.user)
+        if (refused := unmetered(ex, limits)) is not None:
+            return refused
+        try:
+            check_allowed(ex.user, limits, ex.route, ex.model)
+        except GatewayError as err:
+            return Refuse(err)
+        ex.estimate = estimate_tokens(ex)
+        return CONTINUE
+
+    async def reserve(self, ex: Exchange) -> Verdict:
+        user = ex.user
+        if user is None or not self.accountant.ledger.limited(user):
+            return CONTINUE
+        tokens = ex.estimate
+        prices = self.accountant.prices
+        price = prices.lookup(ex.model) or prices.default
+        limits = self.accountant.ledger.limits(user)
+        try:
+            ex.held = await self.shared.admit(user, limits, ex.route, ex.model, tokens, tokens * price.input / 1e6)
+        except GatewayError as err:
+            return Refuse(err)
+        return CONTINUE
+
+
+def unmetered(ex: Exchange, limits: Limits) -> Refuse | None:
+    """Fail closed: an endpoint the gateway does not read (batches, audio, files ...)
+    could use any model and would never be charged."""
+    if ex.endpoint != "other" or ex.method in ("GET", "HEAD"):
+        return None
+    if limits.models is None and limits.daily_budget_usd is None and limits.monthly_budget_usd is None:
+        return None
+    return Refuse(NotAllowed(
+        f"aiogw: user {ex.user!r} has model or budget limits, and the gateway cannot tell the model "
+        f"or meter the cost of {ex.method} {ex.path}; ask the gateway operator for a user without "
+        "them for this endpoint.",
+        kind="limit:unmetered_endpoint",
+    ))

@@ -134,51 +134,26 @@ class Ledger:
             state = self.state(user, now)
         elif now >= state.day_end:
             state.roll(now)
-        if limits.routes is not None and not any(fnmatchcase(route, g) for g in limits.routes):
-            raise NotAllowed(
-                f"aiogw: user {user!r} may not use route {route!r}; allowed: {', '.join(limits.routes)}. "
-                "Ask the gateway operator to change this user's limits.routes.",
-                kind="limit:routes",
-            )
-        if limits.models is not None and model is not None and not any(fnmatchcase(model, g) for g in limits.models):
-            raise NotAllowed(
-                f"aiogw: user {user!r} may not use model {model!r}; allowed: {', '.join(limits.models)}. "
-                "Pick an allowed model, or ask the gateway operator to change this user's limits.models.",
-                kind="limit:models",
-            )
+        if limits.routes is not None or limits.models is not None:
+            check_allowed(user, limits, route, model)
         committed = state.pending_usd
         budget = limits.daily_budget_usd
         if budget is not None and state.day_usd + committed >= budget:
-            raise _over_budget(user, "daily", budget, state.day_usd, committed, _next_day(now))
+            raise over_budget(user, "daily", budget, state.day_usd, committed, now)
         budget = limits.monthly_budget_usd
         if budget is not None and state.month_usd + committed >= budget:
-            raise _over_budget(user, "monthly", budget, state.month_usd, committed, _next_month(now))
+            raise over_budget(user, "monthly", budget, state.month_usd, committed, now)
         if limits.max_concurrent is not None and state.in_flight >= limits.max_concurrent:
-            raise RateLimited(
-                f"aiogw: user {user!r} has {state.in_flight} requests in flight, its limit; "
-                "retry when one of them has finished.",
-                retry_after=1,
-                kind="rate_limit:max_concurrent",
-            )
+            raise too_many_in_flight(user, state.in_flight)
         rpm, tpm = state.rpm, state.tpm
         if rpm is not None:
             wait = rpm.wait(1, now)
             if wait > 0:
-                raise RateLimited(
-                    f"aiogw: user {user!r} is over its limit of {_count(int(rpm.capacity), 'request')} a minute; "
-                    f"retry in {_seconds(wait)} s.",
-                    retry_after=_seconds(wait),
-                    kind="rate_limit:requests_per_minute",
-                )
+                raise over_requests(user, int(rpm.capacity), wait)
         if tpm is not None:
             wait = tpm.wait(tokens, now)
             if wait > 0:
-                raise RateLimited(
-                    f"aiogw: user {user!r} is over its limit of {_count(int(tpm.capacity), 'token')} a minute "
-                    f"(this request is about {tokens} input tokens); retry in {_seconds(wait)} s.",
-                    retry_after=_seconds(wait),
-                    kind="rate_limit:tokens_per_minute",
-                )
+                raise over_tokens(user, int(tpm.capacity), tokens, wait)
             tpm.take(tokens)
         if rpm is not None:
             rpm.level -= 1  # wait() refilled it and found the request there
@@ -208,11 +183,58 @@ class Ledger:
         state.dirty = True
 
 
-def _over_budget(user: str, period: str, budget: float, spent: float, committed: float, resets: str) -> NotAllowed:
+# The refusals, one function each: the in-memory ledger and the shared one (Redis,
+# aiogw.limits.shared) say the same thing for the same limit.
+
+
+def check_allowed(user: str, limits: Limits, route: str, model: str | None) -> None:
+    """The user's allowed routes and models (globs): a NotAllowed when not."""
+    if limits.routes is not None and not any(fnmatchcase(route, g) for g in limits.routes):
+        raise NotAllowed(
+            f"aiogw: user {user!r} may not use route {route!r}; allowed: {', '.join(limits.routes)}. "
+            "Ask the gateway operator to change this user's limits.routes.",
+            kind="limit:routes",
+        )
+    if limits.models is not None and model is not None and not any(fnmatchcase(model, g) for g in limits.models):
+        raise NotAllowed(
+            f"aiogw: user {user!r} may not use model {model!r}; allowed: {', '.join(limits.models)}. "
+            "Pick an allowed model, or ask the gateway operator to change this user's limits.models.",
+            kind="limit:models",
+        )
+
+
+def over_budget(user: str, period: str, budget: float, spent: float, committed: float, now: float) -> NotAllowed:
+    resets = _next_day(now) if period == "daily" else _next_month(now)
     return NotAllowed(
         f"aiogw: user {user!r} has spent {_usd(spent)}{_in_flight(committed)} of the {period} budget "
         f"of {_usd(budget)}; it resets at {resets}.",
         kind=f"budget:{period}_budget_usd",
+    )
+
+
+def too_many_in_flight(user: str, n: int) -> RateLimited:
+    return RateLimited(
+        f"aiogw: user {user!r} has {n} requests in flight, its limit; retry when one of them has finished.",
+        retry_after=1,
+        kind="rate_limit:max_concurrent",
+    )
+
+
+def over_requests(user: str, per_minute: int, wait: float) -> RateLimited:
+    return RateLimited(
+        f"aiogw: user {user!r} is over its limit of {_count(per_minute, 'request')} a minute; "
+        f"retry in {_seconds(wait)} s.",
+        retry_after=_seconds(wait),
+        kind="rate_limit:requests_per_minute",
+    )
+
+
+def over_tokens(user: str, per_minute: int, tokens: int, wait: float) -> RateLimited:
+    return RateLimited(
+        f"aiogw: user {user!r} is over its limit of {_count(per_minute, 'token')} a minute "
+        f"(this request is about {tokens} input tokens); retry in {_seconds(wait)} s.",
+        retry_after=_seconds(wait),
+        kind="rate_limit:tokens_per_minute",
     )
 
 

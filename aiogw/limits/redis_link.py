@@ -1,0 +1,346 @@
+"""One connection to Redis, pipelined by the event loop: the limits' way to the store.
+
+Every command issued in one loop turn goes out in one write, and the replies come
+back in order on the same connection (Redis answers a connection's commands in the
+order they came). Under load a turn admits and settles many requests, so their
+scripts share one write and one read: the round trip's cost is paid once a turn, not
+once a request. redis-py sends each command on its own (60-77 µs of client CPU a
+call here, `python -m bench.scale`), more than the limits' whole budget a request;
+this client is the protocol's few lines it needs, with hiredis parsing the replies.
+
+URLs: `redis://[USER@]HOST[:PORT][/DB]`, `rediss://` (TLS: `?ssl_ca_certs=PATH`,
+`?ssl_cert_reqs=none`), `unix:///PATH[?db=N]`, and Sentinel:
+`redis+sentinel://HOST:PORT[,HOST:PORT...]/SERVICE[/DB]` (`rediss+sentinel` for TLS
+to the master), which asks the sentinels for the master at each (re)connect. Redis
+Cluster is not spoken; the limits' keys carry one hash tag a user, so one user's
+script touches one slot.
+
+The link is either up or away. Away, a call fails at once (`StoreUnavailable`): the
+caller decides (`[limits] on_store_failure`), and a task reconnects with a backoff.
+A call whose reply takes longer than `timeout` takes the connection down with it: a
+stalled Redis is away, not a hang of every request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import hashlib
+import logging
+import ssl
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import hiredis
+
+log = logging.getLogger("aiogw.limits")
+
+
+class StoreUnavailable(Exception):
+    """Redis cannot answer now (away, stalled, read-only, loading)."""
+
+
+class ReplyError(Exception):
+    """Redis answered with an error that is not its being away (a script's bug)."""
+
+
+# Errors that mean "this server cannot take writes now": a replica after a failover,
+# a server still loading its data, one out of memory. The connection is dropped and
+# made again (Sentinel then names the new master).
+_AWAY_ERRORS = ("READONLY", "LOADING", "MASTERDOWN", "OOM", "NOAUTH", "BUSY", "CLUSTERDOWN", "TRYAGAIN")
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """Where to connect, read from a `[limits] store` URL."""
+
+    host: str | None = None
+    port: int = 6379
+    path: str | None = None  # a unix socket
+    tls: ssl.SSLContext | None = None
+    username: str | None = None
+    db: int = 0
+    sentinels: tuple[tuple[str, int], ...] = ()
+    service: str = ""
+
+    @property
+    def shown(self) -> str:
+        if self.sentinels:
+            return f"sentinel {','.join(f'{h}:{p}' for h, p in self.sentinels)} service {self.service}"
+        return self.path or f"{self.host}:{self.port}"
+
+
+def parse(url: str) -> Address:
+    """The URL (validated by the config already) as an Address."""
+    parts = urllib.parse.urlsplit(url)
+    query = dict(urllib.parse.parse_qsl(parts.query))
+    scheme = parts.scheme
+    tls = _tls(query) if scheme.startswith("rediss") else None
+    user = urllib.parse.unquote(parts.username) if parts.username else None
+    if scheme == "unix":
+        return Address(path=parts.path, db=int(query.get("db", 0)), username=user)
+    segments = [s for s in parts.path.split("/") if s]
+    if scheme.endswith("+sentinel"):
+        hosts = parts.netloc.rpartition("@")[2]
+        sentinels = tuple((h.rpartition(":")[0] or h, int(h.rpartition(":")[2]) if ":" in h else 26379)
+                          for h in hosts.split(","))
+        if not segments:
+            raise ValueError("a Sentinel URL names its service: redis+sentinel://HOST:PORT/SERVICE[/DB]")
+        return Address(tls=tls, username=user, db=int(segments[1]) if len(segments) > 1 else 0,
+                       sentinels=sentinels, service=segments[0])
+    return Address(host=parts.hostname, port=parts.port or 6379, tls=tls, username=user,
+                   db=int(segments[0]) if segments else 0)
+
+
+def _tls(query: dict[str, str]) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=query.get("ssl_ca_certs"))
+    if query.get("ssl_cert_reqs", "required") == "none":
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class Script:
+    """A Lua script, called by its SHA-1 (the link loads it on every connection)."""
+
+    __slots__ = ("sha", "source")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+
+class _Protocol(asyncio.Protocol):
+    """The wire: writes what the link queued, hands each reply to the oldest waiter."""
+
+    def __init__(self, link: RedisLink) -> None:
+        self.link = link
+        self.reader = hiredis.Reader(replyError=ReplyError)
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        reader = self.reader
+        reader.feed(data)
+        waiting = self.link._waiting
+        while True:
+            reply = reader.gets()
+            if reply is False:
+                return
+            if not waiting:  # a reply nobody asked for: the stream is out of step
+                self.link._lost("an unexpected reply")
+                return
+            future = waiting.popleft()[0]
+            if future.done():  # its caller was cancelled; the reply is dropped in order
+                continue
+            if reply.__class__ is ReplyError:
+                text = str(reply)
+                if text.startswith(_AWAY_ERRORS):
+                    future.set_exception(StoreUnavailable(text))
+                    self.link._lost(text)
+                    return
+                future.set_exception(reply)
+            else:
+                future.set_result(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.link._lost(str(exc) if exc else "closed by the server")
+
+
+class RedisLink:
+    """A pipelined connection that reconnects by itself; `call` and `run`."""
+
+    def __init__(self, url: str, password: str | None, *, timeout: float = 1.0,
+                 on_change: Callable[[bool, str], None] | None = None) -> None:
+        self.address = parse(url)
+        self.password = password
+        self.timeout = timeout  # a reply later than this: Redis is stalled, the link goes down
+        self.on_change = on_change  # (up, why): said once per change, by the owner
+        self.scripts: list[Script] = []
+        self.up = False
+        self._protocol: _Protocol | None = None
+        self._out = bytearray()  # commands of this loop turn, written at its end
+        self._waiting: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()
+        self._connecting: asyncio.Task[None] | None = None
+        self._watch: asyncio.TimerHandle | None = None
+        self._closed = False
+        self.failures = 0  # times the link went down
+
+    def register(self, script: Script) -> Script:
+        self.scripts.append(script)
+        return script
+
+    async def connect(self) -> None:
+        """Connect now (start-up); on failure the link is away and reconnects itself."""
+        try:
+            await self._open()
+        except (TimeoutError, OSError, StoreUnavailable, ReplyError) as exc:
+            self._set(False, _why(exc))
+            self._reconnect_later()
+
+    def call(self, *args: bytes | str | int | float) -> asyncio.Future[Any]:
+        """Queue one command; the future has its reply. Fails at once while away."""
+        if not self.up or self._protocol is None:
+            raise StoreUnavailable("Redis is away")
+        out = self._out
+        if not out:
+            asyncio.get_running_loop().call_soon(self._flush)
+        out += b"*%d\r\n" % len(args)
+        for arg in args:
+            value = arg if arg.__class__ is bytes else str(arg).encode()
+            out += b"$%d\r\n%b\r\n" % (len(value), value)
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._waiting.append((future, loop.time()))
+        return future
+
+    async def run(self, script: Script, keys: list[str], args: list[Any]) -> Any:
+        """EVALSHA, loading the script again if the server lost it (SCRIPT FLUSH)."""
+        try:
+            return await self.call("EVALSHA", script.sha, len(keys), *keys, *args)
+        except ReplyError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+        await self.call("SCRIPT", "LOAD", script.source)
+        return await self.call("EVALSHA", script.sha, len(keys), *keys, *args)
+
+    def _flush(self) -> None:
+        protocol = self._protocol
+        if protocol is not None and protocol.transport is not None and self._out:
+            protocol.transport.write(bytes(self._out))
+        self._out.clear()
+
+    async def _open(self) -> None:
+        host, port = await self._master()
+        loop = asyncio.get_running_loop()
+        a = self.address
+        connecting = (loop.create_unix_connection(lambda: _Protocol(self), a.path, ssl=a.tls) if a.path else
+                      loop.create_connection(lambda: _Protocol(self), host, port, ssl=a.tls,
+                                             server_hostname=host if a.tls else None))
+        _, protocol = await asyncio.wait_for(connecting, self.timeout * 5)
+        self._protocol = protocol
+        self.up = True  # for the hello below; said to the owner once it is done
+        try:
+            hello: list[asyncio.Future[Any]] = []
+            if self.password is not None:
+                hello.append(self.call("AUTH", *([a.username] if a.username else []), self.password))
+            if a.db:
+                hello.append(self.call("SELECT", a.db))
+            hello += [self.call("SCRIPT", "LOAD", s.source) for s in self.scripts]
+            if a.sentinels:
+                hello.append(self.call("ROLE"))
+            replies = await asyncio.wait_for(asyncio.gather(*hello), self.timeout * 5)
+            if a.sentinels and replies[-1][0] != b"master":
+                raise StoreUnavailable(f"{host}:{port} is not the master (a failover under way)")
+        except BaseException:
+            self.up = False
+            self._drop()
+            raise
+        self._watch_replies()
+        self._set(True, f"connected to {a.shown}")
+
+    async def _master(self) -> tuple[str | None, int]:
+        """The host to connect to; with Sentinel, the master the first sentinel that
+        answers names."""
+        a = self.address
+        if not a.sentinels:
+            return a.host, a.port
+        trouble = "no sentinel answered"
+        for host, port in a.sentinels:
+            try:
+                reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), self.timeout)
+            except (TimeoutError, OSError) as exc:
+                trouble = f"sentinel {host}:{port}: {_why(exc)}"
+                continue
+            try:
+                service = a.service.encode()
+                writer.write(b"*3\r\n$8\r\nSENTINEL\r\n$23\r\nget-master-addr-by-name\r\n$%d\r\n%b\r\n"
+                             % (len(service), service))
+                parser = hiredis.Reader()
+                reply: Any = False
+                while reply is False:
+                    data = await asyncio.wait_for(reader.read(4096), self.timeout)
+                    if not data:
+                        break
+                    parser.feed(data)
+                    reply = parser.gets()
+                if isinstance(reply, list) and len(reply) == 2:
+                    return reply[0].decode(), int(reply[1])
+                trouble = f"sentinel {host}:{port} knows no master named {a.service!r}"
+            except (TimeoutError, OSError) as exc:
+                trouble = f"sentinel {host}:{port}: {_why(exc)}"
+            finally:
+                writer.close()
+        raise StoreUnavailable(trouble)
+
+    def _watch_replies(self) -> None:
+        """Every quarter second: is the oldest reply overdue? One timer for all calls,
+        not one a call (a timer a request would cost more than the call)."""
+        loop = asyncio.get_running_loop()
+        if self._waiting and loop.time() - self._waiting[0][1] > self.timeout:
+            self._lost(f"no reply in {self.timeout:g} s")
+            return
+        self._watch = loop.call_later(0.25, self._watch_replies)
+
+    def _lost(self, why: str) -> None:
+        if not self.up and self._protocol is None:
+            return
+        self.up = False
+        self.failures += 1
+        self._drop()
+        self._set(False, why)
+        self._reconnect_later()
+
+    def _drop(self) -> None:
+        protocol, self._protocol = self._protocol, None
+        if protocol is not None and protocol.transport is not None:
+            protocol.transport.abort()
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
+        self._out.clear()
+        waiting, self._waiting = self._waiting, collections.deque()
+        for future, _ in waiting:
+            if not future.done():
+                future.set_exception(StoreUnavailable("the connection to Redis was lost"))
+
+    def _reconnect_later(self) -> None:
+        if self._closed or (self._connecting is not None and not self._connecting.done()):
+            return
+        self._connecting = asyncio.get_running_loop().create_task(self._reconnect(), name="aiogw-redis-reconnect")
+
+    async def _reconnect(self) -> None:
+        delay = 0.1
+        while not self._closed and not self.up:
+            await asyncio.sleep(delay)
+            try:
+                await self._open()
+            except (TimeoutError, OSError, StoreUnavailable, ReplyError) as exc:
+                log.debug("limits: Redis still away: %s", _why(exc))
+                delay = min(delay * 2, 2.0)  # back within two seconds of its return
+
+    def _set(self, up: bool, why: str) -> None:
+        if self.on_change is not None:
+            self.on_change(up, why)
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._connecting is not None:
+            self._connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._connecting
+        self.up = False
+        self._drop()
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
