@@ -105,7 +105,7 @@ def build_app(config: Config, sinks: Iterable[Sink] = (), *, worker: int = 0) ->
     parts = Parts(Finisher(config.audit), accountant, ChargeNow(accountant), KeylessRecords(per_minute) if per_minute else None)
     proxy = Proxy(config, keys, upstreams, Stages((), keeps_answer=False))  # the stages: _apply, below
     watch = connections.Watch(config.clients)
-    gauges = GatewayMetrics(config.metrics, proxy, watch, parts.finisher, audit, parts.keyless)
+    gauges = GatewayMetrics(config.metrics, proxy, watch, parts.finisher, audit, parts.keyless, shared)
     exchange_log = ExchangeLog(config.log)
     observer = Observer(gauges, exchange_log)
     endpoint = MetricsEndpoint(gauges)
@@ -138,6 +138,10 @@ def build_app(config: Config, sinks: Iterable[Sink] = (), *, worker: int = 0) ->
             raise StateUnavailable(f"cannot make the folder of [state] path {config.state_path.parent}: "
                                    f"{exc.strerror or exc}; make it, writable by the gateway's user") from None
         await state.open()  # SchemaError, StateUnavailable: the gateway does not start
+        if shared is None and pipeline.limits_any(config) and not await state.claim_limits():
+            await state.close()
+            raise StateUnavailable(f"another gateway with limits in its own memory uses the state database "
+                                   f"{state.where}; {_UNSHARED}")
         await keys.load()
         if writer is not None:
             await writer.start()
@@ -260,6 +264,11 @@ async def start(
     return runner, bound
 
 
+# Why several gateways cannot each keep limits in memory, and what to do.
+_UNSHARED = ("each would admit the whole limit (the real limit would be the limit times the gateways): set [limits] "
+             "store = \"redis://HOST:PORT/DB\" in every gateway's config, or run one gateway")
+
+
 async def reload(app: web.Application, config: Config) -> list[str]:
     """Apply a reloaded config (SIGHUP): routes, users, limits, guards and their policies,
     prices, audit policy and batching, metrics and log settings. New requests get all of
@@ -268,13 +277,18 @@ async def reload(app: web.Application, config: Config) -> list[str]:
     not compile. Returns what it did not apply (it needs a restart)."""
     runtime = app[RUNTIME]
     async with runtime.reloading:
+        if runtime.parts.accountant.shared is None and pipeline.limits_any(config):
+            # Limits in this process's memory: right only for one process on this database.
+            if runtime.config.server.workers > 1:
+                raise ConfigError(f"{config.source}: {unshared_limits(runtime.config.server.workers)}")
+            if not await app[STORE].store.claim_limits():
+                raise ConfigError(f"{config.source}: another gateway with limits in its own memory uses the state "
+                                  f"database; {_UNSHARED}")
         return await _reload(runtime, config)
 
 
 async def _reload(runtime: Runtime, config: Config) -> list[str]:
     proxy, running = runtime.proxy, runtime.config
-    if running.server.workers > 1 and runtime.parts.accountant.shared is None and pipeline.limits_any(config):
-        raise ConfigError(f"{config.source}: {unshared_limits(running.server.workers)}")
     guards = runtime.guards
     if config.guards != running.guards:
         # Compiled in a thread: the loop keeps serving meanwhile.

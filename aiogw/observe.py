@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from aiogw.connections import Watch
     from aiogw.exchange import Exchange
     from aiogw.finish import Finisher
+    from aiogw.limits.shared import SharedLedger
     from aiogw.proxy import Proxy
     from aiogw.unauthenticated import KeylessRecords
 
@@ -39,6 +40,7 @@ class GatewayMetrics:
     def __init__(
         self, settings: MetricsSettings, proxy: Proxy, watch: Watch | None = None, finisher: Finisher | None = None,
         audit: tuple[Recorder, AuditWriter] | None = None, keyless: KeylessRecords | None = None,
+        shared: SharedLedger | None = None,
     ) -> None:
         self._model, self._user, self._reason = Bounded(0), Bounded(0), Bounded(0)
         self.configure(settings)
@@ -80,7 +82,8 @@ class GatewayMetrics:
         self.audit_batch = Histogram(
             "aiogw_audit_batch_write_seconds", "Time to build and commit one audit batch.", metrics.BATCH_BUCKETS
         )
-        self._read = _readings(proxy, finisher, audit, keyless) + (_connections(watch) if watch is not None else [])
+        self._read = (_readings(proxy, finisher, audit, keyless) + (_connections(watch) if watch is not None else [])
+                      + (_shared(shared) if shared is not None else []))
 
     def configure(self, settings: MetricsSettings) -> None:
         """Settings, at start or reload: a lower cap keeps the values already seen."""
@@ -183,6 +186,23 @@ def _readings(
         Gauge("process_start_time_seconds", "Start time, seconds since the epoch.", lambda: _STARTED),
     ]
     return _totals_as_counters(out)
+
+
+def _shared(shared: SharedLedger) -> list[Gauge]:
+    """The limits' Redis ([limits] store): only with one."""
+    return _totals_as_counters([
+        Gauge("aiogw_limits_store_up", "1 while the limits' Redis answers, 0 while it is away.",
+              lambda: 1 if shared.up else 0),
+        Gauge("aiogw_limits_store_failures_total", "Times the connection to the limits' Redis was lost.",
+              lambda: shared.link.failures),
+        Gauge("aiogw_limits_unshared_admissions_total",
+              "Requests admitted on this process's own counters while Redis was away (on_store_failure = open).",
+              lambda: shared.unshared),
+        Gauge("aiogw_limits_store_refusals_total",
+              "Requests refused because Redis was away (on_store_failure = closed).", lambda: shared.refused_away),
+        Gauge("aiogw_limits_reservations", "Requests of this process holding a reservation in Redis.",
+              lambda: len(shared.open)),
+    ])
 
 
 class Observer:

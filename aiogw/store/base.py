@@ -125,6 +125,10 @@ class Store(Protocol):
     async def connect(self) -> None: ...
     async def open(self) -> None: ...  # connect, then check the schema
     async def close(self) -> None: ...
+    # Limits kept in one gateway's memory are right only while no other gateway serves
+    # the same users: a lock on the database, held until close, says this one does.
+    # False: another gateway holds it (`[limits] store` shares them instead).
+    async def claim_limits(self) -> bool: ...
 
     # The schema.
     async def schema_version(self) -> int | None: ...  # None: an empty database

@@ -25,6 +25,10 @@ from aiogw.audit.record import Record
 from aiogw.store.base import Filters, KeyRecord, SpendRow, StateUnavailable, StoredPart, WindowRow
 from aiogw.store.postgres import audit_read, audit_write, connect, counters, key_table, partitions, prune, schema
 
+# The advisory lock a gateway with limits in its own memory holds (claim_limits):
+# any fixed number, the same in every aiogw.
+LIMITS_LOCK = 0x6169_6F67_776C_696D  # "aiogwlim"
+
 
 class PostgresStore:
     kind = "postgresql"
@@ -41,6 +45,7 @@ class PostgresStore:
         self._pool: asyncpg.Pool | None = None
         self._partitions = partitions.Partitions()
         self._watch: key_table.KeyWatch | None = None
+        self._claim: asyncpg.Connection | None = None  # holds the in-memory limits' lock
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.where!r})"
@@ -77,7 +82,22 @@ class PostgresStore:
     async def _listener(self) -> asyncpg.Connection:
         return await asyncpg.connect(**connect.connect_options(self.url, self._password, self._ssl))
 
+    async def claim_limits(self) -> bool:
+        """A session advisory lock on a connection of its own, held until close (a
+        gateway that dies lets go of it with its connection)."""
+        if self._claim is not None:
+            return True
+        conn = await self._listener()
+        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", LIMITS_LOCK):
+            await conn.close()
+            return False
+        self._claim = conn
+        return True
+
     async def close(self) -> None:
+        claim, self._claim = self._claim, None
+        if claim is not None:
+            await claim.close()
         watch, self._watch = self._watch, None
         if watch is not None:
             await watch.close()

@@ -17,6 +17,8 @@ schema.py      the schema's version, a new file made whole, migrations
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Container, Mapping
 from pathlib import Path
@@ -40,6 +42,7 @@ class SQLiteStore:
         self.path = path
         self.where = str(path)
         self._db: aiosqlite.Connection | None = None
+        self._claim: int | None = None  # the lock file's descriptor (claim_limits)
 
     def failure(self, exc: BaseException) -> str | None:
         """None: `aiogw.cli` says SQLite's errors (a locked file, a full disk) itself."""
@@ -64,7 +67,23 @@ class SQLiteStore:
             await self.close()
             raise
 
+    async def claim_limits(self) -> bool:
+        """An flock on `<path>.limits-lock`, held until close (or the process's end)."""
+        if self._claim is not None:
+            return True
+        fd = os.open(self.path.with_name(self.path.name + ".limits-lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._claim = fd
+        return True
+
     async def close(self) -> None:
+        claim, self._claim = self._claim, None
+        if claim is not None:
+            os.close(claim)
         if self._db is not None:
             db, self._db = self._db, None
             await db.close()
