@@ -138,7 +138,7 @@ def build_app(config: Config, sinks: Iterable[Sink] = (), *, worker: int = 0) ->
             raise StateUnavailable(f"cannot make the folder of [state] path {config.state_path.parent}: "
                                    f"{exc.strerror or exc}; make it, writable by the gateway's user") from None
         await state.open()  # SchemaError, StateUnavailable: the gateway does not start
-        if shared is None and pipeline.limits_any(config) and not await state.claim_limits():
+        if shared is None and pipeline.limits_counted(config) and not await state.claim_limits():
             await state.close()
             raise StateUnavailable(f"another gateway with limits in its own memory uses the state database "
                                    f"{state.where}; {_UNSHARED}")
@@ -277,7 +277,7 @@ async def reload(app: web.Application, config: Config) -> list[str]:
     not compile. Returns what it did not apply (it needs a restart)."""
     runtime = app[RUNTIME]
     async with runtime.reloading:
-        if runtime.parts.accountant.shared is None and pipeline.limits_any(config):
+        if runtime.parts.accountant.shared is None and pipeline.limits_counted(config):
             # Limits in this process's memory: right only for one process on this database.
             if runtime.config.server.workers > 1:
                 raise ConfigError(f"{config.source}: {unshared_limits(runtime.config.server.workers)}")

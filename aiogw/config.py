@@ -225,7 +225,7 @@ def _build(raw: dict[str, Any], source: str, base_dir: Path, env: dict[str, str]
         ))
     if len({u.name for u in users}) != len(users):
         r.fail("users", "a user name is listed twice")
-    if server.workers > 1 and limits_store is None and (limits.any or any(u.limits.any for u in users)):
+    if server.workers > 1 and limits_store is None and (limits.counted or any(u.limits.counted for u in users)):
         r.fail("server.workers", unshared_limits(server.workers))
     for where, lim in (("limits", limits), *((f"users[{i}] ({u.name}).limits", u.limits) for i, u in enumerate(users))):
         for name in lim.routes or ():

@@ -81,10 +81,12 @@ class SharedAdmission:
         user = ex.user
         if user is None or not self.accountant.ledger.limited(user):
             return CONTINUE
+        limits = self.accountant.ledger.limits(user)
+        if not limits.counted:  # allowed models and routes only: checked already
+            return CONTINUE
         tokens = ex.estimate
         prices = self.accountant.prices
         price = prices.lookup(ex.model) or prices.default
-        limits = self.accountant.ledger.limits(user)
         try:
             ex.held = await self.shared.admit(user, limits, ex.route, ex.model, tokens, tokens * price.input / 1e6)
         except GatewayError as err:

@@ -49,6 +49,12 @@ class Limits:
     def any(self) -> bool:
         return any(getattr(self, f.name) is not None for f in fields(self))
 
+    @property
+    def counted(self) -> bool:
+        """Whether a limit needs counters (rates, concurrency, budgets), which processes
+        must share; allowed models and routes need none."""
+        return any(getattr(self, key) is not None for key in LIMIT_KEYS)
+
 
 @dataclass(frozen=True, slots=True)
 class SharedStore:
