@@ -14,6 +14,7 @@ from google import genai
 from google.genai import types as genai_types
 
 from aiogw.limits import report
+from tests.redisserver import redis_server_fixture, redis_url_fixture  # noqa: F401
 from tests.served import BASE_TOML, LimitedGateway
 
 LIMITS_TOML = BASE_TOML + """
@@ -34,9 +35,14 @@ limits = {{ max_concurrent = 3, daily_budget_usd = 0.001 }}
 """
 
 
-@pytest.fixture
-def lg(servers, gateway, tmp_path):
-    g = LimitedGateway(servers, gateway.fake, gateway.fake_url, tmp_path / "state.db", toml=LIMITS_TOML)
+@pytest.fixture(params=["memory", "redis"])
+def lg(request, servers, gateway, tmp_path):
+    """A gateway with LIMITS_TOML, its counters in its memory or in Redis ([limits]
+    store, a database of the test's own): every test of it holds for both."""
+    toml = LIMITS_TOML
+    if request.param == "redis":
+        toml = toml.replace("[limits]\n", f'[limits]\nstore = "{request.getfixturevalue("redis_url")}"\n', 1)
+    g = LimitedGateway(servers, gateway.fake, gateway.fake_url, tmp_path / "state.db", toml=toml)
     yield g
     g.stop()
 
