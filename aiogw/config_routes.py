@@ -123,9 +123,9 @@ def read_secret(r: Reader, value: Any, where: str, env: dict[str, str], unset: s
     """A secret the gateway itself uses (the metrics token, the database password): from
     { env = "VAR" } or { file = "/path" } like a provider key, never inline and never
     "client"; unset or empty is an error, `unset` saying what else may be done."""
+    if not isinstance(value, dict):  # "client" and inline text: neither is a secret of the gateway's
+        r.fail(where, 'expected { env = "VAR" } or { file = "/path" }, so the config file holds no secret')
     credential = read_credential(r, value, where, env)
-    if credential.source == "client":
-        r.fail(where, 'expected { env = "VAR" } or { file = "/path" }')
     if credential.secret is None:
         r.fail(where, f"{credential.source} {credential.name} is empty or not set{unset}")
     return credential.secret
