@@ -22,6 +22,18 @@ if TYPE_CHECKING:
     from aiogw.proxy import Proxy
 
 
+# This process's number among `[server] workers`, set once in each worker process
+# (aiogw.serving.worker_process); None in a gateway of one process, whose /readyz
+# stays as it was.
+_worker: int | None = None
+
+
+def identify(worker: int) -> None:
+    """Name this process worker `worker`: its /readyz then says which worker answered."""
+    global _worker
+    _worker = worker
+
+
 async def healthz(request: web.Request) -> web.Response:
     """The process answers: nothing more (a liveness probe)."""
     return web.json_response({"status": "ok"})
@@ -42,6 +54,8 @@ def readyz(state: Path, store: LimitStore, proxy: Proxy, finisher: Finisher, wri
         checks["not_stopping"] = False  # a load balancer moves traffic away during the drain
     ready = all(checks.values())
     body: dict = {"status": "ready" if ready else "not ready", "checks": checks}
+    if _worker is not None:
+        body["worker"], body["pid"] = _worker, os.getpid()  # which of the port's workers answered
     if writer is not None:
         # While the database is away the gateway serves and its records wait in the
         # spool: ready, and said; a full spool turns into the back-pressure above.
