@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
                    "real providers)")
     p.add_argument("--host", help="listen address (overrides [server] host)")
     p.add_argument("--port", type=int, help="listen port (overrides [server] port)")
+    p.add_argument("--workers", type=_workers, help="worker processes on the one port, each with its own event loop, "
+                   "under a supervisor that takes the signals and speaks to systemd (overrides [server] workers; "
+                   "1, the default, is one process and no supervisor)")
     p.set_defaults(run=_serve)
 
     p = sub.add_parser("check-config", help="validate a config file without serving")
@@ -182,19 +185,19 @@ def _filter_args(p: argparse.ArgumentParser) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    cfg = config_mod.load(args.config)
-    if args.host or args.port is not None:
-        server = dataclasses.replace(
-            cfg.server, host=args.host or cfg.server.host, port=cfg.server.port if args.port is None else args.port
-        )
-        cfg = dataclasses.replace(cfg, server=server)
+    cfg = _serve_overrides(args, config_mod.load(args.config))
+    workers = cfg.server.workers
+    if args.workers is not None and workers > 1 and cfg.limits_store is None:
+        from aiogw.pipeline import limits_any
+
+        if limits_any(cfg):  # a file that asks for workers itself is refused by config.load
+            print(f"aiogw: {cfg.source}: --workers {workers}: {config_mod.unshared_limits(workers)}", file=sys.stderr)
+            return 2
     from aiogw import logs
 
     logs.setup(cfg.log)
     _warn_if_readable(cfg.state_path)
-    from aiogw.app import ListenError  # imported here: the key commands need no aiohttp
-    from aiogw.guards.databases import GuardsUnavailable
-    from aiogw.serving import serve
+    from aiogw.serving import failure, serve  # imported here: the key commands need no aiohttp
 
     try:
         import uvloop
@@ -209,23 +212,44 @@ def _serve(args: argparse.Namespace) -> int:
     announcement = running.announce(cfg.state_path, cfg.source,
                                     state_url=cli_state.where(cfg) if cfg.state_url else None)
     try:
+        if workers > 1:
+            from aiogw.workers import supervise
+
+            return supervise(cfg, lambda fresh: _serve_overrides(args, fresh))
         run(serve(cfg))
-    except ListenError as exc:
-        print(f"aiogw: {exc}", file=sys.stderr)
-        return 2
-    except (StateUnavailable, SchemaError) as exc:
-        print(f"aiogw: {exc}", file=sys.stderr)
-        return 2
-    except GuardsUnavailable as exc:
-        print(
-            f"aiogw: guards are enabled but cannot run: {exc}. Install hyperscan, or set "
-            "[guards] enabled = false to run without them.",
-            file=sys.stderr,
-        )
+    except Exception as exc:
+        text = failure(exc)
+        if text is None:
+            raise
+        print(f"aiogw: {text}", file=sys.stderr)
         return 2
     finally:
         announcement.close()
     return 0
+
+
+def _serve_overrides(args: argparse.Namespace, cfg: config_mod.Config) -> config_mod.Config:
+    """The config with `serve`'s options over the file's [server] (at start, and on the
+    supervisor's reload, to say what a restart would change)."""
+    if args.host is None and args.port is None and args.workers is None:
+        return cfg
+    server = dataclasses.replace(
+        cfg.server,
+        host=args.host or cfg.server.host,
+        port=cfg.server.port if args.port is None else args.port,
+        workers=cfg.server.workers if args.workers is None else args.workers,
+    )
+    return dataclasses.replace(cfg, server=server)
+
+
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"expected 1 to 64 worker processes, got {text!r} (about one per core)")
+    return value
 
 
 def _warn_if_readable(path) -> None:
