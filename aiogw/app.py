@@ -121,7 +121,7 @@ def build_app(config: Config, sinks: Iterable[Sink] = (), *, worker: int = 0) ->
     watch.on_unparsed = proxy.unparsed
 
     async def readyz(request: web.Request) -> web.Response:
-        return health.readyz(config.state_path, store, proxy, parts.finisher, writer)
+        return health.readyz(config.state_path, store, proxy, parts.finisher, writer, shared)
 
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", readyz)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from aiogw.audit.writer import AuditWriter
     from aiogw.finish import Finisher
     from aiogw.limits.persistence import LimitStore
+    from aiogw.limits.shared import SharedLedger
     from aiogw.proxy import Proxy
 
 
@@ -39,7 +40,8 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def readyz(state: Path, store: LimitStore, proxy: Proxy, finisher: Finisher, writer: AuditWriter | None) -> web.Response:
+def readyz(state: Path, store: LimitStore, proxy: Proxy, finisher: Finisher, writer: AuditWriter | None,
+           shared: SharedLedger | None = None) -> web.Response:
     """Whether to send this gateway traffic (a readiness probe): it listens (it answers),
     its audit writer runs and keeps up, its limits store runs, its state is writable,
     and it is not stopping."""
@@ -56,6 +58,10 @@ def readyz(state: Path, store: LimitStore, proxy: Proxy, finisher: Finisher, wri
     body: dict = {"status": "ready" if ready else "not ready", "checks": checks}
     if _worker is not None:
         body["worker"], body["pid"] = _worker, os.getpid()  # which of the port's workers answered
+    if shared is not None:
+        # Redis away is said, not a reason to leave the balancer: every instance shares it,
+        # and on_store_failure says what admission does meanwhile.
+        body["limits"] = {"store": "up" if shared.up else "away", "on_store_failure": shared.settings.on_failure}
     if writer is not None:
         # While the database is away the gateway serves and its records wait in the
         # spool: ready, and said; a full spool turns into the back-pressure above.

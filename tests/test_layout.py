@@ -70,6 +70,7 @@ PARTS = {
     # Assembling and running it, and the commands.
     "aiogw.app": "app",
     "aiogw.serving": "app",
+    "aiogw.workers": "app",
     "aiogw.cli": "cli",
     "aiogw.__main__": "cli",
     "aiogw.audit.cli": "cli",
