@@ -207,8 +207,9 @@ class SharedLedger:
                 f"requests of users with limits until it returns; retry in a moment.",
                 retry_after=1, kind="limits_store_away",
             )
+        held = self.local.admit(user, route, model, tokens, usd, now)
         self.unshared += 1
-        return self.local.admit(user, route, model, tokens, usd, now)
+        return held
 
     def _user_keys(self, user: str, now: float) -> _UserKeys:
         keys = self._keys.get(user)
