@@ -60,8 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     k.set_defaults(run=_keys_create)
     k = keys_sub.add_parser("list", help="list keys (never the keys themselves)")
     k.set_defaults(run=_keys_list)
-    k = keys_sub.add_parser("revoke", help="revoke a key by its id")
-    k.add_argument("key_id")
+    k = keys_sub.add_parser("revoke", help="revoke a key by its id, or every key of a user (--user)")
+    k.add_argument("key_id", nargs="?")
+    k.add_argument("--user", help="revoke every active key of this user (all gateways on the database refuse them)")
     k.set_defaults(run=_keys_revoke)
     for k in keys_sub.choices.values():
         k.add_argument("--config", help=f"TOML config file (for the state path and user list; default: "
@@ -348,11 +349,34 @@ def _keys_list(args: argparse.Namespace) -> int:
 
 
 def _keys_revoke(args: argparse.Namespace) -> int:
+    if (args.key_id is None) == (args.user is None):
+        print("aiogw: name a key id, or --user NAME for every key of a user (not both)", file=sys.stderr)
+        return 2
     cfg = config_mod.load(args.config)
+    if args.user is not None:
+        return _revoke_user(cfg, args.user)
     if not cli_state.run(cfg, lambda store: store.revoke_key(args.key_id, time.time()), create=True):
         print(f"aiogw: no active key {visible(repr(args.key_id))}; see `aiogw keys list`", file=sys.stderr)
         return 1
     print(f"revoked {visible(args.key_id)}")
+    return 0
+
+
+def _revoke_user(cfg: config_mod.Config, user: str) -> int:
+    """Every active key of `user`: the user is out of every gateway on this database
+    (each hears of it as of any key change, PostgreSQL's NOTIFY or SQLite's stamp)."""
+
+    async def revoke(store) -> list[str]:
+        now = time.time()
+        live = [k.id for k in await store.list_keys() if k.user == user and k.revoked_at is None]
+        return [key_id for key_id in live if await store.revoke_key(key_id, now)]
+
+    revoked = cli_state.run(cfg, revoke, create=True)
+    if not revoked:
+        print(f"aiogw: user {visible(repr(user))} has no active key; see `aiogw keys list`", file=sys.stderr)
+        return 1
+    print(f"revoked {len(revoked)} key{'s' if len(revoked) != 1 else ''} of {visible(user)}: "
+          f"{', '.join(revoked)}")
     return 0
 
 

@@ -307,6 +307,12 @@ def test_keys_usage_and_migrate_commands_on_the_same_state(audited, tmp_path, re
     assert made.returncode == 0 and made.stdout.startswith("aiogw-")
     assert run("keys", "revoke", key_id).stdout == f"revoked {key_id}\n"
     assert run("keys", "revoke", key_id).returncode == 1
+    second, third = (run("keys", "create", "bob").stderr.split()[1] for _ in range(2))
+    assert run("keys", "revoke", "--user", "bob").stdout.startswith("revoked 3 keys of bob: ")  # bob's first too
+    assert run("keys", "revoke", "--user", "bob").returncode == 1
+    assert run("keys", "revoke").returncode == 2 and run("keys", "revoke", key_id, "--user", "bob").returncode == 2
+    assert {line.split()[0] for line in run("keys", "list").stdout.splitlines() if "revoked" in line} >= {
+        key_id, second, third}
     assert f"{key_id}" in run("keys", "list").stdout
     usage = run("usage", "--by", "model").stdout
     assert "claude-alice-1" in usage and "claude-bob-1" in usage and "TOTAL" in usage

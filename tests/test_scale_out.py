@@ -66,6 +66,7 @@ USERS = {
     "streamer": f"{{ max_concurrent = {CONCURRENT} }}",
     "survivor": f"{{ max_concurrent = {CONCURRENT} }}",
     "revoked": None,
+    "removed": None,
     "audited": None,
     "bystander": None,
 }
@@ -375,6 +376,22 @@ def test_a_key_revoked_through_one_instance_is_refused_by_the_other_within_a_sec
 
     assert poll(lambda: refused(b), PROPAGATION_S), "the other instance still serves a key revoked a second ago"
     assert poll(lambda: refused(a), PROPAGATION_S)
+
+
+def test_a_user_removed_through_one_instance_is_refused_by_the_other_within_a_second(pair):
+    """`aiogw keys revoke --user`: every key of the user, one command, heard by both."""
+    a, b = (pair.anthropic(instance, "removed") for instance in pair.both)
+    assert ask(a).type == ask(b).type == "message"
+    removed = pair.a.cli("keys", "revoke", "--user", "removed")
+    assert removed.returncode == 0, removed.stderr
+    assert removed.stdout.startswith("revoked 1 key of removed: ")
+
+    def refused(client: anthropic.Anthropic) -> bool:
+        return isinstance(attempt(lambda: ask(client)), anthropic.AuthenticationError)
+
+    assert poll(lambda: refused(b), PROPAGATION_S), "the other instance still serves a user removed a second ago"
+    assert poll(lambda: refused(a), PROPAGATION_S)
+    assert pair.b.cli("keys", "revoke", "--user", "removed").returncode == 1  # nothing left to revoke
 
 
 def test_every_exchange_of_both_instances_is_in_one_audit_trail_and_usage_report(pair):
