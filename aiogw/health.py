@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from aiogw.limits.persistence import LimitStore
     from aiogw.limits.shared import SharedLedger
     from aiogw.proxy import Proxy
+    from aiogw.worker_metrics import Peers
 
 
 # This process's number among `[server] workers`, set once in each worker process
@@ -74,6 +75,7 @@ class MetricsEndpoint:
 
     def __init__(self, gauges: GatewayMetrics) -> None:
         self.metrics = gauges
+        self.peers: Peers | None = None  # the other workers (aiogw.worker_metrics), under a supervisor
         self.configure(gauges.settings)
 
     def configure(self, settings: MetricsSettings) -> None:
@@ -89,7 +91,10 @@ class MetricsEndpoint:
                           "'Authorization: Bearer <token>' with the token set in [metrics] token"},
                 status=403,
             )
-        return web.Response(body=self.metrics.exposition(), headers={"Content-Type": metrics.CONTENT_TYPE})
+        body = self.metrics.exposition()
+        if self.peers is not None:  # one of several workers: it answers for all of them
+            body = await self.peers.gather(body)
+        return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE})
 
     def _allowed(self, request: web.Request) -> bool:
         token = self.settings.token

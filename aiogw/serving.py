@@ -13,6 +13,7 @@ import socket
 import sys
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import NoReturn
 
 from aiohttp import web
@@ -24,6 +25,7 @@ from aiogw.guards.databases import GuardsUnavailable
 from aiogw.notify import Notifier
 from aiogw.proxy import Proxy
 from aiogw.store.base import SchemaError, StateUnavailable
+from aiogw.worker_metrics import Peers
 
 log = logging.getLogger("aiogw")
 
@@ -113,15 +115,20 @@ def failure(exc: BaseException) -> str | None:
     return None
 
 
-async def serve(config: Config, *, worker: int = 0, link: Link | None = None) -> None:
+async def serve(config: Config, *, worker: int = 0, link: Link | None = None, peers: Peers | None = None) -> None:
     """Run until SIGTERM or SIGINT, then drain: stop accepting, let open exchanges
     finish for up to `server.drain_seconds`, cut the rest, write the audit, return. A
     second signal during the drain cuts at once.
 
     `worker` and `link`: this process is worker `worker` of `server.workers` under a
     supervisor (aiogw.workers), which hears of it through `link` and speaks to systemd;
-    without a link the process is the gateway and speaks to systemd itself."""
+    without a link the process is the gateway and speaks to systemd itself. `peers`:
+    the other workers, whose metrics a scrape of this one includes."""
     runner, port = await start(config, worker=worker)
+    if peers is not None:
+        endpoint = runner.app[RUNTIME].endpoint
+        await peers.listen(endpoint.metrics.exposition)
+        endpoint.peers = peers
     tune_gc()
     mount = config.server.mount
     log.info(
@@ -178,6 +185,8 @@ async def serve(config: Config, *, worker: int = 0, link: Link | None = None) ->
             app[WATCH].cut()
             await _drained(proxy, CUT_GRACE, signals)
         await runner.cleanup()  # what is left, then the audit (it writes all)
+        if peers is not None:
+            await peers.close()
         if beats is not None:
             beats.cancel()
         log.info("aiogw stopped")
@@ -198,10 +207,12 @@ async def _drained(proxy: Proxy, seconds: float, signals: asyncio.Queue[int]) ->
 # --- a worker's process, under aiogw.workers ------------------------------------------
 
 
-def worker_process(config: Config, number: int, sock: socket.socket, beat_every: float, mask: set) -> NoReturn:
+def worker_process(config: Config, number: int, sock: socket.socket, beat_every: float, mask: set,
+                   scrape: Path) -> NoReturn:
     """A forked worker's whole life: signals as `serve` expects them, serve, exit. It
     never returns into the supervisor's stack (whose `finally` blocks are not its own).
-    `mask`: the signal mask to restore, blocked by the supervisor across the fork."""
+    `mask`: the signal mask to restore, blocked by the supervisor across the fork;
+    `scrape`: the run's folder where the workers answer each other's /metrics."""
     code = 1
     try:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -214,7 +225,8 @@ def worker_process(config: Config, number: int, sock: socket.socket, beat_every:
         sock.setblocking(False)
         import uvloop
 
-        uvloop.run(serve(config, worker=number, link=Link(sock, beat_every)))
+        peers = Peers(scrape, number, config.server.workers)
+        uvloop.run(serve(config, worker=number, link=Link(sock, beat_every), peers=peers))
         code = 0
     except BaseException as exc:  # whatever it is, this process ends here
         text = failure(exc)

@@ -22,10 +22,13 @@ import gc
 import logging
 import os
 import selectors
+import shutil
 import signal
 import socket
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from aiogw import logs
 from aiogw.config import Config, ConfigError, Server, load, unshared_limits
@@ -109,6 +112,9 @@ class Supervisor:
         self.status = 0
         self.selector = selectors.DefaultSelector()
         self.wakeup_r, self.wakeup_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        # Where the workers answer each other's /metrics (aiogw.worker_metrics): this
+        # run's own, this user's alone (mkdtemp makes it 0700), removed at the end.
+        self.scrape = Path(tempfile.mkdtemp(prefix="aiogw-workers-"))
 
     def run(self) -> int:
         for sig in _SIGNALS:
@@ -132,6 +138,7 @@ class Supervisor:
             os.close(self.wakeup_r)
             os.close(self.wakeup_w)
             self.notifier.close()
+            shutil.rmtree(self.scrape, ignore_errors=True)
         return self.status
 
     # --- the workers' lives ---------------------------------------------------------
@@ -146,7 +153,7 @@ class Supervisor:
             if pid == 0:
                 mine.close()
                 self._close_inherited()
-                worker_process(self.config, number, theirs, self.beat_every, mask)
+                worker_process(self.config, number, theirs, self.beat_every, mask, self.scrape)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         theirs.close()

@@ -493,3 +493,57 @@ def test_a_worker_started_after_a_reload_runs_what_the_others_run(servers, fake,
                      + route("anthropic", fake[1]) + route("claude-b", fake[1]) + GOOD_GUARD)
     cfg, fresh = config.load(before, env=PROVIDER_KEYS), config.load(after, env=PROVIDER_KEYS)
     assert servers.run(_reloaded(cfg, fresh)) == restartable(cfg, fresh)
+
+
+def _samples(text: str, name: str) -> dict[str, float]:
+    """`name`'s samples in an exposition: the label part -> the value."""
+    out = {}
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            labels, _, value = line[len(name):].rpartition(" ")
+            out[labels] = float(value)
+    return out
+
+
+def test_metrics_through_the_port_are_every_workers_each_labelled_with_its_worker(made, tmp_path, fake):
+    """A scrape reaches one worker; it answers for both, so the totals never depend on
+    which one the kernel picked, and a counter never goes back between scrapes."""
+    g = start_sqlite(made, tmp_path, fake[1], extra="[metrics]\nenabled = true\n")
+    with httpx.Client(limits=httpx.Limits(max_keepalive_connections=0)) as fresh:  # a connection a request
+        for _ in range(10):
+            g.anthropic(fresh).messages.create(model="claude-haiku-4-5", max_tokens=16, messages=HI)
+    answered = set()
+    for _ in range(20):
+        with httpx.Client() as fresh:
+            answered.add(g.readyz(fresh)["worker"])
+    assert answered == {0, 1}, "both workers answer"
+
+    def requests_by_worker(text: str) -> dict[str, float]:
+        counts: dict[str, float] = {}
+        for labels, value in _samples(text, "aiogw_requests_total").items():
+            worker = labels.split('worker="', 1)[1].split('"', 1)[0]
+            counts[worker] = counts.get(worker, 0) + value
+        return counts
+
+    scrapes = []
+    for _ in range(12):  # fresh connections: the kernel sends them to either worker
+        with httpx.Client() as client:
+            scrapes.append(g.until(lambda c=client: (r := c.get(f"{g.base}/metrics")).status_code == 200 and r.text,
+                                   "a scrape"))
+    for text in scrapes:
+        counts = requests_by_worker(text)
+        assert set(counts) == {"0", "1"} and sum(counts.values()) == 10, counts
+        assert _samples(text, "aiogw_scrape_workers_missing") == {"": 0}
+        assert text.count("# TYPE aiogw_requests_total counter") == 1  # one family, samples of both
+        assert set(_samples(text, "process_start_time_seconds")) == {'{worker="0"}', '{worker="1"}'}
+
+    # A worker restarting is left out and said, never waited for.
+    pids = g.pids()
+    with contextlib.closing(g.client_on(0)) as client:  # before: a stopped worker still gets connections
+        os.kill(pids[1], signal.SIGSTOP)
+        try:
+            text = client.get(f"{g.base}/metrics", timeout=10).text
+        finally:
+            os.kill(pids[1], signal.SIGCONT)
+    assert _samples(text, "aiogw_scrape_workers_missing") == {"": 1}
+    assert set(requests_by_worker(text)) == {"0"}
