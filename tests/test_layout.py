@@ -67,6 +67,7 @@ PARTS = {
     "aiogw.observe": "ops",
     "aiogw.notify": "ops",
     "aiogw.running": "ops",
+    "aiogw.worker_metrics": "ops",
     # Assembling and running it, and the commands.
     "aiogw.app": "app",
     "aiogw.serving": "app",
