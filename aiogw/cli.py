@@ -363,20 +363,11 @@ def _keys_revoke(args: argparse.Namespace) -> int:
 
 
 def _revoke_user(cfg: config_mod.Config, user: str) -> int:
-    """Every active key of `user`: the user is out of every gateway on this database
-    (each hears of it as of any key change, PostgreSQL's NOTIFY or SQLite's stamp)."""
-
-    async def revoke(store) -> list[str]:
-        now = time.time()
-        live = [k.id for k in await store.list_keys() if k.user == user and k.revoked_at is None]
-        return [key_id for key_id in live if await store.revoke_key(key_id, now)]
-
-    revoked = cli_state.run(cfg, revoke, create=True)
+    revoked = cli_state.run(cfg, lambda store: keys.revoke_user(store, user, time.time()), create=True)
     if not revoked:
         print(f"aiogw: user {visible(repr(user))} has no active key; see `aiogw keys list`", file=sys.stderr)
         return 1
-    print(f"revoked {len(revoked)} key{'s' if len(revoked) != 1 else ''} of {visible(user)}: "
-          f"{', '.join(revoked)}")
+    print(f"revoked {len(revoked)} key{'s' * (len(revoked) != 1)} of {visible(user)}: {', '.join(revoked)}")
     return 0
 
 

@@ -39,6 +39,20 @@ def new_key(user: str) -> tuple[KeyRecord, str, bytes]:
     return record, key, digest(key)
 
 
+class KeyStore(Protocol):
+    """What revoking a user's keys needs of the store (`aiogw.store.base.Store`)."""
+
+    async def list_keys(self) -> list[KeyRecord]: ...
+    async def revoke_key(self, key_id: str, at: float) -> bool: ...
+
+
+async def revoke_user(store: KeyStore, user: str, at: float) -> list[str]:
+    """Revoke every active key of `user`; the ids revoked. The user is then out of every
+    gateway on the database, each hearing of it as of any key change."""
+    live = [k.id for k in await store.list_keys() if k.user == user and k.revoked_at is None]
+    return [key_id for key_id in live if await store.revoke_key(key_id, at)]
+
+
 class KeySource(Protocol):
     """What the index needs of the store (`aiogw.store.base.Store`)."""
 

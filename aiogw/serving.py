@@ -208,7 +208,7 @@ async def _drained(proxy: Proxy, seconds: float, signals: asyncio.Queue[int]) ->
 
 
 def worker_process(config: Config, number: int, sock: socket.socket, beat_every: float, mask: set,
-                   scrape: Path) -> NoReturn:
+                   scrape: str) -> NoReturn:
     """A forked worker's whole life: signals as `serve` expects them, serve, exit. It
     never returns into the supervisor's stack (whose `finally` blocks are not its own).
     `mask`: the signal mask to restore, blocked by the supervisor across the fork;
@@ -225,7 +225,7 @@ def worker_process(config: Config, number: int, sock: socket.socket, beat_every:
         sock.setblocking(False)
         import uvloop
 
-        peers = Peers(scrape, number, config.server.workers)
+        peers = Peers(Path(scrape), number, config.server.workers)
         uvloop.run(serve(config, worker=number, link=Link(sock, beat_every), peers=peers))
         code = 0
     except BaseException as exc:  # whatever it is, this process ends here

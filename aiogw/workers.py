@@ -28,7 +28,6 @@ import socket
 import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from aiogw import logs
 from aiogw.config import Config, ConfigError, Server, load, unshared_limits
@@ -112,9 +111,7 @@ class Supervisor:
         self.status = 0
         self.selector = selectors.DefaultSelector()
         self.wakeup_r, self.wakeup_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        # Where the workers answer each other's /metrics (aiogw.worker_metrics): this
-        # run's own, this user's alone (mkdtemp makes it 0700), removed at the end.
-        self.scrape = Path(tempfile.mkdtemp(prefix="aiogw-workers-"))
+        self.scrape = tempfile.mkdtemp(prefix="aiogw-workers-")  # 0700: workers answer each other's /metrics
 
     def run(self) -> int:
         for sig in _SIGNALS:
