@@ -93,6 +93,23 @@ async def test_concurrency_is_held_across_processes_and_freed_by_settling(redis_
         await b.close()
 
 
+async def test_an_admission_its_client_gave_up_on_gives_its_slot_back_at_once(redis_url):
+    limits = Limits(max_concurrent=1)
+    a, b = await ledger(redis_url, limits), await ledger(redis_url, limits)
+    try:
+        waiting = asyncio.create_task(admit(a))
+        await asyncio.sleep(0)  # the script is on its way
+        waiting.cancel()  # the client left (the handler is cancelled)
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        await settled(a)
+        assert isinstance(await admit(b), Reservation)  # not after reservation_seconds: now
+        assert not a.open
+    finally:
+        await a.close()
+        await b.close()
+
+
 async def test_a_budget_counts_reservations_and_real_spend_of_every_process(redis_url):
     limits = Limits(daily_budget_usd=1.0)
     a, b = await ledger(redis_url, limits), await ledger(redis_url, limits)

@@ -144,6 +144,12 @@ class SharedLedger:
                 reply = await self.link.run(ADMIT, keys.keys, args)
         except StoreUnavailable:
             return self._away(user, route, model, tokens, usd, now)
+        except asyncio.CancelledError:
+            # The client left while Redis answered: whatever the script took, give the
+            # slot and the hold back now rather than when the reservation expires.
+            with contextlib.suppress(StoreUnavailable):
+                self.link.call("EVALSHA", SETTLE.sha, 5, *keys.keys, rid, 0, "0", 0).add_done_callback(_retrieved)
+            raise
         verdict = reply[0]
         if verdict == b"ok":
             held = self.open[rid] = Reservation(rid, user, tokens, usd)
@@ -288,3 +294,9 @@ class SharedLedger:
             except Exception:
                 self._keep(user, day, usd)
                 return
+
+
+def _retrieved(future: asyncio.Future) -> None:
+    """A reply nobody awaits: its error is taken, so asyncio does not log it as lost."""
+    if not future.cancelled():
+        future.exception()
