@@ -328,6 +328,12 @@ class RedisLink:
         if self.on_change is not None:
             self.on_change(up, why)
 
+    async def answered(self) -> None:
+        """Until every command sent so far has its reply (or the link gave up on it)."""
+        waiting = [future for future, _ in self._waiting]
+        if waiting:
+            await asyncio.wait(waiting, timeout=self.timeout * 2)
+
     async def close(self) -> None:
         self._closed = True
         if self._connecting is not None:

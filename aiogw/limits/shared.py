@@ -117,9 +117,7 @@ class SharedLedger:
             self._renewing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._renewing
-        waiting = [f for f, _ in self.link._waiting]
-        if waiting:  # the settles of the last exchanges, sent: their replies
-            await asyncio.wait(waiting, timeout=self.link.timeout * 2)
+        await self.link.answered()  # the settles of the last exchanges
         await self.link.close()
 
     async def admit(self, user: str, limits: Limits, route: str, model: str | None, tokens: int,
