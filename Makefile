@@ -126,8 +126,11 @@ install-service:
 	umask 022 && { test -x $(SERVICE_VENV)/bin/python || $(SERVICE_PY) -m venv $(SERVICE_VENV); }
 	umask 022 && $(SERVICE_VENV)/bin/pip install -q --disable-pip-version-check --root-user-action=ignore .
 	install -d -m 0755 $(DESTDIR)/etc/systemd/system $(ETC)
-	sed 's|/opt/aiogw/|$(SERVICE_PREFIX)/|g' systemd/aiogw.service > $(DESTDIR)/etc/systemd/system/aiogw.service
-	chmod 0644 $(DESTDIR)/etc/systemd/system/aiogw.service
+	@# aiogw@.service too: a template, inert until an instance (aiogw@NAME, /etc/aiogw/NAME.toml) is enabled.
+	for unit in aiogw.service aiogw@.service; do \
+		sed 's|/opt/aiogw/|$(SERVICE_PREFIX)/|g' systemd/$$unit > $(DESTDIR)/etc/systemd/system/$$unit && \
+		chmod 0644 $(DESTDIR)/etc/systemd/system/$$unit || exit 1; \
+	done
 	test -e $(ETC)/aiogw.toml || install -m 0644 systemd/aiogw.toml $(ETC)/aiogw.toml
 	test -e $(ETC)/env || install -m 0600 systemd/env.example $(ETC)/env
 	if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
@@ -140,6 +143,8 @@ install-service:
 	@echo "     systemd-run --pipe --wait -q -p DynamicUser=yes -p User=aiogw -p StateDirectory=aiogw \\"
 	@echo "       -p StateDirectoryMode=0700 -p UMask=0077 \\"
 	@echo "       $(SERVICE_PREFIX)/.venv/bin/aiogw keys create USER --config /etc/aiogw/aiogw.toml"
+	@echo "Several instances behind a load balancer instead: /etc/aiogw/a.toml, b.toml (systemd/a.toml.example),"
+	@echo "  systemctl enable --now aiogw@a aiogw@b (README: Running several instances)"
 
 clean:
 	rm -rf $(VENV) $(AGENTS) build *.egg-info
