@@ -12,6 +12,7 @@ puts them together into one `Config`.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 import urllib.parse
@@ -69,6 +70,8 @@ class Server:
     # Worker processes on the one port, each its own event loop (aiogw.workers); more
     # than one needs [limits] store when any limit is set.
     workers: int = 1
+    # Balancers whose X-Forwarded-For names the client (aiogw.forwarded): networks.
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +170,7 @@ def _build(raw: dict[str, Any], source: str, base_dir: Path, env: dict[str, str]
     })
     server_raw = r.table(raw, "server")
     r.only(server_raw, "server", {"host", "port", "mount", "max_body_bytes", "max_upstream_connections", "drain_seconds",
-                               "workers"})
+                               "workers", "trusted_proxies"})
     mount = r.get(server_raw, "server.mount", str, DEFAULT_MOUNT).rstrip("/")
     if mount and (not mount.startswith("/") or "?" in mount or "%" in mount):
         r.fail("server.mount", f"expected a path such as {DEFAULT_MOUNT!r}, got {mount!r}")
@@ -179,6 +182,7 @@ def _build(raw: dict[str, Any], source: str, base_dir: Path, env: dict[str, str]
         max_upstream_connections=r.int_in(server_raw, "server.max_upstream_connections", 16_384, 1, 1 << 20),
         drain_seconds=r.number(server_raw, "server.drain_seconds", 30.0),
         workers=r.int_in(server_raw, "server.workers", 1, 1, 64),
+        trusted_proxies=_networks(r, server_raw.get("trusted_proxies", []), "server.trusted_proxies"),
     )
     state_raw = r.table(raw, "state")
     r.only(state_raw, "state", {"path", "url", "password", "timeout"})
@@ -237,6 +241,17 @@ def _build(raw: dict[str, Any], source: str, base_dir: Path, env: dict[str, str]
         _metrics(r, r.table(raw, "metrics"), env), read_log(r, r.table(raw, "log")),
         read_clients(r, r.table(raw, "clients")), state_url, state_password, state_timeout, limits_store,
     )
+
+
+def _networks(r: Reader, value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        r.fail(where, 'expected a list of addresses or networks, such as ["10.0.0.0/8", "127.0.0.1"]')
+    for entry in value:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            r.fail(where, f"{entry!r} is not an address or network, such as 10.0.0.0/8")
+    return tuple(value)
 
 
 def _state_url(r: Reader, table: dict[str, Any], env: dict[str, str]) -> tuple[str | None, str | None]:

@@ -23,7 +23,7 @@ import orjson
 from aiohttp import web
 
 from aiogw import body as request_body
-from aiogw import exchange, routing, untrusted
+from aiogw import exchange, forwarded, routing, untrusted
 from aiogw.config import Config
 from aiogw.config_routes import NEVER_FORWARDED
 from aiogw.dialects import OTHER, Dialect, guess
@@ -55,14 +55,15 @@ _UPSTREAM_BROKE = (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, as
 
 class Proxy:
     __slots__ = (
-        "body_timeout", "cut_by", "draining", "inflight", "keys", "max_body", "mount", "stages", "streams", "upstreams",
-        "users",
+        "body_timeout", "cut_by", "draining", "inflight", "keys", "max_body", "mount", "stages", "streams", "trusted",
+        "upstreams", "users",
     )
 
     def __init__(self, config: Config, keys: KeyIndex, upstreams: dict[str, Upstream], stages: Stages) -> None:
         self.mount = config.server.mount
         self.max_body = config.server.max_body_bytes
         self.body_timeout = config.clients.body_timeout
+        self.trusted = forwarded.networks(config.server.trusted_proxies)  # balancers: X-Forwarded-For names the client
         # An empty user list in the config means: any user a key was made for.
         self.users = config.user_names()
         self.keys = keys
@@ -82,7 +83,8 @@ class Proxy:
         ex = Exchange(request.method)
         self.inflight += 1
         headers = request.headers
-        ex.client = request.remote
+        ex.client = (forwarded.client_of(request.remote, headers.get("X-Forwarded-For"), self.trusted)
+                     if self.trusted else request.remote)
         # What a record keeps of the client's own text: valid UTF-8, bounded.
         ex.user_agent = untrusted.text(headers.get("User-Agent"), untrusted.USER_AGENT)
         ex.session = untrusted.text(
@@ -183,7 +185,8 @@ class Proxy:
         every answered request has its record, within the budget of requests with no
         known key (these have none)."""
         ex = Exchange(untrusted.text(request.method, 32) or "?")
-        ex.client = request.remote
+        ex.client = (forwarded.client_of(request.remote, request.headers.get("X-Forwarded-For"), self.trusted)
+                     if self.trusted else request.remote)
         try:
             ex.path = _path_as_sent(request)
             ex.user_agent = untrusted.text(request.headers.get("User-Agent"), untrusted.USER_AGENT)

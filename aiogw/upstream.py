@@ -47,6 +47,11 @@ KEY_HEADERS = frozenset(("authorization", "x-api-key", "x-goog-api-key"))
 # Never forwarded on a credential route either: Azure's key header, and cookies (no
 # provider API reads them; a client may have put anything there, its gateway key too).
 _NEVER_UPSTREAM = frozenset(("api-key", "cookie", "proxy-authorization"))
+# What a balancer adds names hosts of the operator's network (aiogw.forwarded reads
+# it); the provider has no use for it, on any route.
+_FORWARDING = frozenset(
+    ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-forwarded-port", "x-real-ip")
+)
 GATEWAY_KEY_HEADER = "x-aiogw-key"
 _DECODABLE = frozenset(("gzip", "deflate", "identity"))
 
@@ -210,7 +215,7 @@ class Upstream:
         keep_keys = self.passes_client_key
         for name, value in incoming.items():
             lower = name.lower()
-            if lower in HOP_BY_HOP or lower in drop or lower.startswith("x-aiogw-"):
+            if lower in HOP_BY_HOP or lower in drop or lower.startswith("x-aiogw-") or lower in _FORWARDING:
                 continue
             if not keep_keys and (lower in KEY_HEADERS or lower in _NEVER_UPSTREAM):
                 continue

@@ -47,6 +47,7 @@ PARTS = {
     # The core: route, authenticate, read, forward, relay. Knows no feature.
     "aiogw.proxy": "core",
     "aiogw.routing": "core",
+    "aiogw.forwarded": "core",
     "aiogw.body": "core",
     "aiogw.upstream": "core",
     "aiogw.connections": "core",
