@@ -252,7 +252,8 @@ def test_the_balancers_retry_only_what_reached_no_gateway() -> None:
     assert statement(HAPROXY_EXAMPLE, "retry-on") == ["conn-failure"]
     options = statement(HAPROXY_EXAMPLE, "option")
     assert "redispatch 1" in options and "http-server-close" in options
-    for never in ("forwardfor", "http-buffer-request", "http-keep-alive"):
+    assert "forwardfor" in options  # the agent's address, for a gateway that trusts this balancer
+    for never in ("http-buffer-request", "http-keep-alive"):
         assert never not in options, never
     text = "\n".join(lines(HAPROXY_EXAMPLE))
     assert "shutdown-sessions" not in text and "\ncompression" not in text
@@ -264,7 +265,7 @@ def test_the_balancers_retry_only_what_reached_no_gateway() -> None:
     assert statement(NGINX_EXAMPLE, "proxy_buffering") == ["off"]
     assert statement(NGINX_EXAMPLE, "proxy_request_buffering") == ["off"]
     assert not statement(NGINX_EXAMPLE, "keepalive")  # a new connection to a gateway per request
-    assert "X-Forwarded-For" not in "\n".join(lines(NGINX_EXAMPLE))
+    assert "X-Forwarded-For $proxy_add_x_forwarded_for" in statement(NGINX_EXAMPLE, "proxy_set_header")
 
 
 def test_haproxy_accepts_its_example() -> None:
