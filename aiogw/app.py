@@ -138,17 +138,25 @@ def build_app(config: Config, sinks: Iterable[Sink] = (), *, worker: int = 0) ->
             raise StateUnavailable(f"cannot make the folder of [state] path {config.state_path.parent}: "
                                    f"{exc.strerror or exc}; make it, writable by the gateway's user") from None
         await state.open()  # SchemaError, StateUnavailable: the gateway does not start
-        if shared is None and pipeline.limits_counted(config) and not await state.claim_limits():
-            await state.close()
-            raise StateUnavailable(f"another gateway with limits in its own memory uses the state database "
-                                   f"{state.where}; {_UNSHARED}")
+        if pipeline.limits_counted(config) or shared is not None:
+            if not await state.claim_limits(shared is not None):
+                await state.close()
+                raise StateUnavailable(
+                    f"another gateway with limits in its own memory uses the state database {state.where}; {_UNSHARED}"
+                    if shared is None else
+                    f"a gateway with limits in its own memory uses the state database {state.where}: it and this one "
+                    "would each count the limits. Give it the same [limits] store, or stop it, first")
+        if shared is not None:
+            try:
+                await shared.start()  # before anything else runs: its credentials refused stop the start
+            except BaseException:
+                await state.close()
+                raise
         await keys.load()
         if writer is not None:
             await writer.start()
         parts.finisher.start()
         await store.start()
-        if shared is not None:
-            await shared.start()
         for upstream in upstreams.values():
             await upstream.start()
             _warn_credential(upstream)
@@ -265,8 +273,8 @@ async def start(
 
 
 # Why several gateways cannot each keep limits in memory, and what to do.
-_UNSHARED = ("each would admit the whole limit (the real limit would be the limit times the gateways): set [limits] "
-             "store = \"redis://HOST:PORT/DB\" in every gateway's config, or run one gateway")
+_UNSHARED = ("each would count the limits on its own (the real limit would be the limit times the gateways): set "
+             "[limits] store = \"redis://HOST:PORT/DB\" in every gateway's config, or run one gateway")
 
 
 async def reload(app: web.Application, config: Config) -> list[str]:
@@ -281,7 +289,7 @@ async def reload(app: web.Application, config: Config) -> list[str]:
             # Limits in this process's memory: right only for one process on this database.
             if runtime.config.server.workers > 1:
                 raise ConfigError(f"{config.source}: {unshared_limits(runtime.config.server.workers)}")
-            if not await app[STORE].store.claim_limits():
+            if not await app[STORE].store.claim_limits(False):
                 raise ConfigError(f"{config.source}: another gateway with limits in its own memory uses the state "
                                   f"database; {_UNSHARED}")
         return await _reload(runtime, config)

@@ -13,6 +13,7 @@ import anthropic
 import httpx
 import pytest
 
+from aiogw.config_reader import ConfigError
 from aiogw.errors import NotAllowed, RateLimited, Unavailable
 from aiogw.fake_upstream.model import FakeConfig
 from aiogw.fake_upstream.server import FakeUpstream
@@ -253,23 +254,37 @@ async def test_a_stalled_redis_is_away_within_the_timeout_not_a_hang(own_redis):
         await admit(a)
         own_redis._process.send_signal(signal.SIGSTOP)
         try:
-            started = time.monotonic()
+            # The first waits for the link to give up on Redis (a second); then it is away.
             got = await asyncio.wait_for(admit(a), 5)
             assert isinstance(got, Admission)  # away: this process's own counters
-            assert time.monotonic() - started < 5
             assert not a.up
+            # The link tries again: the kernel takes its connection for the stopped
+            # server, and the hello waits for a reply. Requests do not wait with it.
+            while a.link._protocol is None:
+                await asyncio.sleep(0.01)
+            for _ in range(5):
+                assert isinstance(await asyncio.wait_for(admit(a), 0.5), Admission)
+            assert a.link._protocol is not None and not a.up  # that hello still waits
         finally:
             own_redis._process.send_signal(signal.SIGCONT)
     finally:
         await a.close()
 
 
-async def test_a_wrong_password_leaves_the_store_away_and_says_so(own_redis, caplog):
-    a = await ledger(own_redis.url, Limits(requests_per_minute=100), password="wrong")
+async def test_a_wrong_password_stops_the_start_and_one_changed_later_is_said_once(own_redis, caplog):
+    with pytest.raises(ConfigError, match=r"refused the gateway's credentials \(WRONGPASS.*check \[limits\] password"):
+        await ledger(own_redis.url, Limits(requests_per_minute=100), password="wrong")
+    a = await ledger(own_redis.url, Limits(requests_per_minute=100), password="s3cret")
     try:
+        assert a.up
+        own_redis.command("CONFIG", "SET", "requirepass", "rotated")  # on the server's side only
+        own_redis.password = "rotated"
+        own_redis.command("CLIENT", "KILL", "TYPE", "normal")  # the gateway's connection too
+        await asyncio.sleep(5)  # the reconnects' backoff, a few times over
         assert not a.up
-        assert isinstance(await admit(a), Admission)
-        assert any("WRONGPASS" in r.getMessage() or "invalid" in r.getMessage() for r in caplog.records)
+        assert isinstance(await admit(a), Admission)  # away: this process's own counters
+        refused = [r for r in caplog.records if "refused the gateway's credentials" in r.getMessage()]
+        assert len(refused) == 1, [r.getMessage() for r in caplog.records]
     finally:
         await a.close()
 
@@ -364,3 +379,35 @@ def test_redis_stopped_under_load_and_started_again(own_redis, fake_url, tmp_pat
     assert own_redis.command("HGET", "{aiogw:alice}:rate", "rc") == b"100000"
     assert httpx.get(f"{gw.base}/readyz").json()["limits"] == {"store": "up", "on_store_failure": on_failure}
     assert gw.stop() == 0
+
+
+# --- gateways of both kinds on one database -----------------------------------------
+
+def test_gateways_counting_in_memory_and_in_redis_never_share_a_database(servers, fake_url, tmp_path, redis_url):
+    """A rolling move to Redis must not double the limits meanwhile: a gateway with
+    limits in its memory and one with them in Redis refuse each other's database,
+    whichever starts first; gateways sharing Redis share it."""
+    from aiogw.store.base import StateUnavailable
+    from tests.served import BASE_TOML, LimitedGateway
+
+    state = tmp_path / "state.db"
+    memory = BASE_TOML + "[limits]\nrequests_per_minute = 5\n"
+    redis = BASE_TOML + f'[limits]\nrequests_per_minute = 5\nstore = "{redis_url}"\n'
+
+    def start(toml: str) -> LimitedGateway:
+        return LimitedGateway(servers, None, fake_url, state, toml=toml)
+
+    first = start(memory)
+    try:
+        with pytest.raises(StateUnavailable, match="a gateway with limits in its own memory uses the state database"):
+            start(redis)
+    finally:
+        first.stop()
+    shared = [start(redis), start(redis)]  # two of Redis's: fine
+    try:
+        with pytest.raises(StateUnavailable, match=r"another gateway .* set \[limits\] store"):
+            start(memory)
+    finally:
+        for g in shared:
+            g.stop()
+    start(memory).stop()  # all gone: the database is free again

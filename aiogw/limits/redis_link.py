@@ -47,10 +47,17 @@ class ReplyError(Exception):
     """Redis answered with an error that is not its being away (a script's bug)."""
 
 
+class StoreRefused(StoreUnavailable):
+    """Redis refused the gateway's credentials: a mistake in the config, not an outage."""
+
+
 # Errors that mean "this server cannot take writes now": a replica after a failover,
 # a server still loading its data, one out of memory. The connection is dropped and
 # made again (Sentinel then names the new master).
-_AWAY_ERRORS = ("READONLY", "LOADING", "MASTERDOWN", "OOM", "NOAUTH", "BUSY", "CLUSTERDOWN", "TRYAGAIN")
+_AWAY_ERRORS = ("READONLY", "LOADING", "MASTERDOWN", "OOM", "BUSY", "CLUSTERDOWN", "TRYAGAIN")
+# Its credentials refused (a wrong password or user, a password Redis does not want,
+# none where it needs one).
+_REFUSED = ("WRONGPASS", "NOAUTH", "NOPERM", "ERR invalid password", "ERR AUTH", "ERR Client sent AUTH")
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +147,7 @@ class _Protocol(asyncio.Protocol):
                 continue
             if reply.__class__ is ReplyError:
                 text = str(reply)
-                if text.startswith(_AWAY_ERRORS):
+                if text.startswith(_AWAY_ERRORS) or text.startswith(_REFUSED):
                     future.set_exception(StoreUnavailable(text))
                     self.link._lost(text)
                     return
@@ -176,17 +183,24 @@ class RedisLink:
         return script
 
     async def connect(self) -> None:
-        """Connect now (start-up); on failure the link is away and reconnects itself."""
+        """Connect now (start-up). Redis away: the link says so and reconnects itself.
+        Its credentials refused: StoreRefused, for the gateway not to start."""
         try:
             await self._open()
+        except StoreRefused:
+            raise
         except (TimeoutError, OSError, StoreUnavailable, ReplyError) as exc:
             self._set(False, _why(exc))
             self._reconnect_later()
 
     def call(self, *args: bytes | str | int | float) -> asyncio.Future[Any]:
-        """Queue one command; the future has its reply. Fails at once while away."""
+        """Queue one command; the future has its reply. Fails at once while away (and
+        while a connection is being made: requests never wait behind its hello)."""
         if not self.up or self._protocol is None:
             raise StoreUnavailable("Redis is away")
+        return self._send(args)
+
+    def _send(self, args: tuple[bytes | str | int | float, ...]) -> asyncio.Future[Any]:
         out = self._out
         if not out:
             asyncio.get_running_loop().call_soon(self._flush)
@@ -222,25 +236,31 @@ class RedisLink:
         connecting = (loop.create_unix_connection(lambda: _Protocol(self), a.path, ssl=a.tls) if a.path else
                       loop.create_connection(lambda: _Protocol(self), host, port, ssl=a.tls,
                                              server_hostname=host if a.tls else None))
-        _, protocol = await asyncio.wait_for(connecting, self.timeout * 5)
+        _, protocol = await asyncio.wait_for(connecting, self.timeout * 2)
         self._protocol = protocol
-        self.up = True  # for the hello below; said to the owner once it is done
         try:
             hello: list[asyncio.Future[Any]] = []
             if self.password is not None:
-                hello.append(self.call("AUTH", *([a.username] if a.username else []), self.password))
+                hello.append(self._send(("AUTH", *([a.username] if a.username else []), self.password)))
             if a.db:
-                hello.append(self.call("SELECT", a.db))
-            hello += [self.call("SCRIPT", "LOAD", s.source) for s in self.scripts]
+                hello.append(self._send(("SELECT", a.db)))
+            hello += [self._send(("SCRIPT", "LOAD", s.source)) for s in self.scripts]
             if a.sentinels:
-                hello.append(self.call("ROLE"))
-            replies = await asyncio.wait_for(asyncio.gather(*hello), self.timeout * 5)
+                hello.append(self._send(("ROLE",)))
+            replies = await asyncio.wait_for(asyncio.gather(*hello, return_exceptions=True), self.timeout * 2)
+            for reply in replies:
+                if isinstance(reply, BaseException):
+                    text = str(reply)
+                    if text.startswith(_REFUSED):
+                        raise StoreRefused(f"Redis at {a.shown} refused the gateway's credentials ({text}): "
+                                           "check [limits] password (and the user name in [limits] store)")
+                    raise reply
             if a.sentinels and replies[-1][0] != b"master":
                 raise StoreUnavailable(f"{host}:{port} is not the master (a failover under way)")
         except BaseException:
-            self.up = False
             self._drop()
             raise
+        self.up = True
         self._watch_replies()
         self._set(True, f"connected to {a.shown}")
 
@@ -288,13 +308,14 @@ class RedisLink:
         self._watch = loop.call_later(0.25, self._watch_replies)
 
     def _lost(self, why: str) -> None:
-        if not self.up and self._protocol is None:
+        if self._protocol is None:
             return
-        self.up = False
-        self.failures += 1
-        self._drop()
-        self._set(False, why)
-        self._reconnect_later()
+        was_up, self.up = self.up, False
+        self._drop()  # a hello that fails here fails its _open, whose caller says so
+        if was_up:
+            self.failures += 1
+            self._set(False, why)
+            self._reconnect_later()
 
     def _drop(self) -> None:
         protocol, self._protocol = self._protocol, None
@@ -315,11 +336,16 @@ class RedisLink:
         self._connecting = asyncio.get_running_loop().create_task(self._reconnect(), name="aiogw-redis-reconnect")
 
     async def _reconnect(self) -> None:
-        delay = 0.1
+        delay, said = 0.1, False
         while not self._closed and not self.up:
             await asyncio.sleep(delay)
             try:
                 await self._open()
+            except StoreRefused as exc:  # a password changed on one side only: said, once
+                if not said:
+                    said = True
+                    log.error("limits: %s", exc)
+                delay = 2.0
             except (TimeoutError, OSError, StoreUnavailable, ReplyError) as exc:
                 log.debug("limits: Redis still away: %s", _why(exc))
                 delay = min(delay * 2, 2.0)  # back within two seconds of its return

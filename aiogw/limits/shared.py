@@ -36,6 +36,7 @@ import secrets
 import time
 from typing import Protocol
 
+from aiogw.config_reader import ConfigError
 from aiogw.errors import Unavailable
 from aiogw.limits.ledger import (
     Admission,
@@ -46,7 +47,7 @@ from aiogw.limits.ledger import (
     over_tokens,
     too_many_in_flight,
 )
-from aiogw.limits.redis_link import RedisLink, StoreUnavailable
+from aiogw.limits.redis_link import RedisLink, ReplyError, StoreRefused, StoreUnavailable
 from aiogw.limits.redis_scripts import ADMIT, RENEW, SCRIPTS, SEED, SETTLE
 from aiogw.limits.settings import Limits, SharedStore
 from aiogw.store.base import SpendRow, WindowRow
@@ -109,7 +110,12 @@ class SharedLedger:
         return self.link.up
 
     async def start(self) -> None:
-        await self.link.connect()  # away at start: the gateway starts, and says so
+        """Connect (away at start: the gateway starts, and says so); its credentials
+        refused: a ConfigError, and the gateway does not start."""
+        try:
+            await self.link.connect()
+        except StoreRefused as exc:
+            raise ConfigError(f"[limits] store: {exc}") from None
         self._renewing = asyncio.create_task(self._renew(), name="aiogw-limits-renew")
 
     async def close(self) -> None:
@@ -141,6 +147,9 @@ class SharedLedger:
                 await self._seed(user, keys)
                 reply = await self.link.run(ADMIT, keys.keys, args)
         except StoreUnavailable:
+            return self._away(user, route, model, tokens, usd, now)
+        except ReplyError as exc:  # a script Redis refused to run: a bug, not the agent's
+            log.error("limits: Redis refused the admission script for %r: %s", user, exc)
             return self._away(user, route, model, tokens, usd, now)
         except asyncio.CancelledError:
             # The client left while Redis answered: whatever the script took, give the
@@ -207,8 +216,8 @@ class SharedLedger:
         if self.settings.on_failure == "closed":
             self.refused_away += 1
             raise Unavailable(
-                f"aiogw: the gateway cannot reach its limits store ({self.link.address.shown}), and it refuses "
-                f"requests of users with limits until it returns; retry in a moment.",
+                "aiogw: the gateway cannot reach its limits store, and it refuses requests of users with "
+                "limits until it returns; retry in a moment.",
                 retry_after=1, kind="limits_store_away",
             )
         held = self.local.admit(user, route, model, tokens, usd, now)

@@ -126,9 +126,10 @@ class Store(Protocol):
     async def open(self) -> None: ...  # connect, then check the schema
     async def close(self) -> None: ...
     # Limits kept in one gateway's memory are right only while no other gateway serves
-    # the same users: a lock on the database, held until close, says this one does.
-    # False: another gateway holds it (`[limits] store` shares them instead).
-    async def claim_limits(self) -> bool: ...
+    # the same users: a lock on the database, held until close. A gateway with limits in
+    # its memory holds it alone; gateways sharing them in Redis (`shared`) hold it
+    # together. False: a gateway of the other kind holds it.
+    async def claim_limits(self, shared: bool) -> bool: ...
 
     # The schema.
     async def schema_version(self) -> int | None: ...  # None: an empty database

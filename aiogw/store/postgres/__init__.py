@@ -82,13 +82,14 @@ class PostgresStore:
     async def _listener(self) -> asyncpg.Connection:
         return await asyncpg.connect(**connect.connect_options(self.url, self._password, self._ssl))
 
-    async def claim_limits(self) -> bool:
-        """A session advisory lock on a connection of its own, held until close (a
-        gateway that dies lets go of it with its connection)."""
+    async def claim_limits(self, shared: bool) -> bool:
+        """A session advisory lock, exclusive or shared, on a connection of its own, held
+        until close (a gateway that dies lets go of it with its connection)."""
         if self._claim is not None:
             return True
         conn = await self._listener()
-        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", LIMITS_LOCK):
+        take = "pg_try_advisory_lock_shared" if shared else "pg_try_advisory_lock"
+        if not await conn.fetchval(f"SELECT {take}($1)", LIMITS_LOCK):
             await conn.close()
             return False
         self._claim = conn

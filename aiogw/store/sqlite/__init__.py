@@ -67,13 +67,14 @@ class SQLiteStore:
             await self.close()
             raise
 
-    async def claim_limits(self) -> bool:
-        """An flock on `<path>.limits-lock`, held until close (or the process's end)."""
+    async def claim_limits(self, shared: bool) -> bool:
+        """An flock, exclusive or shared, on `<path>.limits-lock`, held until close (or
+        the process's end)."""
         if self._claim is not None:
             return True
         fd = os.open(self.path.with_name(self.path.name + ".limits-lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
             return False
