@@ -23,6 +23,7 @@ from aiogw.limits.accounting import Accountant, ChargeNow
 from aiogw.limits.ledger import Ledger
 from aiogw.limits.persistence import LimitStore
 from aiogw.limits.prices import PriceTable
+from aiogw.limits.settings import SharedStore
 from aiogw.limits.shared import SharedLedger
 from aiogw.logs import ExchangeLog
 from aiogw.observe import GatewayMetrics, Observer
@@ -327,8 +328,9 @@ async def _reload(runtime: Runtime, config: Config) -> list[str]:
         pending.append("state.url")
     if running.clients != config.clients:
         pending.append("clients")
-    if running.limits_store != config.limits_store:
-        pending.append("limits.store")
+    limits_store = _limits_store(running.limits_store, config.limits_store, pending)
+    if accountant.shared is not None and limits_store is not None:
+        accountant.shared.settings = limits_store  # on_store_failure, reservation_seconds: now
     audit = config.audit
     if audit.enabled != running.audit.enabled:
         pending.append("audit.enabled")
@@ -338,11 +340,21 @@ async def _reload(runtime: Runtime, config: Config) -> list[str]:
     runtime.config = dataclasses.replace(
         config, server=running.server, state_path=running.state_path, audit=audit, clients=running.clients,
         state_url=running.state_url, state_password=running.state_password, state_timeout=running.state_timeout,
-        limits_store=running.limits_store,
+        limits_store=limits_store,
     )
     _apply(runtime, runtime.config, upstreams)
     log.info("reload applied: %s", ", ".join(changes(running, runtime.config)) or "nothing had changed")
     return pending
+
+
+def _limits_store(running: SharedStore | None, fresh: SharedStore | None, pending: list[str]) -> SharedStore | None:
+    """The [limits] store a reload leaves running: another Redis (or none, or one where
+    there was none) needs a restart; what admission does while it is away does not."""
+    if running is None or fresh is None or (running.url, running.password) != (fresh.url, fresh.password):
+        if running != fresh:
+            pending.append("limits.store")
+        return running
+    return fresh
 
 
 def changes(old: Config, new: Config) -> list[str]:
@@ -366,7 +378,7 @@ def changes(old: Config, new: Config) -> list[str]:
                 users.append(f"~{name} {'+'.join(what)}")
     if users:
         out.append(f"users ({', '.join(users)})")
-    return out + [part for part in ("limits", "guards", "prices", "audit", "metrics", "log")
+    return out + [part for part in ("limits", "limits_store", "guards", "prices", "audit", "metrics", "log")
                   if getattr(old, part) != getattr(new, part)]
 
 

@@ -121,6 +121,22 @@ def test_store_refuses_what_is_not_a_redis_url_and_says_what_is(tmp_path, url):
     assert "rediss://" in message and "unix:///PATH" in message and "redis+sentinel://" in message
 
 
+@pytest.mark.parametrize(("url", "said"), [
+    ("redis://10.0.0.5:6379/abc", "the path is a database number, such as /0, not '/abc'"),
+    ("redis://10.0.0.5:6379/0/1", "the path is a database number"),
+    ("redis://10.0.0.5:99999/0", "'10.0.0.5:99999' is not HOST[:PORT] with a port of 1 to 65535"),
+    ("rediss://redis.internal/0?ssl_ca_cert=/x", "unknown URL option 'ssl_ca_cert'; rediss:// takes ssl_ca_certs"),
+    ("rediss://redis.internal/0?ssl_cert_reqs=optional", "ssl_cert_reqs is 'required' (the default) or 'none'"),
+    ("redis://redis.internal/0?timeout=5", "unknown URL option 'timeout'; redis:// takes none"),
+    ("unix:///run/redis.sock?db=x", "db is a database number, not 'x'"),
+    ("unix://redis.sock", "expected unix:///ABSOLUTE/PATH/redis.sock"),
+    ("redis+sentinel://10.0.0.1:26379/", "a Sentinel URL names the master's service"),
+    ("redis+sentinel://10.0.0.1:26379,10.0.0.2:0/mymaster", "'10.0.0.2:0' is not HOST[:PORT]"),
+])
+def test_store_urls_the_gateway_would_trip_on_are_refused_by_the_config(tmp_path, url, said):
+    assert said in refused(tmp_path, f"[limits]\nstore = '{url}'\n")
+
+
 def test_store_must_be_a_string(tmp_path):
     assert "limits.store: expected a string" in refused(tmp_path, "[limits]\nstore = 6379\n")
 

@@ -411,3 +411,24 @@ def test_gateways_counting_in_memory_and_in_redis_never_share_a_database(servers
         for g in shared:
             g.stop()
     start(memory).stop()  # all gone: the database is free again
+
+
+def test_a_reload_changes_what_admission_does_while_redis_is_away_but_another_redis_waits(servers, fake_url, tmp_path,
+                                                                                         redis_url):
+    from aiogw.app import RUNTIME
+    from tests.served import BASE_TOML, LimitedGateway
+
+    toml = BASE_TOML + f'[limits]\nrequests_per_minute = 5\nstore = "{redis_url}"\n'
+    g = LimitedGateway(servers, None, fake_url, tmp_path / "state.db", toml=toml)
+    try:
+        shared = g.runner.app[RUNTIME].parts.accountant.shared
+        assert shared.settings.on_failure == "open"
+        g.path.write_text(g.path.read_text() + 'on_store_failure = "closed"\nreservation_seconds = 60\n')
+        assert g.reload() == []  # nothing waits for a restart
+        assert (shared.settings.on_failure, shared.settings.reservation_seconds) == ("closed", 60)
+        assert httpx.get(g.base.rsplit("/llm-gateway", 1)[0] + "/readyz").json()["limits"]["on_store_failure"] == "closed"
+        g.path.write_text(g.path.read_text().replace(redis_url, redis_url.rsplit("/", 1)[0] + "/9"))
+        assert g.reload() == ["limits.store"]  # another Redis: at restart
+        assert shared.settings.url == redis_url
+    finally:
+        g.stop()

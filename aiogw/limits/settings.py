@@ -119,14 +119,52 @@ def read_store(r: Any, table: dict[str, Any], password: str | None) -> SharedSto
                 r.fail(f"limits.{key}", "needs [limits] store = \"redis://HOST:PORT/DB\"")
         return None
     url = r.get(table, "limits.store", str, None)
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in STORE_SCHEMES or not (parts.netloc or parts.path):
-        r.fail("limits.store", "expected redis://HOST[:PORT][/DB], rediss:// (TLS), unix:///PATH or "
-               "redis+sentinel://HOST:PORT[,HOST:PORT]/SERVICE[/DB]")
-    if parts.password is not None or "password" in dict(urllib.parse.parse_qsl(parts.query)):
-        r.fail("limits.store", "the URL holds a password: move it to [limits] password = { env = \"VAR\" } or "
-               "{ file = \"/path\" }, so the config file holds no secret")
+    problem = _store_url_problem(url)
+    if problem is not None:
+        r.fail("limits.store", problem)
     return SharedStore(url, password, on_failure, r.int_in(table, "limits.reservation_seconds", 30, 5, 3600))
+
+
+_STORE_FORMS = ("expected redis://HOST[:PORT][/DB], rediss:// (TLS), unix:///PATH[?db=N] or "
+                "redis+sentinel://HOST:PORT[,HOST:PORT]/SERVICE[/DB]")
+_STORE_QUERY = {"redis": set(), "rediss": {"ssl_ca_certs", "ssl_cert_reqs"}, "unix": {"db"}}
+
+
+def _store_url_problem(url: str) -> str | None:
+    """What is wrong with a `[limits] store` URL, or None: everything the gateway would
+    trip on when it connects is said here, by check-config."""
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme
+    if scheme not in STORE_SCHEMES or not (parts.netloc or parts.path):
+        return _STORE_FORMS
+    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    if parts.password is not None or any(k == "password" for k, _ in query):
+        return ("the URL holds a password: move it to [limits] password = { env = \"VAR\" } or { file = \"/path\" }, "
+                "so the config file holds no secret")
+    known = _STORE_QUERY[scheme.removesuffix("+sentinel")]
+    for key, value in query:
+        if key not in known:
+            return f"unknown URL option {key!r}; {scheme}:// takes {', '.join(sorted(known)) or 'none'}"
+        if key == "ssl_cert_reqs" and value not in ("required", "none"):
+            return f"ssl_cert_reqs is 'required' (the default) or 'none', not {value!r}"
+        if key == "db" and not value.isdigit():
+            return f"db is a database number, not {value!r}"
+    segments = [seg for seg in parts.path.split("/") if seg]
+    if scheme == "unix":
+        return None if parts.path.startswith("/") else "expected unix:///ABSOLUTE/PATH/redis.sock[?db=N]"
+    hosts = [parts.netloc.rpartition("@")[2]] if not scheme.endswith("+sentinel") else \
+        parts.netloc.rpartition("@")[2].split(",")
+    for host in hosts:
+        name, _, port = host.rpartition(":") if host.count(":") == 1 else (host, "", "")
+        if not (name or host) or (port and not (port.isdigit() and 0 < int(port) < 65536)):
+            return f"{host!r} is not HOST[:PORT] with a port of 1 to 65535"
+    if scheme.endswith("+sentinel"):
+        if not segments:
+            return "a Sentinel URL names the master's service: redis+sentinel://HOST:PORT/SERVICE[/DB]"
+        segments = segments[1:]
+    if len(segments) > 1 or (segments and not segments[0].isdigit()):
+        return f"the path is a database number, such as /0, not {parts.path!r}"
+    return None
 
 
 def read_prices(r: Any, table: dict[str, Any]) -> PriceSettings:

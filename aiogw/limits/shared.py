@@ -261,8 +261,8 @@ class SharedLedger:
 
     async def _renew(self) -> None:
         """Renew this process's reservations, every third of their life."""
-        ttl = self.settings.reservation_seconds
         while True:
+            ttl = self.settings.reservation_seconds  # a reload may change it
             await asyncio.sleep(ttl / 3)
             if not self.link.up or not self.open:
                 continue
