@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import select
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 
 import orjson
@@ -154,6 +155,10 @@ class ExchangeLog:
         self._out = out if out is not None else sys.stdout.buffer
         self._lines: list[bytes] = []
         self._format: Callable[[dict[str, Any]], bytes] = _json if settings.format == "json" else _logfmt
+        # Under workers (aiogw.workers): this process's number, in every line; and its
+        # lines written a pipe's atomic size at most at a time, so the workers' lines on
+        # the one stdout never cut into each other.
+        self.worker: int | None = None
 
     @property
     def on(self) -> bool:
@@ -166,25 +171,44 @@ class ExchangeLog:
     def __call__(self, ex: Exchange) -> None:
         if not self.on:
             return
+        fields = exchange_fields(ex)
+        if self.worker is not None:
+            fields["worker"] = self.worker
         if not self._lines:
             try:
                 asyncio.get_running_loop().call_soon(self.flush)
             except RuntimeError:  # no loop (a tool, a test): write at once
-                self._lines.append(self._format(exchange_fields(ex)))
+                self._lines.append(self._format(fields))
                 self.flush()
                 return
-        self._lines.append(self._format(exchange_fields(ex)))
+        self._lines.append(self._format(fields))
 
     def flush(self) -> None:
         if not self._lines:
             return
-        data = b"".join(self._lines)
-        self._lines.clear()
+        lines, self._lines = self._lines, []
         try:
-            self._out.write(data)
-            self._out.flush()
+            if self.worker is None:
+                self._out.write(b"".join(lines))
+                self._out.flush()
+            else:
+                for chunk in _chunks(lines, select.PIPE_BUF):
+                    self._out.write(chunk)
+                    self._out.flush()
         except (OSError, ValueError):  # stdout closed: the audit still has every exchange
             pass
+
+
+def _chunks(lines: list[bytes], most: int) -> Iterator[bytes]:
+    """Whole lines joined up to `most` bytes a chunk (a longer line alone)."""
+    chunk = b""
+    for line in lines:
+        if chunk and len(chunk) + len(line) > most:
+            yield chunk
+            chunk = b""
+        chunk += line
+    if chunk:
+        yield chunk
 
 
 def _json(fields: dict[str, Any]) -> bytes:

@@ -126,9 +126,10 @@ async def serve(config: Config, *, worker: int = 0, link: Link | None = None, pe
     the other workers, whose metrics a scrape of this one includes."""
     runner, port = await start(config, worker=worker)
     if peers is not None:
-        endpoint = runner.app[RUNTIME].endpoint
-        await peers.listen(endpoint.metrics.exposition)
-        endpoint.peers = peers
+        runtime = runner.app[RUNTIME]
+        await peers.listen(runtime.endpoint.metrics.exposition)
+        runtime.endpoint.peers = peers
+        runtime.exchange_log.worker = worker  # its exchange lines say which worker served them
     tune_gc()
     mount = config.server.mount
     log.info(

@@ -243,6 +243,44 @@ def test_lines_are_written_once_per_loop_turn():
     assert out.writes == 1 and len(out.getvalue().splitlines()) == 3
 
 
+def test_a_workers_lines_name_it_and_go_out_in_whole_lines_a_pipes_atomic_size_at_most():
+    """Several workers share one stdout: a write of up to PIPE_BUF bytes to a pipe is
+    never cut into by another process's, so each write holds whole lines within it."""
+    import select
+
+    class Writes(io.BytesIO):
+        def __init__(self):
+            super().__init__()
+            self.sizes = []
+
+        def write(self, data):
+            self.sizes.append(len(data))
+            return super().write(data)
+
+    out = Writes()
+    log = ExchangeLog(LogSettings(), out)
+    log.worker = 3
+
+    async def burst():
+        for _ in range(60):
+            log(finished())
+        await asyncio.sleep(0)
+
+    asyncio.run(burst())
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 60 and {orjson.loads(line)["worker"] for line in lines} == {3}
+    assert len(out.sizes) > 1 and max(out.sizes) <= select.PIPE_BUF
+    assert all(chunk.endswith(b"\n") for chunk in _writes(out.getvalue(), out.sizes))
+
+
+def _writes(data: bytes, sizes: list[int]) -> list[bytes]:
+    out, at = [], 0
+    for size in sizes:
+        out.append(data[at:at + size])
+        at += size
+    return out
+
+
 @pytest.fixture
 def root_logger():
     root = logging.getLogger()
