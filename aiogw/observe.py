@@ -183,7 +183,7 @@ def _readings(
         Gauge("process_resident_memory_bytes", "Resident memory.", _rss),
         Gauge("process_cpu_seconds_total", "CPU time, user and system.", _cpu),
         Gauge("process_open_fds", "Open file descriptors.", lambda: len(os.listdir("/proc/self/fd"))),
-        Gauge("process_start_time_seconds", "Start time, seconds since the epoch.", lambda: _STARTED),
+        Gauge("process_start_time_seconds", "Start time, seconds since the epoch.", _start_time),
     ]
     return _totals_as_counters(out)
 
@@ -250,6 +250,19 @@ def _totals_as_counters(gauges: list[Gauge]) -> list[Gauge]:
         if g.name.endswith("_total"):
             g.kind = "counter"
     return gauges
+
+
+def _start_time() -> float:
+    """This process's start (a worker forked long after the supervisor has its own):
+    the kernel's, from /proc, else when this module was imported."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            ticks = int(f.read().rpartition(b")")[2].split()[19])
+        with open("/proc/stat", "rb") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith(b"btime "))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return _STARTED
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _rss() -> float:

@@ -148,7 +148,9 @@ async def serve(config: Config, *, worker: int = 0, link: Link | None = None, pe
     notifier.ready(_status(config))  # listening, audit writer and limits store running
     stops = _Stops(once=link is not None)
     if link is not None:
-        beats = asyncio.create_task(link.attend(lambda: stops.signal(signal.SIGTERM), stops.cut), name="aiogw-beat")
+        metrics = runner.app[RUNTIME].metrics
+        beats = asyncio.create_task(link.attend(lambda: stops.signal(signal.SIGTERM), stops.cut,
+                                                lambda: metrics.reloads.inc(("refused",))), name="aiogw-beat")
     else:
         beats = asyncio.create_task(notifier.watchdog(), name="aiogw-watchdog") if notifier.watchdog_interval else None
     loop = asyncio.get_running_loop()
@@ -296,10 +298,11 @@ class Link:
         """A SIGHUP's result: None when applied, else why it was refused."""
         tell(self.sock, b"reload ok" if refused is None else b"reload refused " + refused.encode()[:8000])
 
-    async def attend(self, stop: Callable[[], None], cut: Callable[[], None]) -> None:
+    async def attend(self, stop: Callable[[], None], cut: Callable[[], None], refused: Callable[[], None]) -> None:
         """Until cancelled: beat from this loop (the supervisor withholds systemd's
-        watchdog when the beats stop); `cut` when the supervisor says so, `stop` when
-        it is gone (nothing would restart or stop this worker any more)."""
+        watchdog when the beats stop); `cut` when the supervisor says so, `refused` when
+        it refused a reload, `stop` when it is gone (nothing would restart or stop this
+        worker any more)."""
         loop = asyncio.get_running_loop()
 
         def readable() -> None:
@@ -311,6 +314,8 @@ class Link:
                 data = b""
             if data == b"cut":
                 cut()
+            elif data == b"refused":
+                refused()
             elif not data:
                 loop.remove_reader(self.sock)
                 log.warning("the supervisor is gone: stopping")

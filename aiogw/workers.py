@@ -6,12 +6,12 @@ with SO_REUSEPORT (the kernel spreads connections over them). Worker 0 starts al
 (it makes a new database's tables), the others once it listens. The supervisor has no
 event loop and no thread: one poll over a pipe of signals (signal.set_wakeup_fd) and a
 socketpair per worker, a datagram a message (worker: `ready`, `beat` from its loop,
-`reload ok`, `reload refused <why>`; supervisor: `cut`). It alone speaks to systemd:
-READY=1 once every worker listens, WATCHDOG=1 only while every listening worker beats.
-SIGHUP: the file is read and its guards compiled once; refused for all, or sent to each
-worker (SIGHUP) and READY=1 after their results. SIGTERM/SIGINT: forwarded, each worker
-drains; a second one cuts. A dead worker is logged and started again, after a pause
-that grows while it keeps dying young; one that fails in the first start stops it.
+`reload ok`, `reload refused <why>`; supervisor: `cut`, `refused`). It alone speaks to
+systemd: READY=1 once every worker listens, WATCHDOG=1 only while every listening
+worker beats. SIGHUP: the file is read, its guards compiled once; refused for all (each
+counts it), or sent to each and READY=1 after their results. SIGTERM/SIGINT: forwarded,
+each drains; a second one cuts. A dead worker is logged and started again, after a
+pause that grows while it keeps dying young; one that fails in the first start stops it.
 """
 
 from __future__ import annotations
@@ -40,10 +40,8 @@ log = logging.getLogger("aiogw.workers")
 
 _STOPS = (signal.SIGTERM, signal.SIGINT)
 _SIGNALS = (*_STOPS, signal.SIGHUP, signal.SIGCHLD)
-# Beats without a watchdog: often enough to warn of a stuck loop within seconds.
-_BEAT = 1.0
-# A listening worker whose last beat is older than this many beat periods is stuck.
-_STALE_BEATS = 3
+_BEAT = 1.0  # beats without a watchdog: often enough to warn of a stuck loop within seconds
+_STALE_BEATS = 3  # a listening worker whose last beat is older than this many beat periods is stuck
 # A worker that lived this long before dying was not crash-looping: started at once.
 _STABLE = 30.0
 # The pause before starting a worker that died young again doubles from this, to this.
@@ -302,6 +300,8 @@ class Supervisor:
             self._check(fresh)
         except (ConfigError, OSError, GuardsUnavailable, ValueError) as exc:
             log.error("reload refused, no worker was told and the running config stays: %s", exc)
+            for worker in self.workers.values():
+                tell(worker.sock, b"refused")
             if self.announced:
                 self.notifier.ready(f"reload refused: {exc}"[:200])
             return

@@ -537,6 +537,21 @@ def test_metrics_through_the_port_are_every_workers_each_labelled_with_its_worke
         assert text.count("# TYPE aiogw_requests_total counter") == 1  # one family, samples of both
         assert set(_samples(text, "process_start_time_seconds")) == {'{worker="0"}', '{worker="1"}'}
 
+    # A reload the supervisor refuses is counted by every worker (it told none to apply it).
+    good = g.path.read_text()
+    g.path.write_text(good + "[nonsense]\n")
+    g.proc.send_signal(signal.SIGHUP)
+    g.until(lambda: g.said("reload refused"), "the reload refused")
+    g.path.write_text(good)
+
+    def refused() -> dict[str, float]:
+        with httpx.Client() as client:
+            return _samples(client.get(f"{g.base}/metrics").text, "aiogw_config_reloads_total")
+
+    counted = g.until(lambda: (r := refused()) and sum(v for k, v in r.items() if "refused" in k) == 2 and r,
+                      "both workers to count the refused reload")
+    assert set(counted) >= {'{worker="0",result="refused"}', '{worker="1",result="refused"}'}
+
     # A worker restarting is left out and said, never waited for.
     pids = g.pids()
     with contextlib.closing(g.client_on(0)) as client:  # before: a stopped worker still gets connections
