@@ -309,7 +309,8 @@ def _check_config(args: argparse.Namespace) -> int:
         print(f"aiogw: {cfg.source}: {len(unset)} of {len(cfg.routes)} routes {have} no provider key "
               "(check-config --strict)", file=sys.stderr)
         return 1
-    print(f"{cfg.source}: ok, {len(cfg.routes)} routes, {len(cfg.users)} users, state {cli_state.where(cfg)}")
+    store = f", limits in {cfg.limits_store.url}" if cfg.limits_store is not None else ""
+    print(f"{cfg.source}: ok, {len(cfg.routes)} routes, {len(cfg.users)} users, state {cli_state.where(cfg)}{store}")
     return 0
 
 

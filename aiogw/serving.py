@@ -175,7 +175,7 @@ async def serve(config: Config, *, worker: int = 0, link: Link | None = None, pe
         drain = config.server.drain_seconds
         n = proxy.inflight
         log.info("aiogw stopping: %d open exchange%s, up to %gs to finish", n, "" if n == 1 else "s", drain)
-        notifier.stopping(f"draining {proxy.inflight} open exchanges (up to {drain:g}s)")
+        notifier.stopping(f"draining {n} open exchange{'' if n == 1 else 's'} (up to {drain:g}s)")
         for site in list(runner.sites):
             await site.stop()  # no new connections; kept-alive ones get a 503 'draining'
         if not await _drained(proxy, drain, signals):

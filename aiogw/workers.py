@@ -203,7 +203,7 @@ class Supervisor:
             self.fails[worker.number] = self.fails[worker.number] + 1 if young else 0
             fails = self.fails[worker.number]
             pause = min(_MAX_PAUSE, _FIRST_PAUSE * 2 ** (fails - 1)) if fails else 0.0
-            log.error("%s %s; starting it again%s", name, how, f" in {pause:g}s ({fails} young deaths in a row)"
+            log.error("%s %s; starting it again%s", name, how, f" in {pause:g}s ({fails} in a row, each young)"
                       if pause else "")
             self.due[worker.number] = time.monotonic() + pause
             self.notifier.status(f"worker {worker.number}/{self.count} {how}; restarting it")
