@@ -7,7 +7,7 @@ CONFIG ?=
 HOST ?=
 PORT ?=
 
-.PHONY: install system-deps run test demo bench bench-ops bench-peers bench-full bench-postgres lint install-agents install-service upgrade-deps clean
+.PHONY: install system-deps run test demo bench bench-ops bench-peers bench-full bench-postgres bench-scale lint install-agents install-service upgrade-deps clean
 
 # Every package comes at the version constraints.txt names, the build tools too (no build
 # isolation, which would fetch the newest setuptools): an upstream release never changes a run.
@@ -103,6 +103,13 @@ bench-postgres: install
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m bench.postgres
 	$(BIN)/python -m bench.postgres_queries
+
+# Workers and limits in Redis against one process with limits in memory (#19 item 6): CPU an
+# answer over every process, Redis's added p50, limits on against off, 1 worker against 2, in
+# one run (section bench.scale, ~4 min). Starts a throwaway redis-server of its own (system-deps).
+bench-scale: install
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python -m bench.scale
 
 lint: install
 	$(BIN)/ruff check aiogw tests bench
