@@ -376,7 +376,7 @@ def test_redis_stopped_under_load_and_started_again(own_redis, fake_url, tmp_pat
                                for o in refused)
         assert _metric(gw.base, "aiogw_limits_store_refusals_total") == len(refused)
     # Counting resumed in Redis: alice's bucket is there again, at her limit.
-    assert own_redis.command("HGET", "{aiogw:alice}:rate", "rc") == b"100000"
+    assert own_redis.command("HGET", "{aiogw:alice}:st", "rc") == b"100000"
     assert httpx.get(f"{gw.base}/readyz").json()["limits"] == {"store": "up", "on_store_failure": on_failure}
     assert gw.stop() == 0
 

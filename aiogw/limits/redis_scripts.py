@@ -3,20 +3,24 @@
 A user's keys carry one hash tag, `{aiogw:USER}` (so a Redis Cluster would keep them
 in one slot, and one script only ever touches one user):
 
-    {aiogw:U}:rate       hash: rl/ra/rc the request bucket's level, time and capacity;
-                         tl/ta/tc the token bucket's (the same buckets as
-                         aiogw.limits.buckets, kept here); gone after 2 idle minutes
-                         (a bucket idle that long is full)
-    {aiogw:U}:flight     sorted set: a reservation per admitted request, scored by
-                         when it expires unless its process renews it
-    {aiogw:U}:held       hash: reservation -> its estimated input cost in USD
+    {aiogw:U}:st         hash: rl/ra/rc the request bucket's level, time and capacity;
+                         tl/ta/tc the token bucket's (the buckets of aiogw.limits.buckets,
+                         kept here); ht the estimated cost the reservations hold; nx the
+                         earliest a reservation may expire (a sweep before it is
+                         pointless). Gone after idle minutes (a bucket idle for one is full)
+    {aiogw:U}:flight     sorted set: a reservation per admitted request, `ID|USD` (the
+                         cost it holds), scored by when it expires unless its process
+                         renews it
     {aiogw:U}:d:DAY      the user's spend that UTC day (a float, kept 2 days)
     {aiogw:U}:m:MONTH    and that month (kept 35 days); its absence means Redis has not
                          seen this user's month: the gateway seeds both from the state
                          store before it admits (ADMIT answers "seed")
 
 Times are Redis's own clock (TIME), so instances with different clocks agree.
-Amounts go in and out as strings: Lua numbers would come back as integers.
+Amounts go in and out as strings: Lua numbers would come back as integers. Each
+`redis.call` costs Redis a few microseconds on every request, so a script makes as
+few as it can: one read and one write of the hash, the sweep of dead reservations only
+when one may have expired (`python -m bench.scale` has each script's time in Redis).
 """
 
 from __future__ import annotations
@@ -33,14 +37,14 @@ local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
 _BUCKET = """
 local function bucket(level, at, cap, want)
   level, at, cap = tonumber(level), tonumber(at), tonumber(cap)
-  if level == nil then return want end
+  if level == nil or at == nil or cap == nil then return want end
   if cap ~= want then level = math.max(0, math.min(want, want - (cap - level))) end
   if now > at then level = math.min(want, level + (now - at) * want / 60) end
   return level
 end
 """
 
-# KEYS: rate, flight, held, day, month
+# KEYS: st, flight, day, month
 # ARGV: reservation, tokens, usd, rpm, tpm, max_concurrent, daily, monthly (0 / "" = none), ttl
 # Returns {"ok"} | {"seed"} | {"daily"|"monthly", spent, held} | {"concurrent", n}
 #       | {"rpm"|"tpm", seconds to wait}
@@ -48,70 +52,81 @@ ADMIT = Script(_TIME + _BUCKET + """
 local id, tokens, usd = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local rpm, tpm, most = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local daily, monthly, ttl = ARGV[7], ARGV[8], tonumber(ARGV[9])
-local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)
-if #gone > 0 then
+local s = redis.call('HMGET', KEYS[1], 'rl', 'ra', 'rc', 'tl', 'ta', 'tc', 'ht', 'nx')
+local held, nx = tonumber(s[7]) or 0, tonumber(s[8])
+if nx and nx <= now then
+  -- A reservation may have expired (its process died): sweep, and hold less.
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)) do
+    held = held - (tonumber(string.match(m, '|(.*)$')) or 0)
+  end
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-  redis.call('HDEL', KEYS[3], unpack(gone))
+  if held < 1e-9 then held = 0 end
+  local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+  nx = first[2] and tonumber(first[2]) or nil
+  redis.call('HSET', KEYS[1], 'ht', tostring(held), 'nx', tostring(nx or (now + ttl)))
 end
 if daily ~= '' or monthly ~= '' then
-  local month = redis.call('GET', KEYS[5])
-  if not month then return {'seed'} end
-  local held = 0
-  for _, v in ipairs(redis.call('HVALS', KEYS[3])) do held = held + tonumber(v) end
-  local day = tonumber(redis.call('GET', KEYS[4]) or '0')
+  local spent = redis.call('MGET', KEYS[3], KEYS[4])
+  if not spent[2] then return {'seed'} end
+  local day = tonumber(spent[1] or '0')
   if daily ~= '' and day + held >= tonumber(daily) then
     return {'daily', tostring(day), tostring(held)}
   end
-  if monthly ~= '' and tonumber(month) + held >= tonumber(monthly) then
-    return {'monthly', month, tostring(held)}
+  if monthly ~= '' and tonumber(spent[2]) + held >= tonumber(monthly) then
+    return {'monthly', spent[2], tostring(held)}
   end
 end
 if most > 0 then
   local n = redis.call('ZCARD', KEYS[2])
   if n >= most then return {'concurrent', tostring(n)} end
 end
-local r = redis.call('HMGET', KEYS[1], 'rl', 'ra', 'rc', 'tl', 'ta', 'tc')
-local rl, tl
+local w = {'ht', tostring(held + tonumber(usd))}
+if not nx or nx > now + ttl then table.insert(w, 'nx'); table.insert(w, tostring(now + ttl)) end
 if rpm > 0 then
-  rl = bucket(r[1], r[2], r[3], rpm)
+  local rl = bucket(s[1], s[2], s[3], rpm)
   if rl < 1 then return {'rpm', tostring((1 - rl) * 60 / rpm)} end
+  table.insert(w, 'rl'); table.insert(w, tostring(rl - 1))
+  table.insert(w, 'ra'); table.insert(w, tostring(now)); table.insert(w, 'rc'); table.insert(w, rpm)
 end
 if tpm > 0 then
-  tl = bucket(r[4], r[5], r[6], tpm)
+  local tl = bucket(s[4], s[5], s[6], tpm)
   local need = math.min(tokens, tpm)
   if tl < need then return {'tpm', tostring((need - tl) * 60 / tpm)} end
-  redis.call('HSET', KEYS[1], 'tl', tostring(math.max(-tpm, tl - tokens)), 'ta', tostring(now), 'tc', tpm)
+  table.insert(w, 'tl'); table.insert(w, tostring(math.max(-tpm, tl - tokens)))
+  table.insert(w, 'ta'); table.insert(w, tostring(now)); table.insert(w, 'tc'); table.insert(w, tpm)
 end
-if rpm > 0 then
-  redis.call('HSET', KEYS[1], 'rl', tostring(rl - 1), 'ra', tostring(now), 'rc', rpm)
-end
-if rpm > 0 or tpm > 0 then redis.call('EXPIRE', KEYS[1], 120) end
-redis.call('ZADD', KEYS[2], now + ttl, id)
-redis.call('HSET', KEYS[3], id, usd)
+redis.call('HSET', KEYS[1], unpack(w))
+redis.call('ZADD', KEYS[2], now + ttl, id .. '|' .. usd)
+redis.call('EXPIRE', KEYS[1], math.max(120, ttl * 2))
 redis.call('EXPIRE', KEYS[2], ttl * 2)
-redis.call('EXPIRE', KEYS[3], ttl * 2)
 return {'ok'}
 """)
 
-# KEYS: rate, flight, held, day, month
-# ARGV: reservation ("" for none), tokens beyond the estimate (may be negative), usd, tpm (0 = none)
+# KEYS: st, flight, day, month
+# ARGV: reservation ("" for none), the cost it holds, tokens beyond the estimate (may be
+#       negative), usd, tpm (0 = none)
 # The reservation ends (its slot and held cost freed), the token bucket is corrected
 # by what the request used beyond its estimate, and the cost is added to the day and
 # the month — if Redis has the month (else the state store has it, and a seed reads it).
 SETTLE = Script("""
-local id, extra, usd, tpm = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-if id ~= '' then
-  redis.call('ZREM', KEYS[2], id)
-  redis.call('HDEL', KEYS[3], id)
+local id, holds, extra, usd, tpm = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local freed = id ~= '' and redis.call('ZREM', KEYS[2], id .. '|' .. holds) == 1
+if freed or (tpm > 0 and extra ~= 0) then
+  local s = redis.call('HMGET', KEYS[1], 'tl', 'ht')
+  local w = {}
+  if freed and s[2] then
+    local held = tonumber(s[2]) - tonumber(holds)
+    table.insert(w, 'ht'); table.insert(w, tostring(held > 1e-9 and held or 0))
+  end
+  if tpm > 0 and extra ~= 0 and s[1] then
+    table.insert(w, 'tl'); table.insert(w, tostring(math.max(-tpm, math.min(tpm, tonumber(s[1]) - extra))))
+  end
+  if #w > 0 then redis.call('HSET', KEYS[1], unpack(w)) end
 end
-if tpm > 0 and extra ~= 0 then
-  local tl = tonumber(redis.call('HGET', KEYS[1], 'tl'))
-  if tl then redis.call('HSET', KEYS[1], 'tl', tostring(math.max(-tpm, math.min(tpm, tl - extra)))) end
-end
-if usd > 0 and redis.call('EXISTS', KEYS[5]) == 1 then
-  redis.call('INCRBYFLOAT', KEYS[5], usd)
+if usd > 0 and redis.call('EXISTS', KEYS[4]) == 1 then
   redis.call('INCRBYFLOAT', KEYS[4], usd)
-  redis.call('EXPIRE', KEYS[4], 172800)
+  redis.call('INCRBYFLOAT', KEYS[3], usd)
+  redis.call('EXPIRE', KEYS[3], 172800)
 end
 return 1
 """)
@@ -126,14 +141,14 @@ end
 return 1
 """)
 
-# KEYS: flight, held   ARGV: ttl, reservations...
+# KEYS: st, flight   ARGV: ttl, reservations (`ID|USD`)...
 # A process renews the reservations it still holds; one that died renews none, and
 # its reservations expire `ttl` after their last renewal.
 RENEW = Script(_TIME + """
-local until_ = now + tonumber(ARGV[1])
-for i = 2, #ARGV do redis.call('ZADD', KEYS[1], 'XX', until_, ARGV[i]) end
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]) * 2)
-redis.call('EXPIRE', KEYS[2], tonumber(ARGV[1]) * 2)
+local ttl = tonumber(ARGV[1])
+for i = 2, #ARGV do redis.call('ZADD', KEYS[2], 'XX', now + ttl, ARGV[i]) end
+redis.call('EXPIRE', KEYS[2], ttl * 2)
+redis.call('EXPIRE', KEYS[1], math.max(120, ttl * 2))
 return 1
 """)
 

@@ -66,12 +66,17 @@ class SpendSource(Protocol):
 
 
 class Reservation:
-    """What a request admitted through Redis holds there until it ends."""
+    """What a request admitted through Redis holds there until it ends: its entry in
+    the user's flight set is `ID|HOLDS` (the estimated cost it holds, as sent)."""
 
-    __slots__ = ("id", "tokens", "usd", "user")
+    __slots__ = ("holds", "id", "tokens", "user")
 
-    def __init__(self, rid: str, user: str, tokens: int, usd: float) -> None:
-        self.id, self.user, self.tokens, self.usd = rid, user, tokens, usd
+    def __init__(self, rid: str, user: str, tokens: int, holds: str) -> None:
+        self.id, self.user, self.tokens, self.holds = rid, user, tokens, holds
+
+    @property
+    def member(self) -> str:
+        return f"{self.id}|{self.holds}"
 
 
 class _UserKeys:
@@ -82,7 +87,7 @@ class _UserKeys:
     def __init__(self, user: str, day: str, until: float = 0.0) -> None:
         tag = f"{{aiogw:{user}}}"
         self.day, self.month, self.until = day, day[:7], until
-        self.keys = [f"{tag}:rate", f"{tag}:flight", f"{tag}:held", f"{tag}:d:{day}", f"{tag}:m:{day[:7]}"]
+        self.keys = [f"{tag}:st", f"{tag}:flight", f"{tag}:d:{day}", f"{tag}:m:{day[:7]}"]
 
 
 class SharedLedger:
@@ -140,12 +145,10 @@ class SharedLedger:
             self.settings.reservation_seconds,
         ]
         try:
-            if not self.link.up:
-                raise StoreUnavailable("Redis is away")
-            reply = await self.link.run(ADMIT, keys.keys, args)
+            reply = await self._admit(keys, args)
             if reply[0] == b"seed":
                 await self._seed(user, keys)
-                reply = await self.link.run(ADMIT, keys.keys, args)
+                reply = await self._admit(keys, args)
         except StoreUnavailable:
             return self._away(user, route, model, tokens, usd, now)
         except ReplyError as exc:  # a script Redis refused to run: a bug, not the agent's
@@ -155,11 +158,11 @@ class SharedLedger:
             # The client left while Redis answered: whatever the script took, give the
             # slot and the hold back now rather than when the reservation expires.
             with contextlib.suppress(StoreUnavailable):
-                self.link.call("EVALSHA", SETTLE.sha, 5, *keys.keys, rid, 0, "0", 0).add_done_callback(_retrieved)
+                self.link.script(SETTLE, keys.keys, rid, args[2], 0, "0", 0).add_done_callback(_retrieved)
             raise
         verdict = reply[0]
         if verdict == b"ok":
-            held = self.open[rid] = Reservation(rid, user, tokens, usd)
+            held = self.open[rid] = Reservation(rid, user, tokens, args[2])
             return held
         if verdict == b"daily" or verdict == b"monthly":
             period = verdict.decode()
@@ -173,6 +176,15 @@ class SharedLedger:
             raise over_tokens(user, limits.tokens_per_minute or 0, tokens, float(reply[1]))
         raise RuntimeError(f"the ADMIT script answered {reply!r}")
 
+    async def _admit(self, keys: _UserKeys, args: list) -> list:
+        try:
+            return await self.link.script(ADMIT, keys.keys, *args)
+        except ReplyError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+        await self.link.load(ADMIT)  # Redis lost its scripts (SCRIPT FLUSH, a failover)
+        return await self.link.script(ADMIT, keys.keys, *args)
+
     def settle(self, user: str, held: Reservation | Admission | None, tokens: int, usd: float, now: float) -> None:
         """An exchange ended: free what it held, charge what it used. Never waits: the
         script goes out with this loop turn's others, its reply is not awaited here."""
@@ -180,9 +192,9 @@ class SharedLedger:
         self.local.settle(user, local, tokens, usd, now)  # the state store's record of the spend
         if held is not None and held.__class__ is Reservation:
             self.open.pop(held.id, None)
-            rid, extra = held.id, tokens - held.tokens
+            rid, holds, extra = held.id, held.holds, tokens - held.tokens
         elif usd or tokens:
-            rid, extra = "", tokens
+            rid, holds, extra = "", "0", tokens
         else:
             return
         keys = self._user_keys(user, now)
@@ -192,7 +204,7 @@ class SharedLedger:
             return
         try:
             # The call's own future, not a task: a settle is on every exchange's end.
-            future = self.link.call("EVALSHA", SETTLE.sha, 5, *keys.keys, rid, extra, repr(usd), tpm)
+            future = self.link.script(SETTLE, keys.keys, rid, holds, extra, repr(usd), tpm)
         except StoreUnavailable:
             self._keep(user, keys.day, usd)
             return
@@ -237,7 +249,7 @@ class SharedLedger:
         totals = await self._month_spend(keys.month)
         month = sum(usd for (u, _), usd in totals.items() if u == user)
         day = totals.get((user, keys.day), 0.0)
-        await self.link.run(SEED, keys.keys[3:], [repr(day), repr(month)])
+        await self.link.run(SEED, keys.keys[2:], [repr(day), repr(month)])
 
     async def _month_spend(self, month: str) -> dict[tuple[str, str], float]:
         loop = asyncio.get_running_loop()
@@ -268,12 +280,12 @@ class SharedLedger:
                 continue
             by_user: dict[str, list[str]] = {}
             for held in self.open.values():
-                by_user.setdefault(held.user, []).append(held.id)
+                by_user.setdefault(held.user, []).append(held.member)
             now = time.time()
             try:
                 await asyncio.gather(*(
-                    self.link.run(RENEW, self._user_keys(user, now).keys[1:3], [ttl, *ids])
-                    for user, ids in by_user.items()
+                    self.link.run(RENEW, self._user_keys(user, now).keys[:2], [ttl, *members])
+                    for user, members in by_user.items()
                 ))
             except Exception as exc:
                 log.warning("limits: could not renew this process's reservations in Redis: %s", exc)
@@ -297,7 +309,7 @@ class SharedLedger:
         for (user, day), usd in unsent.items():
             keys = _UserKeys(user, day)
             try:
-                await self.link.run(SETTLE, keys.keys, ["", 0, repr(usd), 0])
+                await self.link.run(SETTLE, keys.keys, ["", "0", 0, repr(usd), 0])
             except Exception:
                 self._keep(user, day, usd)
                 return
