@@ -41,9 +41,10 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
 
 import pytest
+
+from tests.throwaway import Throwaway
 
 # What `stop(mode)` sends the postmaster; "immediate" is a crash as far as the data goes
 # (the next start recovers from the WAL).
@@ -140,7 +141,7 @@ def _server_user() -> pwd.struct_passwd | None:
         ) from None
 
 
-class PgServer:
+class PgServer(Throwaway):
     """One throwaway cluster; `start()` makes it on first use, `close()` removes it.
 
     `url` is the `aiogw` role's URL of its own database `aiogw`; `superuser_url` is
@@ -149,27 +150,17 @@ class PgServer:
     """
 
     def __init__(self, bindir: Path | None = None) -> None:
+        super().__init__()
         self.bindir = bindir or find_bindir()
         self.major = _major_version(self.bindir)
         self.password = secrets.token_urlsafe(18)
         self.superuser_password = secrets.token_urlsafe(18)
         self.port = 0  # chosen by the first start
-        self.folder: Path | None = None  # data/, the socket, server.log
         self._user = _server_user()
-        self._process: subprocess.Popen[bytes] | None = None
         self.settings_given = dict(SETTINGS)  # the server's -c settings (bench.pgcluster gives its own)
         self.launcher: list[str] = []  # a command the server runs under (bench.pgcluster: taskset)
 
     # --- what a test reads -----------------------------------------------------------
-
-    @property
-    def pid(self) -> int | None:
-        """The postmaster's PID while it runs."""
-        return self._process.pid if self.running else None
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
 
     def database_url(self, name: str, *, superuser: bool = False) -> str:
         user, password = (SUPERUSER, self.superuser_password) if superuser else (ROLE, self.password)
@@ -182,13 +173,6 @@ class PgServer:
     @property
     def superuser_url(self) -> str:
         return self.database_url("postgres", superuser=True)
-
-    def log_tail(self, lines: int = 30) -> str:
-        """The end of the server's log, for a failure's message."""
-        if self.folder is None or not (self.folder / "server.log").exists():
-            return "(no log)"
-        text = (self.folder / "server.log").read_text(errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
 
     # --- its life --------------------------------------------------------------------
 
@@ -215,34 +199,7 @@ class PgServer:
     def stop(self, mode: str = "fast", timeout: float = STOP_TIMEOUT) -> None:
         """Stop the server by its PID: "fast" (default) ends the sessions and checkpoints,
         "smart" waits for them, "immediate" is a crash. SIGKILL after `timeout` seconds."""
-        process, self._process = self._process, None
-        if process is None:
-            return
-        if process.poll() is None:
-            process.send_signal(STOP_SIGNALS[mode])
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-    def close(self) -> None:
-        """Stop the server and remove its folder."""
-        self.stop()
-        if self.folder is not None:
-            shutil.rmtree(self.folder, ignore_errors=True)
-            self.folder = None
-
-    def __enter__(self) -> PgServer:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.close()
+        self._halt(STOP_SIGNALS[mode], timeout)
 
     # --- databases -------------------------------------------------------------------
 

@@ -35,11 +35,12 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import hiredis
 import pytest
+
+from tests.throwaway import Throwaway
 
 DEFAULT_BINARY = Path("/usr/bin/redis-server")
 START_TIMEOUT = 20.0
@@ -90,28 +91,21 @@ def encode(*args: str | bytes | int | float) -> bytes:
     return b"".join(parts)
 
 
-class RedisServer:
+class RedisServer(Throwaway):
     """One throwaway server; `start()` makes its folder on first use, `close()` removes it."""
 
+    LOG = "redis.log"
+
     def __init__(self, binary: Path | None = None, *, password: str | None = None, appendonly: bool = False) -> None:
+        super().__init__()
         self.binary = binary or find_binary()
         self.password = password
         self.appendonly = appendonly
         self.port = 0  # chosen by the first start, kept by the next ones
-        self.folder: Path | None = None  # the working folder: its log, and the AOF if any
         self.settings_given: list[str] = []  # more `--name value` arguments, for a test that needs them
-        self._process: subprocess.Popen[bytes] | None = None
         self._next_database = 1  # 0 is `url`'s; `new_database` hands out the others
 
     # --- what a test reads -----------------------------------------------------------
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self.running else None
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
 
     def database_url(self, db: int = 0) -> str:
         return f"redis://127.0.0.1:{self.port}/{db}"
@@ -120,11 +114,6 @@ class RedisServer:
     def url(self) -> str:
         """redis://127.0.0.1:PORT/0, without the password."""
         return self.database_url(0)
-
-    def log_tail(self, lines: int = 30) -> str:
-        if self.folder is None or not (self.folder / "redis.log").exists():
-            return "(no log)"
-        return "\n".join((self.folder / "redis.log").read_text(errors="replace").splitlines()[-lines:])
 
     # --- its life --------------------------------------------------------------------
 
@@ -149,34 +138,7 @@ class RedisServer:
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """SIGTERM to its own PID, and wait; SIGKILL after `timeout` seconds."""
-        process, self._process = self._process, None
-        if process is None:
-            return
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-    def close(self) -> None:
-        """Stop the server and remove its folder."""
-        self.stop()
-        if self.folder is not None:
-            shutil.rmtree(self.folder, ignore_errors=True)
-            self.folder = None
-
-    def __enter__(self) -> RedisServer:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.close()
+        self._halt(signal.SIGTERM, timeout)
 
     # --- talking to it ---------------------------------------------------------------
 
