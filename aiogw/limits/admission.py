@@ -40,7 +40,7 @@ class LimitAdmission:
         ledger = self.accountant.ledger
         if ex.user is None or not ledger.limited(ex.user):
             return CONTINUE
-        if (refused := unmetered(ex, ledger.limits(ex.user))) is not None:
+        if ex.endpoint == "other" and (refused := unmetered(ex, ledger.limits(ex.user))) is not None:
             return refused
         tokens = estimate_tokens(ex)
         prices = self.accountant.prices
