@@ -82,6 +82,18 @@ def local_files(config: Config, worker: int) -> Path:
     return path if worker == 0 else path.with_name(f"{path.name}.w{worker}")
 
 
+def orphan_spools(config: Config) -> list[Path]:
+    """Audit spools of workers numbered past `[server] workers` (there were more at an
+    earlier start): worker 0 takes them over, so no record waits in one for ever."""
+    path = config.state_path
+    out = []
+    for spool in sorted(path.parent.glob(f"{path.name}.w*.audit-spool")):
+        number = spool.name[len(path.name) + 2:].partition(".")[0]
+        if number.isdigit() and int(number) >= config.server.workers:
+            out.append(spool)
+    return out
+
+
 def build_app(config: Config, sinks: Iterable[Sink] = (), *, worker: int = 0) -> web.Application:
     """The gateway as an aiohttp Application; nothing listens until it is run. `sinks`
     see every finished exchange, after the finisher (usage, cost, findings known).
@@ -93,7 +105,8 @@ def build_app(config: Config, sinks: Iterable[Sink] = (), *, worker: int = 0) ->
     keys = KeyIndex(state)
     upstreams = _upstreams(config, {})
     audit = (
-        (Recorder(config.audit), AuditWriter(state, local_files(config, worker), config.audit))
+        (Recorder(config.audit), AuditWriter(state, local_files(config, worker), config.audit,
+                                             orphan_spools(config) if worker == 0 else ()))
         if config.audit.enabled else None
     )
     writer = audit[1] if audit is not None else None

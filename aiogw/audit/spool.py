@@ -164,6 +164,20 @@ class Spool:
         finally:
             os.close(fd)
 
+    def adopt(self, other: Spool) -> int:
+        """Take over what another spool holds (a worker's that no longer runs: the
+        workers were fewer at the last start): its batches not yet replayed, appended to
+        this one's, then its files removed. A crash between the two replays them twice,
+        which the database stores once. Returns the bytes taken."""
+        other.open()
+        taken = other.pending
+        if taken:
+            with open(other.path, "rb") as f:
+                f.seek(other.done)
+                self.append(f.read(taken))
+        other.clear()
+        return taken
+
     def clear(self) -> None:
         """Everything replayed: the files go, the mark first (a crash between the two
         replays the whole file again, which the database stores once; the other order

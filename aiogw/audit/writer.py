@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -63,9 +63,11 @@ class BatchStore(Protocol):
 
 
 class AuditWriter:
-    def __init__(self, store: BatchStore, state_path: Path, settings: AuditSettings) -> None:
+    def __init__(self, store: BatchStore, state_path: Path, settings: AuditSettings,
+                 orphans: Sequence[Path] = ()) -> None:
         self.store = store  # opened and closed by its owner (app.lifecycle)
         self.spool = Spool(spool_mod.path_for(state_path), settings.spool_bytes)
+        self.orphans = orphans  # spools of workers that no longer run: taken over at start
         self.database_up = True  # False from a batch the database could not take until the spool is replayed
         self._next_replay = 0.0  # loop time of the spool's next replay attempt
         self._replay_failures = 0
@@ -142,6 +144,11 @@ class AuditWriter:
     async def start(self) -> None:
         """Find what a spool an earlier run left holds (it is replayed first), then run."""
         await asyncio.to_thread(self.spool.open)
+        for path in self.orphans:
+            taken = await asyncio.to_thread(self.spool.adopt, Spool(path, self.spool.limit))
+            if taken:
+                log.warning("audit spool %s of a worker that no longer runs held %d bytes of records: taken over "
+                            "by %s and replayed", path, taken, self.spool.path)
         if self.spool.cut:
             log.error("audit spool %s ended in a torn batch (%d bytes, never acknowledged): cut off",
                       self.spool.path, self.spool.cut)
