@@ -40,6 +40,11 @@ import hiredis
 log = logging.getLogger("aiogw.limits")
 
 
+# What a command no one waits for (a settle) may wait for the next write: uvloop's
+# timers tick in milliseconds, and a slot freed a few milliseconds late costs nothing.
+LATER = 0.002
+
+
 class StoreUnavailable(Exception):
     """Redis cannot answer now (away, stalled, read-only, loading)."""
 
@@ -173,6 +178,8 @@ class RedisLink:
         self.up = False
         self._protocol: _Protocol | None = None
         self._out = bytearray()  # commands of this loop turn, written at its end
+        self._soon = False  # a write at the end of this loop turn is due
+        self._later: asyncio.TimerHandle | None = None  # a write LATER seconds on is due
         self._waiting: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()
         self._connecting: asyncio.Task[None] | None = None
         self._watch: asyncio.TimerHandle | None = None
@@ -205,12 +212,16 @@ class RedisLink:
     def _send(self, args: tuple[bytes | str | int | float, ...]) -> asyncio.Future[Any]:
         return self._queue(hiredis.pack_command(args))
 
-    def script(self, script: Script, keys: list[str], *args: bytes | str | int | float) -> asyncio.Future[Any]:
+    def script(self, script: Script, keys: list[str], *args: bytes | str | int | float,
+               urgent: bool = True) -> asyncio.Future[Any]:
         """EVALSHA, encoded in C (hiredis): what the limits send on every request, with
-        the least work. NOSCRIPT is the caller's (`load`, then call again)."""
+        the least work. NOSCRIPT is the caller's (`load`, then call again). Not
+        `urgent`: it may wait up to LATER seconds for the next write (a settle: nobody
+        waits for its reply, and its write syscall was a fifth of the gateway's CPU under
+        load when every loop turn that ended an exchange wrote on its own)."""
         if not self.up or self._protocol is None:
             raise StoreUnavailable("Redis is away")
-        return self._queue(hiredis.pack_command(("EVALSHA", script.sha, len(keys), *keys, *args)))
+        return self._queue(hiredis.pack_command(("EVALSHA", script.sha, len(keys), *keys, *args)), urgent)
 
     async def load(self, script: Script) -> None:
         await self.call("SCRIPT", "LOAD", script.source)
@@ -225,18 +236,26 @@ class RedisLink:
         await self.load(script)
         return await self.script(script, keys, *args)
 
-    def _queue(self, command: bytes) -> asyncio.Future[Any]:
+    def _queue(self, command: bytes, urgent: bool = True) -> asyncio.Future[Any]:
         loop = self._loop  # kept: asyncio.get_running_loop() costs a getpid() a call on 3.11
         assert loop is not None
-        out = self._out
-        if not out:
-            loop.call_soon(self._flush)
-        out += command
+        if urgent:
+            if not self._soon:
+                self._soon = True
+                loop.call_soon(self._flush)
+        elif not self._soon and self._later is None:
+            self._later = loop.call_later(LATER, self._flush)
+        self._out += command
         future = loop.create_future()
         self._waiting.append((future, loop.time()))
         return future
 
     def _flush(self) -> None:
+        """Everything queued, in one write (the urgent and the later alike)."""
+        self._soon = False
+        if self._later is not None:
+            self._later.cancel()
+            self._later = None
         protocol = self._protocol
         if protocol is not None and protocol.transport is not None and self._out:
             protocol.transport.write(bytes(self._out))

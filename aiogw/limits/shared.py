@@ -204,7 +204,7 @@ class SharedLedger:
             return
         try:
             # The call's own future, not a task: a settle is on every exchange's end.
-            future = self.link.script(SETTLE, keys.keys, rid, holds, extra, repr(usd), tpm)
+            future = self.link.script(SETTLE, keys.keys, rid, holds, extra, repr(usd), tpm, urgent=False)
         except StoreUnavailable:
             self._keep(user, keys.day, usd)
             return
