@@ -262,9 +262,10 @@ class SharedLedger:
             rows, _ = await self.spend.load_limits(month)
         except Exception as exc:
             self._seeds.pop(month, None)
-            future.set_exception(StoreUnavailable(f"the state store could not give the month's spend: {exc}"))
-            future.exception()  # retrieved: the waiters above get it too
-            raise future.exception() from None  # type: ignore[misc]
+            failed = StoreUnavailable(f"the state store could not give the month's spend: {exc}")
+            future.set_exception(failed)
+            future.exception()  # retrieved here: the waiters above get it too
+            raise failed from None
         totals: dict[tuple[str, str], float] = {}
         for row in rows:
             totals[(row.user, row.day)] = totals.get((row.user, row.day), 0.0) + row.usd
@@ -293,8 +294,10 @@ class SharedLedger:
     def _changed(self, up: bool, why: str) -> None:
         where = self.link.address.shown
         if up:
-            log.warning("limits: Redis at %s is up (%s); limits are shared again", where, why) if self.link.failures \
-                else log.info("limits: shared in Redis at %s", where)
+            if self.link.failures:
+                log.warning("limits: Redis at %s is up (%s); limits are shared again", where, why)
+            else:
+                log.info("limits: shared in Redis at %s", where)
             if self._unsent:
                 asyncio.get_running_loop().create_task(self._push_unsent(), name="aiogw-limits-unsent")
         else:
@@ -305,13 +308,13 @@ class SharedLedger:
 
     async def _push_unsent(self) -> None:
         """The spend charged while Redis was away, added now."""
-        unsent, self._unsent = self._unsent, {}
-        for (user, day), usd in unsent.items():
-            keys = _UserKeys(user, day)
+        unsent, self._unsent = list(self._unsent.items()), {}
+        for i, ((user, day), usd) in enumerate(unsent):
             try:
-                await self.link.run(SETTLE, keys.keys, ["", "0", 0, repr(usd), 0])
-            except Exception:
-                self._keep(user, day, usd)
+                await self.link.run(SETTLE, _UserKeys(user, day).keys, ["", "0", 0, repr(usd), 0])
+            except Exception:  # away again: this one and the rest wait for the next return
+                for (left_user, left_day), left in unsent[i:]:
+                    self._keep(left_user, left_day, left)
                 return
 
 
