@@ -29,7 +29,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import textwrap
 import time
 import tomllib
@@ -52,6 +51,7 @@ from aiogw.store.sqlite import key_table
 from tests.builders import prepare
 from tests.conftest import FAKE_ROUTES, LoopThread, free_port, poll
 from tests.served import Served
+from tests.test_systemd_unit import checkout_copy
 
 SYSTEMD = Path(__file__).resolve().parent.parent / "systemd"
 TEMPLATE = SYSTEMD / "aiogw@.service"
@@ -141,14 +141,9 @@ def stop_timeout(unit: Path) -> float:
 
 @needs_analyze
 def test_the_template_verifies_and_keeps_the_exposure_low(tmp_path: Path) -> None:
-    # As tests/test_systemd_unit.py: verify wants an ExecStart that exists, so a copy
-    # starts this checkout's aiogw. An instance of a template is verified by naming it:
-    # systemd-analyze loads aiogw@.service from the same folder.
-    here = Path(sys.executable).parent / "aiogw"
-    assert here.exists(), f"no {here}: run `make install` first"
-    text = TEMPLATE.read_text()
-    assert "ExecStart=/opt/aiogw/.venv/bin/aiogw " in text
-    (tmp_path / TEMPLATE.name).write_text(text.replace("ExecStart=/opt/aiogw/.venv/bin/aiogw ", f"ExecStart={here} "))
+    # A copy that starts this checkout's aiogw; an instance of a template is verified by
+    # naming it: systemd-analyze loads aiogw@.service from the same folder.
+    checkout_copy(TEMPLATE, tmp_path)
     result = subprocess.run([ANALYZE, "verify", str(tmp_path / "aiogw@a.service")], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0, result.stderr

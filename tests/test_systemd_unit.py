@@ -54,16 +54,22 @@ def setting(key: str) -> list[str]:
     return [v for s, k, v in directives(UNIT.read_text()) if s == "Service" and k == key]
 
 
-@needs_analyze
-def test_systemd_analyze_verify_passes(tmp_path: Path) -> None:
-    # verify refuses an ExecStart binary that does not exist, and /opt/aiogw exists only
-    # after `make install-service`: check a copy that starts this checkout's aiogw.
+def checkout_copy(unit: Path, folder: Path) -> Path:
+    """A copy of `unit` in `folder` that starts this checkout's aiogw: verify refuses an
+    ExecStart binary that does not exist, and /opt/aiogw exists only after `make
+    install-service`."""
     here = Path(sys.executable).parent / "aiogw"
     assert here.exists(), f"no {here}: run `make install` first"
-    text = UNIT.read_text()
+    text = unit.read_text()
     assert "ExecStart=/opt/aiogw/.venv/bin/aiogw " in text
-    copy = tmp_path / "aiogw.service"
+    copy = folder / unit.name
     copy.write_text(text.replace("ExecStart=/opt/aiogw/.venv/bin/aiogw ", f"ExecStart={here} "))
+    return copy
+
+
+@needs_analyze
+def test_systemd_analyze_verify_passes(tmp_path: Path) -> None:
+    copy = checkout_copy(UNIT, tmp_path)
     result = subprocess.run([ANALYZE, "verify", str(copy)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "aiogw.service" not in result.stderr, result.stderr  # no warning about our unit
