@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
+import subprocess
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import anthropic
+import hiredis
 import httpx
 import pytest
 
@@ -21,8 +26,9 @@ from aiogw.limits.ledger import Admission, Ledger, day_of
 from aiogw.limits.settings import Limits, SharedStore
 from aiogw.limits.shared import Reservation, SharedLedger
 from aiogw.store.base import SpendRow, WindowRow
-from tests.redisserver import RedisServer, redis_server_fixture, redis_url_fixture  # noqa: F401
+from tests.redisserver import RedisServer, free_port, redis_server_fixture, redis_url_fixture  # noqa: F401
 from tests.served import Served
+from tests.throwaway import Throwaway
 
 
 class Spend:
@@ -432,3 +438,96 @@ def test_a_reload_changes_what_admission_does_while_redis_is_away_but_another_re
         assert shared.settings.url == redis_url
     finally:
         g.stop()
+
+
+# --- Sentinel: the master asked of the sentinels, and found again after a failover ---
+
+class Sentinel(Throwaway):
+    """One redis-server in sentinel mode watching `master` as "mymaster" (quorum 1)."""
+
+    LOG = "sentinel.log"
+
+    def __init__(self, master: RedisServer) -> None:
+        super().__init__()
+        self.master = master
+        self.port = 0
+
+    def start(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="aiogw-sentinel-", dir="/tmp"))
+        self.port = free_port()
+        conf = self.folder / "sentinel.conf"  # sentinel rewrites it: its own, writable
+        conf.write_text(f"port {self.port}\nbind 127.0.0.1\ndir {self.folder}\nlogfile {self.folder / self.LOG}\n"
+                        f"sentinel monitor mymaster 127.0.0.1 {self.master.port} 1\n"
+                        "sentinel down-after-milliseconds mymaster 1000\nsentinel failover-timeout mymaster 5000\n")
+        self._process = subprocess.Popen([str(self.master.binary), str(conf), "--sentinel"], cwd=self.folder,
+                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not self.master_port():
+            time.sleep(0.05)
+        assert self.master_port() == self.master.port, self.log_tail()
+
+    def command(self, *args: str) -> object:
+        with socket.create_connection(("127.0.0.1", self.port), 2) as sock:
+            sock.sendall(hiredis.pack_command(args))
+            reader = hiredis.Reader()
+            while (reply := reader.gets()) is False:
+                reader.feed(sock.recv(65536))
+            return reply
+
+    def master_port(self) -> int | None:
+        try:
+            reply = self.command("SENTINEL", "get-master-addr-by-name", "mymaster")
+        except OSError:
+            return None
+        return int(reply[1]) if isinstance(reply, list) else None
+
+
+@pytest.fixture
+def failover():
+    """A master, its replica and a sentinel watching them, all of this test's own."""
+    master = RedisServer()
+    master.start()
+    replica = RedisServer()
+    replica.settings_given = ["--replicaof", "127.0.0.1", str(master.port)]
+    replica.start()
+    sentinel = Sentinel(master)
+    try:
+        sentinel.start()
+        yield master, replica, sentinel
+    finally:
+        for server in (sentinel, replica, master):
+            server.close()
+
+
+async def test_sentinel_names_the_master_and_a_failover_moves_the_limits_to_the_new_one(failover):
+    master, replica, sentinel = failover
+    a = await ledger(f"redis+sentinel://127.0.0.1:{sentinel.port}/mymaster/0", Limits(requests_per_minute=1000))
+    try:
+        assert a.up and isinstance(await admit(a), Reservation)
+        assert master.command("HGET", "{aiogw:alice}:st", "rc") == b"1000"  # counted on the master
+        deadline = time.monotonic() + 10
+        while b"master_link_status:up" not in replica.command("INFO", "replication"):
+            assert time.monotonic() < deadline, "the replica did not sync"
+            await asyncio.sleep(0.05)
+        assert sentinel.command("SENTINEL", "FAILOVER", "mymaster") == b"OK"
+        deadline = time.monotonic() + 30
+        while sentinel.master_port() != replica.port:
+            assert time.monotonic() < deadline, sentinel.log_tail()
+            await asyncio.sleep(0.1)
+        while master.command("ROLE")[0] != b"slave":  # the sentinel turns the old master into a replica
+            assert time.monotonic() < deadline, sentinel.log_tail()
+            await asyncio.sleep(0.1)
+        # The next write on the old master is refused (READONLY) or its connection was
+        # cut by the sentinel: the link drops, asks the sentinel again, counts on the new one.
+        while True:
+            got = await admit(a, user="bob")
+            if isinstance(got, Reservation) and a.up:
+                break
+            assert time.monotonic() < deadline, "the limits never reached the new master"
+            await asyncio.sleep(0.1)
+        assert a.link.failures >= 1
+        assert replica.command("ROLE")[0] == b"master"
+        assert replica.command("HGET", "{aiogw:bob}:st", "rc") == b"1000"  # admitted there, after the failover
+    finally:
+        await a.close()
