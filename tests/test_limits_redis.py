@@ -531,3 +531,46 @@ async def test_sentinel_names_the_master_and_a_failover_moves_the_limits_to_the_
         assert replica.command("HGET", "{aiogw:bob}:st", "rc") == b"1000"  # admitted there, after the failover
     finally:
         await a.close()
+
+
+# --- TLS: rediss:// with the server's CA, and a server the client cannot verify -------
+
+@pytest.fixture
+def tls_redis(tmp_path):
+    """A Redis of the test's own that also speaks TLS, with a certificate for 127.0.0.1."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    made = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                           str(cert), "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                          capture_output=True, timeout=60)
+    if made.returncode != 0:
+        pytest.skip(f"openssl could not make a certificate: {made.stderr.decode(errors='replace')}")
+    server = RedisServer()
+    tls_port = free_port()
+    server.settings_given = ["--tls-port", str(tls_port), "--tls-cert-file", str(cert), "--tls-key-file", str(key),
+                             "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no"]
+    server.start()
+    yield f"rediss://127.0.0.1:{tls_port}/0", cert
+    server.close()
+
+
+async def test_limits_over_tls_verify_the_servers_certificate(tls_redis, tmp_path):
+    url, cert = tls_redis
+    a = await ledger(f"{url}?ssl_ca_certs={cert}", Limits(requests_per_minute=3))
+    try:
+        assert a.up
+        got = await outcomes([admit(a) for _ in range(5)])
+        assert got.count("ok") == 3  # counted in Redis, over TLS
+    finally:
+        await a.close()
+    # A server whose certificate the client cannot verify (no CA given: the system's)
+    # is away, and says why; told not to verify, it is reached.
+    stranger = await ledger(url, Limits(requests_per_minute=3))
+    try:
+        assert not stranger.up
+    finally:
+        await stranger.close()
+    unverified = await ledger(f"{url}?ssl_cert_reqs=none", Limits(requests_per_minute=3))
+    try:
+        assert unverified.up and isinstance(await admit(unverified, user="bob"), Reservation)
+    finally:
+        await unverified.close()
