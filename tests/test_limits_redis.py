@@ -574,3 +574,28 @@ async def test_limits_over_tls_verify_the_servers_certificate(tls_redis, tmp_pat
         assert unverified.up and isinstance(await admit(unverified, user="bob"), Reservation)
     finally:
         await unverified.close()
+
+
+async def test_limits_over_a_unix_socket_and_as_an_acl_user(tmp_path):
+    server = RedisServer()
+    socket_path = tmp_path / "redis.sock"
+    server.settings_given = ["--unixsocket", str(socket_path), "--unixsocketperm", "700"]
+    server.start()
+    try:
+        a = await ledger(f"unix://{socket_path}?db=2", Limits(requests_per_minute=2))
+        try:
+            assert (await outcomes([admit(a) for _ in range(3)])).count("ok") == 2
+            assert server.command("HGET", "{aiogw:alice}:st", "rc", db=2) == b"2"  # in the database it named
+        finally:
+            await a.close()
+        server.command("ACL", "SETUSER", "limits", "on", ">acl-secret", "~{aiogw:*", "+@all")
+        b = await ledger(f"redis://limits@127.0.0.1:{server.port}/0", Limits(requests_per_minute=2),
+                         password="acl-secret")
+        try:
+            assert b.up and isinstance(await admit(b), Reservation)
+        finally:
+            await b.close()
+        with pytest.raises(ConfigError, match="WRONGPASS"):
+            await ledger(f"redis://limits@127.0.0.1:{server.port}/0", Limits(requests_per_minute=2), password="nope")
+    finally:
+        server.close()
