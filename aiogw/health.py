@@ -44,11 +44,11 @@ async def healthz(request: web.Request) -> web.Response:
 def readyz(state: Path, store: LimitStore, proxy: Proxy, finisher: Finisher, writer: AuditWriter | None,
            shared: SharedLedger | None = None) -> web.Response:
     """Whether to send this gateway traffic (a readiness probe): it listens (it answers),
-    its audit writer runs and keeps up, its limits store runs, its state is writable,
-    and it is not stopping."""
+    its audit writer runs and keeps up, the task saving spend and windows runs, its
+    state is writable, and it is not stopping."""
     checks = {
         "state_writable": os.access(state.parent, os.W_OK) and (not state.exists() or os.access(state, os.W_OK)),
-        "limits_store": store.alive,
+        "spend_saving": store.alive,  # the spend and windows written to the state store (LimitStore)
     }
     if writer is not None:
         checks["audit_writer"] = writer.alive and finisher.alive

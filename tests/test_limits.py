@@ -451,7 +451,7 @@ def test_readiness_follows_the_audit_writer_and_the_store(gw, monkeypatch):
     assert httpx.get(f"{root}/healthz").json() == {"status": "ok"}
     ready = httpx.get(f"{root}/readyz")
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
-    assert set(ready.json()["checks"]) == {"state_writable", "limits_store", "audit_writer", "audit_keeping_up"}
+    assert set(ready.json()["checks"]) == {"state_writable", "spend_saving", "audit_writer", "audit_keeping_up"}
     monkeypatch.setattr(AuditWriter, "alive", property(lambda self: False))
     down = httpx.get(f"{root}/readyz")
     assert down.status_code == 503 and down.json()["checks"]["audit_writer"] is False

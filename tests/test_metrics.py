@@ -430,7 +430,7 @@ def test_probes_need_no_key_and_are_not_exchanges(mg):
         ready = httpx.get(f"{root(mg)}/readyz")
     assert health.status_code == 200 and health.json() == {"status": "ok"}
     assert ready.status_code == 200 and ready.json() == {"status": "ready", "checks": {
-        "state_writable": True, "limits_store": True, "audit_writer": True, "audit_keeping_up": True},
+        "state_writable": True, "spend_saving": True, "audit_writer": True, "audit_keeping_up": True},
         "audit": {"database": "up", "spool_bytes": 0}}
     mg.anthropic("alice", max_retries=0).messages.create(model="claude-haiku-4-5", max_tokens=8, messages=HI)
     s = scrape_until(mg, lambda s: s.value("aiogw_audit_records_written_total") >= 1)
