@@ -12,7 +12,6 @@ puts them together into one `Config`.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import tomllib
 import urllib.parse
@@ -122,6 +121,18 @@ class Config:
     def user_names(self) -> frozenset[str]:
         return frozenset(user.name for user in self.users)
 
+    @property
+    def limits_counted(self) -> bool:
+        """Whether some limit needs counters (rates, concurrency, budgets), which the
+        processes serving its users must share."""
+        return self.limits.counted or any(u.limits.counted for u in self.users)
+
+
+def unshared(config: Config, workers: int) -> str | None:
+    """Why `workers` processes cannot serve this config's limits (counted in each
+    process's memory, each would admit the whole limit), or None when they can."""
+    return unshared_limits(workers) if workers > 1 and config.limits_store is None and config.limits_counted else None
+
 
 def unshared_limits(workers: int) -> str:
     """Why limits in one process's memory cannot serve `workers` processes."""
@@ -182,7 +193,7 @@ def _build(raw: dict[str, Any], source: str, base_dir: Path, env: dict[str, str]
         max_upstream_connections=r.int_in(server_raw, "server.max_upstream_connections", 16_384, 1, 1 << 20),
         drain_seconds=r.number(server_raw, "server.drain_seconds", 30.0),
         workers=r.int_in(server_raw, "server.workers", 1, 1, 64),
-        trusted_proxies=_networks(r, server_raw.get("trusted_proxies", []), "server.trusted_proxies"),
+        trusted_proxies=r.networks(server_raw.get("trusted_proxies", []), "server.trusted_proxies"),
     )
     state_raw = r.table(raw, "state")
     r.only(state_raw, "state", {"path", "url", "password", "timeout"})
@@ -229,29 +240,19 @@ def _build(raw: dict[str, Any], source: str, base_dir: Path, env: dict[str, str]
         ))
     if len({u.name for u in users}) != len(users):
         r.fail("users", "a user name is listed twice")
-    if server.workers > 1 and limits_store is None and (limits.counted or any(u.limits.counted for u in users)):
-        r.fail("server.workers", unshared_limits(server.workers))
     for where, lim in (("limits", limits), *((f"users[{i}] ({u.name}).limits", u.limits) for i, u in enumerate(users))):
         for name in lim.routes or ():
             if not any(c in name for c in "*?[") and name not in names:
                 r.fail(f"{where}.routes", f"no route named {name!r}; the routes are {', '.join(names)}")
-    return Config(
+    config = Config(
         source, server, state_path, routes, tuple(users), _audit(r, r.table(raw, "audit")),
         read_guards(r, r.table(raw, "guards")), limits, read_prices(r, r.table(raw, "prices")),
         _metrics(r, r.table(raw, "metrics"), env), read_log(r, r.table(raw, "log")),
         read_clients(r, r.table(raw, "clients")), state_url, state_password, state_timeout, limits_store,
     )
-
-
-def _networks(r: Reader, value: Any, where: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        r.fail(where, 'expected a list of addresses or networks, such as ["10.0.0.0/8", "127.0.0.1"]')
-    for entry in value:
-        try:
-            ipaddress.ip_network(entry, strict=False)
-        except ValueError:
-            r.fail(where, f"{entry!r} is not an address or network, such as 10.0.0.0/8")
-    return tuple(value)
+    if (problem := unshared(config, server.workers)) is not None:
+        r.fail("server.workers", problem)
+    return config
 
 
 def _state_url(r: Reader, table: dict[str, Any], env: dict[str, str]) -> tuple[str | None, str | None]:

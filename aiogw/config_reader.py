@@ -7,7 +7,15 @@ mistake names the file, the key and what was expected, the same way.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any, NoReturn
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def ip_networks(entries: tuple[str, ...]) -> tuple[Network, ...]:
+    """A list the config read with `Reader.networks`, as networks."""
+    return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
 
 
 class ConfigError(Exception):
@@ -48,6 +56,17 @@ class Reader:
         if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
             self.fail(key, f"expected {_a(kind)}, got {value!r}")
         return value
+
+    def networks(self, value: Any, key: str) -> tuple[str, ...]:
+        """A list of addresses or networks (`10.0.0.0/8`), checked; kept as written."""
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.fail(key, 'expected a list of addresses or networks, such as ["127.0.0.1", "10.0.0.0/8"]')
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                self.fail(key, f"{entry!r} is not an address or network, such as 10.0.0.0/8")
+        return tuple(value)
 
     def int_in(self, table: dict[str, Any], key: str, default: int, lo: int, hi: int) -> int:
         value = self.get(table, key, int, default)

@@ -15,17 +15,11 @@ hosts of the operator's network, which are no business of the provider's.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
 
+from aiogw.config_reader import Network
 from aiogw.untrusted import text
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _MAX_HOPS = 32  # a longer chain is read this far from the right
-
-
-def networks(entries: Sequence[str]) -> tuple[Network, ...]:
-    """The config's list as networks (validated when the config was read)."""
-    return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
 
 
 def client_of(peer: str | None, forwarded_for: str | None, trusted: tuple[Network, ...]) -> str | None:

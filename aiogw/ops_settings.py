@@ -6,10 +6,11 @@ file, the key and what was expected.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from dataclasses import dataclass
 from typing import Any
+
+from aiogw.config_reader import Network, ip_networks
 
 # Who may read /metrics when the config says nothing: the machine itself. A Prometheus
 # elsewhere needs its address in `allow` or the token.
@@ -27,8 +28,8 @@ class MetricsSettings:
     # the client's free text, and one series per typo would grow without end.
     max_label_values: int = 200
 
-    def networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
-        return tuple(ipaddress.ip_network(a, strict=False) for a in self.allow)
+    def networks(self) -> tuple[Network, ...]:
+        return ip_networks(self.allow)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,17 +45,10 @@ class LogSettings:
 
 def read_metrics(r: Any, table: dict[str, Any], token: str | None) -> MetricsSettings:
     r.only(table, "metrics", {"enabled", "allow", "token", "max_label_values"})
-    allow = table.get("allow", list(DEFAULT_METRICS_ALLOW))
-    if not isinstance(allow, list) or not all(isinstance(a, str) for a in allow):
-        r.fail("metrics.allow", 'expected a list of addresses or networks, such as ["127.0.0.1", "10.0.0.0/8"]')
-    for a in allow:
-        try:
-            ipaddress.ip_network(a, strict=False)
-        except ValueError:
-            r.fail("metrics.allow", f"{a!r} is not an address or a network such as 10.0.0.0/8")
+    allow = r.networks(table.get("allow", list(DEFAULT_METRICS_ALLOW)), "metrics.allow")
     return MetricsSettings(
         enabled=r.get(table, "metrics.enabled", bool, True),
-        allow=tuple(allow),
+        allow=allow,
         token=token,
         max_label_values=r.int_in(table, "metrics.max_label_values", 200, 1, 100_000),
     )

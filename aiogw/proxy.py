@@ -25,6 +25,7 @@ from aiohttp import web
 from aiogw import body as request_body
 from aiogw import exchange, forwarded, routing, untrusted
 from aiogw.config import Config
+from aiogw.config_reader import ip_networks
 from aiogw.config_routes import NEVER_FORWARDED
 from aiogw.dialects import OTHER, Dialect, guess
 from aiogw.errors import (
@@ -63,7 +64,7 @@ class Proxy:
         self.mount = config.server.mount
         self.max_body = config.server.max_body_bytes
         self.body_timeout = config.clients.body_timeout
-        self.trusted = forwarded.networks(config.server.trusted_proxies)  # balancers: X-Forwarded-For names the client
+        self.trusted = ip_networks(config.server.trusted_proxies)  # balancers: X-Forwarded-For names the client
         # An empty user list in the config means: any user a key was made for.
         self.users = config.user_names()
         self.keys = keys
@@ -83,8 +84,7 @@ class Proxy:
         ex = Exchange(request.method)
         self.inflight += 1
         headers = request.headers
-        ex.client = (forwarded.client_of(request.remote, headers.get("X-Forwarded-For"), self.trusted)
-                     if self.trusted else request.remote)
+        ex.client = self._client(request)
         # What a record keeps of the client's own text: valid UTF-8, bounded.
         ex.user_agent = untrusted.text(headers.get("User-Agent"), untrusted.USER_AGENT)
         ex.session = untrusted.text(
@@ -185,8 +185,7 @@ class Proxy:
         every answered request has its record, within the budget of requests with no
         known key (these have none)."""
         ex = Exchange(untrusted.text(request.method, 32) or "?")
-        ex.client = (forwarded.client_of(request.remote, request.headers.get("X-Forwarded-For"), self.trusted)
-                     if self.trusted else request.remote)
+        ex.client = self._client(request)
         try:
             ex.path = _path_as_sent(request)
             ex.user_agent = untrusted.text(request.headers.get("User-Agent"), untrusted.USER_AGENT)
@@ -195,6 +194,12 @@ class Proxy:
         ex.status, ex.outcome, ex.reason = status, exchange.REFUSED, f"unparsable: {reason}"
         ex.finish()
         self.stages.end(ex)
+
+    def _client(self, request: web.BaseRequest) -> str | None:
+        """The peer, or behind a trusted balancer the agent its X-Forwarded-For names."""
+        if not self.trusted:
+            return request.remote
+        return forwarded.client_of(request.remote, request.headers.get("X-Forwarded-For"), self.trusted)
 
     async def _authenticate(self, request: web.Request, upstream: Upstream, query: str, ex: Exchange) -> str:
         """The user's gateway key, once it is known to be good (it is then stripped from

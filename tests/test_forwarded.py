@@ -7,12 +7,12 @@ import anthropic
 import pytest
 
 from aiogw import config
-from aiogw.config_reader import ConfigError
-from aiogw.forwarded import client_of, networks
+from aiogw.config_reader import ConfigError, ip_networks
+from aiogw.forwarded import client_of
 from tests.conftest import PROVIDER_KEYS, poll
 from tests.served import BASE_TOML, LimitedGateway
 
-LB = networks(["127.0.0.1", "10.0.0.0/8"])
+LB = ip_networks(("127.0.0.1", "10.0.0.0/8"))
 
 
 @pytest.mark.parametrize(("peer", "header", "client"), [
