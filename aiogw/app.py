@@ -152,7 +152,7 @@ def build_app(config: Config, sinks: Iterable[Sink] = (), *, worker: int = 0) ->
             raise StateUnavailable(f"cannot make the folder of [state] path {config.state_path.parent}: "
                                    f"{exc.strerror or exc}; make it, writable by the gateway's user") from None
         await state.open()  # SchemaError, StateUnavailable: the gateway does not start
-        if pipeline.limits_counted(config) or shared is not None:
+        if config.limits_counted or shared is not None:
             if not await state.claim_limits(shared is not None):
                 await state.close()
                 raise StateUnavailable(
@@ -299,7 +299,7 @@ async def reload(app: web.Application, config: Config) -> list[str]:
     not compile. Returns what it did not apply (it needs a restart)."""
     runtime = app[RUNTIME]
     async with runtime.reloading:
-        if runtime.parts.accountant.shared is None and pipeline.limits_counted(config):
+        if runtime.parts.accountant.shared is None and config.limits_counted:
             # Limits in this process's memory: right only for one process on this database.
             if runtime.config.server.workers > 1:
                 raise ConfigError(f"{config.source}: {unshared_limits(runtime.config.server.workers)}")

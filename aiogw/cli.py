@@ -187,13 +187,10 @@ def _filter_args(p: argparse.ArgumentParser) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     cfg = _serve_overrides(args, config_mod.load(args.config))
-    workers = cfg.server.workers
-    if args.workers is not None and workers > 1 and cfg.limits_store is None:
-        from aiogw.pipeline import limits_counted
-
-        if limits_counted(cfg):  # a file that asks for workers itself is refused by config.load
-            print(f"aiogw: {cfg.source}: --workers {workers}: {config_mod.unshared_limits(workers)}", file=sys.stderr)
-            return 2
+    workers = cfg.server.workers  # a file that asks for workers itself is checked by config.load
+    if args.workers is not None and (problem := config_mod.unshared(cfg, workers)) is not None:
+        print(f"aiogw: {cfg.source}: --workers {workers}: {problem}", file=sys.stderr)
+        return 2
     from aiogw import logs
 
     logs.setup(cfg.log)

@@ -87,11 +87,6 @@ def limits_any(config: Config) -> bool:
     return config.limits.any or any(u.limits.any for u in config.users)
 
 
-def limits_counted(config: Config) -> bool:
-    """Whether some limit needs counters (rates, concurrency, budgets)."""
-    return config.limits.counted or any(u.limits.counted for u in config.users)
-
-
 def compile_guards(config: Config) -> Guards | None:
     """The request guard and the answer guard, on one engine; None with guards off.
 

@@ -30,10 +30,10 @@ import time
 from collections.abc import Callable
 
 from aiogw import logs
-from aiogw.config import Config, ConfigError, Server, load, unshared_limits
+from aiogw.config import Config, ConfigError, Server, load, unshared
 from aiogw.guards.databases import GuardsUnavailable
 from aiogw.notify import Notifier
-from aiogw.pipeline import compile_guards, limits_counted
+from aiogw.pipeline import compile_guards
 from aiogw.serving import restartable, tell, worker_process
 
 log = logging.getLogger("aiogw.workers")
@@ -325,8 +325,8 @@ class Supervisor:
 
     def _check(self, fresh: Config) -> None:
         """What a worker's reload would refuse, found before any worker is told."""
-        if self.count > 1 and fresh.limits_store is None and limits_counted(fresh):
-            raise ConfigError(f"{fresh.source}: {unshared_limits(self.count)}")
+        if (problem := unshared(fresh, self.count)) is not None:
+            raise ConfigError(f"{fresh.source}: {problem}")
         if fresh.guards != self.config.guards:
             compile_guards(fresh)  # as each worker will; a pattern that does not compile stops it here
 
