@@ -145,10 +145,10 @@ class SharedLedger:
             self.settings.reservation_seconds,
         ]
         try:
-            reply = await self._admit(keys, args)
+            reply = await self.link.run(ADMIT, keys.keys, args)
             if reply[0] == b"seed":
                 await self._seed(user, keys)
-                reply = await self._admit(keys, args)
+                reply = await self.link.run(ADMIT, keys.keys, args)
         except StoreUnavailable:
             return self._away(user, route, model, tokens, usd, now)
         except ReplyError as exc:  # a script Redis refused to run: a bug, not the agent's
@@ -175,15 +175,6 @@ class SharedLedger:
         if verdict == b"tpm":
             raise over_tokens(user, limits.tokens_per_minute or 0, tokens, float(reply[1]))
         raise RuntimeError(f"the ADMIT script answered {reply!r}")
-
-    async def _admit(self, keys: _UserKeys, args: list) -> list:
-        try:
-            return await self.link.script(ADMIT, keys.keys, *args)
-        except ReplyError as exc:
-            if not str(exc).startswith("NOSCRIPT"):
-                raise
-        await self.link.load(ADMIT)  # Redis lost its scripts (SCRIPT FLUSH, a failover)
-        return await self.link.script(ADMIT, keys.keys, *args)
 
     def settle(self, user: str, held: Reservation | Admission | None, tokens: int, usd: float, now: float) -> None:
         """An exchange ended: free what it held, charge what it used. Never waits: the
