@@ -44,7 +44,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.throwaway import Throwaway
+from tests.throwaway import Throwaway, session_server
 
 # What `stop(mode)` sends the postmaster; "immediate" is a crash as far as the data goes
 # (the next start recovers from the WAL).
@@ -316,27 +316,13 @@ class PgServer(Throwaway):
 
 # --- the fixtures --------------------------------------------------------------------
 
-# pytest makes a session fixture per module that imports it; the server lives in the
-# config's stash instead, so every module shares one, stopped when the run ends.
 _SERVER = pytest.StashKey[PgServer]()
 
 
 @pytest.fixture(scope="session", name="pg_server")
 def pg_server_fixture(request: pytest.FixtureRequest) -> PgServer:
     """The session's PostgreSQL server, started on first use."""
-    server = request.config.stash.get(_SERVER, None)
-    if server is None:
-        try:
-            bindir = find_bindir()
-        except PgNotFound as exc:
-            if os.environ.get("AIOGW_PG_REQUIRED"):
-                pytest.fail(f"AIOGW_PG_REQUIRED is set and {exc}")
-            pytest.skip(str(exc))
-        server = PgServer(bindir)
-        request.config.add_cleanup(server.close)
-        server.start()
-        request.config.stash[_SERVER] = server
-    return server
+    return session_server(request, _SERVER, find_bindir, PgServer, PgNotFound, "AIOGW_PG_REQUIRED")
 
 
 @pytest.fixture(name="pg_url")

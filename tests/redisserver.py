@@ -40,7 +40,7 @@ from typing import Any
 import hiredis
 import pytest
 
-from tests.throwaway import Throwaway
+from tests.throwaway import Throwaway, session_server
 
 DEFAULT_BINARY = Path("/usr/bin/redis-server")
 START_TIMEOUT = 20.0
@@ -232,27 +232,13 @@ class RedisServer(Throwaway):
 
 # --- the fixtures --------------------------------------------------------------------
 
-# pytest makes a session fixture per module that imports it; the server lives in the
-# config's stash instead, so every module shares one, stopped when the run ends.
 _SERVER = pytest.StashKey[RedisServer]()
 
 
 @pytest.fixture(scope="session", name="redis_server")
 def redis_server_fixture(request: pytest.FixtureRequest) -> RedisServer:
     """The session's Redis server, started on first use."""
-    server = request.config.stash.get(_SERVER, None)
-    if server is None:
-        try:
-            binary = find_binary()
-        except RedisNotFound as exc:
-            if os.environ.get("AIOGW_REDIS_REQUIRED"):
-                pytest.fail(f"AIOGW_REDIS_REQUIRED is set and {exc}")
-            pytest.skip(str(exc))
-        server = RedisServer(binary)
-        request.config.add_cleanup(server.close)
-        server.start()
-        request.config.stash[_SERVER] = server
-    return server
+    return session_server(request, _SERVER, find_binary, RedisServer, RedisNotFound, "AIOGW_REDIS_REQUIRED")
 
 
 @pytest.fixture(name="redis_url")

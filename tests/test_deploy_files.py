@@ -52,6 +52,7 @@ from tests.builders import prepare
 from tests.conftest import FAKE_ROUTES, LoopThread, free_port, poll
 from tests.served import Served
 from tests.test_systemd_unit import checkout_copy
+from tests.test_systemd_unit import directives as unit_lines
 
 SYSTEMD = Path(__file__).resolve().parent.parent / "systemd"
 TEMPLATE = SYSTEMD / "aiogw@.service"
@@ -82,16 +83,8 @@ INSTANCE_KEYS = {
 def directives(path: Path) -> dict[tuple[str, str], list[str]]:
     """(section, key) -> every value assigned, in order, of a unit file."""
     out: dict[tuple[str, str], list[str]] = {}
-    section = ""
-    for raw in path.read_text().splitlines():
-        line = raw.strip()
-        if not line or line[0] in "#;":
-            continue
-        if line.startswith("["):
-            section = line.strip("[]")
-            continue
-        key, _, value = line.partition("=")
-        out.setdefault((section, key.strip()), []).append(value.strip())
+    for section, key, value in unit_lines(path.read_text()):
+        out.setdefault((section, key), []).append(value)
     return out
 
 

@@ -5,12 +5,14 @@ gateway process whose Redis goes away under load and comes back."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import socket
 import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anthropic
@@ -50,6 +52,17 @@ async def ledger(url: str, limits: Limits, *, ttl: int = 30, on_failure: str = "
     return shared
 
 
+@contextlib.asynccontextmanager
+async def processes(url: str, limits: Limits, n: int = 2) -> AsyncIterator[list[SharedLedger]]:
+    """`n` ledgers on one Redis: as many gateway processes, closed after."""
+    made = [await ledger(url, limits) for _ in range(n)]
+    try:
+        yield made
+    finally:
+        for shared in made:
+            await shared.close()
+
+
 async def admit(shared: SharedLedger, tokens: int = 10, usd: float = 0.0, user: str = "alice"):
     return await shared.admit(user, shared.local.limits(user), "anthropic", "claude-haiku-4-5", tokens, usd)
 
@@ -67,23 +80,18 @@ async def outcomes(calls) -> list[str]:
 
 async def test_two_processes_admit_exactly_the_rate_between_them(redis_url):
     limits = Limits(requests_per_minute=60)
-    a, b = await ledger(redis_url, limits), await ledger(redis_url, limits)
-    try:
+    async with processes(redis_url, limits) as (a, b):
         got = await outcomes([admit(x) for _ in range(70) for x in (a, b)])
         assert got.count("ok") == 60
         assert set(got) == {"ok", "rate_limit:requests_per_minute"}
         with pytest.raises(RateLimited) as refused:
             await admit(a)
         assert 1 <= refused.value.retry_after <= 2  # one request's worth of a minute: a second
-    finally:
-        await a.close()
-        await b.close()
 
 
 async def test_concurrency_is_held_across_processes_and_freed_by_settling(redis_url):
     limits = Limits(max_concurrent=3)
-    a, b = await ledger(redis_url, limits), await ledger(redis_url, limits)
-    try:
+    async with processes(redis_url, limits) as (a, b):
         got = await asyncio.gather(*(admit(x) for x in (a, b, a, b, a)), return_exceptions=True)
         held = [r for r in got if isinstance(r, Reservation)]
         assert len(held) == 3
@@ -95,15 +103,11 @@ async def test_concurrency_is_held_across_processes_and_freed_by_settling(redis_
         assert isinstance(await admit(b), Reservation)  # the freed slot, taken by the other process
         with pytest.raises(RateLimited):
             await admit(a)
-    finally:
-        await a.close()
-        await b.close()
 
 
 async def test_an_admission_its_client_gave_up_on_gives_its_slot_back_at_once(redis_url):
     limits = Limits(max_concurrent=1)
-    a, b = await ledger(redis_url, limits), await ledger(redis_url, limits)
-    try:
+    async with processes(redis_url, limits) as (a, b):
         waiting = asyncio.create_task(admit(a))
         await asyncio.sleep(0)  # the script is on its way
         waiting.cancel()  # the client left (the handler is cancelled)
@@ -112,15 +116,11 @@ async def test_an_admission_its_client_gave_up_on_gives_its_slot_back_at_once(re
         await settled(a)
         assert isinstance(await admit(b), Reservation)  # not after reservation_seconds: now
         assert not a.open
-    finally:
-        await a.close()
-        await b.close()
 
 
 async def test_a_budget_counts_reservations_and_real_spend_of_every_process(redis_url):
     limits = Limits(daily_budget_usd=1.0)
-    a, b = await ledger(redis_url, limits), await ledger(redis_url, limits)
-    try:
+    async with processes(redis_url, limits) as (a, b):
         first = await admit(a, usd=0.6)
         await admit(b, usd=0.5)  # 0.6 held of 1.0: it fits, and now 1.1 is held
         with pytest.raises(NotAllowed) as over:
@@ -131,9 +131,6 @@ async def test_a_budget_counts_reservations_and_real_spend_of_every_process(redi
         with pytest.raises(NotAllowed) as spent:
             await admit(b)
         assert "daily budget of $1.00" in spent.value.message and spent.value.kind == "budget:daily_budget_usd"
-    finally:
-        await a.close()
-        await b.close()
 
 
 async def test_a_dead_processs_reservations_expire_and_a_live_ones_are_renewed(redis_url):

@@ -4,11 +4,18 @@ its log for a failure's message, and removal when the run ends."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any, TypeVar
+
+import pytest
+
+S = TypeVar("S", bound="Throwaway")
 
 
 class Throwaway:
@@ -72,3 +79,25 @@ class Throwaway:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
+
+
+def session_server(request: pytest.FixtureRequest, key: pytest.StashKey[S], find: Callable[[], Any],
+                   make: Callable[[Any], S], missing: type[Exception], required: str) -> S:
+    """The session's one server of a kind, started on first use and closed when the run
+    ends. pytest makes a session fixture per module that imports it; the server lives in
+    the config's stash instead, so every module shares one. `find` locates its binaries
+    (`missing` when they are not installed: a skip, or a failure when the environment
+    variable `required` is set, as in CI)."""
+    server = request.config.stash.get(key, None)
+    if server is None:
+        try:
+            found = find()
+        except missing as exc:
+            if os.environ.get(required):
+                pytest.fail(f"{required} is set and {exc}")
+            pytest.skip(str(exc))
+        server = make(found)
+        request.config.add_cleanup(server.close)
+        server.start()
+        request.config.stash[key] = server
+    return server
