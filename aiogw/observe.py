@@ -202,6 +202,11 @@ def _shared(shared: SharedLedger) -> list[Gauge]:
               "Requests refused because Redis was away (on_store_failure = closed).", lambda: shared.refused_away),
         Gauge("aiogw_limits_reservations", "Requests of this process holding a reservation in Redis.",
               lambda: len(shared.open)),
+        Gauge("aiogw_limits_leased_admissions_total",
+              "Requests admitted on a lease this process holds, with no round trip to Redis.",
+              lambda: shared.leases.leased),
+        Gauge("aiogw_limits_leases", "Users for whom this process holds a lease in Redis.",
+              lambda: shared.leases.held),
     ])
 
 

@@ -1,5 +1,6 @@
 """The config keys of scale-out (issue #19): `[server] workers`, and `[limits] store`,
-`password`, `on_store_failure` and `reservation_seconds`, the shared Redis they name.
+`password`, `on_store_failure`, `reservation_seconds` and `leases`, the shared Redis they
+name and how admission uses it.
 
 What must hold: several processes with limits and no store they share is refused
 (never the limit times the processes); a store URL never holds its password; every
@@ -218,10 +219,18 @@ def test_reservation_seconds_is_five_to_an_hour(tmp_path):
         assert "limits.reservation_seconds: expected a whole number" in message
 
 
+def test_leases_are_on_unless_turned_off(tmp_path):
+    assert load(tmp_path, f"[limits]\nstore = '{STORE}'\n").limits_store.leases is True
+    assert load(tmp_path, f"[limits]\nstore = '{STORE}'\nleases = false\n").limits_store.leases is False
+    message = refused(tmp_path, f"[limits]\nstore = '{STORE}'\nleases = 'no'\n")
+    assert "limits.leases: expected a boolean (true or false), got 'no'" in message
+
+
 @pytest.mark.parametrize("key", [
     "password = { env = 'AIOGW_REDIS_PASSWORD' }",
     "on_store_failure = 'closed'",
     "reservation_seconds = 10",
+    "leases = false",
 ])
 def test_a_store_setting_without_a_store_is_refused(tmp_path, key):
     # Said, not ignored: an operator who set a password believes the limits are shared.

@@ -5,12 +5,16 @@ in one slot, and one script only ever touches one user):
 
     {aiogw:U}:st         hash: rl/ra/rc the request bucket's level, time and capacity;
                          tl/ta/tc the token bucket's (the buckets of aiogw.limits.buckets,
-                         kept here); ht the estimated cost the reservations hold; nx the
-                         earliest a reservation may expire (a sweep before it is
+                         kept here); ht the cost the reservations and leases hold; hs the
+                         concurrency slots the leases hold; nx the earliest a
+                         reservation or lease may expire (a sweep before it is
                          pointless). Gone after idle minutes (a bucket idle for one is full)
     {aiogw:U}:flight     sorted set: a reservation per admitted request, `ID|USD` (the
                          cost it holds), scored by when it expires unless its process
                          renews it
+    {aiogw:U}:lease      sorted set: a lease per process that holds one (aiogw.limits.lease),
+                         `ID|USD|SLOTS` (the cost and slots it holds), scored by when it
+                         expires unless its process flushes it again
     {aiogw:U}:d:DAY      the user's spend that UTC day (a float, kept 2 days)
     {aiogw:U}:m:MONTH    and that month (kept 35 days); its absence means Redis has not
                          seen this user's month: the gateway seeds both from the state
@@ -44,26 +48,44 @@ local function bucket(level, at, cap, want)
 end
 """
 
-# KEYS: st, flight, day, month
-# ARGV: reservation, tokens, usd, rpm, tpm, max_concurrent, daily, monthly (0 / "" = none), ttl
-# Returns {"ok"} | {"seed"} | {"daily"|"monthly", spent, held} | {"concurrent", n}
-#       | {"rpm"|"tpm", seconds to wait}
-ADMIT = Script(_TIME + _BUCKET + """
-local id, tokens, usd = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-local rpm, tpm, most = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local daily, monthly, ttl = ARGV[7], ARGV[8], tonumber(ARGV[9])
-local s = redis.call('HMGET', KEYS[1], 'rl', 'ra', 'rc', 'tl', 'ta', 'tc', 'ht', 'nx')
-local held, nx = tonumber(s[7]) or 0, tonumber(s[8])
-if nx and nx <= now then
-  -- A reservation may have expired (its process died): sweep, and hold less.
+# A reservation or a lease may have expired (its process died): take them out, and
+# hold less. KEYS[2] the reservations, KEYS[5] the leases; returns what is still held
+# (cost, lease slots) and the earliest expiry left.
+_SWEEP = """
+local function sweep(held, slots)
   for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)) do
     held = held - (tonumber(string.match(m, '|(.*)$')) or 0)
   end
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now)) do
+    local usd, n = string.match(m, '|([^|]*)|([^|]*)$')
+    held, slots = held - (tonumber(usd) or 0), slots - (tonumber(n) or 0)
+  end
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
   if held < 1e-9 then held = 0 end
-  local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-  nx = first[2] and tonumber(first[2]) or nil
-  redis.call('HSET', KEYS[1], 'ht', tostring(held), 'nx', tostring(nx or (now + ttl)))
+  if slots < 0 then slots = 0 end
+  local nx
+  for _, key in ipairs({KEYS[2], KEYS[5]}) do
+    local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    if first[2] and (nx == nil or tonumber(first[2]) < nx) then nx = tonumber(first[2]) end
+  end
+  return held, slots, nx
+end
+"""
+
+# KEYS: st, flight, day, month, lease
+# ARGV: reservation, tokens, usd, rpm, tpm, max_concurrent, daily, monthly (0 / "" = none), ttl
+# Returns {"ok"} | {"seed"} | {"daily"|"monthly", spent, held} | {"concurrent", n}
+#       | {"rpm"|"tpm", seconds to wait}
+ADMIT = Script(_TIME + _BUCKET + _SWEEP + """
+local id, tokens, usd = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local rpm, tpm, most = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local daily, monthly, ttl = ARGV[7], ARGV[8], tonumber(ARGV[9])
+local s = redis.call('HMGET', KEYS[1], 'rl', 'ra', 'rc', 'tl', 'ta', 'tc', 'ht', 'nx', 'hs')
+local held, nx, slots = tonumber(s[7]) or 0, tonumber(s[8]), tonumber(s[9]) or 0
+if nx and nx <= now then
+  held, slots, nx = sweep(held, slots)
+  redis.call('HSET', KEYS[1], 'ht', tostring(held), 'hs', slots, 'nx', tostring(nx or (now + ttl)))
 end
 if daily ~= '' or monthly ~= '' then
   local spent = redis.call('MGET', KEYS[3], KEYS[4])
@@ -77,7 +99,7 @@ if daily ~= '' or monthly ~= '' then
   end
 end
 if most > 0 then
-  local n = redis.call('ZCARD', KEYS[2])
+  local n = redis.call('ZCARD', KEYS[2]) + slots
   if n >= most then return {'concurrent', tostring(n)} end
 end
 local w = {'ht', tostring(held + tonumber(usd))}
@@ -152,4 +174,96 @@ redis.call('EXPIRE', KEYS[1], math.max(120, ttl * 2))
 return 1
 """)
 
-SCRIPTS = (ADMIT, SETTLE, SEED, RENEW)
+# KEYS: st, flight, day, month, lease
+# ARGV: 1 the lease's id, 2 its member now ("" for none), 3 the cost its exchanges
+#       spent since, 4 their tokens beyond the estimates (may be negative), 5-6 the
+#       requests and tokens it did not use, given back, 7-8 the slots and cost its
+#       requests in flight still hold, 9-12 the requests, tokens, slots and cost it asks,
+#       13-14 the least tokens and cost worth a lease (one request's), 15-19 rpm, tpm,
+#       max_concurrent, daily, monthly (0 / "" = none), 20 ttl, 21 the share (32: a
+#       grant takes at most 1/32 of what is left of each limit)
+# Returns {requests, tokens, slots, usd granted, the lease's member ("" for none)}.
+# A process's lease, flushed: its spend added, the unused grants given back, its old
+# member replaced by one holding what its requests in flight hold plus the new grant.
+# Every counted limit grants its part or none does: a lease that cannot admit one
+# request holds nothing.
+LEASE = Script(_TIME + _BUCKET + _SWEEP + """
+local id, old, spent, extra = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local back_r, back_t, keep_s, keep_u = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local want_r, want_t, want_s, want_u = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
+local min_t, min_u = tonumber(ARGV[13]), tonumber(ARGV[14])
+local rpm, tpm, most, daily, monthly = tonumber(ARGV[15]), tonumber(ARGV[16]), tonumber(ARGV[17]), ARGV[18], ARGV[19]
+local ttl, share = tonumber(ARGV[20]), tonumber(ARGV[21])
+local s = redis.call('HMGET', KEYS[1], 'rl', 'ra', 'rc', 'tl', 'ta', 'tc', 'ht', 'nx', 'hs')
+local held, nx, slots = tonumber(s[7]) or 0, tonumber(s[8]), tonumber(s[9]) or 0
+if nx and nx <= now then held, slots, nx = sweep(held, slots) end
+if old ~= '' and redis.call('ZREM', KEYS[5], old) == 1 then
+  local usd, n = string.match(old, '|([^|]*)|([^|]*)$')
+  held, slots = held - (tonumber(usd) or 0), slots - (tonumber(n) or 0)
+  if held < 1e-9 then held = 0 end
+  if slots < 0 then slots = 0 end
+end
+local month = redis.call('EXISTS', KEYS[4]) == 1
+if spent > 0 and month then
+  redis.call('INCRBYFLOAT', KEYS[4], spent)
+  redis.call('INCRBYFLOAT', KEYS[3], spent)
+  redis.call('EXPIRE', KEYS[3], 172800)
+end
+local w = {}
+local rl, tl
+if rpm > 0 then rl = math.min(rpm, bucket(s[1], s[2], s[3], rpm) + back_r) end
+if tpm > 0 then tl = math.max(-tpm, math.min(tpm, bucket(s[4], s[5], s[6], tpm) + back_t - extra)) end
+-- What each counted limit would grant: at most a share of what is left of it.
+local g_r, g_t, g_s, g_u = 0, 0, 0, 0
+local grant = want_r > 0 or want_t > 0 or want_s > 0 or want_u > 0
+if grant and rpm > 0 then
+  g_r = math.min(want_r, math.floor(rl / share))
+  grant = g_r >= 2
+end
+if grant and tpm > 0 then
+  g_t = math.min(want_t, math.floor(math.max(0, tl) / share))
+  grant = g_t >= min_t
+end
+if grant and most > 0 then
+  local room = most - redis.call('ZCARD', KEYS[2]) - slots - keep_s
+  g_s = math.min(want_s, math.floor(math.max(0, room) / share))
+  grant = g_s >= 2
+end
+if grant and (daily ~= '' or monthly ~= '') then
+  local spent_now = redis.call('MGET', KEYS[3], KEYS[4])
+  if not month then
+    grant = false  -- not seeded: the next admission through ADMIT seeds it
+  else
+    local room = math.huge
+    if daily ~= '' then room = tonumber(daily) - tonumber(spent_now[1] or '0') end
+    if monthly ~= '' then room = math.min(room, tonumber(monthly) - tonumber(spent_now[2])) end
+    g_u = math.min(want_u, math.max(0, room - held - keep_u) / share)
+    grant = g_u >= min_u
+  end
+end
+if not grant then g_r, g_t, g_s, g_u = 0, 0, 0, 0 end
+if rl then
+  table.insert(w, 'rl'); table.insert(w, tostring(rl - g_r))
+  table.insert(w, 'ra'); table.insert(w, tostring(now)); table.insert(w, 'rc'); table.insert(w, rpm)
+end
+if tl then
+  table.insert(w, 'tl'); table.insert(w, tostring(tl - g_t))
+  table.insert(w, 'ta'); table.insert(w, tostring(now)); table.insert(w, 'tc'); table.insert(w, tpm)
+end
+local hold_s, hold_u = keep_s + g_s, keep_u + g_u
+local member = ''
+if hold_s > 0 or hold_u > 0 then
+  member = id .. '|' .. tostring(hold_u) .. '|' .. hold_s
+  redis.call('ZADD', KEYS[5], now + ttl, member)
+  redis.call('EXPIRE', KEYS[5], ttl * 2)
+  if not nx or nx > now + ttl then nx = now + ttl end
+end
+table.insert(w, 'ht'); table.insert(w, tostring(held + hold_u))
+table.insert(w, 'hs'); table.insert(w, slots + hold_s)
+if nx then table.insert(w, 'nx'); table.insert(w, tostring(nx)) end
+redis.call('HSET', KEYS[1], unpack(w))
+redis.call('EXPIRE', KEYS[1], math.max(120, ttl * 2))
+return {g_r, g_t, g_s, tostring(g_u), member}
+""")
+
+SCRIPTS = (ADMIT, SETTLE, SEED, RENEW, LEASE)

@@ -29,7 +29,7 @@ import urllib.parse
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-STORE_KEYS = ("store", "password", "on_store_failure", "reservation_seconds")
+STORE_KEYS = ("store", "password", "on_store_failure", "reservation_seconds", "leases")
 STORE_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel")
 LIMIT_KEYS = ("requests_per_minute", "tokens_per_minute", "max_concurrent", "daily_budget_usd", "monthly_budget_usd")
 PRICE_KEYS = ("input", "output", "cache_write", "cache_write_1h", "cache_read")
@@ -68,6 +68,9 @@ class SharedStore:
     # A request's reservation (its concurrency slot, its estimated cost) lives this long
     # unless its process renews it: what a process that died holds, and for how long.
     reservation_seconds: int = 30
+    # A busy user's admissions made on a share of its limits leased to the process
+    # (aiogw.limits.lease), not one round trip each; False: every admission asks Redis.
+    leases: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +125,8 @@ def read_store(r: Any, table: dict[str, Any], password: str | None) -> SharedSto
     problem = _store_url_problem(url)
     if problem is not None:
         r.fail("limits.store", problem)
-    return SharedStore(url, password, on_failure, r.int_in(table, "limits.reservation_seconds", 30, 5, 3600))
+    return SharedStore(url, password, on_failure, r.int_in(table, "limits.reservation_seconds", 30, 5, 3600),
+                       r.get(table, "limits.leases", bool, True))
 
 
 _STORE_FORMS = ("expected redis://HOST[:PORT][/DB], rediss:// (TLS), unix:///PATH[?db=N] or "

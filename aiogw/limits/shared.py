@@ -12,8 +12,10 @@ own within that time. A budget is thus overshot by no more than what the request
 flight at the crossing spend beyond their reserved estimate, on every instance
 together: the same bound as in one process (aiogw.limits.ledger), over all of them.
 
-No allowance is leased locally: every admission asks Redis, so `requests_per_minute =
-60` admits 60 across every instance, exactly.
+A busy user is admitted on a lease instead (aiogw.limits.lease): a share of its limits
+this process holds, taken and given back by one script an interval, with the bounds
+stated there. Small limits are never leased: `requests_per_minute = 60` admits 60
+across every instance, exactly.
 
 Spend also goes to the local ledger, whose LimitStore adds it to the state store as
 before: that is the record a seed reads when Redis has not seen a user's month (a new
@@ -38,6 +40,7 @@ from typing import Protocol
 
 from aiogw.config_reader import ConfigError
 from aiogw.errors import Unavailable
+from aiogw.limits.lease import LeaseHold, Leases
 from aiogw.limits.ledger import (
     Admission,
     Ledger,
@@ -87,7 +90,7 @@ class _UserKeys:
     def __init__(self, user: str, day: str, until: float = 0.0) -> None:
         tag = f"{{aiogw:{user}}}"
         self.day, self.month, self.until = day, day[:7], until
-        self.keys = [f"{tag}:st", f"{tag}:flight", f"{tag}:d:{day}", f"{tag}:m:{day[:7]}"]
+        self.keys = [f"{tag}:st", f"{tag}:flight", f"{tag}:d:{day}", f"{tag}:m:{day[:7]}", f"{tag}:lease"]
 
 
 class SharedLedger:
@@ -108,6 +111,10 @@ class SharedLedger:
         self._seeds: dict[str, tuple[float, asyncio.Future[dict[tuple[str, str], float]]]] = {}
         self._renewing: asyncio.Task[None] | None = None
         self.unshared = 0  # admissions made on local counters while Redis was away
+        self.leases = Leases(self.link, self._prefix, lambda: self.settings, self.local.limits,
+                             lambda user, now: self._user_keys(user, now).keys,
+                             lambda user, now, usd: self._keep(user, day_of(now), usd),
+                             lambda user, extra, usd: self._charge(user, "", "0", extra, usd, time.time()))
         self.refused_away = 0  # requests refused because Redis was away ("closed")
 
     @property
@@ -122,8 +129,10 @@ class SharedLedger:
         except StoreRefused as exc:
             raise ConfigError(f"[limits] store: {exc}") from None
         self._renewing = asyncio.create_task(self._renew(), name="aiogw-limits-renew")
+        self.leases.start()
 
     async def close(self) -> None:
+        await self.leases.close()
         if self._renewing is not None:
             self._renewing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -132,8 +141,20 @@ class SharedLedger:
         await self.link.close()
 
     async def admit(self, user: str, limits: Limits, route: str, model: str | None, tokens: int,
-                    usd: float) -> Reservation | Admission:
+                    usd: float) -> Reservation | LeaseHold | Admission:
         """Admit a request or raise its refusal (routes and models were checked)."""
+        leased = self.leases.admit(user, tokens, usd)
+        if leased is not None:
+            return leased
+        try:
+            return await self._admit(user, limits, route, model, tokens, usd)
+        except BaseException:
+            self.leases.ended(user)
+            raise
+
+    async def _admit(self, user: str, limits: Limits, route: str, model: str | None, tokens: int,
+                     usd: float) -> Reservation | Admission:
+        """One ADMIT script in Redis."""
         now = time.time()
         keys = self._user_keys(user, now)
         rid = self._prefix + str(next(self._ids))
@@ -176,18 +197,27 @@ class SharedLedger:
             raise over_tokens(user, limits.tokens_per_minute or 0, tokens, float(reply[1]))
         raise RuntimeError(f"the ADMIT script answered {reply!r}")
 
-    def settle(self, user: str, held: Reservation | Admission | None, tokens: int, usd: float, now: float) -> None:
-        """An exchange ended: free what it held, charge what it used. Never waits: the
-        script goes out with this loop turn's others, its reply is not awaited here."""
+    def settle(self, user: str, held: Reservation | LeaseHold | Admission | None, tokens: int, usd: float,
+               now: float) -> None:
+        """An exchange ended: free what it held, charge what it used (`_charge`; on a
+        lease: at its next flush)."""
         local = held if isinstance(held, Admission) else None
         self.local.settle(user, local, tokens, usd, now)  # the state store's record of the spend
+        if held.__class__ is LeaseHold:
+            held.settle(tokens, usd)  # Redis hears of it at the lease's next flush
+            return
+        if held is not None:
+            self.leases.ended(user)
         if held is not None and held.__class__ is Reservation:
             self.open.pop(held.id, None)
-            rid, holds, extra = held.id, held.holds, tokens - held.tokens
+            self._charge(user, held.id, held.holds, tokens - held.tokens, usd, now)
         elif usd or tokens:
-            rid, holds, extra = "", "0", tokens
-        else:
-            return
+            self._charge(user, "", "0", tokens, usd, now)
+
+    def _charge(self, user: str, rid: str, holds: str, extra: int, usd: float, now: float) -> None:
+        """SETTLE: free the reservation `rid` (none: "") holding `holds`, correct the
+        token bucket by `extra`, add `usd` to the day and month. Never waits: the script
+        goes out with this loop turn's others, its reply is not awaited here."""
         keys = self._user_keys(user, now)
         tpm = self.local.limits(user).tokens_per_minute or 0
         if not self.link.up:
@@ -240,7 +270,7 @@ class SharedLedger:
         totals = await self._month_spend(keys.month)
         month = sum(usd for (u, _), usd in totals.items() if u == user)
         day = totals.get((user, keys.day), 0.0)
-        await self.link.run(SEED, keys.keys[2:], [repr(day), repr(month)])
+        await self.link.run(SEED, keys.keys[2:4], [repr(day), repr(month)])
 
     async def _month_spend(self, month: str) -> dict[tuple[str, str], float]:
         loop = asyncio.get_running_loop()
@@ -284,6 +314,8 @@ class SharedLedger:
 
     def _changed(self, up: bool, why: str) -> None:
         where = self.link.address.shown
+        if not up:
+            self.leases.drop()
         if up:
             if self.link.failures:
                 log.warning("limits: Redis at %s is up (%s); limits are shared again", where, why)
