@@ -4,7 +4,8 @@ Redis ([limits] store), before the fake upstream, driven with the official SDKs,
 alternating between the instances as a load balancer would.
 
 What must hold: a limit holds across both as it would in one gateway (requests a
-minute, requests in flight, the daily budget within its stated overshoot); a key
+minute, requests in flight, the daily budget within its stated overshoot), also for a
+user busy enough that each instance admits it on a lease (aiogw.limits.lease); a key
 revoked through one is refused by the other within a second; an instance killed in the
 middle of streams costs the other nothing, and its reservations expire after
 `reservation_seconds`; every exchange of both is in one audit trail and one usage report.
@@ -34,6 +35,7 @@ from typing import Any
 
 import anthropic
 import asyncpg
+import httpx
 import openai
 import pytest
 
@@ -44,6 +46,7 @@ from tests.conftest import FAKE_ROUTES, LoopThread, pg_rows, poll
 from tests.redisserver import RedisServer, redis_server_fixture  # noqa: F401
 from tests.served import Served
 from tests.stores import made_ready, pg_state
+from tests.test_metrics import parse
 
 MODEL = "scale-test"
 HI = [{"role": "user", "content": "hi"}]
@@ -53,6 +56,12 @@ HI = [{"role": "user", "content": "hi"}]
 ANSWER = " ".join(["word"] * 100)
 RESERVATION_SECONDS = 5  # the least the config takes: the kill test waits for it
 RATE = 60  # requests a minute
+# A rate large enough to be leased (aiogw.limits.lease): a grant is at most 1/32 of what
+# is left, 40 requests at first, none once fewer than 64 are left. Small enough that the
+# SDK's requests outrun its refill (about 21 a second) and reach it within seconds.
+LEASED_RATE = 1280
+LEASED_THREADS = 16
+LEASED_TAIL_S = 0.5  # sent on after both refused: five flushes, every grant used or given back
 CONCURRENT = 3
 BUDGET_USD = 0.2  # about twenty exchanges: two instances each admitting it would spend twice that
 STREAMS = 12  # in flight at once when the budget is crossed
@@ -62,6 +71,7 @@ PROPAGATION_S = 1.0
 
 USERS = {
     "paced": f"{{ requests_per_minute = {RATE} }}",
+    "leased": f"{{ requests_per_minute = {LEASED_RATE} }}",
     "spender": f"{{ daily_budget_usd = {BUDGET_USD} }}",
     "streamer": f"{{ max_concurrent = {CONCURRENT} }}",
     "survivor": f"{{ max_concurrent = {CONCURRENT} }}",
@@ -284,6 +294,15 @@ def assert_rate_limited(outcomes: list[Any], what: str) -> None:
         assert int(outcome.response.headers["retry-after"]) >= 1
 
 
+def leased_admissions(instance: Instance) -> float:
+    """The instance's `aiogw_limits_leased_admissions_total`: admissions it made on a
+    lease, with no round trip to Redis."""
+    scraped = parse(httpx.get(f"{instance.base}/metrics").raise_for_status().text)
+    value = scraped.value("aiogw_limits_leased_admissions_total")
+    assert value is not None, "no aiogw_limits_leased_admissions_total in /metrics"
+    return value
+
+
 def said(outcome: Any) -> str:
     if isinstance(outcome, anthropic.APIStatusError):
         return f"{outcome.status_code} {outcome.message}"
@@ -307,6 +326,49 @@ def test_requests_per_minute_hold_across_both_instances(pair):
     assert RATE <= admitted <= RATE + int(span), f"{admitted} of {sent} admitted in {span:.2f} s"
     assert_rate_limited(refused, "over the rate")
     assert {port_of(r) for r in refused} == {i.port for i in pair.both}, "both instances refuse"
+
+
+def test_a_busy_users_rate_holds_across_both_instances_on_leases(pair):
+    """A user each instance admits often enough to be leased: both admit on their own
+    share, with no round trip, and together still admit what one gateway would."""
+    clients = pair.clients("leased")
+    ports = {i.port for i in pair.both}
+    before = [leased_admissions(i) for i in pair.both]
+    outcomes: list[Any] = []
+    started, both_refused = time.monotonic(), None
+    for _ in range(3 * LEASED_RATE // 64):  # three times the limit: far more than it takes
+        outcomes += at_once([lambda i=i: ask(clients[i % 2]) for i in range(64)], threads=LEASED_THREADS)
+        if both_refused is None and {port_of(r) for r in refusals(outcomes)} == ports:
+            both_refused = time.monotonic()
+        if both_refused is not None and time.monotonic() >= both_refused + LEASED_TAIL_S:
+            break
+    else:
+        pytest.fail(f"{len(outcomes)} requests never met the limit on both instances")
+    span = time.monotonic() - started
+    refused = refusals(outcomes)
+    admitted = [o for o in outcomes if isinstance(o, anthropic.types.Message)]
+    assert len(admitted) + len(refused) == len(outcomes)
+    # A grant is taken out of the bucket before it is used: never more than the limit
+    # and what it refilled meanwhile (the span measured here holds Redis's own). And
+    # what a lease did not use goes back: none of the limit is lost in one.
+    refill = int(span * LEASED_RATE / 60)
+    assert LEASED_RATE <= len(admitted) <= LEASED_RATE + refill, (
+        f"{len(admitted)} of {len(outcomes)} admitted in {span:.2f} s (refill {refill})")
+    assert_rate_limited(refused, "over the leased rate")
+    after = [leased_admissions(i) for i in pair.both]
+    leased = [a - b for a, b in zip(after, before, strict=True)]
+    assert all(n > 0 for n in leased), f"admissions on a lease, instance by instance: {leased}"
+    # Admitted on a lease or through Redis, each exchange is in the one audit trail and
+    # the usage report once: its record made by the instance that served it.
+    rows = pair.recorded("leased", len(outcomes))
+    served = [row["request_id"] for row in rows if row["status"] == 200]
+    assert sorted(served) == sorted(m._request_id for m in admitted)
+    assert sum(row["status"] == 429 for row in rows) == len(refused)
+    usage = pair.a.cli("usage", "--user", "leased")
+    assert usage.returncode == 0, usage.stderr
+    (line,) = [line for line in usage.stdout.splitlines() if line.startswith("leased ")]
+    cells = [cell.replace(",", "") for cell in line.split()]
+    assert (int(cells[1]), int(cells[2])) == (len(outcomes), len(refused))  # REQUESTS, REFUSED
 
 
 def test_max_concurrent_holds_across_both_instances(pair):
