@@ -168,7 +168,9 @@ class Leases:
 
     @property
     def held(self) -> int:
-        return sum(1 for lease in self.by_user.values() if lease.member)
+        """Users with a grant here, or an entry in Redis (a lease of requests and tokens
+        alone has none: its grant was taken out of the buckets)."""
+        return sum(1 for lease in self.by_user.values() if lease.member or lease.r > 0)
 
     def drop(self) -> None:
         """Redis is away: no grant is used until a flush gets a new one (what Redis
@@ -186,7 +188,7 @@ class Leases:
         if self.link.up:
             with contextlib.suppress(Exception):
                 await asyncio.gather(*(self._flush(lease, busy=False) for lease in list(self.by_user.values())
-                                       if lease.member or lease.spent or lease.r))
+                                       if lease.member or lease.spent or lease.extra or lease.r))
 
     async def _flushing(self) -> None:
         while True:
@@ -233,7 +235,8 @@ class Leases:
         lease.r = lease.t = lease.s = lease.u = 0.0  # until the grant: admissions ask Redis
         lease.spent, lease.extra = 0.0, 0
         want = 2 if busy else 0  # twice the demand of this interval or the one before
-        n, tokens, usd, peak = (max(a, b) for a, b in zip((lease.n, lease.tokens, lease.usd, lease.peak), lease.before, strict=True))
+        this = (lease.n, lease.tokens, lease.usd, lease.peak)
+        n, tokens, usd, peak = (max(a, b) for a, b in zip(this, lease.before, strict=True))
         args = [
             lease.id, lease.member, repr(spent), extra, back_r, back_t, keep_s, repr(keep_u),
             want * n, want * tokens, max(0, want * peak - lease.flying_n), repr(want * max(usd, 1e-9)),
