@@ -54,8 +54,10 @@ def _res(cpu_ratio: float, p50_added: float, on_share: float, errors: int = 0) -
                 (scale.SATURATED, "memory"): [_run(5000, 170)], (scale.SATURATED, "redis"): [_run(4000, 180)]},
         "latency": {(scale.LONE, "memory"): [_run(2000, 250, 0.40), _run(2000, 250, 0.42)],
                     (scale.LONE, "redis"): [_run(1800, 300, 0.40 + p50_added), _run(1800, 300, 0.42 + p50_added)]},
+        "latency_exact": {(scale.LONE, "memory"): [_run(2000, 250, 0.40)],
+                          (scale.LONE, "exact"): [_run(1800, 300, 0.40 + 2 * p50_added)]},
         "onoff": {(scale.SATURATED, "off"): [_run(7000, 130)], (scale.SATURATED, "on"): [_run(7000 * on_share, 160)]},
-        "scripts": [["1", "1,600", "0", "28 / 30.1", "23 / 24.8"]],
+        "scripts": [["1", "1,600", "0", "28 / 30.1", "23 / 24.8", "40 / 41.0"]],
         "workers": {(scale.PACED_NAME, "1 worker"): [_run(2500, 240)], (scale.PACED_NAME, "2 workers"): [_run(2500, 300)],
                     (scale.SATURATED, "1 worker"): [_run(4300, 235)], (scale.SATURATED, "2 workers"): [_run(3900, 265)]},
     }
@@ -66,7 +68,8 @@ def test_each_target_gets_its_verdict():
     text = "\n".join(verdicts)
     assert f"**PASS** CPU an answer, {scale.PACED_NAME}: 2 workers with Redis 1.10×" in text
     assert f"**PASS** CPU an answer, {scale.SATURATED}: 2 workers with Redis 1.06×" in text
-    assert "**PASS** added p50, one request at a time: +0.120 ms" in text
+    assert "**PASS** added p50, one request at a time, leased: +0.120 ms" in text
+    assert "**PASS** added p50, one request at a time, every admission asking Redis: +0.240 ms" in text
     assert "**PASS** limits on in Redis: 93% of limits-off" in text
     assert f"**INFO** 2 workers against 1, both with Redis, {scale.SATURATED}: 0.91× the answers/s" in text
     assert f"{scale.PACED_NAME}: 1.00× the answers/s (per round 1.00), 1.25× the CPU an answer" in text
@@ -76,7 +79,8 @@ def test_each_target_gets_its_verdict():
 def test_misses_and_refusals_are_misses():
     verdicts = "\n".join(scale.report(_res(1.40, 0.35, 0.70))[0])
     assert f"**MISS** CPU an answer, {scale.PACED_NAME}: 2 workers with Redis 1.40×" in verdicts
-    assert "**MISS** added p50, one request at a time: +0.350 ms" in verdicts
+    assert "**MISS** added p50, one request at a time, leased: +0.350 ms" in verdicts
+    assert "**MISS** added p50, one request at a time, every admission asking Redis: +0.700 ms" in verdicts
     assert "**MISS** limits on in Redis: 70% of limits-off" in verdicts
     refused = "\n".join(scale.report(_res(1.0, 0.0, 1.0, errors=3))[0])
     assert f"**MISS** CPU an answer, {scale.PACED_NAME}: 2 workers with Redis 1.00×" in refused
