@@ -216,3 +216,35 @@ async def test_small_limits_and_leases_off_are_never_leased(redis_url):
         a.settings = dataclasses.replace(a.settings, leases=False)  # as a reload sets it
         await busy(a, leased=False)
         assert isinstance(await admit(a), Reservation) and a.leases.held == 0 and a.leases.leased == 0
+
+
+async def test_a_reload_that_lowers_a_limit_is_not_admitted_on_the_old_grant(redis_url):
+    async with processes(redis_url, roomy(), 1) as (a,):
+        await busy(a, 64)
+        assert a.leases.by_user["alice"].r >= 100  # a grant far above what comes next
+        a.local.reconfigure(Limits(requests_per_minute=60), {})  # as a reload does: new limits
+        got = [await take(a) for _ in range(100)]
+        assert not any(isinstance(h, LeaseHold) for h in got)
+        assert sum(not isinstance(h, GatewayError) for h in got) <= 60 + 1  # the new limit, from Redis
+
+
+async def test_what_redis_lost_of_a_dead_lease_is_counted_again_by_the_next_sweep(redis_server, redis_url):
+    most = 320
+    live = await ledger(redis_url, roomy(max_concurrent=most), ttl=1)
+    dead = await ledger(redis_url, roomy(max_concurrent=most), ttl=1)
+    try:
+        await busy(dead, 64)
+        dead.leases._closing = True  # it dies: no flush, no renewal, nothing given back
+        dead._renewing.cancel()
+        await asyncio.sleep(lease_mod.INTERVAL * 2)
+        # Its entry is gone from Redis, not swept (a key that expired whole): the slots
+        # the hash still counts for it must come back all the same.
+        redis_server.command("DEL", "{aiogw:alice}:lease", db=db(redis_url))
+        held = int(redis_server.command("HGET", "{aiogw:alice}:st", "hs", db=db(redis_url)))
+        assert held > 0
+        await asyncio.sleep(1.2)  # past its ttl: the next admission sweeps
+        got = [await take(live) for _ in range(most)]
+        assert sum(not isinstance(h, GatewayError) for h in got) == most
+        await dead.link.close()
+    finally:
+        await live.close()

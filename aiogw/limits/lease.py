@@ -60,12 +60,13 @@ class Lease:
     slots and cost it may still admit (inf: a limit the user does not have; all 0: no
     grant, or a flush on its way)."""
 
-    __slots__ = ("before", "extra", "flushed", "flying_n", "flying_u", "id", "inflight", "max_t", "max_u", "member",
-                 "n", "peak", "quiet", "r", "s", "spent", "t", "tokens", "u", "usd", "user")
+    __slots__ = ("before", "extra", "flushed", "flushes", "flying_n", "flying_u", "id", "inflight", "limits", "max_t",
+                 "max_u", "member", "n", "peak", "quiet", "r", "s", "spent", "t", "tokens", "u", "usd", "user")
 
     def __init__(self, user: str, rid: str) -> None:
         self.user, self.id, self.member = user, rid, ""  # member: the lease's entry in Redis
-        self.flushed = 0.0  # the loop's time of its last flush
+        self.flushed, self.flushes = 0.0, 0  # the loop's time of its last flush; how many
+        self.limits: Limits | None = None  # what the grant was taken under: a reload's new ones take none of it
         self.r = self.t = self.s = self.u = 0.0
         self.flying_n, self.flying_u = 0, 0.0  # leased requests in flight and their estimated cost
         self.spent, self.extra = 0.0, 0  # to add at the next flush: cost, tokens beyond the estimates
@@ -103,7 +104,7 @@ class LeaseHold:
         estimate wait for the next flush."""
         lease = self.lease
         lease.flying_n -= 1
-        lease.flying_u -= self.usd
+        lease.flying_u = lease.flying_u - self.usd if lease.flying_n else 0.0  # no float dust left held
         lease.inflight -= 1
         lease.s += 1
         lease.u += self.usd - usd
@@ -127,13 +128,16 @@ class Leases:
         self.by_user: dict[str, Lease] = {}
         self.leased = 0  # admissions made on a lease, no round trip
         self._next = 0
+        self._epoch = 0  # moved on by drop(): a grant that comes back after it is not used
+        self._closing = False
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._flushing(), name="aiogw-limits-leases")
 
-    def admit(self, user: str, tokens: int, usd: float) -> LeaseHold | None:
-        """Count the demand; admit on the user's lease if it has room."""
+    def admit(self, user: str, limits: Limits, tokens: int, usd: float) -> LeaseHold | None:
+        """Count the demand; admit on the user's lease if it has room (and was granted
+        under these limits: a reload that changed them waits for the next grant)."""
         lease = self.by_user.get(user)
         if lease is None:
             self._next += 1
@@ -148,7 +152,7 @@ class Leases:
         lease.inflight += 1
         if lease.inflight > lease.peak:
             lease.peak = lease.inflight
-        if lease.take(tokens, usd):
+        if lease.limits is limits and lease.take(tokens, usd):
             self.leased += 1
             return LeaseHold(lease, tokens, usd)
         if lease.spent or lease.extra:
@@ -175,14 +179,16 @@ class Leases:
     def drop(self) -> None:
         """Redis is away: no grant is used until a flush gets a new one (what Redis
         holds for these leases expires there on its own)."""
+        self._epoch += 1
         for lease in self.by_user.values():
             lease.r = lease.t = lease.s = lease.u = 0.0
 
     async def close(self) -> None:
-        """Stop flushing; give every grant back (what is in flight is held until it
-        expires: its exchanges are being cut)."""
+        """Stop flushing, after the flush on its way (its reply names the lease's entry
+        in Redis); give every grant back (what is in flight is held until it expires:
+        its exchanges are being cut)."""
+        self._closing = True
         if self._task is not None:
-            self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         if self.link.up:
@@ -191,7 +197,7 @@ class Leases:
                                        if lease.member or lease.spent or lease.extra or lease.r))
 
     async def _flushing(self) -> None:
-        while True:
+        while not self._closing:
             await asyncio.sleep(INTERVAL)
             if not self.link.up:
                 continue
@@ -204,7 +210,7 @@ class Leases:
                 due = lease.member and (lease.s or lease.u or now - lease.flushed >= settings.reservation_seconds / 3)
                 if busy or due or lease.spent or lease.extra or lease.r:
                     flushes.append(self._flush(lease, busy))
-                elif lease.n == 0 and lease.inflight == 0:
+                elif lease.n == 0 and lease.inflight == 0 and not lease.member:
                     lease.quiet += 1
                     if lease.quiet > _IDLE:
                         del self.by_user[user]
@@ -225,8 +231,9 @@ class Leases:
         busy = busy and limits.counted
         rpm, tpm, most = limits.requests_per_minute or 0, limits.tokens_per_minute or 0, limits.max_concurrent or 0
         daily, monthly = limits.daily_budget_usd, limits.monthly_budget_usd
-        now = time.time()
+        now, epoch = time.time(), self._epoch
         lease.flushed = asyncio.get_running_loop().time()
+        lease.flushes += 1
         spent, extra = lease.spent, lease.extra
         back_r = int(lease.r) if math.isfinite(lease.r) else 0
         back_t = int(lease.t) if math.isfinite(lease.t) else 0
@@ -238,7 +245,8 @@ class Leases:
         this = (lease.n, lease.tokens, lease.usd, lease.peak)
         n, tokens, usd, peak = (max(a, b) for a, b in zip(this, lease.before, strict=True))
         args = [
-            lease.id, lease.member, repr(spent), extra, back_r, back_t, keep_s, repr(keep_u),
+            f"{lease.id}.{lease.flushes}",  # an entry of its own each flush: one a lost reply left is swept alone
+            lease.member, repr(spent), extra, back_r, back_t, keep_s, repr(keep_u),
             want * n, want * tokens, max(0, want * peak - lease.flying_n), repr(want * max(usd, 1e-9)),
             max(lease.max_t, 1), repr(max(lease.max_u, 1e-9)),  # a grant's least: one request
             rpm, tpm, most, "" if daily is None else repr(daily), "" if monthly is None else repr(monthly),
@@ -254,10 +262,11 @@ class Leases:
                 log.error("limits: Redis refused to flush the lease of %r: %s", lease.user, exc)
             return
         lease.member = member.decode()
-        if g_r or g_t or g_s or g_u != b"0":
+        if (g_r or g_t or g_s or g_u != b"0") and epoch == self._epoch:
             lease.r = g_r if rpm else math.inf
             lease.t = g_t if tpm else math.inf
             lease.s = lease.s + g_s if most else math.inf
             lease.u = lease.u + float(g_u) if daily is not None or monthly is not None else math.inf
+            lease.limits = limits
         else:
             lease.s = lease.u = 0.0  # freed meanwhile: held in Redis until the next flush gives them back

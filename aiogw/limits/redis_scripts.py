@@ -49,25 +49,25 @@ end
 """
 
 # A reservation or a lease may have expired (its process died): take them out, and
-# hold less. KEYS[2] the reservations, KEYS[5] the leases; returns what is still held
-# (cost, lease slots) and the earliest expiry left.
+# count again what the live ones hold (cost, lease slots) and the earliest expiry
+# left. Counted again, not decremented: whatever the hash's running sums missed (a key
+# that expired whole, a reply lost mid-flush) is right again after a sweep.
+# KEYS[2] the reservations (`ID|USD`), KEYS[5] the leases (`ID|USD|SLOTS`).
 _SWEEP = """
-local function sweep(held, slots)
-  for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)) do
-    held = held - (tonumber(string.match(m, '|(.*)$')) or 0)
-  end
-  for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now)) do
-    local usd, n = string.match(m, '|([^|]*)|([^|]*)$')
-    held, slots = held - (tonumber(usd) or 0), slots - (tonumber(n) or 0)
-  end
+local function sweep()
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
   redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
-  if held < 1e-9 then held = 0 end
-  if slots < 0 then slots = 0 end
-  local nx
-  for _, key in ipairs({KEYS[2], KEYS[5]}) do
-    local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-    if first[2] and (nx == nil or tonumber(first[2]) < nx) then nx = tonumber(first[2]) end
+  local held, slots, nx = 0, 0, nil
+  local live = redis.call('ZRANGE', KEYS[2], 0, -1, 'WITHSCORES')
+  for i = 1, #live, 2 do
+    held = held + (tonumber(string.match(live[i], '|(.*)$')) or 0)
+    if nx == nil or tonumber(live[i + 1]) < nx then nx = tonumber(live[i + 1]) end
+  end
+  live = redis.call('ZRANGE', KEYS[5], 0, -1, 'WITHSCORES')
+  for i = 1, #live, 2 do
+    local usd, n = string.match(live[i], '|([^|]*)|([^|]*)$')
+    held, slots = held + (tonumber(usd) or 0), slots + (tonumber(n) or 0)
+    if nx == nil or tonumber(live[i + 1]) < nx then nx = tonumber(live[i + 1]) end
   end
   return held, slots, nx
 end
@@ -84,7 +84,7 @@ local daily, monthly, ttl = ARGV[7], ARGV[8], tonumber(ARGV[9])
 local s = redis.call('HMGET', KEYS[1], 'rl', 'ra', 'rc', 'tl', 'ta', 'tc', 'ht', 'nx', 'hs')
 local held, nx, slots = tonumber(s[7]) or 0, tonumber(s[8]), tonumber(s[9]) or 0
 if nx and nx <= now then
-  held, slots, nx = sweep(held, slots)
+  held, slots, nx = sweep()
   redis.call('HSET', KEYS[1], 'ht', tostring(held), 'hs', slots, 'nx', tostring(nx or (now + ttl)))
 end
 if daily ~= '' or monthly ~= '' then
@@ -119,8 +119,9 @@ if tpm > 0 then
 end
 redis.call('HSET', KEYS[1], unpack(w))
 redis.call('ZADD', KEYS[2], now + ttl, id .. '|' .. usd)
+-- The sets live as long as the hash: its sums are only right with them.
 redis.call('EXPIRE', KEYS[1], math.max(120, ttl * 2))
-redis.call('EXPIRE', KEYS[2], ttl * 2)
+redis.call('EXPIRE', KEYS[2], math.max(120, ttl * 2))
 return {'ok'}
 """)
 
@@ -169,7 +170,7 @@ return 1
 RENEW = Script(_TIME + """
 local ttl = tonumber(ARGV[1])
 for i = 2, #ARGV do redis.call('ZADD', KEYS[2], 'XX', now + ttl, ARGV[i]) end
-redis.call('EXPIRE', KEYS[2], ttl * 2)
+redis.call('EXPIRE', KEYS[2], math.max(120, ttl * 2))
 redis.call('EXPIRE', KEYS[1], math.max(120, ttl * 2))
 return 1
 """)
@@ -196,7 +197,7 @@ local rpm, tpm, most, daily, monthly = tonumber(ARGV[15]), tonumber(ARGV[16]), t
 local ttl, share = tonumber(ARGV[20]), tonumber(ARGV[21])
 local s = redis.call('HMGET', KEYS[1], 'rl', 'ra', 'rc', 'tl', 'ta', 'tc', 'ht', 'nx', 'hs')
 local held, nx, slots = tonumber(s[7]) or 0, tonumber(s[8]), tonumber(s[9]) or 0
-if nx and nx <= now then held, slots, nx = sweep(held, slots) end
+if nx and nx <= now then held, slots, nx = sweep() end
 if old ~= '' and redis.call('ZREM', KEYS[5], old) == 1 then
   local usd, n = string.match(old, '|([^|]*)|([^|]*)$')
   held, slots = held - (tonumber(usd) or 0), slots - (tonumber(n) or 0)
@@ -255,7 +256,7 @@ local member = ''
 if hold_s > 0 or hold_u > 0 then
   member = id .. '|' .. tostring(hold_u) .. '|' .. hold_s
   redis.call('ZADD', KEYS[5], now + ttl, member)
-  redis.call('EXPIRE', KEYS[5], ttl * 2)
+  redis.call('EXPIRE', KEYS[5], math.max(120, ttl * 2))
   if not nx or nx > now + ttl then nx = now + ttl end
 end
 table.insert(w, 'ht'); table.insert(w, tostring(held + hold_u))

@@ -143,7 +143,7 @@ class SharedLedger:
     async def admit(self, user: str, limits: Limits, route: str, model: str | None, tokens: int,
                     usd: float) -> Reservation | LeaseHold | Admission:
         """Admit a request or raise its refusal (routes and models were checked)."""
-        leased = self.leases.admit(user, tokens, usd)
+        leased = self.leases.admit(user, limits, tokens, usd)
         if leased is not None:
             return leased
         try:
