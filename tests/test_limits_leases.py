@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import signal
 import time
 
 import pytest
@@ -162,6 +163,11 @@ async def test_a_quiet_user_gives_its_lease_back(redis_server, redis_url):
         await until(lambda: a.leases.held == 0)  # two quiet intervals: everything given back
         st = redis_server.command("HMGET", "{aiogw:alice}:st", "rl", "hs", "ht", db=db(redis_url))
         assert 6400 - 64 - 1 <= float(st[0]) and int(st[1]) == 0 and float(st[2]) == 0
+        # Its entry stays, holding nothing, while the lease may come back; quiet for
+        # longer, it goes.
+        entries = redis_server.command("ZRANGE", "{aiogw:alice}:lease", 0, -1, db=db(redis_url))
+        assert [e.split(b"|")[1:3] for e in entries] == [[b"0", b"0"]]
+        await until(lambda: "alice" not in a.leases.by_user, 2 * lease_mod.INTERVAL * (lease_mod._IDLE + 5))
         assert redis_server.command("ZCARD", "{aiogw:alice}:lease", db=db(redis_url)) == 0
 
 
@@ -248,3 +254,31 @@ async def test_what_redis_lost_of_a_dead_lease_is_counted_again_by_the_next_swee
         await dead.link.close()
     finally:
         await live.close()
+
+
+async def test_a_flush_whose_reply_a_stalled_redis_lost_adds_its_spend_once():
+    server = RedisServer()
+    server.start()
+    try:
+        a = await ledger(server.url, roomy())
+        try:
+            await busy(a)
+            spent = 0.0
+            for _ in range(3):  # spend on the lease, then Redis stalls past the link's timeout
+                for held in [await admit(a) for _ in range(10)]:
+                    assert isinstance(held, LeaseHold)
+                    a.settle("alice", held, 10, 0.01, time.time())
+                    spent += 0.01
+                server._process.send_signal(signal.SIGSTOP)
+                await until(lambda: not a.up)  # the flush's reply never came: the link gave up
+                server._process.send_signal(signal.SIGCONT)  # ...and Redis runs that flush now
+                await until(lambda: a.up)
+                await until(lambda: not a.leases.by_user["alice"].pending)  # the next flush, the same totals
+                await busy(a)
+            assert a.link.failures == 3
+        finally:
+            await a.close()
+        day = server.command("GET", f"{{aiogw:alice}}:d:{day_of(time.time())}")
+        assert float(day) == pytest.approx(spent)  # not once more for each lost reply
+    finally:
+        server.close()

@@ -13,8 +13,9 @@ in one slot, and one script only ever touches one user):
                          cost it holds), scored by when it expires unless its process
                          renews it
     {aiogw:U}:lease      sorted set: a lease per process that holds one (aiogw.limits.lease),
-                         `ID|USD|SLOTS` (the cost and slots it holds), scored by when it
-                         expires unless its process flushes it again
+                         `ID|USD|SLOTS|SPENT|EXTRA` (the cost and slots it holds, the
+                         running totals of spend and tokens Redis has from it), scored
+                         by when it expires unless its process flushes it again
     {aiogw:U}:d:DAY      the user's spend that UTC day (a float, kept 2 days)
     {aiogw:U}:m:MONTH    and that month (kept 35 days); its absence means Redis has not
                          seen this user's month: the gateway seeds both from the state
@@ -52,7 +53,7 @@ end
 # count again what the live ones hold (cost, lease slots) and the earliest expiry
 # left. Counted again, not decremented: whatever the hash's running sums missed (a key
 # that expired whole, a reply lost mid-flush) is right again after a sweep.
-# KEYS[2] the reservations (`ID|USD`), KEYS[5] the leases (`ID|USD|SLOTS`).
+# KEYS[2] the reservations (`ID|USD`), KEYS[5] the leases (`ID|USD|SLOTS|SPENT|EXTRA`).
 _SWEEP = """
 local function sweep()
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
@@ -65,7 +66,7 @@ local function sweep()
   end
   live = redis.call('ZRANGE', KEYS[5], 0, -1, 'WITHSCORES')
   for i = 1, #live, 2 do
-    local usd, n = string.match(live[i], '|([^|]*)|([^|]*)$')
+    local usd, n = string.match(live[i], '^[^|]*|([^|]*)|([^|]*)|')
     held, slots = held + (tonumber(usd) or 0), slots + (tonumber(n) or 0)
     if nx == nil or tonumber(live[i + 1]) < nx then nx = tonumber(live[i + 1]) end
   end
@@ -176,34 +177,50 @@ return 1
 """)
 
 # KEYS: st, flight, day, month, lease
-# ARGV: 1 the lease's id, 2 its member now ("" for none), 3 the cost its exchanges
-#       spent since, 4 their tokens beyond the estimates (may be negative), 5-6 the
-#       requests and tokens it did not use, given back, 7-8 the slots and cost its
-#       requests in flight still hold, 9-12 the requests, tokens, slots and cost it asks,
-#       13-14 the least tokens and cost worth a lease (one request's), 15-19 rpm, tpm,
-#       max_concurrent, daily, monthly (0 / "" = none), 20 ttl, 21 the share (32: a
-#       grant takes at most 1/32 of what is left of each limit)
-# Returns {requests, tokens, slots, usd granted, the lease's member ("" for none)}.
-# A process's lease, flushed: its spend added, the unused grants given back, its old
-# member replaced by one holding what its requests in flight hold plus the new grant.
-# Every counted limit grants its part or none does: a lease that cannot admit one
-# request holds nothing.
+# ARGV: 1 the lease's id, 2-3 all its exchanges ever spent and all their tokens beyond
+#       the estimates (running totals), 4-5 the totals it knows Redis has, 6-7 the
+#       requests and tokens it did not use, given back, 8-9 the slots and cost its
+#       requests in flight still hold, 10-13 the requests, tokens, slots and cost it asks,
+#       14-15 the least tokens and cost worth a lease (one request's), 16-20 rpm, tpm,
+#       max_concurrent, daily, monthly (0 / "" = none), 21 ttl, 22 the share (32: a
+#       grant takes at most 1/32 of what is left of each limit), 23 "1": its last flush
+#       (no entry left)
+# Returns {requests, tokens, slots, usd granted, the lease's entry ("" for none)}.
+# A process's lease, flushed: its entry (`ID|USD|SLOTS|SPENT|EXTRA`) replaced by one
+# holding what its requests in flight hold plus the new grant, and the running totals
+# Redis has now. Spend and tokens go in as running totals, so a flush whose reply was
+# lost and the next one that sends them again add them once: Redis adds what its entry
+# did not have yet (the client's own count if Redis lost the entry). Every counted
+# limit grants its part or none does: a lease that cannot admit one request holds
+# nothing.
 LEASE = Script(_TIME + _BUCKET + _SWEEP + """
-local id, old, spent, extra = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
-local back_r, back_t, keep_s, keep_u = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
-local want_r, want_t, want_s, want_u = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12])
-local min_t, min_u = tonumber(ARGV[13]), tonumber(ARGV[14])
-local rpm, tpm, most, daily, monthly = tonumber(ARGV[15]), tonumber(ARGV[16]), tonumber(ARGV[17]), ARGV[18], ARGV[19]
-local ttl, share = tonumber(ARGV[20]), tonumber(ARGV[21])
+local id, total, total_x, known, known_x = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]),
+  tonumber(ARGV[5])
+local back_r, back_t, keep_s, keep_u = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local want_r, want_t, want_s, want_u = tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
+local min_t, min_u = tonumber(ARGV[14]), tonumber(ARGV[15])
+local rpm, tpm, most, daily, monthly = tonumber(ARGV[16]), tonumber(ARGV[17]), tonumber(ARGV[18]), ARGV[19], ARGV[20]
+local ttl, share, last = tonumber(ARGV[21]), tonumber(ARGV[22]), ARGV[23] == '1'
 local s = redis.call('HMGET', KEYS[1], 'rl', 'ra', 'rc', 'tl', 'ta', 'tc', 'ht', 'nx', 'hs')
 local held, nx, slots = tonumber(s[7]) or 0, tonumber(s[8]), tonumber(s[9]) or 0
 if nx and nx <= now then held, slots, nx = sweep() end
-if old ~= '' and redis.call('ZREM', KEYS[5], old) == 1 then
-  local usd, n = string.match(old, '|([^|]*)|([^|]*)$')
-  held, slots = held - (tonumber(usd) or 0), slots - (tonumber(n) or 0)
-  if held < 1e-9 then held = 0 end
-  if slots < 0 then slots = 0 end
+-- Its entries (one, or more if a reply was lost): what they hold is freed, the totals
+-- they carry are what Redis has.
+local mine, newest = id .. '|', -1
+for _, m in ipairs(redis.call('ZRANGE', KEYS[5], 0, -1)) do
+  if string.sub(m, 1, #mine) == mine then
+    local usd, n, had, had_x = string.match(m, '^[^|]*|([^|]*)|([^|]*)|([^|]*)|([^|]*)$')
+    held, slots = held - (tonumber(usd) or 0), slots - (tonumber(n) or 0)
+    if (tonumber(had) or 0) > newest then
+      newest = tonumber(had) or 0
+      known, known_x = math.max(known, newest), tonumber(had_x) or known_x
+    end
+    redis.call('ZREM', KEYS[5], m)
+  end
 end
+if held < 1e-9 then held = 0 end
+if slots < 0 then slots = 0 end
+local spent, extra = math.max(0, total - known), total_x - known_x
 local month = redis.call('EXISTS', KEYS[4]) == 1
 if spent > 0 and month then
   redis.call('INCRBYFLOAT', KEYS[4], spent)
@@ -253,8 +270,8 @@ if tl then
 end
 local hold_s, hold_u = keep_s + g_s, keep_u + g_u
 local member = ''
-if hold_s > 0 or hold_u > 0 then
-  member = id .. '|' .. tostring(hold_u) .. '|' .. hold_s
+if not last then
+  member = id .. '|' .. tostring(hold_u) .. '|' .. hold_s .. '|' .. ARGV[2] .. '|' .. ARGV[3]
   redis.call('ZADD', KEYS[5], now + ttl, member)
   redis.call('EXPIRE', KEYS[5], math.max(120, ttl * 2))
   if not nx or nx > now + ttl then nx = now + ttl end

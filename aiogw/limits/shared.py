@@ -112,9 +112,7 @@ class SharedLedger:
         self._renewing: asyncio.Task[None] | None = None
         self.unshared = 0  # admissions made on local counters while Redis was away
         self.leases = Leases(self.link, self._prefix, lambda: self.settings, self.local.limits,
-                             lambda user, now: self._user_keys(user, now).keys,
-                             lambda user, now, usd: self._keep(user, day_of(now), usd),
-                             lambda user, extra, usd: self._charge(user, "", "0", extra, usd, time.time()))
+                             lambda user, now: self._user_keys(user, now).keys)
         self.refused_away = 0  # requests refused because Redis was away ("closed")
 
     @property
