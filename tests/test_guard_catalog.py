@@ -61,6 +61,7 @@ def test_catalog_shape():
         "iban",
         "us_ssn",
         "phone",
+        "ip_address",
         "ignore_instructions",
         "role_override",
         "system_prompt_exfiltration",

@@ -238,6 +238,34 @@ def test_phone(number, ok):
     assert pii.phone(number) is ok
 
 
+@pytest.mark.parametrize(("address", "ok"), [
+    ("81.2.69.160", True),
+    ("34.117.59.81", True),
+    ("2a03:2880:f12f:83:face:b00c:0:25de", True),
+    ("10.1.2.3", False),  # private
+    ("172.31.255.1", False),
+    ("192.168.0.1", False),
+    ("100.64.0.1", False),  # shared (CGNAT)
+    ("127.0.0.1", False),
+    ("169.254.169.254", False),  # link-local: the cloud metadata service
+    ("192.0.2.10", False),  # documentation
+    ("224.0.0.251", False),  # multicast
+    ("240.0.0.1", False),  # reserved
+    ("8.8.8.8", False),  # a public resolver: a service, not anyone's
+    ("1.2.3.4", False),  # single digits: a version more often than a host
+    ("2001:db8::1", False),  # documentation
+    ("fd00::1", False),  # unique local
+    ("fe80::1", False),
+    ("::ffff:81.2.69.160", False),  # IPv4-mapped: the IPv4 pattern judges IPv4
+    ("2002:5102:45a0::1", False),  # 6to4
+    ("2606:4700:4700::1111", False),
+    ("256.1.1.1", False),
+    ("1:2:3:4:5:6:7", False),
+])
+def test_public_ip(address, ok):
+    assert pii.public_ip(address) is ok
+
+
 def test_registry_names_every_validator():
     assert set(validators.VALIDATORS) >= {"luhn", "iban", "us_ssn", "github_token", "aws_access_key", "jwt", "entropy"}
     assert all(callable(f) for f in validators.VALIDATORS.values())

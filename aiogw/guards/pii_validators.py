@@ -8,6 +8,7 @@ but public: they are rejected. Registered by name in `aiogw.guards.validators`.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 from aiogw.guards.credential_validators import has_run
@@ -229,3 +230,29 @@ def phone(text: str) -> bool:
     return int(d[:3]) in _CC3 and len(d) - 3 >= 6
 
 
+
+
+# Public addresses that are services, not anyone's: the big public DNS resolvers.
+_SERVICE_ADDRESSES = frozenset((
+    "8.8.8.8", "8.8.4.4", "1.1.1.1", "1.0.0.1", "9.9.9.9", "149.112.112.112", "208.67.222.222",
+    "208.67.220.220", "2001:4860:4860::8888", "2001:4860:4860::8844", "2606:4700:4700::1111",
+    "2606:4700:4700::1001",
+))
+
+
+def public_ip(text: str) -> bool:
+    """A public IPv4 or IPv6 address: one that routes on the internet (not private,
+    loopback, link-local, shared/CGNAT, documentation, multicast or reserved), not a
+    public DNS resolver's, and for IPv4 not a version-like quad whose parts are all
+    single digits (1.2.3.4, 2.0.1.0)."""
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    if not address.is_global or address.is_multicast or str(address) in _SERVICE_ADDRESSES:
+        return False
+    if address.version == 4:
+        return not all(len(part) == 1 for part in text.split("."))
+    # An IPv4 address inside IPv6 (::ffff:a.b.c.d, 6to4, Teredo) is judged as IPv4
+    # where it carries one; what is left must be a real global unicast address.
+    return address.ipv4_mapped is None and address.sixtofour is None and address.teredo is None

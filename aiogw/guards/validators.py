@@ -27,7 +27,7 @@ from aiogw.guards.credential_validators import (
     token,
     url_password,
 )
-from aiogw.guards.pii_validators import email, iban, luhn, phone, us_ssn
+from aiogw.guards.pii_validators import email, iban, luhn, phone, public_ip, us_ssn
 
 VALIDATORS: Mapping[str, Callable[[str], bool]] = {
     "luhn": luhn,
@@ -43,4 +43,5 @@ VALIDATORS: Mapping[str, Callable[[str], bool]] = {
     "url_password": url_password,
     "email": email,
     "phone": phone,
+    "public_ip": public_ip,
 }
