@@ -191,3 +191,12 @@ def jwt(text: str) -> bool:
     header, payload = _b64url_json(parts[0]), _b64url_json(parts[1])
     return isinstance(header, dict) and "alg" in header and isinstance(payload, dict)
 
+
+
+# The storage emulator's (Azurite's) account key: published, in every tutorial.
+_AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def azure_storage_key(text: str) -> bool:
+    """An Azure storage account key: 64 bytes of base64, not the emulator's."""
+    return text != _AZURITE_KEY and token(text)

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from aiogw.guards.credential_validators import (
     aws_access_key,
     aws_secret_key,
+    azure_storage_key,
     entropy,
     github_token,
     jwt,
@@ -36,6 +37,7 @@ VALIDATORS: Mapping[str, Callable[[str], bool]] = {
     "github_token": github_token,
     "aws_access_key": aws_access_key,
     "aws_secret_key": aws_secret_key,
+    "azure_storage_key": azure_storage_key,
     "jwt": jwt,
     "entropy": entropy,
     "token": token,
