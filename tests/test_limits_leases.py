@@ -282,3 +282,16 @@ async def test_a_flush_whose_reply_a_stalled_redis_lost_adds_its_spend_once():
         assert float(day) == pytest.approx(spent)  # not once more for each lost reply
     finally:
         server.close()
+
+
+async def test_a_lease_is_flushed_again_after_redis_lost_its_scripts(redis_server, redis_url):
+    async with processes(redis_url, roomy(), 1) as (a,):
+        await busy(a, 32)
+        redis_server.command("SCRIPT", "FLUSH", db=db(redis_url))
+        held = await admit(a)
+        assert isinstance(held, LeaseHold)
+        a.settle("alice", held, 10, 0.25, time.time())
+        lease = a.leases.by_user["alice"]
+        await until(lambda: not lease.pending)  # the flush met NOSCRIPT, loaded LEASE and ran it
+        day = redis_server.command("GET", f"{{aiogw:alice}}:d:{day_of(time.time())}", db=db(redis_url))
+        assert float(day) == pytest.approx(0.25)

@@ -45,10 +45,10 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, NamedTuple
 
-from aiogw.limits.redis_link import RedisLink, ReplyError, StoreUnavailable
+from aiogw.limits.redis_link import RedisLink, StoreUnavailable
 from aiogw.limits.redis_scripts import LEASE
 from aiogw.limits.settings import Limits, SharedStore
 
@@ -61,10 +61,9 @@ _IDLE = 20  # intervals a user's lease outlives its last admission
 
 
 class _Sent(NamedTuple):
-    """A flush on its way: what was sent, and under which limits and link epoch."""
+    """A flush on its way: its reply, and the limits and link epoch it was sent under."""
 
-    keys: list[str]
-    args: list[Any]
+    reply: Coroutine[Any, Any, Any]
     limits: Limits
     epoch: int
     totals: tuple[float, int]  # the running totals sent: what Redis has once it answers
@@ -185,7 +184,7 @@ class Leases:
             # they already used. The flush's script is queued now, ahead of the ADMIT.
             sent = self._send(lease, self._busy(lease))
             if sent is not None:
-                task = asyncio.ensure_future(self._receive(lease, *sent))
+                task = asyncio.ensure_future(self._receive(lease, sent))
                 self._now.add(task)
                 task.add_done_callback(self._now.discard)
         return None
@@ -259,9 +258,9 @@ class Leases:
     async def _flush(self, lease: Lease, busy: bool, last: bool = False) -> None:
         sent = self._send(lease, busy, last)
         if sent is not None:
-            await self._receive(lease, *sent)
+            await self._receive(lease, sent)
 
-    def _send(self, lease: Lease, busy: bool, last: bool = False) -> tuple[asyncio.Future[Any], _Sent] | None:
+    def _send(self, lease: Lease, busy: bool, last: bool = False) -> _Sent | None:
         """Queue one LEASE script: the running totals, what is unused given back, a new
         grant asked for (none unless `busy`); `last`: no entry left after it."""
         limits = self._limits(lease.user)
@@ -284,27 +283,20 @@ class Leases:
             rpm, tpm, most, "" if daily is None else repr(daily), "" if monthly is None else repr(monthly),
             self._settings().reservation_seconds, SHARE, "1" if last else "",
         ]
-        keys = self._keys(lease.user, now)
         try:
-            future = self.link.script(LEASE, keys, *args)
+            reply = self.link.run(LEASE, self._keys(lease.user, now), args)
         except StoreUnavailable:
             return None
         lease.sending = True
         lease.flushed = asyncio.get_running_loop().time()
         lease.r = lease.t = lease.s = lease.u = 0.0  # until the grant: admissions ask Redis
         lease.granted = False
-        return future, _Sent(keys, args, limits, self._epoch, (lease.total, lease.total_x))
+        return _Sent(reply, limits, self._epoch, (lease.total, lease.total_x))
 
-    async def _receive(self, lease: Lease, future: asyncio.Future[Any], sent: _Sent) -> None:
+    async def _receive(self, lease: Lease, sent: _Sent) -> None:
         limits = sent.limits
         try:
-            try:
-                reply = await future
-            except ReplyError as exc:
-                if not str(exc).startswith("NOSCRIPT"):
-                    raise
-                await self.link.load(LEASE)
-                reply = await self.link.script(LEASE, sent.keys, *sent.args)
+            reply = await sent.reply
         except Exception as exc:
             # Its totals go again with the next flush (Redis adds them once); its grant
             # is gone; its entry, old or new, expires in Redis if no flush comes.

@@ -29,7 +29,7 @@ import collections
 import contextlib
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import hiredis
@@ -175,10 +175,15 @@ class RedisLink:
     async def load(self, script: Script) -> None:
         await self.call("SCRIPT", "LOAD", script.source)
 
-    async def run(self, script: Script, keys: list[str], args: list[Any]) -> Any:
-        """EVALSHA, loading the script again if the server lost it (SCRIPT FLUSH)."""
+    def run(self, script: Script, keys: list[str], args: list[Any]) -> Coroutine[Any, Any, Any]:
+        """EVALSHA, queued now (so it reaches Redis ahead of whatever is queued after it;
+        away: StoreUnavailable now); await the result for its reply, the script loaded
+        again first if the server lost it (SCRIPT FLUSH)."""
+        return self._reply(self.script(script, keys, *args), script, keys, args)
+
+    async def _reply(self, sent: asyncio.Future[Any], script: Script, keys: list[str], args: list[Any]) -> Any:
         try:
-            return await self.script(script, keys, *args)
+            return await sent
         except ReplyError as exc:
             if not str(exc).startswith("NOSCRIPT"):
                 raise
